@@ -1,0 +1,128 @@
+//! Why a plugin's answer was not used, and how often: counted per reason, logged rate-limited.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Why a request went through the built-in round-robin instead of the plugin's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FallbackReason {
+    /// The plugin trapped (panic, unreachable, bad memory access, failed to instantiate).
+    #[error("the plugin trapped")]
+    Trap,
+    /// The call ran past its deadline.
+    #[error("the plugin ran past its deadline")]
+    Deadline,
+    /// The plugin tried to grow its memory past the cap.
+    #[error("the plugin hit its memory cap")]
+    Memory,
+    /// The plugin answered no backend.
+    #[error("the plugin declined to pick")]
+    Declined,
+    /// The plugin answered an index past the last backend.
+    #[error("the plugin picked an index out of range")]
+    BadIndex,
+    /// The plugin's first choice may not receive traffic (unhealthy or ejected).
+    #[error("the plugin picked a backend that is not eligible")]
+    Ineligible,
+}
+
+impl FallbackReason {
+    /// Every reason, in the order of [`FallbackCounts::snapshot`].
+    pub const ALL: [FallbackReason; 6] = [
+        FallbackReason::Trap,
+        FallbackReason::Deadline,
+        FallbackReason::Memory,
+        FallbackReason::Declined,
+        FallbackReason::BadIndex,
+        FallbackReason::Ineligible,
+    ];
+
+    /// The reason's label in logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            FallbackReason::Trap => "trap",
+            FallbackReason::Deadline => "deadline",
+            FallbackReason::Memory => "memory",
+            FallbackReason::Declined => "declined",
+            FallbackReason::BadIndex => "bad_index",
+            FallbackReason::Ineligible => "ineligible",
+        }
+    }
+}
+
+/// At most one fallback warning per this interval, so a failing plugin cannot flood the log.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Fallback counters by reason, with a rate limit for the warning each one logs.
+#[derive(Debug)]
+pub struct FallbackCounts {
+    counts: [AtomicU64; FallbackReason::ALL.len()],
+    epoch: Instant,
+    /// Milliseconds after `epoch` when the next warning may be logged.
+    next_log_ms: AtomicU64,
+}
+
+impl Default for FallbackCounts {
+    fn default() -> Self {
+        FallbackCounts {
+            counts: Default::default(),
+            epoch: Instant::now(),
+            next_log_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl FallbackCounts {
+    /// Counts one fallback, and logs it unless another was logged within [`LOG_INTERVAL`].
+    pub fn record(&self, plugin: &str, reason: FallbackReason) {
+        let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let next = self.next_log_ms.load(Ordering::Relaxed);
+        if now_ms >= next
+            && self
+                .next_log_ms
+                .compare_exchange(
+                    next,
+                    now_ms + LOG_INTERVAL.as_millis() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                plugin,
+                reason = reason.label(),
+                total,
+                "{reason}; served by the built-in round-robin"
+            );
+        }
+    }
+
+    /// The count for each reason, in the order of [`FallbackReason::ALL`].
+    pub fn snapshot(&self) -> [(FallbackReason, u64); FallbackReason::ALL.len()] {
+        FallbackReason::ALL
+            .map(|reason| (reason, self.counts[reason as usize].load(Ordering::Relaxed)))
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, reason: FallbackReason) -> u64 {
+        self.counts[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_reason_apart() {
+        let counts = FallbackCounts::default();
+        counts.record("p", FallbackReason::Trap);
+        counts.record("p", FallbackReason::Trap);
+        counts.record("p", FallbackReason::BadIndex);
+        assert_eq!(counts.get(FallbackReason::Trap), 2);
+        assert_eq!(counts.get(FallbackReason::BadIndex), 1);
+        assert_eq!(counts.get(FallbackReason::Declined), 0);
+        assert_eq!(counts.snapshot()[0], (FallbackReason::Trap, 2));
+    }
+}

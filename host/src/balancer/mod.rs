@@ -1,0 +1,60 @@
+//! The balancing seam: a synchronous [`Balancer`] that ranks backends for one request.
+//!
+//! Implemented by the built-in [`RoundRobin`] and by the WebAssembly plugin
+//! ([`crate::plugin::PluginBalancer`]); [`Policy`] puts the active one in front of the built-in
+//! fallback, so a request always gets an answer whatever the plugin does.
+
+mod fallback;
+mod policy;
+mod round_robin;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::{HeaderMap, Method};
+
+use crate::backend::BackendSet;
+
+pub use fallback::{FallbackCounts, FallbackReason};
+pub use policy::Policy;
+pub use round_robin::RoundRobin;
+
+/// How many backends a pick ranks at most: the first choice plus spares for retries.
+pub const MAX_RANKED: usize = 3;
+
+/// Backend indices into the [`BackendSet`], first choice first.
+pub type Ranked = Vec<u32>;
+
+/// The facts about a request that a balancer may use, borrowed from the request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// Increments on every request across the whole process.
+    pub sequence: u64,
+    /// The request method.
+    pub method: &'a Method,
+    /// The authority the client asked for (Host or `:authority`); empty if none.
+    pub authority: &'a str,
+    /// The path and query.
+    pub path: &'a str,
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// All request headers; a balancer reads only those it needs.
+    pub headers: &'a HeaderMap,
+}
+
+/// Ranks the backends of a set for one request.
+pub trait Balancer: Send + Sync {
+    /// Ranks backends for `request`, first choice first. An error, an empty answer, an index out
+    /// of range or a first choice that is not healthy are all handled by [`Policy`].
+    fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Result<Ranked, FallbackReason>;
+
+    /// Whether [`Balancer::observe`] should be called after each response.
+    fn wants_feedback(&self) -> bool {
+        false
+    }
+
+    /// Learns the outcome of a request sent to backend `index` (status 0: no response).
+    fn observe(&self, index: u32, status: u16, latency: Duration) {
+        let _ = (index, status, latency);
+    }
+}

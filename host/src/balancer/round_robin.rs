@@ -1,0 +1,68 @@
+//! The built-in round-robin: the reference policy and the fallback for every plugin failure.
+//!
+//! Smooth weighted round-robin indexed by the request's sequence number, the same code the
+//! shipped round-robin plugin runs ([`vane_plugin_kit::WeightedSchedule`]), so both spread alike.
+
+use super::{Balancer, FallbackReason, MAX_RANKED, Ranked, RequestInfo};
+use crate::backend::BackendSet;
+
+/// Smooth weighted round-robin over the healthy backends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RoundRobin;
+
+impl RoundRobin {
+    /// Ranks the healthy backends of `set` for the request numbered `sequence`.
+    pub fn rank(&self, sequence: u64, set: &BackendSet) -> Ranked {
+        let mut ranked = Vec::with_capacity(MAX_RANKED);
+        set.schedule().rank(
+            sequence,
+            |i| set.backends()[i as usize].stats.healthy(),
+            MAX_RANKED,
+            &mut ranked,
+        );
+        ranked
+    }
+}
+
+impl Balancer for RoundRobin {
+    fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Result<Ranked, FallbackReason> {
+        Ok(self.rank(request.sequence, set))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::Backend;
+
+    fn set(weights: &[u32]) -> BackendSet {
+        let backends = weights
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| {
+                let address = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
+                Arc::new(Backend::new(format!("b{i}"), address, w, vec![]))
+            })
+            .collect();
+        BackendSet::new(1, backends)
+    }
+
+    #[test]
+    fn spreads_by_weight_and_skips_unhealthy() {
+        let set = set(&[1, 2, 1]);
+        let mut counts = [0; 3];
+        for sequence in 0..400 {
+            counts[RoundRobin.rank(sequence, &set)[0] as usize] += 1;
+        }
+        assert_eq!(counts, [100, 200, 100]);
+
+        set.backends()[1].stats.set_healthy(false);
+        for sequence in 0..40 {
+            let ranked = RoundRobin.rank(sequence, &set);
+            assert!(!ranked.contains(&1), "{ranked:?}");
+            assert_eq!(ranked.len(), 2);
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The configuration file: TOML read into a raw mirror that refuses unknown keys, then checked
+//! into typed values. Every error names the file, the line and the key, and all are reported at once.
+
+mod error;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use error::{ConfigError, ConfigIssue};
+
+use crate::plugin::PluginLimits;
+
+/// A checked configuration, ready to start vane with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where the proxy listens (`listen`, required).
+    pub listen: SocketAddr,
+    /// Where the admin API listens (`admin`); none by default.
+    pub admin: Option<SocketAddr>,
+    /// The policy plugin (`[policy]`); without it, the built-in round-robin balances.
+    pub policy: Option<PolicyConfig>,
+    /// The proxy's limits and timeouts (`[proxy]`).
+    pub proxy: ProxyConfig,
+    /// The backends (`[[backends]]`, at least one), in file order.
+    pub backends: Vec<BackendConfig>,
+}
+
+/// The `[policy]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyConfig {
+    /// The plugin component (`plugin`, required), resolved against the config file's folder.
+    pub plugin: PathBuf,
+    /// The string handed to the plugin's `configure` (`config`); default empty.
+    pub config: String,
+    /// `pick_timeout` (default 1ms) and `memory_limit` (default 16MiB).
+    pub limits: PluginLimits,
+}
+
+/// The `[proxy]` table: how vane treats clients and backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// `connect_timeout`: how long to wait for a backend's TCP connection; default 2s. On expiry
+    /// the client gets 502.
+    pub connect_timeout: Duration,
+    /// `request_timeout`: how long to wait from sending a request for the backend's response
+    /// headers; default 30s. On expiry the client gets 504.
+    pub request_timeout: Duration,
+    /// `header_read_timeout`: how long a client may take to send its request headers; default
+    /// 10s, after which the connection is closed.
+    pub header_read_timeout: Duration,
+    /// `max_header_size`: the largest request head accepted; default 64KiB. A larger one gets 431.
+    pub max_header_size: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_header_size: 64 << 10,
+        }
+    }
+}
+
+/// One `[[backends]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// `name` (required, unique).
+    pub name: String,
+    /// `address` (required), as `ip:port`.
+    pub address: SocketAddr,
+    /// `weight`; default 1, at least 1.
+    pub weight: u32,
+    /// `tags`; default none. Handed to the plugin.
+    pub tags: Vec<String>,
+}
+
+impl Config {
+    /// Reads and checks the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|err| ConfigError::unreadable(path, &err))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, path, base)
+    }
+
+    /// Checks config `text`; `file` names it in errors and relative paths resolve against `base`.
+    pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+        let raw = raw::parse(text).map_err(|issue| ConfigError::new(file, vec![issue]))?;
+        validate::validate(raw, text, base).map_err(|issues| ConfigError::new(file, issues))
+    }
+}
+
+impl std::str::FromStr for Config {
+    type Err = ConfigError;
+
+    /// Checks config text with no file behind it: relative paths resolve against the current folder.
+    fn from_str(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("<config>"), Path::new("."))
+    }
+}

@@ -1,0 +1,79 @@
+//! The config file as written: serde structs mirroring the TOML, refusing unknown keys, with the
+//! position of every value that validation may complain about.
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+use super::ConfigIssue;
+
+/// The top level of the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub listen: Option<Spanned<String>>,
+    pub admin: Option<Spanned<String>>,
+    pub policy: Option<Spanned<RawPolicy>>,
+    #[serde(default)]
+    pub proxy: RawProxy,
+    pub backends: Option<Spanned<Vec<Spanned<RawBackend>>>>,
+}
+
+/// `[policy]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPolicy {
+    pub plugin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub config: String,
+    pub pick_timeout: Option<Spanned<String>>,
+    pub memory_limit: Option<Spanned<String>>,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxy {
+    pub connect_timeout: Option<Spanned<String>>,
+    pub request_timeout: Option<Spanned<String>>,
+    pub header_read_timeout: Option<Spanned<String>>,
+    pub max_header_size: Option<Spanned<String>>,
+}
+
+/// One `[[backends]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    pub name: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub weight: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Parses the TOML text into the raw mirror; a syntax error, a wrong type or an unknown key
+/// becomes one issue with its line and key path.
+pub(super) fn parse(text: &str) -> Result<RawConfig, ConfigIssue> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|err| ConfigIssue {
+        line: err.span().map(|span| line_of(text, span.start)),
+        key: String::new(),
+        message: err.message().trim_end().to_owned(),
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        ConfigIssue {
+            line: inner.span().map(|span| line_of(text, span.start)),
+            key: if key == "." { String::new() } else { key },
+            message: inner.message().trim_end().to_owned(),
+        }
+    })
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+pub(super) fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}

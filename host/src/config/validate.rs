@@ -1,0 +1,259 @@
+//! Turns the raw mirror into a typed [`Config`], collecting every issue with its line and key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_spanned::Spanned;
+
+use super::raw::{RawBackend, RawConfig, RawPolicy, RawProxy, line_of};
+use super::{BackendConfig, Config, ConfigIssue, PolicyConfig, ProxyConfig};
+use crate::plugin::PluginLimits;
+
+/// The largest weight accepted; weights are relative, so more range buys nothing.
+const MAX_WEIGHT: i64 = 1_000_000;
+
+/// Collects issues while checking a raw config.
+struct Checker<'a> {
+    text: &'a str,
+    issues: Vec<ConfigIssue>,
+}
+
+impl Checker<'_> {
+    fn issue(&mut self, offset: Option<usize>, key: &str, message: impl Into<String>) {
+        self.issues.push(ConfigIssue {
+            line: offset.map(|offset| line_of(self.text, offset)),
+            key: key.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    /// The value of a required key, or an issue pointing at its table.
+    fn required<'v, T>(
+        &mut self,
+        value: &'v Option<Spanned<T>>,
+        key: &str,
+        table: Option<usize>,
+    ) -> Option<&'v Spanned<T>> {
+        if value.is_none() {
+            self.issue(table, key, "is required but missing");
+        }
+        value.as_ref()
+    }
+
+    fn address(&mut self, value: &Spanned<String>, key: &str) -> Option<SocketAddr> {
+        match value.get_ref().parse() {
+            Ok(address) => Some(address),
+            Err(_) => {
+                let message = format!(
+                    "{:?} is not an address of the form ip:port, such as 127.0.0.1:8080",
+                    value.get_ref()
+                );
+                self.issue(Some(value.span().start), key, message);
+                None
+            }
+        }
+    }
+
+    fn duration(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        default: Duration,
+    ) -> Duration {
+        let Some(value) = value else { return default };
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(duration) if !duration.is_zero() => duration,
+            Ok(_) => {
+                self.issue(Some(value.span().start), key, "must be longer than zero");
+                default
+            }
+            Err(err) => {
+                let message = format!(
+                    "{:?} is not a duration such as \"500ms\" or \"2s\": {err}",
+                    value.get_ref()
+                );
+                self.issue(Some(value.span().start), key, message);
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, value: &Option<Spanned<String>>, key: &str, default: usize) -> usize {
+        let Some(value) = value else { return default };
+        match value.get_ref().parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() > 0 => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
+            _ => {
+                let message = format!(
+                    "{:?} is not a size such as \"64KiB\" or \"16MiB\"",
+                    value.get_ref()
+                );
+                self.issue(Some(value.span().start), key, message);
+                default
+            }
+        }
+    }
+}
+
+/// Checks every value of `raw`; `text` locates issues, `base` resolves relative paths.
+pub(super) fn validate(
+    raw: RawConfig,
+    text: &str,
+    base: &Path,
+) -> Result<Config, Vec<ConfigIssue>> {
+    let mut check = Checker {
+        text,
+        issues: Vec::new(),
+    };
+    let listen = check
+        .required(&raw.listen, "listen", None)
+        .and_then(|value| check.address(value, "listen"));
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|value| check.address(value, "admin"));
+    let policy = raw
+        .policy
+        .as_ref()
+        .and_then(|policy| check_policy(&mut check, policy, base));
+    let proxy = check_proxy(&mut check, &raw.proxy);
+    let backends = check_backends(&mut check, &raw.backends);
+    if !check.issues.is_empty() {
+        check.issues.sort_by_key(|issue| issue.line);
+        return Err(check.issues);
+    }
+    Ok(Config {
+        listen: listen.expect("an address without an issue"),
+        admin,
+        policy,
+        proxy,
+        backends,
+    })
+}
+
+fn check_policy(
+    check: &mut Checker<'_>,
+    policy: &Spanned<RawPolicy>,
+    base: &Path,
+) -> Option<PolicyConfig> {
+    let table = Some(policy.span().start);
+    let policy = policy.get_ref();
+    let defaults = PluginLimits::default();
+    let limits = PluginLimits {
+        pick_timeout: check.duration(
+            &policy.pick_timeout,
+            "policy.pick_timeout",
+            defaults.pick_timeout,
+        ),
+        memory_limit: check.size(
+            &policy.memory_limit,
+            "policy.memory_limit",
+            defaults.memory_limit,
+        ),
+    };
+    let plugin = check.required(&policy.plugin, "policy.plugin", table)?;
+    if plugin.get_ref().trim().is_empty() {
+        check.issue(
+            Some(plugin.span().start),
+            "policy.plugin",
+            "must name a .wasm file",
+        );
+        return None;
+    }
+    Some(PolicyConfig {
+        plugin: base.join(plugin.get_ref()),
+        config: policy.config.clone(),
+        limits,
+    })
+}
+
+fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
+    let defaults = ProxyConfig::default();
+    ProxyConfig {
+        connect_timeout: check.duration(
+            &proxy.connect_timeout,
+            "proxy.connect_timeout",
+            defaults.connect_timeout,
+        ),
+        request_timeout: check.duration(
+            &proxy.request_timeout,
+            "proxy.request_timeout",
+            defaults.request_timeout,
+        ),
+        header_read_timeout: check.duration(
+            &proxy.header_read_timeout,
+            "proxy.header_read_timeout",
+            defaults.header_read_timeout,
+        ),
+        max_header_size: check.size(
+            &proxy.max_header_size,
+            "proxy.max_header_size",
+            defaults.max_header_size,
+        ),
+    }
+}
+
+fn check_backends(
+    check: &mut Checker<'_>,
+    backends: &Option<Spanned<Vec<Spanned<RawBackend>>>>,
+) -> Vec<BackendConfig> {
+    let Some(backends) = backends.as_ref().filter(|list| !list.get_ref().is_empty()) else {
+        check.issue(
+            None,
+            "backends",
+            "at least one [[backends]] entry is required",
+        );
+        return Vec::new();
+    };
+    let mut names = HashSet::new();
+    let mut checked = Vec::new();
+    for (index, entry) in backends.get_ref().iter().enumerate() {
+        let table = Some(entry.span().start);
+        let raw = entry.get_ref();
+        let key = |field: &str| format!("backends[{index}].{field}");
+        let name = check
+            .required(&raw.name, &key("name"), table)
+            .and_then(|name| {
+                if name.get_ref().trim().is_empty() {
+                    check.issue(Some(name.span().start), &key("name"), "must not be empty");
+                    None
+                } else if !names.insert(name.get_ref().clone()) {
+                    let message = format!(
+                        "{:?} is already the name of another backend",
+                        name.get_ref()
+                    );
+                    check.issue(Some(name.span().start), &key("name"), message);
+                    None
+                } else {
+                    Some(name.get_ref().clone())
+                }
+            });
+        let address = check
+            .required(&raw.address, &key("address"), table)
+            .and_then(|address| check.address(address, &key("address")));
+        let weight = match &raw.weight {
+            None => Some(1),
+            Some(weight) if (1..=MAX_WEIGHT).contains(weight.get_ref()) => {
+                Some(*weight.get_ref() as u32)
+            }
+            Some(weight) => {
+                let message = format!(
+                    "must be between 1 and {MAX_WEIGHT}, not {}",
+                    weight.get_ref()
+                );
+                check.issue(Some(weight.span().start), &key("weight"), message);
+                None
+            }
+        };
+        if let (Some(name), Some(address), Some(weight)) = (name, address, weight) {
+            checked.push(BackendConfig {
+                name,
+                address,
+                weight,
+                tags: raw.tags.clone(),
+            });
+        }
+    }
+    checked
+}

@@ -1,0 +1,18 @@
+//! vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
+//!
+//! The map:
+//! - [`config`]: the TOML file, checked into typed values with every error located;
+//! - [`backend`]: the backend set and each backend's live statistics;
+//! - [`balancer`]: the `Balancer` seam, the built-in round-robin and the fallback policy;
+//! - [`plugin`]: the wasmtime runtime that loads and calls policy components;
+//! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
+//! - [`app`]: wires the parts together and owns start-up and shutdown;
+//! - [`demo`]: small loopback backends for `vane demo`.
+
+pub mod app;
+pub mod backend;
+pub mod balancer;
+pub mod config;
+pub mod demo;
+pub mod plugin;
+pub mod proxy;

@@ -1,0 +1,149 @@
+//! The `vane` command: `run` serves a config, `check` validates one (plugin included), `demo`
+//! starts three loopback backends with vane and the least-conn plugin in front of them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use vane::app;
+use vane::config::Config;
+
+/// vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve traffic as the config file says.
+    Run {
+        /// The config file (TOML).
+        #[arg(short, long, default_value = "vane.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file and load its plugin (compile, instantiate, configure), then exit.
+    Check {
+        /// The config file (TOML).
+        #[arg(short, long, default_value = "vane.toml")]
+        config: PathBuf,
+    },
+    /// Start three demo backends on loopback and vane in front of them with the least-conn plugin.
+    Demo {
+        /// Where vane listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The plugin to balance with (default: the shipped least-conn plugin's build output).
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run(&config),
+        Command::Check { config } => check(&config),
+        Command::Demo { listen, plugin } => {
+            demo(listen, plugin.unwrap_or_else(vane::demo::default_plugin))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn run(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    runtime()?.block_on(async {
+        let running = app::start(&config).await?;
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+fn check(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    let set = app::backend_set(&config);
+    let policy = app::load_policy(config.policy.as_ref(), &set)?;
+    println!(
+        "{}: ok: listen {}, {} backend{}, policy {}",
+        path.display(),
+        config.listen,
+        set.len(),
+        if set.len() == 1 { "" } else { "s" },
+        policy.plugin_name().unwrap_or("built-in round-robin"),
+    );
+    Ok(())
+}
+
+fn demo(listen: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {
+    if !plugin.is_file() {
+        anyhow::bail!(
+            "the demo's plugin {} is missing; build it with \
+             `rustup target add wasm32-wasip2 && cargo build --release --target wasm32-wasip2 -p least-conn`",
+            plugin.display()
+        );
+    }
+    runtime()?.block_on(async {
+        let backends = vane::demo::start_backends(3).await.context("cannot start the demo backends")?;
+        let config = vane::demo::config(listen, plugin, backends);
+        let running = app::start(&config).await?;
+        let address = running.proxy_address;
+        println!("vane demo: 3 backends behind http://{address}/ balanced by least-conn. Try:");
+        println!("  curl http://{address}/                 # one request; see which backend answered");
+        println!("  for i in $(seq 9); do curl -s http://{address}/; done");
+        println!("  curl 'http://{address}/?delay=2s' & for i in $(seq 6); do curl -s http://{address}/; done");
+        println!("    # least-conn steers around the backend busy with the slow request");
+        println!("Ctrl-C stops it.");
+        shutdown_signal().await;
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

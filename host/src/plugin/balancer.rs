@@ -1,0 +1,196 @@
+//! A loaded plugin: its compiled component, its config and a pool of ready instances.
+//!
+//! Loading checks everything a plugin can get wrong before it serves a request: the file is a
+//! component, it fits the world, and `configure` accepts the current backends. At run time each
+//! pick borrows an instance from a lock-free pool, so workers never wait on one another.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+use wasmtime::component::Component;
+
+use super::bindings::BalancerPre;
+use super::instance::{CallLimits, ConfigureError, PluginInstance};
+use super::{PluginEngine, PluginError};
+use crate::backend::BackendSet;
+use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo};
+
+/// The deadline for `configure`: it may build tables, but must not stall a reload.
+const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The limits a plugin runs under, from the `[policy]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// The deadline of one pick.
+    pub pick_timeout: Duration,
+    /// The cap on one instance's linear memory, in bytes.
+    pub memory_limit: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            pick_timeout: Duration::from_millis(1),
+            memory_limit: 16 << 20,
+        }
+    }
+}
+
+/// A loaded, checked plugin, ready to balance; implements [`Balancer`].
+pub struct PluginBalancer {
+    name: Arc<str>,
+    path: PathBuf,
+    pre: BalancerPre<super::instance::InstanceState>,
+    config: String,
+    limits: CallLimits,
+    feedback: bool,
+    idle: ArrayQueue<PluginInstance>,
+}
+
+impl PluginBalancer {
+    /// Reads, compiles and instantiates the plugin at `path`, and configures it with `config` and
+    /// the backends of `set`. Any failure is refused with the file and the reason.
+    pub fn load(
+        engine: &PluginEngine,
+        path: &Path,
+        config: &str,
+        limits: PluginLimits,
+        set: &BackendSet,
+    ) -> Result<Self, PluginError> {
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        check_header(path, &bytes)?;
+        let component =
+            Component::new(&engine.engine, &bytes).map_err(|err| PluginError::Compile {
+                path: path.to_owned(),
+                reason: format!("{err:#}"),
+            })?;
+        let wrong_world = |err: wasmtime::Error| PluginError::WrongWorld {
+            path: path.to_owned(),
+            reason: format!("{err:#}"),
+        };
+        let pre = engine
+            .linker
+            .instantiate_pre(&component)
+            .map_err(wrong_world)?;
+        let pre = BalancerPre::new(pre).map_err(wrong_world)?;
+
+        let name: Arc<str> = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string())
+            .into();
+        let pool_size = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
+        let mut plugin = PluginBalancer {
+            name,
+            path: path.to_owned(),
+            pre,
+            config: config.to_owned(),
+            limits: CallLimits {
+                pick_timeout: limits.pick_timeout,
+                configure_timeout: CONFIGURE_TIMEOUT,
+                memory_limit: limits.memory_limit,
+            },
+            feedback: false,
+            idle: ArrayQueue::new(pool_size.max(4)),
+        };
+        let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {
+            path: path.to_owned(),
+            reason: format!("cannot instantiate: {err:#}"),
+        })?;
+        first.configure(config, set).map_err(|err| match err {
+            ConfigureError::Refused(message) => PluginError::Refused {
+                path: path.to_owned(),
+                message,
+            },
+            ConfigureError::Failed(reason, detail) => PluginError::Failed {
+                path: path.to_owned(),
+                reason: format!("{reason}: {detail}"),
+            },
+        })?;
+        plugin.feedback = first.feedback;
+        let _ = plugin.idle.push(first);
+        Ok(plugin)
+    }
+
+    /// The plugin's name in logs: its file name without the extension.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file the plugin was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn instantiate(&self) -> wasmtime::Result<PluginInstance> {
+        PluginInstance::new(&self.pre, self.name.clone(), self.limits)
+    }
+
+    /// Borrows an idle instance configured for `set`, making one if none is idle.
+    fn checkout(&self, set: &BackendSet) -> Result<PluginInstance, FallbackReason> {
+        let mut instance = match self.idle.pop() {
+            Some(instance) => instance,
+            None => self.instantiate().map_err(|_| FallbackReason::Trap)?,
+        };
+        if !instance.is_configured_for(set.generation()) {
+            instance
+                .configure(&self.config, set)
+                .map_err(|err| match err {
+                    ConfigureError::Refused(_) => FallbackReason::Declined,
+                    ConfigureError::Failed(reason, _) => reason,
+                })?;
+        }
+        Ok(instance)
+    }
+
+    /// Returns a healthy instance to the pool (dropping it if the pool is full).
+    fn checkin(&self, instance: PluginInstance) {
+        let _ = self.idle.push(instance);
+    }
+}
+
+impl Balancer for PluginBalancer {
+    fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Result<Ranked, FallbackReason> {
+        let mut instance = self.checkout(set)?;
+        let answer = instance.pick(request, set);
+        // A Store that trapped is discarded; the next pick makes a fresh instance.
+        if answer.is_ok() {
+            self.checkin(instance);
+        }
+        answer
+    }
+
+    fn wants_feedback(&self) -> bool {
+        self.feedback
+    }
+
+    fn observe(&self, index: u32, status: u16, latency: Duration) {
+        let Some(mut instance) = self.idle.pop() else {
+            return;
+        };
+        if instance.observe(index, status, latency).is_ok() {
+            self.checkin(instance);
+        }
+    }
+}
+
+/// Tells a WebAssembly component from a core module or a file that is not wasm at all, by the
+/// preamble: `\0asm`, then a version of 1 for core modules or 0x0d (with layer 1) for components.
+fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(PluginError::NotWasm {
+            path: path.to_owned(),
+        });
+    }
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(PluginError::NotComponent {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}

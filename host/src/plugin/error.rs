@@ -1,0 +1,66 @@
+//! Why a plugin could not be loaded: each variant names the file and what is wrong with it.
+
+use std::path::PathBuf;
+
+/// A plugin that could not be loaded, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The file could not be read.
+    #[error("cannot read plugin {}: {source}", path.display())]
+    Read {
+        /// The plugin file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file is not WebAssembly at all.
+    #[error("plugin {} is not a WebAssembly file (it does not start with \\0asm)", path.display())]
+    NotWasm {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// The file is a core module rather than a component.
+    #[error(
+        "plugin {} is a core WebAssembly module, not a component: build it for wasm32-wasip2, \
+         or wrap it with `wasm-tools component new`", path.display()
+    )]
+    NotComponent {
+        /// The plugin file.
+        path: PathBuf,
+    },
+    /// wasmtime could not compile or validate the component.
+    #[error("plugin {} is not a valid component: {reason}", path.display())]
+    Compile {
+        /// The plugin file.
+        path: PathBuf,
+        /// wasmtime's explanation.
+        reason: String,
+    },
+    /// The component's imports or exports do not match the `balancer` world.
+    #[error("plugin {} does not fit vane's world vane:balancer/balancer@0.1.0: {reason}", path.display())]
+    WrongWorld {
+        /// The plugin file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+    /// The plugin's `configure` answered an error.
+    #[error("plugin {} refused its configuration: {message}", path.display())]
+    Refused {
+        /// The plugin file.
+        path: PathBuf,
+        /// The plugin's own message.
+        message: String,
+    },
+    /// The plugin failed while starting or in `configure` (trap, deadline or memory cap).
+    #[error("plugin {} failed in configure: {reason}", path.display())]
+    Failed {
+        /// The plugin file.
+        path: PathBuf,
+        /// The trap or limit.
+        reason: String,
+    },
+    /// The WebAssembly engine itself could not start.
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+}

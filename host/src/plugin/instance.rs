@@ -1,0 +1,328 @@
+//! One plugin instance: a wasmtime Store with its limits and an empty WASI context, plus the
+//! reusable buffers a pick is marshalled through. Used by one thread at a time; after a trap it is
+//! discarded, because a Store that trapped cannot be trusted again.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{
+    BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request,
+};
+use super::engine::EPOCH_TICK;
+use crate::backend::BackendSet;
+use crate::balancer::{FallbackReason, RequestInfo};
+
+/// The longest log line a plugin may write; longer ones are cut.
+const MAX_LOG_LINE: usize = 1024;
+
+/// What a Store carries: the (empty) WASI context, the memory cap and the plugin's name for logs.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    plugin: Arc<str>,
+    memory_limit: usize,
+    hit_memory_limit: bool,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl ResourceLimiter for InstanceState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.memory_limit;
+        self.hit_memory_limit |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; 64 Ki entries is far beyond any policy's needs.
+        Ok(desired <= 1 << 16)
+    }
+}
+
+impl super::bindings::vane::balancer::types::Host for InstanceState {}
+
+impl super::bindings::vane::balancer::host::Host for InstanceState {
+    fn log(&mut self, level: Level, mut message: String) {
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let plugin = &*self.plugin;
+        match level {
+            Level::Trace => tracing::trace!(target: "vane::plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "vane::plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "vane::plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "vane::plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "vane::plugin", plugin, "{message}"),
+        }
+    }
+}
+
+/// Why `configure` did not succeed.
+#[derive(Debug)]
+pub(crate) enum ConfigureError {
+    /// The plugin answered an error message.
+    Refused(String),
+    /// The call failed: trap, deadline or memory cap, with wasmtime's explanation.
+    Failed(FallbackReason, String),
+}
+
+/// Limits applied to every call into an instance.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallLimits {
+    /// The deadline of one `pick` or `observe`.
+    pub pick_timeout: Duration,
+    /// The deadline of one `configure`.
+    pub configure_timeout: Duration,
+    /// The cap on the instance's linear memory, in bytes.
+    pub memory_limit: usize,
+}
+
+/// A live instance of a plugin and the state it was last configured for.
+pub(crate) struct PluginInstance {
+    store: Store<InstanceState>,
+    bindings: Balancer,
+    limits: CallLimits,
+    /// The backend-set generation `configure` last succeeded for.
+    configured_for: Option<u64>,
+    /// Header names the plugin asked for, parsed once.
+    wanted_headers: Vec<HeaderName>,
+    /// Whether the plugin asked for `observe` calls.
+    pub(crate) feedback: bool,
+    request: Request,
+    states: BackendStates,
+}
+
+impl PluginInstance {
+    /// Instantiates the plugin in a fresh Store that grants nothing.
+    pub(crate) fn new(
+        pre: &BalancerPre<InstanceState>,
+        plugin: Arc<str>,
+        limits: CallLimits,
+    ) -> wasmtime::Result<Self> {
+        let state = InstanceState {
+            // No preopens, no environment, no arguments, no sockets; stdin is empty and
+            // stdout/stderr are discarded.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            plugin,
+            memory_limit: limits.memory_limit,
+            hit_memory_limit: false,
+        };
+        let mut store = Store::new(pre.engine(), state);
+        store.limiter(|state| state);
+        store.set_epoch_deadline(deadline_ticks(limits.configure_timeout));
+        store.epoch_deadline_trap();
+        let bindings = pre.instantiate(&mut store)?;
+        Ok(PluginInstance {
+            store,
+            bindings,
+            limits,
+            configured_for: None,
+            wanted_headers: Vec::new(),
+            feedback: false,
+            request: Request {
+                sequence: 0,
+                method: String::new(),
+                authority: String::new(),
+                path: String::new(),
+                client_ip: IpAddress::Ipv4((0, 0, 0, 0)),
+                headers: Vec::new(),
+            },
+            states: BackendStates {
+                healthy: Vec::new(),
+                weight: Vec::new(),
+                in_flight: Vec::new(),
+                requests: Vec::new(),
+                failures: Vec::new(),
+                latency_ewma_us: Vec::new(),
+            },
+        })
+    }
+
+    /// Whether `configure` has succeeded for this generation of the backend set.
+    pub(crate) fn is_configured_for(&self, generation: u64) -> bool {
+        self.configured_for == Some(generation)
+    }
+
+    /// Calls `configure` with the plugin's config string and the backends of `set`.
+    pub(crate) fn configure(
+        &mut self,
+        config: &str,
+        set: &BackendSet,
+    ) -> Result<(), ConfigureError> {
+        let backends: Vec<BackendInfo> = set
+            .backends()
+            .iter()
+            .map(|b| BackendInfo {
+                name: b.name.clone(),
+                address: b.address.to_string(),
+                weight: b.weight,
+                tags: b.tags.clone(),
+            })
+            .collect();
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.configure_timeout));
+        let answer =
+            self.bindings
+                .vane_balancer_policy()
+                .call_configure(&mut self.store, config, &backends);
+        let needs = match answer {
+            Ok(Ok(needs)) => needs,
+            Ok(Err(message)) => return Err(ConfigureError::Refused(message)),
+            Err(err) => {
+                return Err(ConfigureError::Failed(
+                    self.classify(&err),
+                    format!("{err:?}"),
+                ));
+            }
+        };
+        let mut wanted = Vec::with_capacity(needs.headers.len());
+        for name in &needs.headers {
+            match HeaderName::try_from(name.as_str()) {
+                Ok(header) => wanted.push(header),
+                Err(_) => {
+                    return Err(ConfigureError::Refused(format!(
+                        "asked for header {name:?}, which is not a valid header name"
+                    )));
+                }
+            }
+        }
+        self.wanted_headers = wanted;
+        self.feedback = needs.feedback;
+        self.configured_for = Some(set.generation());
+        Ok(())
+    }
+
+    /// Calls `pick` for this request against the current state of `set`.
+    pub(crate) fn pick(
+        &mut self,
+        request: &RequestInfo<'_>,
+        set: &BackendSet,
+    ) -> Result<Vec<u32>, FallbackReason> {
+        self.fill_request(request);
+        self.fill_states(set);
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.pick_timeout));
+        self.bindings
+            .vane_balancer_policy()
+            .call_pick(&mut self.store, &self.request, &self.states)
+            .map_err(|err| self.classify(&err))
+    }
+
+    /// Calls `observe` with the outcome of one request.
+    pub(crate) fn observe(
+        &mut self,
+        index: u32,
+        status: u16,
+        latency: Duration,
+    ) -> Result<(), FallbackReason> {
+        let latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.pick_timeout));
+        self.bindings
+            .vane_balancer_policy()
+            .call_observe(&mut self.store, index, status, latency_us)
+            .map_err(|err| self.classify(&err))
+    }
+
+    /// Names the reason a call failed: the memory cap, the deadline, or any other trap.
+    fn classify(&self, err: &wasmtime::Error) -> FallbackReason {
+        if self.store.data().hit_memory_limit {
+            FallbackReason::Memory
+        } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            FallbackReason::Deadline
+        } else {
+            FallbackReason::Trap
+        }
+    }
+
+    /// Copies the request's facts into the reused request record (no allocation once warm,
+    /// unless the plugin asked for headers).
+    fn fill_request(&mut self, info: &RequestInfo<'_>) {
+        let request = &mut self.request;
+        request.sequence = info.sequence;
+        replace(&mut request.method, info.method.as_str());
+        replace(&mut request.authority, info.authority);
+        replace(&mut request.path, info.path);
+        request.client_ip = match info.client_ip {
+            IpAddr::V4(ip) => {
+                let [a, b, c, d] = ip.octets();
+                IpAddress::Ipv4((a, b, c, d))
+            }
+            IpAddr::V6(ip) => {
+                let [a, b, c, d, e, f, g, h] = ip.segments();
+                IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+            }
+        };
+        request.headers.clear();
+        for name in &self.wanted_headers {
+            for value in info.headers.get_all(name) {
+                if let Ok(value) = value.to_str() {
+                    request.headers.push(Header {
+                        name: name.as_str().to_owned(),
+                        value: value.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Copies the live statistics of every backend into the reused columns.
+    fn fill_states(&mut self, set: &BackendSet) {
+        let states = &mut self.states;
+        states.healthy.clear();
+        states.weight.clear();
+        states.in_flight.clear();
+        states.requests.clear();
+        states.failures.clear();
+        states.latency_ewma_us.clear();
+        for backend in set.backends() {
+            let stats = &backend.stats;
+            states.healthy.push(stats.healthy());
+            states.weight.push(backend.weight);
+            states.in_flight.push(stats.in_flight());
+            states.requests.push(stats.requests());
+            states.failures.push(stats.failures());
+            states.latency_ewma_us.push(stats.latency_ewma_us());
+        }
+    }
+}
+
+/// Replaces a string's contents, reusing its allocation.
+fn replace(target: &mut String, value: &str) {
+    target.clear();
+    target.push_str(value);
+}
+
+/// The epoch deadline, in ticks, that guarantees at least `timeout`: the current tick may be
+/// almost over, so one more tick than the timeout spans.
+fn deadline_ticks(timeout: Duration) -> u64 {
+    timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
+}

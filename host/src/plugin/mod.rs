@@ -1,0 +1,16 @@
+//! The plugin runtime: a balancing policy compiled to a WebAssembly component, run in wasmtime.
+//!
+//! Three depths, named for what they are: the [`PluginEngine`] (one per process: engine, linker,
+//! epoch ticker), the [`PluginBalancer`] (one loaded plugin: its compiled component, config and a
+//! pool of instances), and an instance (one Store with its limits, used by one thread at a time).
+//! This is the only module that touches wasmtime; its generated bindings stay private here.
+
+mod balancer;
+mod bindings;
+mod engine;
+mod error;
+mod instance;
+
+pub use balancer::{PluginBalancer, PluginLimits};
+pub use engine::PluginEngine;
+pub use error::PluginError;

@@ -1,0 +1,47 @@
+//! What can go wrong with one request, where it came from, and the status the client gets.
+
+use http::StatusCode;
+
+/// A request that could not be served by a backend; small and `Copy`, made on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProxyError {
+    /// No backend may receive traffic (internal: the set is empty or all are out).
+    #[error("no backend is available")]
+    NoBackend,
+    /// The backend could not be connected to within the connect timeout (upstream).
+    #[error("could not connect to the backend")]
+    Connect,
+    /// The backend accepted the request but broke off before its response headers (upstream).
+    #[error("the backend closed the connection before responding")]
+    Upstream,
+    /// The backend did not send response headers within the request timeout (upstream).
+    #[error("the backend did not respond in time")]
+    Timeout,
+}
+
+impl ProxyError {
+    /// The status the client receives.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Connect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
+            ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The short body sent with the status.
+    pub fn body(self) -> &'static str {
+        match self {
+            ProxyError::NoBackend => "503 Service Unavailable: no backend is available\n",
+            ProxyError::Connect => "502 Bad Gateway: could not connect to the backend\n",
+            ProxyError::Upstream => "502 Bad Gateway: the backend closed the connection\n",
+            ProxyError::Timeout => "504 Gateway Timeout: the backend did not respond in time\n",
+        }
+    }
+
+    /// Whether the request may be sent again to another backend: only if nothing reached the
+    /// first one.
+    pub fn retry_safe(self) -> bool {
+        matches!(self, ProxyError::Connect)
+    }
+}

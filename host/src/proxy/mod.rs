@@ -1,0 +1,48 @@
+//! The proxy: accepts HTTP/1.1 and h2c clients and forwards each request to the backend the
+//! policy picks, streaming bodies both ways over pooled upstream connections.
+
+mod body;
+mod error;
+mod forward;
+mod headers;
+mod server;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use arc_swap::ArcSwap;
+
+pub use body::ProxyBody;
+pub use error::ProxyError;
+pub use server::serve;
+
+use crate::backend::BackendSet;
+use crate::balancer::Policy;
+use crate::config::ProxyConfig;
+
+/// What every request handler shares: the backend set and policy (each swappable as a whole),
+/// the upstream client pool, the proxy settings and the request counter.
+pub struct Shared {
+    /// The current backend set.
+    pub backends: ArcSwap<BackendSet>,
+    /// The current balancing policy.
+    pub policy: ArcSwap<Policy>,
+    /// Timeouts and limits.
+    pub config: ProxyConfig,
+    /// The sequence number of the next request.
+    pub(crate) sequence: AtomicU64,
+    pub(crate) client: forward::UpstreamClient,
+}
+
+impl Shared {
+    /// Shared state for a proxy with these settings, backends and policy.
+    pub fn new(config: ProxyConfig, backends: BackendSet, policy: Policy) -> Arc<Self> {
+        Arc::new(Shared {
+            backends: ArcSwap::from_pointee(backends),
+            policy: ArcSwap::from_pointee(policy),
+            client: forward::upstream_client(&config),
+            config,
+            sequence: AtomicU64::new(0),
+        })
+    }
+}

@@ -1,1 +1,11 @@
+//! The harness for vane's end-to-end tests: real backends on loopback, vane started from a
+//! config, the plugins built from this repository, and a plain HTTP client.
 
+pub mod backend;
+pub mod client;
+pub mod plugins;
+pub mod proxy;
+
+pub use backend::{Backend, BackendBuilder};
+pub use client::Client;
+pub use proxy::Vane;

@@ -59,7 +59,11 @@ pub(super) fn parse(text: &str) -> Result<RawConfig, ConfigIssue> {
         message: err.message().trim_end().to_owned(),
     })?;
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let key = err.path().to_string();
+        // serde_spanned shows up in the path as a field of its own; users never wrote it.
+        let key = err
+            .path()
+            .to_string()
+            .replace(".$__serde_spanned_private_value", "");
         let inner = err.into_inner();
         ConfigIssue {
             line: inner.span().map(|span| line_of(text, span.start)),

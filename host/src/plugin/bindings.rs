@@ -5,6 +5,10 @@
 wasmtime::component::bindgen!({
     world: "balancer",
     path: "../wit",
+    // Calls into the plugin are async only so that WASI's host functions (stdout, clocks),
+    // which wasmtime-wasi implements with async Rust, work from a tokio worker; vane polls each
+    // call once and never waits on one (see `instance::finish_now`).
+    exports: { default: async },
 });
 
 pub use vane::balancer::types::{BackendInfo, BackendStates, Header, IpAddress, Level, Request};

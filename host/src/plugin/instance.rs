@@ -2,8 +2,11 @@
 //! reusable buffers a pick is marshalled through. Used by one thread at a time; after a trap it is
 //! discarded, because a Store that trapped cannot be trusted again.
 
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -139,7 +142,8 @@ impl PluginInstance {
         store.limiter(|state| state);
         store.set_epoch_deadline(deadline_ticks(limits.configure_timeout));
         store.epoch_deadline_trap();
-        let bindings = pre.instantiate(&mut store)?;
+        let bindings = finish_now(pre.instantiate_async(&mut store))
+            .ok_or_else(|| wasmtime::format_err!("the plugin blocked while starting"))??;
         Ok(PluginInstance {
             store,
             bindings,
@@ -189,17 +193,24 @@ impl PluginInstance {
             .collect();
         self.store
             .set_epoch_deadline(deadline_ticks(self.limits.configure_timeout));
-        let answer =
-            self.bindings
-                .vane_balancer_policy()
-                .call_configure(&mut self.store, config, &backends);
+        let answer = finish_now(self.bindings.vane_balancer_policy().call_configure(
+            &mut self.store,
+            config,
+            &backends,
+        ));
         let needs = match answer {
-            Ok(Ok(needs)) => needs,
-            Ok(Err(message)) => return Err(ConfigureError::Refused(message)),
-            Err(err) => {
+            Some(Ok(Ok(needs))) => needs,
+            Some(Ok(Err(message))) => return Err(ConfigureError::Refused(message)),
+            Some(Err(err)) => {
                 return Err(ConfigureError::Failed(
                     self.classify(&err),
-                    format!("{err:?}"),
+                    format!("{err:#}"),
+                ));
+            }
+            None => {
+                return Err(ConfigureError::Failed(
+                    FallbackReason::Deadline,
+                    BLOCKED.into(),
                 ));
             }
         };
@@ -230,10 +241,12 @@ impl PluginInstance {
         self.fill_states(set);
         self.store
             .set_epoch_deadline(deadline_ticks(self.limits.pick_timeout));
-        self.bindings
-            .vane_balancer_policy()
-            .call_pick(&mut self.store, &self.request, &self.states)
-            .map_err(|err| self.classify(&err))
+        let answer = finish_now(self.bindings.vane_balancer_policy().call_pick(
+            &mut self.store,
+            &self.request,
+            &self.states,
+        ));
+        self.outcome(answer)
     }
 
     /// Calls `observe` with the outcome of one request.
@@ -246,10 +259,23 @@ impl PluginInstance {
         let latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
         self.store
             .set_epoch_deadline(deadline_ticks(self.limits.pick_timeout));
-        self.bindings
-            .vane_balancer_policy()
-            .call_observe(&mut self.store, index, status, latency_us)
-            .map_err(|err| self.classify(&err))
+        let answer = finish_now(self.bindings.vane_balancer_policy().call_observe(
+            &mut self.store,
+            index,
+            status,
+            latency_us,
+        ));
+        self.outcome(answer)
+    }
+
+    /// The result of a call that [`finish_now`] ran: a value, a classified failure, or
+    /// [`FallbackReason::Deadline`] for a call that blocked and was abandoned.
+    fn outcome<T>(&self, answer: Option<wasmtime::Result<T>>) -> Result<T, FallbackReason> {
+        match answer {
+            Some(Ok(value)) => Ok(value),
+            Some(Err(err)) => Err(self.classify(&err)),
+            None => Err(FallbackReason::Deadline),
+        }
     }
 
     /// Names the reason a call failed: the memory cap, the deadline, or any other trap.
@@ -312,6 +338,19 @@ impl PluginInstance {
             states.failures.push(stats.failures());
             states.latency_ewma_us.push(stats.latency_ewma_us());
         }
+    }
+}
+
+/// Why a call was abandoned when it waited on the host (a WASI clock or poll).
+const BLOCKED: &str = "the plugin blocked waiting on the host, which a policy must never do";
+
+/// Runs a call into the plugin to completion without waiting: a policy is a computation, so its
+/// future is ready at the first poll. One that is not (the guest blocked on a WASI clock or
+/// pollable) is dropped, which abandons the call; the caller must then discard the instance.
+fn finish_now<F: Future>(call: F) -> Option<F::Output> {
+    match pin!(call).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => Some(output),
+        Poll::Pending => None,
     }
 }
 

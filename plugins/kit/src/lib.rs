@@ -11,8 +11,10 @@
 #[cfg(feature = "guest")]
 #[doc(hidden)]
 pub mod guest;
+mod least_loaded;
 mod schedule;
 
 #[cfg(feature = "guest")]
 pub use guest::*;
+pub use least_loaded::rank_least_loaded;
 pub use schedule::WeightedSchedule;

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: builds the plugins and vane, then the unit and end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build-plugins.sh
+cargo build -p vane
+cargo test --workspace "$@"

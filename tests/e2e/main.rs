@@ -1,0 +1,33 @@
+//! vane's end-to-end tests: real backends on loopback, vane, and plugins built from this repo.
+//! One binary, a module per topic.
+
+mod balancing;
+mod cli;
+mod errors;
+mod fallback;
+mod forwarding;
+mod plugin_load;
+
+use std::collections::BTreeMap;
+
+use vane_e2e::Client;
+
+/// Sends `count` sequential GETs and counts which backend served each; every one must be a 200.
+async fn tally(client: &Client, count: usize) -> BTreeMap<String, usize> {
+    let mut served = BTreeMap::new();
+    for _ in 0..count {
+        let reply = client.get("/").await.expect("a reply");
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        let backend = reply.backend.expect("served by a backend");
+        *served.entry(backend).or_default() += 1;
+    }
+    served
+}
+
+/// The map `{name: count}` written out, for comparing tallies.
+fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    pairs
+        .iter()
+        .map(|(name, n)| (name.to_string(), *n))
+        .collect()
+}

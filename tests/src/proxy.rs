@@ -1,0 +1,85 @@
+//! vane itself, started in this process from config text, on a free loopback port.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use vane::app::{self, Running};
+use vane::balancer::FallbackReason;
+use vane::config::Config;
+
+use crate::{Backend, Client};
+
+/// Config text for vane on a free port in front of `backends` (weight 1 each), plus `extra`
+/// TOML (a `[policy]` or `[proxy]` table) placed before the backends.
+pub fn config_for(backends: &[&Backend], extra: &str) -> String {
+    let mut text = format!("listen = \"127.0.0.1:0\"\n{extra}\n");
+    for backend in backends {
+        text.push_str(&backend.toml(1));
+    }
+    text
+}
+
+/// A `[policy]` table for the plugin built from this repository named `name`.
+///
+/// The pick deadline is raised from its 1 ms default to 100 ms: these tests share two cores
+/// with debug builds of everything, and a pick preempted past 1 ms would fall back and blur
+/// what a test measures. The deadline itself is tested with a plugin that loops.
+pub fn policy(name: &str, config: &str) -> String {
+    format!(
+        "[policy]\nplugin = {:?}\nconfig = {config:?}\npick_timeout = \"100ms\"\n",
+        crate::plugins::plugin(name).display().to_string()
+    )
+}
+
+/// A vane serving in this process.
+pub struct Vane {
+    running: Option<Running>,
+    /// Where it listens.
+    pub address: SocketAddr,
+}
+
+impl Vane {
+    /// Checks `config` and starts vane with it.
+    pub async fn start(config: &str) -> anyhow::Result<Vane> {
+        let config = Config::parse(config, Path::new("test.toml"), Path::new("."))?;
+        let running = app::start(&config).await?;
+        Ok(Vane {
+            address: running.proxy_address,
+            running: Some(running),
+        })
+    }
+
+    /// A keep-alive HTTP/1.1 client for it.
+    pub fn client(&self) -> Client {
+        Client::new(self.address)
+    }
+
+    /// How often the plugin's answer was replaced by the built-in round-robin for `reason`.
+    pub fn fallbacks(&self, reason: FallbackReason) -> u64 {
+        self.running().shared.policy.load().fallbacks().get(reason)
+    }
+
+    /// The in-flight count of every backend, in config order.
+    pub fn in_flight(&self) -> Vec<u32> {
+        let set = self.running().shared.backends.load();
+        set.backends().iter().map(|b| b.stats.in_flight()).collect()
+    }
+
+    /// Marks every backend healthy or not, as a health check would.
+    pub fn set_all_healthy(&self, healthy: bool) {
+        for backend in self.running().shared.backends.load().backends() {
+            backend.stats.set_healthy(healthy);
+        }
+    }
+
+    fn running(&self) -> &Running {
+        self.running.as_ref().expect("vane is running")
+    }
+
+    /// Stops vane, letting open requests finish.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}

@@ -85,10 +85,8 @@ fn check_reports_every_invalid_value_with_its_line() {
 #[test]
 fn check_refuses_a_bad_plugin_naming_it() {
     let bogus = write_config("bogus.wasm", "not wasm");
-    let text = format!(
-        "listen = \"127.0.0.1:8080\"\n[policy]\nplugin = \"bogus.wasm\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n"
-    );
-    let path = write_config("bad-plugin.toml", &text);
+    let text = "listen = \"127.0.0.1:8080\"\n[policy]\nplugin = \"bogus.wasm\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n";
+    let path = write_config("bad-plugin.toml", text);
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
     assert!(

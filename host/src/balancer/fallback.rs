@@ -73,7 +73,7 @@ impl Default for FallbackCounts {
 }
 
 impl FallbackCounts {
-    /// Counts one fallback, and logs it unless another was logged within [`LOG_INTERVAL`].
+    /// Counts one fallback, and logs it unless another was logged within the last second.
     pub fn record(&self, plugin: &str, reason: FallbackReason) {
         let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
         let now_ms = self.epoch.elapsed().as_millis() as u64;

@@ -103,3 +103,6 @@ impl std::str::FromStr for Config {
         Config::parse(text, Path::new("<config>"), Path::new("."))
     }
 }
+
+#[cfg(test)]
+mod tests;

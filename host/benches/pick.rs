@@ -1,0 +1,88 @@
+//! The cost of one pick: the built-in round-robin vs the shipped plugins, at 3 to 256 backends.
+//!
+//! Needs the plugins built first: `bash scripts/build-plugins.sh`. Run with
+//! `cargo bench -p vane --bench pick`.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented function
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, Method};
+use vane::backend::{Backend, BackendSet};
+use vane::balancer::{Balancer, RequestInfo, RoundRobin};
+use vane::plugin::{PluginBalancer, PluginEngine, PluginLimits};
+
+const SIZES: [usize; 4] = [3, 16, 64, 256];
+
+fn plugin_path(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `bash scripts/build-plugins.sh`",
+        path.display()
+    );
+    path
+}
+
+fn backends(count: usize) -> BackendSet {
+    let backends = (0..count)
+        .map(|i| {
+            let address = format!("127.0.0.1:{}", 10_000 + i).parse().unwrap();
+            Arc::new(Backend::new(
+                format!("b{i}"),
+                address,
+                1 + (i % 3) as u32,
+                vec![],
+            ))
+        })
+        .collect();
+    BackendSet::new(1, backends)
+}
+
+fn pick(c: &mut Criterion) {
+    let engine = PluginEngine::new().unwrap();
+    // A generous deadline: a pick preempted by the machine must not abort the measurement.
+    let limits = PluginLimits {
+        pick_timeout: std::time::Duration::from_millis(100),
+        ..PluginLimits::default()
+    };
+    let headers = HeaderMap::new();
+    let mut group = c.benchmark_group("pick");
+    for size in SIZES {
+        let set = backends(size);
+        let mut contenders: Vec<(&str, Box<dyn Balancer>)> =
+            vec![("builtin", Box::new(RoundRobin))];
+        for name in ["round_robin", "least_conn"] {
+            let plugin =
+                PluginBalancer::load(&engine, &plugin_path(name), "", limits, &set).unwrap();
+            contenders.push((name, Box::new(plugin)));
+        }
+        for (name, balancer) in &contenders {
+            let mut sequence = 0u64;
+            group.bench_with_input(BenchmarkId::new(*name, size), &set, |b, set| {
+                b.iter(|| {
+                    sequence += 1;
+                    let request = RequestInfo {
+                        sequence,
+                        method: &Method::GET,
+                        authority: "shop.example",
+                        path: "/users/42?page=2",
+                        client_ip: Ipv4Addr::new(192, 0, 2, 7).into(),
+                        headers: &headers,
+                    };
+                    black_box(balancer.pick(&request, set).unwrap())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pick);
+criterion_main!(benches);

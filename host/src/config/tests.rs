@@ -1,0 +1,191 @@
+//! Valid and invalid configs, each error checked for its line, key and message.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("vane.toml"), Path::new("/etc/vane"))
+}
+
+/// The issues of an invalid config as `line: key: message` strings.
+fn issues(text: &str) -> Vec<String> {
+    let error = parse(text).expect_err("an invalid config");
+    error
+        .issues
+        .iter()
+        .map(|i| {
+            format!(
+                "{}: {}: {}",
+                i.line.map_or("-".into(), |l| l.to_string()),
+                i.key,
+                i.message
+            )
+        })
+        .collect()
+}
+
+const FULL: &str = r#"
+listen = "127.0.0.1:8080"
+admin = "127.0.0.1:9901"
+
+[policy]
+plugin = "plugins/least_conn.wasm"
+config = "mode=fast"
+pick_timeout = "2ms"
+memory_limit = "8MiB"
+
+[proxy]
+connect_timeout = "500ms"
+request_timeout = "5s"
+header_read_timeout = "3s"
+max_header_size = "32KiB"
+
+[[backends]]
+name = "app-1"
+address = "127.0.0.1:9001"
+
+[[backends]]
+name = "app-2"
+address = "[::1]:9002"
+weight = 3
+tags = ["zone-a", "canary"]
+"#;
+
+#[test]
+fn a_full_config_reads_into_typed_values() {
+    let config = parse(FULL).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.admin, Some("127.0.0.1:9901".parse().unwrap()));
+    let policy = config.policy.unwrap();
+    assert_eq!(
+        policy.plugin,
+        Path::new("/etc/vane/plugins/least_conn.wasm")
+    );
+    assert_eq!(policy.config, "mode=fast");
+    assert_eq!(policy.limits.pick_timeout, Duration::from_millis(2));
+    assert_eq!(policy.limits.memory_limit, 8 << 20);
+    assert_eq!(
+        config.proxy,
+        ProxyConfig {
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(3),
+            max_header_size: 32 << 10,
+        }
+    );
+    assert_eq!(config.backends.len(), 2);
+    assert_eq!(config.backends[0].weight, 1);
+    assert_eq!(config.backends[1].weight, 3);
+    assert_eq!(config.backends[1].tags, vec!["zone-a", "canary"]);
+    assert_eq!(config.backends[1].address, "[::1]:9002".parse().unwrap());
+}
+
+#[test]
+fn a_minimal_config_takes_the_defaults() {
+    let config: Config =
+        "listen = \"0.0.0.0:80\"\n[[backends]]\nname = \"a\"\naddress = \"10.0.0.1:80\"\n"
+            .parse()
+            .unwrap();
+    assert_eq!(config.admin, None);
+    assert_eq!(config.policy, None);
+    assert_eq!(config.proxy, ProxyConfig::default());
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_path_and_line() {
+    let text = FULL.replace("weight = 3", "wieght = 3");
+    assert_eq!(
+        issues(&text),
+        vec![
+            "24: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+        ]
+    );
+    let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
+    assert_eq!(
+        issues(&text)[0].split(": ").take(2).collect::<Vec<_>>(),
+        vec!["12", "proxy.retries"]
+    );
+}
+
+#[test]
+fn a_wrong_type_and_a_syntax_error_name_their_line() {
+    let text = FULL.replace("weight = 3", "weight = \"heavy\"");
+    let found = issues(&text);
+    assert!(
+        found[0].starts_with("24: backends[1].weight: invalid type"),
+        "{found:?}"
+    );
+    let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");
+    assert!(found[0].starts_with("2: : "), "{found:?}");
+}
+
+#[test]
+fn every_invalid_value_is_reported_at_once() {
+    let text = r#"
+listen = "localhost:8080"
+[policy]
+pick_timeout = "0s"
+memory_limit = "lots"
+[proxy]
+request_timeout = "forever"
+[[backends]]
+name = ""
+address = "127.0.0.1"
+weight = 0
+[[backends]]
+address = "127.0.0.1:9002"
+[[backends]]
+name = "b"
+address = "127.0.0.1:9003"
+[[backends]]
+name = "b"
+address = "127.0.0.1:9004"
+"#;
+    let found = issues(text);
+    let keys: Vec<(&str, &str)> = found
+        .iter()
+        .map(|issue| {
+            let mut parts = issue.splitn(3, ": ");
+            (parts.next().unwrap(), parts.next().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            ("2", "listen"),
+            ("3", "policy.plugin"),
+            ("4", "policy.pick_timeout"),
+            ("5", "policy.memory_limit"),
+            ("7", "proxy.request_timeout"),
+            ("9", "backends[0].name"),
+            ("10", "backends[0].address"),
+            ("11", "backends[0].weight"),
+            ("12", "backends[1].name"),
+            ("18", "backends[3].name"),
+        ],
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn no_backends_is_an_error() {
+    assert_eq!(
+        issues("listen = \"127.0.0.1:1\"\n"),
+        vec!["-: backends: at least one [[backends]] entry is required"]
+    );
+}
+
+#[test]
+fn the_error_message_names_file_line_and_key() {
+    let error = parse("listen = \"nope\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n")
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "vane.toml has 1 error:\n  vane.toml:1: listen: \"nope\" is not an address"
+        ),
+        "{message}"
+    );
+}

@@ -113,6 +113,10 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         "vane is serving"
     );
 
+    if let Some(admin) = config.admin {
+        tracing::warn!(%admin, "the admin API is not implemented yet; `admin` is ignored");
+    }
+
     let shared = Shared::new(config.proxy, set, policy);
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(proxy::serve(

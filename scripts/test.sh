@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 cargo build -p vane
-cargo test --workspace "$@"
+cargo test "$@"

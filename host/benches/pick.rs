@@ -46,6 +46,9 @@ fn backends(count: usize) -> BackendSet {
 }
 
 fn pick(c: &mut Criterion) {
+    // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _inside = runtime.enter();
     let engine = PluginEngine::new().unwrap();
     // A generous deadline: a pick preempted by the machine must not abort the measurement.
     let limits = PluginLimits {

@@ -7,12 +7,14 @@
 //! - [`plugin`]: the wasmtime runtime that loads and calls policy components;
 //! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
 //! - [`app`]: wires the parts together and owns start-up and shutdown;
-//! - [`demo`]: small loopback backends for `vane demo`.
+//! - [`demo`]: small loopback backends for `vane demo`;
+//! - [`log_budget`]: rate limits for log lines that misbehaving plugins could otherwise flood.
 
 pub mod app;
 pub mod backend;
 pub mod balancer;
 pub mod config;
 pub mod demo;
+pub mod log_budget;
 pub mod plugin;
 pub mod proxy;

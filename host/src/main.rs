@@ -89,6 +89,9 @@ fn run(path: &Path) -> anyhow::Result<()> {
 fn check(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     let set = app::backend_set(&config);
+    // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
     let policy = app::load_policy(config.policy.as_ref(), &set)?;
     println!(
         "{}: ok: listen {}, {} backend{}, policy {}",

@@ -28,6 +28,8 @@ async fn builtin_and_plugin_round_robin_spread_evenly_and_alike() {
     let by_plugin = tally(&plugin.client(), 300).await;
     assert_eq!(by_builtin, counts(&[("a", 100), ("b", 100), ("c", 100)]));
     assert_eq!(by_plugin, by_builtin);
+    // The built-in would give the same spread: prove the plugin itself answered every time.
+    plugin.assert_no_fallbacks();
     builtin.stop().await;
     plugin.stop().await;
 }
@@ -48,6 +50,7 @@ async fn weights_are_honoured_by_builtin_and_plugin() {
     let expected = counts(&[("a", 100), ("b", 200), ("c", 500)]);
     assert_eq!(tally(&builtin.client(), 800).await, expected);
     assert_eq!(tally(&plugin.client(), 800).await, expected);
+    plugin.assert_no_fallbacks();
 }
 
 /// Clients send requests as fast as they can for `run`; returns the number sent.
@@ -119,4 +122,5 @@ async fn least_conn_shares_equal_backends() {
     let served = tally(&vane.client(), 300).await;
     // Sequential requests leave every backend idle, so ties rotate: an even spread.
     assert_eq!(served, counts(&[("a", 100), ("b", 100), ("c", 100)]));
+    vane.assert_no_fallbacks();
 }

@@ -4,17 +4,18 @@
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use vane_e2e::Vane;
 use vane_e2e::backend::backend;
 use vane_e2e::proxy::config_for;
 
-/// A loopback address where nothing listens.
-async fn closed_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    drop(listener);
-    address.to_string()
+/// A loopback port that refuses connections: bound, so no other test can take it, but not
+/// listening. Keep the socket alive while the port is in use.
+fn refusing_port() -> (TcpSocket, String) {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let address = socket.local_addr().unwrap().to_string();
+    (socket, address)
 }
 
 fn one_backend_at(address: &str, extra: &str) -> String {
@@ -25,9 +26,8 @@ fn one_backend_at(address: &str, extra: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_backend_gives_502_at_once() {
-    let vane = Vane::start(&one_backend_at(&closed_port().await, ""))
-        .await
-        .unwrap();
+    let (_held, address) = refusing_port();
+    let vane = Vane::start(&one_backend_at(&address, "")).await.unwrap();
     let started = Instant::now();
     let reply = vane.client().get("/").await.unwrap();
     assert_eq!(reply.status, 502, "{}", reply.text());
@@ -109,6 +109,101 @@ async fn no_backend_that_can_serve_gives_503() {
     assert_eq!(reply.status, 503, "{}", reply.text());
     vane.set_all_healthy(true);
     assert_eq!(vane.client().get("/").await.unwrap().status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_to_send_its_headers_is_disconnected() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(
+        &[&a],
+        "[proxy]\nheader_read_timeout = \"300ms\"",
+    ))
+    .await
+    .unwrap();
+    let mut stream = TcpStream::connect(vane.address).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: a\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "vane kept a half-sent request open for 5 s");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(250),
+        "closed after {elapsed:?}"
+    );
+    assert_eq!(a.hits(), 0);
+    assert_eq!(
+        vane.client().get("/").await.unwrap().status,
+        200,
+        "and it keeps serving"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_nothing_is_disconnected() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(
+        &[&a],
+        "[proxy]\nheader_read_timeout = \"300ms\"",
+    ))
+    .await
+    .unwrap();
+    let mut silent = TcpStream::connect(vane.address).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), silent.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "vane kept a silent connection open for 5 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_repeated_host_gets_400_and_an_absolute_uri_names_the_host() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
+    let missing = raw_status_line(&vane, b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n").await;
+    assert!(missing.starts_with("HTTP/1.1 400"), "{missing:?}");
+    let repeated = raw_status_line(
+        &vane,
+        b"GET / HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(repeated.starts_with("HTTP/1.1 400"), "{repeated:?}");
+    assert_eq!(a.hits(), 0);
+
+    let mut stream = TcpStream::connect(vane.address).await.unwrap();
+    let absolute = b"GET http://shop.example/headers HTTP/1.1\r\nhost: other.example\r\nconnection: close\r\n\r\n";
+    stream.write_all(absolute).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.lines().any(|l| l == "host: shop.example"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_request_without_host_gets_one() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
+    let mut stream = TcpStream::connect(vane.address).await.unwrap();
+    stream
+        .write_all(b"GET /headers HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let host = format!("host: {}", a.address);
+    assert!(answer.lines().any(|l| l == host), "{answer}");
 }
 
 /// Writes raw bytes to vane and returns the status line of its answer.

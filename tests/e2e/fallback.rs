@@ -46,7 +46,7 @@ async fn a_plugin_that_sleeps_on_a_wasi_clock_is_abandoned() {
 }
 
 /// The paired well-behaved runs: the same plugin, obeying, is never replaced, whether it is
-/// silent or writes to stdout and stderr (which reach the log, not the client).
+/// silent or writes to stdout and stderr (which WASI lets it do; vane discards the output).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_well_behaved_plugin_is_not_a_fallback() {
     for mode in ["behave", "print"] {

@@ -59,6 +59,13 @@ impl Vane {
         self.running().shared.policy.load().fallbacks().get(reason)
     }
 
+    /// Fails unless the plugin answered every pick itself.
+    pub fn assert_no_fallbacks(&self) {
+        for reason in FallbackReason::ALL {
+            assert_eq!(self.fallbacks(reason), 0, "fallbacks for {reason:?}");
+        }
+    }
+
     /// The in-flight count of every backend, in config order.
     pub fn in_flight(&self) -> Vec<u32> {
         let set = self.running().shared.backends.load();

@@ -1,7 +1,9 @@
 //! Why a plugin's answer was not used, and how often: counted per reason, logged rate-limited.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::log_budget::LogBudget;
 
 /// Why a request went through the built-in round-robin instead of the plugin's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,17 +59,14 @@ const LOG_INTERVAL: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct FallbackCounts {
     counts: [AtomicU64; FallbackReason::ALL.len()],
-    epoch: Instant,
-    /// Milliseconds after `epoch` when the next warning may be logged.
-    next_log_ms: AtomicU64,
+    warnings: LogBudget,
 }
 
 impl Default for FallbackCounts {
     fn default() -> Self {
         FallbackCounts {
             counts: Default::default(),
-            epoch: Instant::now(),
-            next_log_ms: AtomicU64::new(0),
+            warnings: LogBudget::new(1, LOG_INTERVAL),
         }
     }
 }
@@ -76,19 +75,7 @@ impl FallbackCounts {
     /// Counts one fallback, and logs it unless another was logged within the last second.
     pub fn record(&self, plugin: &str, reason: FallbackReason) {
         let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
-        let next = self.next_log_ms.load(Ordering::Relaxed);
-        if now_ms >= next
-            && self
-                .next_log_ms
-                .compare_exchange(
-                    next,
-                    now_ms + LOG_INTERVAL.as_millis() as u64,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
+        if self.warnings.allow() {
             tracing::warn!(
                 plugin,
                 reason = reason.label(),

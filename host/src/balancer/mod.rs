@@ -53,8 +53,8 @@ pub trait Balancer: Send + Sync {
         false
     }
 
-    /// Learns the outcome of a request sent to backend `index` (status 0: no response).
-    fn observe(&self, index: u32, status: u16, latency: Duration) {
-        let _ = (index, status, latency);
+    /// Learns the outcome of a request sent to backend `index` of `set` (status 0: no response).
+    fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+        let _ = (set, index, status, latency);
     }
 }

@@ -58,12 +58,12 @@ impl Policy {
         self.builtin.rank(request.sequence, set)
     }
 
-    /// Tells the plugin, if it asked, how a request to backend `index` went.
-    pub fn observe(&self, index: u32, status: u16, latency: Duration) {
+    /// Tells the plugin, if it asked, how a request to backend `index` of `set` went.
+    pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
         if let Some((_, plugin)) = &self.plugin
             && plugin.wants_feedback()
         {
-            plugin.observe(index, status, latency);
+            plugin.observe(set, index, status, latency);
         }
     }
 }

@@ -51,8 +51,16 @@ pub struct ProxyConfig {
     /// `header_read_timeout`: how long a client may take to send its request headers; default
     /// 10s, after which the connection is closed.
     pub header_read_timeout: Duration,
-    /// `max_header_size`: the largest request head accepted; default 64KiB. A larger one gets 431.
+    /// `max_header_size`: the largest request head accepted; default 64KiB, at least 8KiB
+    /// (hyper's smallest read buffer). A larger head gets 431.
     pub max_header_size: usize,
+    /// `max_connections`: client connections served at once; default 4096. Past it, new
+    /// connections wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// `upstream_idle_timeout`: how long an idle pooled connection to a backend is kept; default
+    /// 4s, below the 5 s keep-alive of common backends (Node.js), so vane drops a connection
+    /// before the backend closes it under a request.
+    pub upstream_idle_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -62,6 +70,8 @@ impl Default for ProxyConfig {
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             max_header_size: 64 << 10,
+            max_connections: 4096,
+            upstream_idle_timeout: Duration::from_secs(4),
         }
     }
 }

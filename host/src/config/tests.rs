@@ -41,6 +41,8 @@ connect_timeout = "500ms"
 request_timeout = "5s"
 header_read_timeout = "3s"
 max_header_size = "32KiB"
+max_connections = 100
+upstream_idle_timeout = "1s"
 
 [[backends]]
 name = "app-1"
@@ -73,6 +75,8 @@ fn a_full_config_reads_into_typed_values() {
             request_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(3),
             max_header_size: 32 << 10,
+            max_connections: 100,
+            upstream_idle_timeout: Duration::from_secs(1),
         }
     );
     assert_eq!(config.backends.len(), 2);
@@ -99,7 +103,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "24: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "26: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -114,7 +118,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("24: backends[1].weight: invalid type"),
+        found[0].starts_with("26: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");
@@ -166,6 +170,19 @@ address = "127.0.0.1:9004"
             ("18", "backends[3].name"),
         ],
         "{found:#?}"
+    );
+}
+
+#[test]
+fn limits_that_would_harm_the_proxy_are_refused() {
+    let text = "listen = \"127.0.0.1:1\"\n[policy]\nplugin = \"p.wasm\"\npick_timeout = \"1s\"\n[proxy]\nmax_header_size = \"1KiB\"\nmax_connections = 0\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:2\"\n";
+    assert_eq!(
+        issues(text),
+        vec![
+            "4: policy.pick_timeout: must be at most 100ms",
+            "6: proxy.max_header_size: must be at least 8KiB",
+            "7: proxy.max_connections: must be between 1 and 1000000, not 0",
+        ]
     );
 }
 

@@ -14,6 +14,13 @@ use crate::plugin::PluginLimits;
 /// The largest weight accepted; weights are relative, so more range buys nothing.
 const MAX_WEIGHT: i64 = 1_000_000;
 
+/// The longest pick deadline accepted: picks run on the proxy's worker threads, so a plugin
+/// allowed to run longer could stall every request behind it.
+const MAX_PICK_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// hyper's smallest read buffer, and so the smallest `max_header_size`.
+const MIN_HEADER_SIZE: usize = 8 << 10;
+
 /// Collects issues while checking a raw config.
 struct Checker<'a> {
     text: &'a str,
@@ -152,6 +159,15 @@ fn check_policy(
             defaults.memory_limit,
         ),
     };
+    if let Some(value) = &policy.pick_timeout
+        && limits.pick_timeout > MAX_PICK_TIMEOUT
+    {
+        let message = format!(
+            "must be at most {}",
+            humantime::format_duration(MAX_PICK_TIMEOUT)
+        );
+        check.issue(Some(value.span().start), "policy.pick_timeout", message);
+    }
     let plugin = check.required(&policy.plugin, "policy.plugin", table)?;
     if plugin.get_ref().trim().is_empty() {
         check.issue(
@@ -170,7 +186,7 @@ fn check_policy(
 
 fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
     let defaults = ProxyConfig::default();
-    ProxyConfig {
+    let config = ProxyConfig {
         connect_timeout: check.duration(
             &proxy.connect_timeout,
             "proxy.connect_timeout",
@@ -191,7 +207,31 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             "proxy.max_header_size",
             defaults.max_header_size,
         ),
+        max_connections: match &proxy.max_connections {
+            None => defaults.max_connections,
+            Some(value) if (1..=1_000_000).contains(value.get_ref()) => *value.get_ref() as usize,
+            Some(value) => {
+                let message = format!("must be between 1 and 1000000, not {}", value.get_ref());
+                check.issue(Some(value.span().start), "proxy.max_connections", message);
+                defaults.max_connections
+            }
+        },
+        upstream_idle_timeout: check.duration(
+            &proxy.upstream_idle_timeout,
+            "proxy.upstream_idle_timeout",
+            defaults.upstream_idle_timeout,
+        ),
+    };
+    if let Some(value) = &proxy.max_header_size
+        && config.max_header_size < MIN_HEADER_SIZE
+    {
+        check.issue(
+            Some(value.span().start),
+            "proxy.max_header_size",
+            "must be at least 8KiB",
+        );
     }
+    config
 }
 
 fn check_backends(

@@ -16,9 +16,13 @@ use super::instance::{CallLimits, ConfigureError, PluginInstance};
 use super::{PluginEngine, PluginError};
 use crate::backend::BackendSet;
 use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo};
+use crate::log_budget::LogBudget;
 
 /// The deadline for `configure`: it may build tables, but must not stall a reload.
 const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Log lines a plugin may write per second, across all its instances; the rest are dropped.
+const LOG_LINES_PER_SECOND: u32 = 20;
 
 /// The limits a plugin runs under, from the `[policy]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +50,7 @@ pub struct PluginBalancer {
     config: String,
     limits: CallLimits,
     feedback: bool,
+    log_budget: Arc<LogBudget>,
     idle: ArrayQueue<PluginInstance>,
 }
 
@@ -96,6 +101,7 @@ impl PluginBalancer {
                 memory_limit: limits.memory_limit,
             },
             feedback: false,
+            log_budget: Arc::new(LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1))),
             idle: ArrayQueue::new(pool_size.max(4)),
         };
         let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {
@@ -128,7 +134,12 @@ impl PluginBalancer {
     }
 
     fn instantiate(&self) -> wasmtime::Result<PluginInstance> {
-        PluginInstance::new(&self.pre, self.name.clone(), self.limits)
+        PluginInstance::new(
+            &self.pre,
+            self.name.clone(),
+            self.log_budget.clone(),
+            self.limits,
+        )
     }
 
     /// Borrows an idle instance configured for `set`, making one if none is idle.
@@ -169,11 +180,11 @@ impl Balancer for PluginBalancer {
         self.feedback
     }
 
-    fn observe(&self, index: u32, status: u16, latency: Duration) {
-        let Some(mut instance) = self.idle.pop() else {
-            return;
-        };
-        if instance.observe(index, status, latency).is_ok() {
+    fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+        // A failure here costs no request; the instance is discarded like after a failed pick.
+        if let Ok(mut instance) = self.checkout(set)
+            && instance.observe(index, status, latency).is_ok()
+        {
             self.checkin(instance);
         }
     }

@@ -20,6 +20,7 @@ use super::bindings::{
 use super::engine::EPOCH_TICK;
 use crate::backend::BackendSet;
 use crate::balancer::{FallbackReason, RequestInfo};
+use crate::log_budget::LogBudget;
 
 /// The longest log line a plugin may write; longer ones are cut.
 const MAX_LOG_LINE: usize = 1024;
@@ -29,6 +30,8 @@ pub(crate) struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
     plugin: Arc<str>,
+    /// Shared by all instances of the plugin: lines beyond it are dropped.
+    log_budget: Arc<LogBudget>,
     memory_limit: usize,
     hit_memory_limit: bool,
 }
@@ -69,6 +72,9 @@ impl super::bindings::vane::balancer::types::Host for InstanceState {}
 
 impl super::bindings::vane::balancer::host::Host for InstanceState {
     fn log(&mut self, level: Level, mut message: String) {
+        if !self.log_budget.allow() {
+            return;
+        }
         if message.len() > MAX_LOG_LINE {
             let mut cut = MAX_LOG_LINE;
             while !message.is_char_boundary(cut) {
@@ -127,6 +133,7 @@ impl PluginInstance {
     pub(crate) fn new(
         pre: &BalancerPre<InstanceState>,
         plugin: Arc<str>,
+        log_budget: Arc<LogBudget>,
         limits: CallLimits,
     ) -> wasmtime::Result<Self> {
         let state = InstanceState {
@@ -135,6 +142,7 @@ impl PluginInstance {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
             plugin,
+            log_budget,
             memory_limit: limits.memory_limit,
             hit_memory_limit: false,
         };
@@ -191,8 +199,7 @@ impl PluginInstance {
                 tags: b.tags.clone(),
             })
             .collect();
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.limits.configure_timeout));
+        self.arm(self.limits.configure_timeout);
         let answer = finish_now(self.bindings.vane_balancer_policy().call_configure(
             &mut self.store,
             config,
@@ -239,8 +246,7 @@ impl PluginInstance {
     ) -> Result<Vec<u32>, FallbackReason> {
         self.fill_request(request);
         self.fill_states(set);
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.limits.pick_timeout));
+        self.arm(self.limits.pick_timeout);
         let answer = finish_now(self.bindings.vane_balancer_policy().call_pick(
             &mut self.store,
             &self.request,
@@ -257,8 +263,7 @@ impl PluginInstance {
         latency: Duration,
     ) -> Result<(), FallbackReason> {
         let latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
-        self.store
-            .set_epoch_deadline(deadline_ticks(self.limits.pick_timeout));
+        self.arm(self.limits.pick_timeout);
         let answer = finish_now(self.bindings.vane_balancer_policy().call_observe(
             &mut self.store,
             index,
@@ -276,6 +281,12 @@ impl PluginInstance {
             Some(Err(err)) => Err(self.classify(&err)),
             None => Err(FallbackReason::Deadline),
         }
+    }
+
+    /// Prepares the Store for one call: its deadline, and a clean record of the memory cap.
+    fn arm(&mut self, timeout: Duration) {
+        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        self.store.data_mut().hit_memory_limit = false;
     }
 
     /// Names the reason a call failed: the memory cap, the deadline, or any other trap.

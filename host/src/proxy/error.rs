@@ -17,6 +17,12 @@ pub enum ProxyError {
     /// The backend did not send response headers within the request timeout (upstream).
     #[error("the backend did not respond in time")]
     Timeout,
+    /// An HTTP/1.1 request without a Host header, or with more than one (client; RFC 9112 §3.2).
+    #[error("the request needs exactly one Host header")]
+    BadHost,
+    /// The client's request body broke off while it was being forwarded (client).
+    #[error("the request body broke off")]
+    ClientBody,
 }
 
 impl ProxyError {
@@ -26,6 +32,7 @@ impl ProxyError {
             ProxyError::NoBackend => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Connect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadHost | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -36,7 +43,17 @@ impl ProxyError {
             ProxyError::Connect => "502 Bad Gateway: could not connect to the backend\n",
             ProxyError::Upstream => "502 Bad Gateway: the backend closed the connection\n",
             ProxyError::Timeout => "504 Gateway Timeout: the backend did not respond in time\n",
+            ProxyError::BadHost => "400 Bad Request: the request needs exactly one Host header\n",
+            ProxyError::ClientBody => "400 Bad Request: the request body broke off\n",
         }
+    }
+
+    /// Whether the backend is to blame, so that the error counts as one of its failures.
+    pub fn is_upstream(self) -> bool {
+        matches!(
+            self,
+            ProxyError::Connect | ProxyError::Upstream | ProxyError::Timeout
+        )
     }
 
     /// Whether the request may be sent again to another backend: only if nothing reached the

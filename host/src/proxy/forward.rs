@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::Duration;
 
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri, Version, header};
@@ -13,8 +13,9 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::Instant;
 
-use super::headers::{add_forwarded, remove_hop_by_hop};
+use super::headers::{add_forwarded, join_cookies, remove_hop_by_hop};
 use super::{ProxyBody, ProxyError, Shared};
 use crate::backend::{Backend, InFlightGuard};
 use crate::balancer::RequestInfo;
@@ -30,6 +31,7 @@ pub(crate) fn upstream_client(config: &ProxyConfig) -> UpstreamClient {
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(config.upstream_idle_timeout)
         .timer(TokioTimer::new())
         // The client's Host header is forwarded untouched; the pool must not replace it.
         .set_host(false)
@@ -53,7 +55,8 @@ async fn forward(
     client: SocketAddr,
     mut request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let (index, backend) = choose(shared, client, &request)?;
+    check_host(&request)?;
+    let (generation, index, backend) = choose(shared, client, &request)?;
     prepare_request(&mut request, client, &backend);
 
     let guard = InFlightGuard::start(backend);
@@ -65,44 +68,73 @@ async fn forward(
     )
     .await;
     let latency = started.elapsed();
-    let mut response = match outcome {
-        Ok(Ok(response)) => response,
-        Ok(Err(err)) => {
-            stats.record_failure();
-            shared.policy.load().observe(index, 0, latency);
-            return Err(if err.is_connect() {
-                ProxyError::Connect
-            } else {
-                ProxyError::Upstream
+    let error = match outcome {
+        Ok(Ok(response)) => {
+            stats.record_latency(latency);
+            if response.status().is_server_error() {
+                stats.record_failure();
+            }
+            let status = response.status().as_u16();
+            observe(shared, generation, index, status, latency);
+            let mut response = response.map(|body| ProxyBody::Upstream {
+                body,
+                guard: Some(guard),
             });
+            remove_hop_by_hop(response.headers_mut());
+            return Ok(response);
         }
-        Err(_elapsed) => {
-            stats.record_failure();
-            shared.policy.load().observe(index, 0, latency);
-            return Err(ProxyError::Timeout);
-        }
+        Ok(Err(err)) => classify(&err),
+        Err(_elapsed) => ProxyError::Timeout,
     };
-    stats.record_latency(latency);
-    if response.status().is_server_error() {
+    if error.is_upstream() {
         stats.record_failure();
+        observe(shared, generation, index, 0, latency);
     }
-    shared
-        .policy
-        .load()
-        .observe(index, response.status().as_u16(), latency);
-    remove_hop_by_hop(response.headers_mut());
-    Ok(response.map(|body| ProxyBody::Upstream {
-        body,
-        guard: Some(guard),
-    }))
+    Err(error)
 }
 
-/// Asks the policy for a backend for this request: its index in the set and the backend.
+/// Reports an outcome to the policy, unless the backend set changed since the pick (then
+/// `index` may name another backend).
+fn observe(shared: &Shared, generation: u64, index: u32, status: u16, latency: Duration) {
+    let set = shared.backends.load();
+    if set.generation() == generation {
+        shared.policy.load().observe(&set, index, status, latency);
+    }
+}
+
+/// Tells whose fault a failed exchange was: no connection, the client's body breaking off, or
+/// the backend breaking off before its response headers.
+fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
+    if err.is_connect() {
+        return ProxyError::Connect;
+    }
+    let hyper_error = std::error::Error::source(err).and_then(|e| e.downcast_ref::<hyper::Error>());
+    if hyper_error.is_some_and(hyper::Error::is_user) {
+        ProxyError::ClientBody
+    } else {
+        ProxyError::Upstream
+    }
+}
+
+/// Refuses an HTTP/1.1 request without exactly one valid Host (RFC 9112 §3.2); HTTP/1.0 may
+/// omit it, and HTTP/2 names the host in `:authority`.
+fn check_host(request: &Request<Incoming>) -> Result<(), ProxyError> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ProxyError::BadHost),
+        (None, _) if request.version() == Version::HTTP_11 => Err(ProxyError::BadHost),
+        (Some(host), None) if host.is_empty() || host.to_str().is_err() => Err(ProxyError::BadHost),
+        _ => Ok(()),
+    }
+}
+
+/// Asks the policy for a backend for this request: the set's generation, the backend's index
+/// in it, and the backend.
 fn choose(
     shared: &Shared,
     client: SocketAddr,
     request: &Request<Incoming>,
-) -> Result<(u32, Arc<Backend>), ProxyError> {
+) -> Result<(u64, u32, Arc<Backend>), ProxyError> {
     let headers = request.headers();
     let authority = request
         .uri()
@@ -125,34 +157,45 @@ fn choose(
     let ranked = shared.policy.load().pick(&info, &set);
     let index = *ranked.first().ok_or(ProxyError::NoBackend)?;
     let backend = set.get(index as usize).ok_or(ProxyError::NoBackend)?;
-    Ok((index, backend.clone()))
+    Ok((set.generation(), index, backend.clone()))
 }
 
-/// Rewrites the request for the backend: its address in the URI, HTTP/1.1, the client's Host
-/// kept (taken from `:authority` for HTTP/2 clients), hop-by-hop headers out, forwarding headers in.
+/// Rewrites the request for the backend: its address in the URI, HTTP/1.1, the Host the client
+/// asked for (from an absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split
+/// cookies joined, hop-by-hop headers out, forwarding headers in.
 fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr, backend: &Backend) {
     let path = request
         .uri()
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let original_authority = request.uri().authority().cloned();
+    let asked_authority = request
+        .uri()
+        .authority()
+        .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok());
     let mut parts = http::uri::Parts::default();
     parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(backend.authority.clone());
     parts.path_and_query = Some(path);
     *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
+    let from_http2 = request.version() == Version::HTTP_2;
     *request.version_mut() = Version::HTTP_11;
 
     let headers = request.headers_mut();
     remove_hop_by_hop(headers);
-    if !headers.contains_key(header::HOST)
-        && let Some(authority) = original_authority
-        && let Ok(host) = HeaderValue::try_from(authority.as_str())
-    {
-        headers.insert(header::HOST, host);
+    if from_http2 {
+        join_cookies(headers);
+    }
+    if let Some(authority) = asked_authority {
+        headers.insert(header::HOST, authority);
     }
     let host = headers.get(header::HOST).cloned();
+    if host.is_none() {
+        // An HTTP/1.0 client may name no host; HTTP/1.1 requires one, so name the backend.
+        let own = HeaderValue::try_from(backend.authority.as_str())
+            .expect("an address is a valid header value");
+        headers.insert(header::HOST, own);
+    }
     add_forwarded(headers, client.ip(), host.as_ref());
 }
 

@@ -1,6 +1,7 @@
 //! Header rewriting at the proxy boundary: hop-by-hop headers removed in both directions
 //! (RFC 9110 §7.6.1), and `X-Forwarded-For`/`-Proto`/`-Host` added to requests.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -50,11 +51,17 @@ pub(crate) fn add_forwarded(
     client_ip: IpAddr,
     host: Option<&HeaderValue>,
 ) {
-    let client = client_ip.to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(earlier) if !earlier.trim().is_empty() => format!("{earlier}, {client}"),
-        _ => client,
-    };
+    let mut forwarded_for = String::new();
+    for earlier in headers.get_all(&X_FORWARDED_FOR) {
+        if let Ok(earlier) = earlier.to_str()
+            && !earlier.trim().is_empty()
+        {
+            forwarded_for.push_str(earlier.trim());
+            forwarded_for.push_str(", ");
+        }
+    }
+    // Writing into the string cannot fail.
+    let _ = write!(forwarded_for, "{client_ip}");
     if let Ok(value) = HeaderValue::try_from(forwarded_for) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
@@ -63,6 +70,23 @@ pub(crate) fn add_forwarded(
         Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
     };
+}
+
+/// Joins the `cookie` fields an HTTP/2 client may split into one, separated by `; ` as an
+/// HTTP/1.1 backend expects (RFC 9113 §8.2.3).
+pub(crate) fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(header::COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(header::COOKIE, value);
+    }
 }
 
 #[cfg(test)]
@@ -111,9 +135,33 @@ mod tests {
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "example.com");
 
+        let mut two_lines = map(&[
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
+        ]);
+        add_forwarded(&mut two_lines, "127.0.0.1".parse().unwrap(), None);
+        assert_eq!(
+            two_lines["x-forwarded-for"],
+            "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"
+        );
+        assert_eq!(two_lines.get_all("x-forwarded-for").iter().count(), 1);
+
         let mut fresh = HeaderMap::new();
         add_forwarded(&mut fresh, "::1".parse().unwrap(), None);
         assert_eq!(fresh["x-forwarded-for"], "::1");
         assert!(!fresh.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn split_cookies_are_joined() {
+        let mut headers = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
+        join_cookies(&mut headers);
+        assert_eq!(
+            headers.get_all("cookie").iter().collect::<Vec<_>>(),
+            vec!["a=1; b=2"]
+        );
+        let mut single = map(&[("cookie", "a=1")]);
+        join_cookies(&mut single);
+        assert_eq!(single["cookie"], "a=1");
     }
 }

@@ -1,5 +1,5 @@
-//! The accept loop: one task per client connection, HTTP/1.1 or h2c, until shutdown, then a
-//! bounded drain of the connections still open.
+//! The accept loop: one task per client connection, HTTP/1.1 or h2c, at most `max_connections`
+//! at once, until shutdown; then a bounded drain of the connections still open.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,13 +9,18 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::Shared;
 use super::forward::handle;
 
-/// hyper's smallest accepted read buffer; `max_header_size` below it is raised to it.
-const MIN_HEADER_BUFFER: usize = 8192;
+/// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1 one.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How often an idle HTTP/2 client is pinged, and how long its answer may take before the
+/// connection is closed: dead peers must not hold connection slots.
+const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// Serves clients from `listener` until `shutdown` completes, then lets open connections finish
 /// their requests for up to `drain`.
@@ -30,15 +35,24 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.header_read_timeout)
-        .max_buf_size(shared.config.max_header_size.max(MIN_HEADER_BUFFER));
+        .max_buf_size(shared.config.max_header_size);
     builder
         .http2()
         .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE)
         .max_header_list_size(u32::try_from(shared.config.max_header_size).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
     tokio::pin!(shutdown);
 
     loop {
+        // At the limit, stop accepting: new clients wait in the kernel's backlog, as with
+        // HAProxy's maxconn, instead of being accepted and starved.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -53,13 +67,16 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let service = service_fn(move |request| handle(shared.clone(), client, request));
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let _slot = slot;
+            if !request_started(&stream, shared.config.header_read_timeout).await {
+                return;
+            }
+            let service = service_fn(move |request| handle(shared.clone(), client, request));
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%client, error = %err, "client connection ended with an error");
             }
         });
@@ -79,4 +96,22 @@ pub async fn serve(
             "drain deadline passed; closing the remaining connections"
         );
     }
+}
+
+/// Waits, up to `limit`, until the client has sent enough to tell HTTP/1 from HTTP/2 (hyper's
+/// own header timeout only starts after that). A client that sends nothing, or stalls inside
+/// the HTTP/2 preface, is dropped.
+async fn request_started(stream: &TcpStream, limit: Duration) -> bool {
+    let mut start = [0u8; H2_PREFACE.len()];
+    let peek = async {
+        loop {
+            match stream.peek(&mut start).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) if n == start.len() || start[..n] != H2_PREFACE[..n] => return true,
+                // Part of the preface: wait for the rest (rare, so a short sleep is cheap).
+                Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    };
+    tokio::time::timeout(limit, peek).await.unwrap_or(false)
 }

@@ -1,0 +1,58 @@
+//! A lock-free budget of log lines per time window, so a failing or chatty plugin cannot flood
+//! the log or slow the proxy with formatting.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Allows up to `lines` log lines per `window`; further ones are refused until the window turns.
+/// Approximate under contention (a line more or less at a window's edge), never blocking.
+#[derive(Debug)]
+pub struct LogBudget {
+    lines: u32,
+    window_ms: u64,
+    epoch: Instant,
+    window_start_ms: AtomicU64,
+    used: AtomicU32,
+}
+
+impl LogBudget {
+    /// A budget of `lines` per `window`.
+    pub fn new(lines: u32, window: Duration) -> Self {
+        LogBudget {
+            lines,
+            window_ms: window.as_millis().max(1) as u64,
+            epoch: Instant::now(),
+            window_start_ms: AtomicU64::new(0),
+            used: AtomicU32::new(0),
+        }
+    }
+
+    /// Whether one more line may be logged now; counts it if so.
+    pub fn allow(&self) -> bool {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let start = self.window_start_ms.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(start) >= self.window_ms
+            && self
+                .window_start_ms
+                .compare_exchange(start, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Ordering::Relaxed);
+        }
+        self.used.fetch_add(1, Ordering::Relaxed) < self.lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_the_budget_then_refuses_until_the_window_turns() {
+        let budget = LogBudget::new(3, Duration::from_millis(50));
+        let allowed = (0..10).filter(|_| budget.allow()).count();
+        assert_eq!(allowed, 3);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(budget.allow());
+    }
+}

@@ -79,7 +79,7 @@ fn pick(c: &mut Criterion) {
                         client_ip: Ipv4Addr::new(192, 0, 2, 7).into(),
                         headers: &headers,
                     };
-                    black_box(balancer.pick(&request, set).unwrap())
+                    black_box(balancer.pick(&request, set, set.eligibility()).unwrap())
                 })
             });
         }

@@ -1,22 +1,20 @@
 //! Wires a checked [`Config`] into a running vane: backends, policy (plugin or built-in), proxy
-//! listener; owns start-up and shutdown.
+//! listener, health checks and admin listener; owns start-up and shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
+use crate::admin::serve_admin;
 use crate::backend::{Backend, BackendSet};
 use crate::balancer::Policy;
 use crate::config::{Config, PolicyConfig};
+use crate::health::run_health_checks;
 use crate::plugin::{PluginBalancer, PluginEngine, PluginError};
 use crate::proxy::{self, Shared};
-
-/// How long open connections may take to finish after shutdown begins.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Why vane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,49 +56,45 @@ pub fn load_policy(policy: Option<&PolicyConfig>, set: &BackendSet) -> Result<Po
     };
     let engine = PluginEngine::new()?;
     let plugin = PluginBalancer::load(&engine, &policy.plugin, &policy.config, policy.limits, set)?;
-    Ok(Policy::with_plugin(
-        plugin.name().to_owned(),
-        Box::new(plugin),
-    ))
+    Ok(Policy::with_plugin(plugin.info(), Box::new(plugin)))
 }
 
 /// A vane that is serving; stop it with [`Running::shutdown`].
 pub struct Running {
     /// The address the proxy listens on (useful when the config asked for port 0).
     pub proxy_address: SocketAddr,
+    /// The address the admin API listens on, if the config asked for one.
+    pub admin_address: Option<SocketAddr>,
     /// The state the proxy shares with its handlers.
     pub shared: Arc<Shared>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
 }
 
 impl Running {
-    /// Stops accepting, lets open requests finish (up to the drain deadline), and returns.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
+    /// Stops accepting, lets open requests finish (up to the drain timeout), stops the health
+    /// checks and the admin listener, and returns.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        self.wait().await;
     }
 
-    /// Waits until the proxy stops, which happens only after [`Running::shutdown`] or a panic.
+    /// Waits until vane stops, which happens only after [`Running::shutdown`] or a panic.
     pub async fn wait(&mut self) {
-        let _ = (&mut self.task).await;
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 
-/// Starts vane with `config`: loads the policy, binds the listener and starts serving.
+/// Starts vane with `config`: loads the policy, binds the listeners, and starts serving and
+/// checking health.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let set = backend_set(config);
     let policy = load_policy(config.policy.as_ref(), &set)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Bind {
-            address: config.listen,
-            source,
-        })?;
-    let proxy_address = listener.local_addr().map_err(|source| StartError::Bind {
-        address: config.listen,
-        source,
-    })?;
+    let (listener, proxy_address) = bind(config.listen).await?;
+    let admin = match config.admin {
+        Some(address) => Some(bind(address).await?),
+        None => None,
+    };
     let backends: Vec<String> = set
         .backends()
         .iter()
@@ -108,29 +102,46 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         .collect();
     tracing::info!(
         listen = %proxy_address,
+        admin = ?admin.as_ref().map(|(_, address)| *address),
         backends = %backends.join(","),
         policy = policy.plugin_name().unwrap_or("built-in round-robin"),
+        health_checks = config.health.is_some(),
         "vane is serving"
     );
 
-    if let Some(admin) = config.admin {
-        tracing::warn!(%admin, "the admin API is not implemented yet; `admin` is ignored");
-    }
-
-    let shared = Shared::new(config.proxy, set, policy);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(proxy::serve(
+    let shared = Shared::new(config, set, policy);
+    let stop = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(proxy::serve(
         listener,
         shared.clone(),
-        async move {
-            let _ = stopped.await;
-        },
-        DRAIN_DEADLINE,
+        stop.clone().cancelled_owned(),
+        config.proxy.drain_timeout,
     ));
+    if let Some(health) = &config.health {
+        tasks.spawn(run_health_checks(
+            shared.clone(),
+            health.clone(),
+            stop.clone(),
+        ));
+    }
+    let admin_address = admin.as_ref().map(|(_, address)| *address);
+    if let Some((listener, _)) = admin {
+        tasks.spawn(serve_admin(listener, shared.clone(), stop.clone()));
+    }
     Ok(Running {
         proxy_address,
+        admin_address,
         shared,
         stop,
-        task,
+        tasks,
     })
+}
+
+/// Binds a listener on `address`, answering the address it got (port 0 becomes a real port).
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind { address, source };
+    let listener = TcpListener::bind(address).await.map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
 }

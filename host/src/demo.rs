@@ -17,7 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::config::{BackendConfig, Config, PolicyConfig, ProxyConfig};
+use crate::config::{
+    BackendConfig, Config, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig, RetryConfig,
+};
 use crate::plugin::PluginLimits;
 
 /// The longest `?delay=` a demo backend honours.
@@ -40,17 +42,26 @@ pub async fn start_backends(count: usize) -> std::io::Result<Vec<BackendConfig>>
     Ok(backends)
 }
 
-/// The demo's config: vane on `listen` in front of `backends`, balanced by the plugin at `plugin`.
-pub fn config(listen: SocketAddr, plugin: PathBuf, backends: Vec<BackendConfig>) -> Config {
+/// The demo's config: vane on `listen` (admin API on `admin`) in front of `backends`, balanced
+/// by the plugin at `plugin`, with health checks and the default ejection and retries.
+pub fn config(
+    listen: SocketAddr,
+    admin: SocketAddr,
+    plugin: PathBuf,
+    backends: Vec<BackendConfig>,
+) -> Config {
     Config {
         listen,
-        admin: None,
+        admin: Some(admin),
         policy: Some(PolicyConfig {
             plugin,
             config: String::new(),
             limits: PluginLimits::default(),
         }),
         proxy: ProxyConfig::default(),
+        health: Some(HealthConfig::default()),
+        ejection: EjectionConfig::default(),
+        retries: RetryConfig::default(),
         backends,
     }
 }

@@ -6,15 +6,21 @@
 //! - [`balancer`]: the `Balancer` seam, the built-in round-robin and the fallback policy;
 //! - [`plugin`]: the wasmtime runtime that loads and calls policy components;
 //! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
+//! - [`health`]: active health checks and passive ejection;
+//! - [`admin`]: the admin listener: JSON status and Prometheus metrics;
+//! - [`histogram`]: lock-free latency histograms for the metrics;
 //! - [`app`]: wires the parts together and owns start-up and shutdown;
 //! - [`demo`]: small loopback backends for `vane demo`;
 //! - [`log_budget`]: rate limits for log lines that misbehaving plugins could otherwise flood.
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod balancer;
 pub mod config;
 pub mod demo;
+pub mod health;
+pub mod histogram;
 pub mod log_budget;
 pub mod plugin;
 pub mod proxy;

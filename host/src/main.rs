@@ -38,6 +38,9 @@ enum Command {
         /// Where vane listens.
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// Where the admin API listens.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
         /// The plugin to balance with (default: the shipped least-conn plugin's build output).
         #[arg(long)]
         plugin: Option<PathBuf>,
@@ -55,9 +58,15 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
-        Command::Demo { listen, plugin } => {
-            demo(listen, plugin.unwrap_or_else(vane::demo::default_plugin))
-        }
+        Command::Demo {
+            listen,
+            admin,
+            plugin,
+        } => demo(
+            listen,
+            admin,
+            plugin.unwrap_or_else(vane::demo::default_plugin),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,7 +113,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo(listen: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {
+fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {
     if !plugin.is_file() {
         anyhow::bail!(
             "the demo's plugin {} is missing; build it with \
@@ -114,14 +123,17 @@ fn demo(listen: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {
     }
     runtime()?.block_on(async {
         let backends = vane::demo::start_backends(3).await.context("cannot start the demo backends")?;
-        let config = vane::demo::config(listen, plugin, backends);
+        let config = vane::demo::config(listen, admin, plugin, backends);
         let running = app::start(&config).await?;
         let address = running.proxy_address;
+        let admin = running.admin_address.unwrap_or(admin);
         println!("vane demo: 3 backends behind http://{address}/ balanced by least-conn. Try:");
         println!("  curl http://{address}/                 # one request; see which backend answered");
         println!("  for i in $(seq 9); do curl -s http://{address}/; done");
         println!("  curl 'http://{address}/?delay=2s' & for i in $(seq 6); do curl -s http://{address}/; done");
         println!("    # least-conn steers around the backend busy with the slow request");
+        println!("  curl http://{admin}/backends           # health, ejection and live statistics");
+        println!("  curl http://{admin}/metrics            # Prometheus metrics");
         println!("Ctrl-C stops it.");
         shutdown_signal().await;
         running.shutdown().await;

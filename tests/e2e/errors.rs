@@ -6,17 +6,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use vane_e2e::Vane;
-use vane_e2e::backend::backend;
+use vane_e2e::backend::{backend, refusing_port};
 use vane_e2e::proxy::config_for;
-
-/// A loopback port that refuses connections: bound, so no other test can take it, but not
-/// listening. Keep the socket alive while the port is in use.
-fn refusing_port() -> (TcpSocket, String) {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let address = socket.local_addr().unwrap().to_string();
-    (socket, address)
-}
 
 fn one_backend_at(address: &str, extra: &str) -> String {
     format!(
@@ -97,18 +88,6 @@ async fn a_backend_slower_than_the_request_timeout_gives_504() {
         vec![0],
         "the timed-out request is no longer in flight"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_backend_that_can_serve_gives_503() {
-    let a = backend("a").start().await;
-    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
-    // Nothing healthy: the policy can rank no backend.
-    vane.set_all_healthy(false);
-    let reply = vane.client().get("/").await.unwrap();
-    assert_eq!(reply.status, 503, "{}", reply.text());
-    vane.set_all_healthy(true);
-    assert_eq!(vane.client().get("/").await.unwrap().status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

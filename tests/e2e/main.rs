@@ -4,6 +4,7 @@
 mod balancing;
 mod cli;
 mod errors;
+mod failover;
 mod fallback;
 mod forwarding;
 mod plugin_load;

@@ -1,12 +1,15 @@
 //! A real HTTP backend on a free loopback port, built with a name, a delay and a status.
 //!
 //! It names itself in the `x-backend` header and the body; `POST /echo` sends the request body
-//! back, `GET /headers` lists the request headers it received, one `name: value` per line.
+//! back, `GET /headers` lists the request headers it received, one `name: value` per line, and
+//! `GET /healthz` answers 200 or 503 as [`Backend::set_healthy`] says (probes are counted apart
+//! from other requests). A backend built with [`BackendBuilder::resetting`] closes every
+//! connection as soon as it is accepted.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,8 +19,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Describes a backend to start.
 #[derive(Debug, Clone)]
@@ -25,6 +28,7 @@ pub struct BackendBuilder {
     name: String,
     delay: Duration,
     status: StatusCode,
+    resetting: bool,
 }
 
 /// A backend named `name` answering 200 at once.
@@ -33,6 +37,7 @@ pub fn backend(name: &str) -> BackendBuilder {
         name: name.to_owned(),
         delay: Duration::ZERO,
         status: StatusCode::OK,
+        resetting: false,
     }
 }
 
@@ -49,40 +54,70 @@ impl BackendBuilder {
         self
     }
 
+    /// Accepts connections and closes them at once, without reading a byte.
+    pub fn resetting(mut self) -> Self {
+        self.resetting = true;
+        self
+    }
+
     /// Binds a free loopback port and starts serving.
     pub async fn start(self) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a backend");
         let address = listener.local_addr().expect("a bound address");
-        let hits = Arc::new(AtomicUsize::new(0));
+        let counters = Arc::new(Counters {
+            healthy: AtomicBool::new(true),
+            ..Counters::default()
+        });
         let spec = Arc::new(self.clone());
-        let counter = hits.clone();
+        let shared = counters.clone();
         let task = tokio::spawn(async move {
+            // Owned here, so stopping the backend ends every connection too.
+            let mut connections = JoinSet::new();
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                shared.connections.fetch_add(1, Ordering::SeqCst);
+                if spec.resetting {
+                    let _ = stream.set_zero_linger();
+                    drop(stream);
+                    continue;
+                }
                 let spec = spec.clone();
-                let counter = counter.clone();
-                tokio::spawn(async move {
+                let shared = shared.clone();
+                connections.spawn(async move {
                     let service = service_fn(move |request| {
+                        let probe = request.uri().path() == "/healthz";
+                        let counter = if probe { &shared.probes } else { &shared.hits };
                         counter.fetch_add(1, Ordering::SeqCst);
-                        answer(spec.clone(), request)
+                        let healthy = shared.healthy.load(Ordering::SeqCst);
+                        answer(spec.clone(), request, healthy)
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
+                while connections.try_join_next().is_some() {}
             }
         });
         Backend {
             name: self.name,
             address,
-            hits,
+            counters,
             task,
         }
     }
+}
+
+/// What a backend has seen, shared with its tasks.
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicUsize,
+    probes: AtomicUsize,
+    connections: AtomicUsize,
+    healthy: AtomicBool,
 }
 
 /// A running backend; it stops when dropped or [`Backend::stop`]ped.
@@ -92,17 +127,33 @@ pub struct Backend {
     pub name: String,
     /// Where it listens.
     pub address: SocketAddr,
-    hits: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     task: JoinHandle<()>,
 }
 
 impl Backend {
-    /// Requests it has received.
+    /// Requests it has received, health probes aside.
     pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.counters.hits.load(Ordering::SeqCst)
     }
 
-    /// Stops accepting connections (open ones end when their tasks next run).
+    /// Health probes it has received.
+    pub fn probes(&self) -> usize {
+        self.counters.probes.load(Ordering::SeqCst)
+    }
+
+    /// Connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.counters.connections.load(Ordering::SeqCst)
+    }
+
+    /// Makes `GET /healthz` answer 200 (healthy) or 503.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.counters.healthy.store(healthy, Ordering::SeqCst);
+    }
+
+    /// Kills the backend: the listener closes and every open connection is dropped, as when
+    /// its process dies (new connections are refused).
     pub fn stop(&self) {
         self.task.abort();
     }
@@ -125,7 +176,15 @@ impl Drop for Backend {
 async fn answer(
     spec: Arc<BackendBuilder>,
     request: Request<Incoming>,
+    healthy: bool,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if request.uri().path() == "/healthz" {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"health\n")));
+        if !healthy {
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        return Ok(response);
+    }
     if !spec.delay.is_zero() {
         tokio::time::sleep(spec.delay).await;
     }
@@ -155,4 +214,15 @@ async fn answer(
         .headers_mut()
         .insert("x-backend", spec.name.parse().expect("a header-safe name"));
     Ok(response)
+}
+
+/// A loopback port that refuses connections: bound, so no other test can take it, but not
+/// listening. Keep the socket alive while the port is in use.
+pub fn refusing_port() -> (TcpSocket, String) {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind a loopback port");
+    let address = socket.local_addr().expect("a bound address").to_string();
+    (socket, address)
 }

@@ -36,6 +36,8 @@ pub struct Vane {
     running: Option<Running>,
     /// Where it listens.
     pub address: SocketAddr,
+    /// Where its admin API listens, if the config has `admin`.
+    pub admin: Option<SocketAddr>,
 }
 
 impl Vane {
@@ -45,6 +47,7 @@ impl Vane {
         let running = app::start(&config).await?;
         Ok(Vane {
             address: running.proxy_address,
+            admin: running.admin_address,
             running: Some(running),
         })
     }
@@ -52,6 +55,28 @@ impl Vane {
     /// A keep-alive HTTP/1.1 client for it.
     pub fn client(&self) -> Client {
         Client::new(self.address)
+    }
+
+    /// `GET path` on the admin API: status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let admin = self.admin.expect("the config has `admin`");
+        let reply = Client::new(admin)
+            .get(path)
+            .await
+            .expect("the admin API answers");
+        (reply.status.as_u16(), reply.text())
+    }
+
+    /// `GET /backends` on the admin API, parsed.
+    pub async fn backends_json(&self) -> serde_json::Value {
+        let (status, body) = self.admin_get("/backends").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("/backends is JSON")
+    }
+
+    /// The state vane shares with its request handlers.
+    pub fn shared(&self) -> &vane::proxy::Shared {
+        &self.running().shared
     }
 
     /// How often the plugin's answer was replaced by the built-in round-robin for `reason`.
@@ -75,7 +100,7 @@ impl Vane {
     /// Marks every backend healthy or not, as a health check would.
     pub fn set_all_healthy(&self, healthy: bool) {
         for backend in self.running().shared.backends.load().backends() {
-            backend.stats.set_healthy(healthy);
+            backend.health.set_healthy(healthy);
         }
     }
 

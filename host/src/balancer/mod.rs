@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method};
 
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, Eligibility};
 
 pub use fallback::{FallbackCounts, FallbackReason};
-pub use policy::Policy;
+pub use policy::{PickStats, PluginInfo, Policy};
 pub use round_robin::RoundRobin;
 
 /// How many backends a pick ranks at most: the first choice plus spares for retries.
@@ -44,9 +44,15 @@ pub struct RequestInfo<'a> {
 
 /// Ranks the backends of a set for one request.
 pub trait Balancer: Send + Sync {
-    /// Ranks backends for `request`, first choice first. An error, an empty answer, an index out
-    /// of range or a first choice that is not healthy are all handled by [`Policy`].
-    fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Result<Ranked, FallbackReason>;
+    /// Ranks backends for `request`, first choice first, among those `eligibility` allows. An
+    /// error, an empty answer, an index out of range or a first choice that is not eligible are
+    /// all handled by [`Policy`].
+    fn pick(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &BackendSet,
+        eligibility: Eligibility,
+    ) -> Result<Ranked, FallbackReason>;
 
     /// Whether [`Balancer::observe`] should be called after each response.
     fn wants_feedback(&self) -> bool {

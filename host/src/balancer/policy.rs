@@ -1,19 +1,64 @@
 //! The active policy: the plugin's answer, checked, or else the built-in round-robin.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{Balancer, FallbackCounts, FallbackReason, Ranked, RequestInfo, RoundRobin};
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, Eligibility};
+use crate::histogram::{Histogram, PICK_BUCKETS_US};
+
+/// What identifies a loaded plugin to an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The name in logs: the file name without its extension.
+    pub name: String,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The SHA-256 of the file's bytes, in hex.
+    pub sha256: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+}
+
+/// How many picks the plugin answered, and how long its calls took.
+#[derive(Debug)]
+pub struct PickStats {
+    answered: AtomicU64,
+    duration: Histogram,
+}
+
+impl Default for PickStats {
+    fn default() -> Self {
+        PickStats {
+            answered: AtomicU64::new(0),
+            duration: Histogram::new(PICK_BUCKETS_US),
+        }
+    }
+}
+
+impl PickStats {
+    /// Picks whose answer the plugin gave and the host used.
+    pub fn answered(&self) -> u64 {
+        self.answered.load(Ordering::Relaxed)
+    }
+
+    /// The duration of every plugin call made to pick, used or not.
+    pub fn duration(&self) -> &Histogram {
+        &self.duration
+    }
+}
 
 /// The balancing policy in force: an optional plugin in front of the built-in round-robin.
 ///
 /// [`Policy::pick`] never fails: any plugin failure (an error, no answer, an index out of range,
-/// a first choice that is not healthy) is counted by reason and the request is ranked by the
+/// a first choice that is not eligible) is counted by reason and the request is ranked by the
 /// built-in round-robin instead.
 pub struct Policy {
-    plugin: Option<(String, Box<dyn Balancer>)>,
+    plugin: Option<(PluginInfo, Box<dyn Balancer>)>,
     builtin: RoundRobin,
     fallbacks: FallbackCounts,
+    picks: PickStats,
 }
 
 impl Policy {
@@ -23,20 +68,26 @@ impl Policy {
             plugin: None,
             builtin: RoundRobin,
             fallbacks: FallbackCounts::default(),
+            picks: PickStats::default(),
         }
     }
 
-    /// `plugin` (named `name` in logs), with the built-in round-robin as its fallback.
-    pub fn with_plugin(name: impl Into<String>, plugin: Box<dyn Balancer>) -> Self {
+    /// `plugin`, described by `info`, with the built-in round-robin as its fallback.
+    pub fn with_plugin(info: PluginInfo, plugin: Box<dyn Balancer>) -> Self {
         Policy {
-            plugin: Some((name.into(), plugin)),
+            plugin: Some((info, plugin)),
             ..Policy::builtin()
         }
     }
 
     /// The plugin's name, or `None` for the built-in round-robin.
     pub fn plugin_name(&self) -> Option<&str> {
-        self.plugin.as_ref().map(|(name, _)| name.as_str())
+        self.plugin_info().map(|info| info.name.as_str())
+    }
+
+    /// The plugin's description, or `None` for the built-in round-robin.
+    pub fn plugin_info(&self) -> Option<&PluginInfo> {
+        self.plugin.as_ref().map(|(info, _)| info)
     }
 
     /// How often, and why, the plugin's answer was replaced by the built-in round-robin.
@@ -44,18 +95,27 @@ impl Policy {
         &self.fallbacks
     }
 
-    /// Ranks healthy backends for `request`, first choice first; empty only if none is healthy.
+    /// How many picks the plugin answered, and how long they took.
+    pub fn picks(&self) -> &PickStats {
+        &self.picks
+    }
+
+    /// Ranks the eligible backends for `request`, first choice first; empty only if the set is.
     pub fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Ranked {
-        if let Some((name, plugin)) = &self.plugin {
-            match plugin
-                .pick(request, set)
-                .and_then(|ranked| checked(ranked, set))
-            {
-                Ok(ranked) => return ranked,
-                Err(reason) => self.fallbacks.record(name, reason),
+        let eligibility = set.eligibility();
+        if let Some((info, plugin)) = &self.plugin {
+            let started = Instant::now();
+            let answer = plugin.pick(request, set, eligibility);
+            self.picks.duration.record(started.elapsed());
+            match answer.and_then(|ranked| checked(ranked, set, eligibility)) {
+                Ok(ranked) => {
+                    self.picks.answered.fetch_add(1, Ordering::Relaxed);
+                    return ranked;
+                }
+                Err(reason) => self.fallbacks.record(&info.name, reason),
             }
         }
-        self.builtin.rank(request.sequence, set)
+        self.builtin.rank(request.sequence, set, eligibility)
     }
 
     /// Tells the plugin, if it asked, how a request to backend `index` of `set` went.
@@ -68,19 +128,23 @@ impl Policy {
     }
 }
 
-/// Accepts a plugin's ranking if every index is in range and the first choice is healthy;
-/// later choices that are not healthy are dropped.
-fn checked(mut ranked: Ranked, set: &BackendSet) -> Result<Ranked, FallbackReason> {
-    let healthy = |index: u32| set.backends()[index as usize].stats.healthy();
+/// Accepts a plugin's ranking if every index is in range and the first choice is eligible;
+/// later choices that are not eligible are dropped.
+fn checked(
+    mut ranked: Ranked,
+    set: &BackendSet,
+    eligibility: Eligibility,
+) -> Result<Ranked, FallbackReason> {
+    let eligible = |index: u32| eligibility.allows(&set.backends()[index as usize]);
     match ranked.first() {
         None => return Err(FallbackReason::Declined),
         Some(_) if ranked.iter().any(|&i| i as usize >= set.len()) => {
             return Err(FallbackReason::BadIndex);
         }
-        Some(&first) if !healthy(first) => return Err(FallbackReason::Ineligible),
+        Some(&first) if !eligible(first) => return Err(FallbackReason::Ineligible),
         Some(_) => {}
     }
-    ranked.retain(|&index| healthy(index));
+    ranked.retain(|&index| eligible(index));
     Ok(ranked)
 }
 
@@ -98,7 +162,12 @@ mod tests {
     struct Answers(Result<Ranked, FallbackReason>);
 
     impl Balancer for Answers {
-        fn pick(&self, _: &RequestInfo<'_>, _: &BackendSet) -> Result<Ranked, FallbackReason> {
+        fn pick(
+            &self,
+            _: &RequestInfo<'_>,
+            _: &BackendSet,
+            _: Eligibility,
+        ) -> Result<Ranked, FallbackReason> {
             self.0.clone()
         }
     }
@@ -114,7 +183,13 @@ mod tests {
     }
 
     fn pick(answer: Result<Ranked, FallbackReason>, set: &BackendSet) -> (Ranked, Policy) {
-        let policy = Policy::with_plugin("test", Box::new(Answers(answer)));
+        let info = PluginInfo {
+            name: "test".into(),
+            path: "test.wasm".into(),
+            sha256: String::new(),
+            loaded_at: SystemTime::UNIX_EPOCH,
+        };
+        let policy = Policy::with_plugin(info, Box::new(Answers(answer)));
         let headers = HeaderMap::new();
         let request = RequestInfo {
             sequence: 4,
@@ -128,18 +203,20 @@ mod tests {
     }
 
     #[test]
-    fn a_good_answer_is_used_and_unhealthy_spares_dropped() {
+    fn a_good_answer_is_used_and_ineligible_spares_dropped() {
         let set = three();
-        set.backends()[0].stats.set_healthy(false);
+        set.backends()[0].health.set_healthy(false);
         let (ranked, policy) = pick(Ok(vec![2, 0, 1]), &set);
         assert_eq!(ranked, vec![2, 1]);
         assert!(policy.fallbacks().snapshot().iter().all(|(_, n)| *n == 0));
+        assert_eq!(policy.picks().answered(), 1);
+        assert_eq!(policy.picks().duration().snapshot().count, 1);
     }
 
     #[test]
     fn every_failure_falls_back_and_is_counted_by_reason() {
         let set = three();
-        set.backends()[2].stats.set_healthy(false);
+        set.backends()[2].health.set_healthy(false);
         let cases = [
             (Err(FallbackReason::Trap), FallbackReason::Trap),
             (Ok(vec![]), FallbackReason::Declined),

@@ -4,19 +4,19 @@
 //! shipped round-robin plugin runs ([`vane_plugin_kit::WeightedSchedule`]), so both spread alike.
 
 use super::{Balancer, FallbackReason, MAX_RANKED, Ranked, RequestInfo};
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, Eligibility};
 
-/// Smooth weighted round-robin over the healthy backends.
+/// Smooth weighted round-robin over the eligible backends.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RoundRobin;
 
 impl RoundRobin {
-    /// Ranks the healthy backends of `set` for the request numbered `sequence`.
-    pub fn rank(&self, sequence: u64, set: &BackendSet) -> Ranked {
+    /// Ranks the eligible backends of `set` for the request numbered `sequence`.
+    pub fn rank(&self, sequence: u64, set: &BackendSet, eligibility: Eligibility) -> Ranked {
         let mut ranked = Vec::with_capacity(MAX_RANKED);
         set.schedule().rank(
             sequence,
-            |i| set.backends()[i as usize].stats.healthy(),
+            |i| eligibility.allows(&set.backends()[i as usize]),
             MAX_RANKED,
             &mut ranked,
         );
@@ -25,8 +25,13 @@ impl RoundRobin {
 }
 
 impl Balancer for RoundRobin {
-    fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Result<Ranked, FallbackReason> {
-        Ok(self.rank(request.sequence, set))
+    fn pick(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &BackendSet,
+        eligibility: Eligibility,
+    ) -> Result<Ranked, FallbackReason> {
+        Ok(self.rank(request.sequence, set, eligibility))
     }
 }
 
@@ -50,17 +55,17 @@ mod tests {
     }
 
     #[test]
-    fn spreads_by_weight_and_skips_unhealthy() {
+    fn spreads_by_weight_and_skips_ineligible() {
         let set = set(&[1, 2, 1]);
         let mut counts = [0; 3];
         for sequence in 0..400 {
-            counts[RoundRobin.rank(sequence, &set)[0] as usize] += 1;
+            counts[RoundRobin.rank(sequence, &set, set.eligibility())[0] as usize] += 1;
         }
         assert_eq!(counts, [100, 200, 100]);
 
-        set.backends()[1].stats.set_healthy(false);
+        set.backends()[1].health.set_healthy(false);
         for sequence in 0..40 {
-            let ranked = RoundRobin.rank(sequence, &set);
+            let ranked = RoundRobin.rank(sequence, &set, set.eligibility());
             assert!(!ranked.contains(&1), "{ranked:?}");
             assert_eq!(ranked.len(), 2);
         }

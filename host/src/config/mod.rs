@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use http::uri::PathAndQuery;
+
 pub use error::{ConfigError, ConfigIssue};
 
 use crate::plugin::PluginLimits;
@@ -24,6 +26,12 @@ pub struct Config {
     pub policy: Option<PolicyConfig>,
     /// The proxy's limits and timeouts (`[proxy]`).
     pub proxy: ProxyConfig,
+    /// Active health checks (`[health]`); without it no probes are sent.
+    pub health: Option<HealthConfig>,
+    /// Passive ejection (`[ejection]`), on by default.
+    pub ejection: EjectionConfig,
+    /// Retries (`[retries]`), on by default.
+    pub retries: RetryConfig,
     /// The backends (`[[backends]]`, at least one), in file order.
     pub backends: Vec<BackendConfig>,
 }
@@ -61,6 +69,9 @@ pub struct ProxyConfig {
     /// 4s, below the 5 s keep-alive of common backends (Node.js), so vane drops a connection
     /// before the backend closes it under a request.
     pub upstream_idle_timeout: Duration,
+    /// `drain_timeout`: on shutdown (SIGTERM, Ctrl-C), how long requests in flight may take to
+    /// finish before their connections are closed; default 30s.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -72,6 +83,79 @@ impl Default for ProxyConfig {
             max_header_size: 64 << 10,
             max_connections: 4096,
             upstream_idle_timeout: Duration::from_secs(4),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The `[health]` table: active health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// `path`: what to GET; a 2xx answer counts as healthy. Default `/healthz`.
+    pub path: PathAndQuery,
+    /// `interval`: time between probe rounds; default 2s.
+    pub interval: Duration,
+    /// `timeout`: how long one probe (connect and answer) may take; default 1s, at most `interval`.
+    pub timeout: Duration,
+    /// `unhealthy_threshold`: consecutive failures that take a backend out; default 3.
+    pub unhealthy_threshold: u32,
+    /// `healthy_threshold`: consecutive successes that bring it back; default 2.
+    pub healthy_threshold: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            path: PathAndQuery::from_static("/healthz"),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+        }
+    }
+}
+
+/// The `[ejection]` table: passive outlier detection on real traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EjectionConfig {
+    /// `consecutive_failures`: failed attempts in a row (no connection, broken off, timed out;
+    /// not 5xx answers, which a healthy application may send) that eject a backend; default 5,
+    /// as Envoy's. 0 turns passive ejection off.
+    pub consecutive_failures: u32,
+    /// `base_time`: the first cool-down; each further ejection adds one more; default 30s, as Envoy's.
+    pub base_time: Duration,
+    /// `max_time`: the longest cool-down; default 300s, as Envoy's.
+    pub max_time: Duration,
+}
+
+impl Default for EjectionConfig {
+    fn default() -> Self {
+        EjectionConfig {
+            consecutive_failures: 5,
+            base_time: Duration::from_secs(30),
+            max_time: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The `[retries]` table: sending a failed request again, to another backend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetryConfig {
+    /// `max_retries`: further attempts after the first; default 2. 0 turns retries off.
+    pub max_retries: u32,
+    /// `budget_percent`: retries in flight may be at most this share of the requests in
+    /// flight; default 20, as Envoy's retry budget.
+    pub budget_percent: f64,
+    /// `min_retry_concurrency`: retries in flight always allowed, whatever the share; default 3.
+    pub min_retry_concurrency: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            max_retries: 2,
+            budget_percent: 20.0,
+            min_retry_concurrency: 3,
         }
     }
 }

@@ -15,6 +15,11 @@ pub(super) struct RawConfig {
     pub policy: Option<Spanned<RawPolicy>>,
     #[serde(default)]
     pub proxy: RawProxy,
+    pub health: Option<Spanned<RawHealth>>,
+    #[serde(default)]
+    pub ejection: RawEjection,
+    #[serde(default)]
+    pub retries: RawRetries,
     pub backends: Option<Spanned<Vec<Spanned<RawBackend>>>>,
 }
 
@@ -39,6 +44,36 @@ pub(super) struct RawProxy {
     pub max_header_size: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,
+    pub drain_timeout: Option<Spanned<String>>,
+}
+
+/// `[health]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    pub path: Option<Spanned<String>>,
+    pub interval: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub unhealthy_threshold: Option<Spanned<i64>>,
+    pub healthy_threshold: Option<Spanned<i64>>,
+}
+
+/// `[ejection]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEjection {
+    pub consecutive_failures: Option<Spanned<i64>>,
+    pub base_time: Option<Spanned<String>>,
+    pub max_time: Option<Spanned<String>>,
+}
+
+/// `[retries]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetries {
+    pub max_retries: Option<Spanned<i64>>,
+    pub budget_percent: Option<Spanned<f64>>,
+    pub min_retry_concurrency: Option<Spanned<i64>>,
 }
 
 /// One `[[backends]]` entry.

@@ -43,6 +43,24 @@ header_read_timeout = "3s"
 max_header_size = "32KiB"
 max_connections = 100
 upstream_idle_timeout = "1s"
+drain_timeout = "10s"
+
+[health]
+path = "/status?full=1"
+interval = "5s"
+timeout = "500ms"
+unhealthy_threshold = 2
+healthy_threshold = 4
+
+[ejection]
+consecutive_failures = 3
+base_time = "10s"
+max_time = "1m"
+
+[retries]
+max_retries = 1
+budget_percent = 10
+min_retry_concurrency = 5
 
 [[backends]]
 name = "app-1"
@@ -77,6 +95,33 @@ fn a_full_config_reads_into_typed_values() {
             max_header_size: 32 << 10,
             max_connections: 100,
             upstream_idle_timeout: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(10),
+        }
+    );
+    assert_eq!(
+        config.health,
+        Some(HealthConfig {
+            path: PathAndQuery::from_static("/status?full=1"),
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_millis(500),
+            unhealthy_threshold: 2,
+            healthy_threshold: 4,
+        })
+    );
+    assert_eq!(
+        config.ejection,
+        EjectionConfig {
+            consecutive_failures: 3,
+            base_time: Duration::from_secs(10),
+            max_time: Duration::from_secs(60),
+        }
+    );
+    assert_eq!(
+        config.retries,
+        RetryConfig {
+            max_retries: 1,
+            budget_percent: 10.0,
+            min_retry_concurrency: 5,
         }
     );
     assert_eq!(config.backends.len(), 2);
@@ -95,6 +140,40 @@ fn a_minimal_config_takes_the_defaults() {
     assert_eq!(config.admin, None);
     assert_eq!(config.policy, None);
     assert_eq!(config.proxy, ProxyConfig::default());
+    assert_eq!(config.health, None);
+    assert_eq!(config.ejection, EjectionConfig::default());
+    assert_eq!(config.retries, RetryConfig::default());
+}
+
+#[test]
+fn failover_settings_out_of_range_are_named() {
+    let text = r#"listen = "127.0.0.1:1"
+[health]
+path = "healthz"
+interval = "1s"
+timeout = "2s"
+unhealthy_threshold = 0
+[ejection]
+base_time = "1m"
+max_time = "10s"
+[retries]
+max_retries = 11
+budget_percent = 150
+[[backends]]
+name = "a"
+address = "127.0.0.1:2"
+"#;
+    assert_eq!(
+        issues(text),
+        vec![
+            "3: health.path: \"healthz\" is not a path such as \"/healthz\"",
+            "5: health.timeout: must not be longer than health.interval",
+            "6: health.unhealthy_threshold: must be between 1 and 100, not 0",
+            "9: ejection.max_time: must not be shorter than ejection.base_time",
+            "11: retries.max_retries: must be between 0 and 10, not 11",
+            "12: retries.budget_percent: must be between 0 and 100, not 150",
+        ]
+    );
 }
 
 #[test]
@@ -103,7 +182,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "26: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "44: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -118,7 +197,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("26: backends[1].weight: invalid type"),
+        found[0].starts_with("44: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");

@@ -7,8 +7,15 @@ use std::time::Duration;
 
 use serde_spanned::Spanned;
 
-use super::raw::{RawBackend, RawConfig, RawPolicy, RawProxy, line_of};
-use super::{BackendConfig, Config, ConfigIssue, PolicyConfig, ProxyConfig};
+use http::uri::PathAndQuery;
+
+use super::raw::{
+    RawBackend, RawConfig, RawEjection, RawHealth, RawPolicy, RawProxy, RawRetries, line_of,
+};
+use super::{
+    BackendConfig, Config, ConfigIssue, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig,
+    RetryConfig,
+};
 use crate::plugin::PluginLimits;
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
@@ -87,6 +94,27 @@ impl Checker<'_> {
         }
     }
 
+    fn integer(
+        &mut self,
+        value: &Option<Spanned<i64>>,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: u32,
+    ) -> u32 {
+        let Some(value) = value else { return default };
+        if range.contains(value.get_ref()) {
+            return u32::try_from(*value.get_ref()).unwrap_or(u32::MAX);
+        }
+        let message = format!(
+            "must be between {} and {}, not {}",
+            range.start(),
+            range.end(),
+            value.get_ref()
+        );
+        self.issue(Some(value.span().start), key, message);
+        default
+    }
+
     fn size(&mut self, value: &Option<Spanned<String>>, key: &str, default: usize) -> usize {
         let Some(value) = value else { return default };
         match value.get_ref().parse::<bytesize::ByteSize>() {
@@ -125,6 +153,12 @@ pub(super) fn validate(
         .as_ref()
         .and_then(|policy| check_policy(&mut check, policy, base));
     let proxy = check_proxy(&mut check, &raw.proxy);
+    let health = raw
+        .health
+        .as_ref()
+        .map(|health| check_health(&mut check, health));
+    let ejection = check_ejection(&mut check, &raw.ejection);
+    let retries = check_retries(&mut check, &raw.retries);
     let backends = check_backends(&mut check, &raw.backends);
     if !check.issues.is_empty() {
         check.issues.sort_by_key(|issue| issue.line);
@@ -135,6 +169,9 @@ pub(super) fn validate(
         admin,
         policy,
         proxy,
+        health,
+        ejection,
+        retries,
         backends,
     })
 }
@@ -207,19 +244,21 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             "proxy.max_header_size",
             defaults.max_header_size,
         ),
-        max_connections: match &proxy.max_connections {
-            None => defaults.max_connections,
-            Some(value) if (1..=1_000_000).contains(value.get_ref()) => *value.get_ref() as usize,
-            Some(value) => {
-                let message = format!("must be between 1 and 1000000, not {}", value.get_ref());
-                check.issue(Some(value.span().start), "proxy.max_connections", message);
-                defaults.max_connections
-            }
-        },
+        max_connections: check.integer(
+            &proxy.max_connections,
+            "proxy.max_connections",
+            1..=1_000_000,
+            defaults.max_connections as u32,
+        ) as usize,
         upstream_idle_timeout: check.duration(
             &proxy.upstream_idle_timeout,
             "proxy.upstream_idle_timeout",
             defaults.upstream_idle_timeout,
+        ),
+        drain_timeout: check.duration(
+            &proxy.drain_timeout,
+            "proxy.drain_timeout",
+            defaults.drain_timeout,
         ),
     };
     if let Some(value) = &proxy.max_header_size
@@ -232,6 +271,106 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
         );
     }
     config
+}
+
+fn check_health(check: &mut Checker<'_>, health: &Spanned<RawHealth>) -> HealthConfig {
+    let health = health.get_ref();
+    let defaults = HealthConfig::default();
+    let path = match &health.path {
+        None => defaults.path.clone(),
+        Some(path) => match PathAndQuery::try_from(path.get_ref().as_str()) {
+            Ok(parsed) if path.get_ref().starts_with('/') => parsed,
+            _ => {
+                let message = format!("{:?} is not a path such as \"/healthz\"", path.get_ref());
+                check.issue(Some(path.span().start), "health.path", message);
+                defaults.path.clone()
+            }
+        },
+    };
+    let config = HealthConfig {
+        path,
+        interval: check.duration(&health.interval, "health.interval", defaults.interval),
+        timeout: check.duration(&health.timeout, "health.timeout", defaults.timeout),
+        unhealthy_threshold: check.integer(
+            &health.unhealthy_threshold,
+            "health.unhealthy_threshold",
+            1..=100,
+            defaults.unhealthy_threshold,
+        ),
+        healthy_threshold: check.integer(
+            &health.healthy_threshold,
+            "health.healthy_threshold",
+            1..=100,
+            defaults.healthy_threshold,
+        ),
+    };
+    if let Some(timeout) = &health.timeout
+        && config.timeout > config.interval
+    {
+        // A probe still running when the next round starts would overlap it.
+        check.issue(
+            Some(timeout.span().start),
+            "health.timeout",
+            "must not be longer than health.interval",
+        );
+    }
+    config
+}
+
+fn check_ejection(check: &mut Checker<'_>, ejection: &RawEjection) -> EjectionConfig {
+    let defaults = EjectionConfig::default();
+    let config = EjectionConfig {
+        consecutive_failures: check.integer(
+            &ejection.consecutive_failures,
+            "ejection.consecutive_failures",
+            0..=1000,
+            defaults.consecutive_failures,
+        ),
+        base_time: check.duration(
+            &ejection.base_time,
+            "ejection.base_time",
+            defaults.base_time,
+        ),
+        max_time: check.duration(&ejection.max_time, "ejection.max_time", defaults.max_time),
+    };
+    if let Some(max_time) = &ejection.max_time
+        && config.max_time < config.base_time
+    {
+        check.issue(
+            Some(max_time.span().start),
+            "ejection.max_time",
+            "must not be shorter than ejection.base_time",
+        );
+    }
+    config
+}
+
+fn check_retries(check: &mut Checker<'_>, retries: &RawRetries) -> RetryConfig {
+    let defaults = RetryConfig::default();
+    let budget_percent = match &retries.budget_percent {
+        None => defaults.budget_percent,
+        Some(value) if (0.0..=100.0).contains(value.get_ref()) => *value.get_ref(),
+        Some(value) => {
+            let message = format!("must be between 0 and 100, not {}", value.get_ref());
+            check.issue(Some(value.span().start), "retries.budget_percent", message);
+            defaults.budget_percent
+        }
+    };
+    RetryConfig {
+        max_retries: check.integer(
+            &retries.max_retries,
+            "retries.max_retries",
+            0..=10,
+            defaults.max_retries,
+        ),
+        budget_percent,
+        min_retry_concurrency: check.integer(
+            &retries.min_retry_concurrency,
+            "retries.min_retry_concurrency",
+            0..=10_000,
+            defaults.min_retry_concurrency,
+        ),
+    }
 }
 
 fn check_backends(

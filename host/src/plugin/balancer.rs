@@ -6,16 +6,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
+use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::BalancerPre;
 use super::instance::{CallLimits, ConfigureError, PluginInstance};
 use super::{PluginEngine, PluginError};
-use crate::backend::BackendSet;
-use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo};
+use crate::backend::{BackendSet, Eligibility};
+use crate::balancer::{Balancer, FallbackReason, PluginInfo, Ranked, RequestInfo};
 use crate::log_budget::LogBudget;
 
 /// The deadline for `configure`: it may build tables, but must not stall a reload.
@@ -46,6 +47,8 @@ impl Default for PluginLimits {
 pub struct PluginBalancer {
     name: Arc<str>,
     path: PathBuf,
+    sha256: String,
+    loaded_at: SystemTime,
     pre: BalancerPre<super::instance::InstanceState>,
     config: String,
     limits: CallLimits,
@@ -93,6 +96,8 @@ impl PluginBalancer {
         let mut plugin = PluginBalancer {
             name,
             path: path.to_owned(),
+            sha256: hex_sha256(&bytes),
+            loaded_at: SystemTime::now(),
             pre,
             config: config.to_owned(),
             limits: CallLimits {
@@ -133,6 +138,16 @@ impl PluginBalancer {
         &self.path
     }
 
+    /// What identifies this plugin to an operator: name, file, content hash, load time.
+    pub fn info(&self) -> PluginInfo {
+        PluginInfo {
+            name: self.name.to_string(),
+            path: self.path.clone(),
+            sha256: self.sha256.clone(),
+            loaded_at: self.loaded_at,
+        }
+    }
+
     fn instantiate(&self) -> wasmtime::Result<PluginInstance> {
         PluginInstance::new(
             &self.pre,
@@ -166,9 +181,14 @@ impl PluginBalancer {
 }
 
 impl Balancer for PluginBalancer {
-    fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Result<Ranked, FallbackReason> {
+    fn pick(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &BackendSet,
+        eligibility: Eligibility,
+    ) -> Result<Ranked, FallbackReason> {
         let mut instance = self.checkout(set)?;
-        let answer = instance.pick(request, set);
+        let answer = instance.pick(request, set, eligibility);
         // A Store that trapped is discarded; the next pick makes a fresh instance.
         if answer.is_ok() {
             self.checkin(instance);
@@ -188,6 +208,14 @@ impl Balancer for PluginBalancer {
             self.checkin(instance);
         }
     }
+}
+
+/// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Tells a WebAssembly component from a core module or a file that is not wasm at all, by the

@@ -11,4 +11,6 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use vane::balancer::types::{BackendInfo, BackendStates, Header, IpAddress, Level, Request};
+pub use self::vane::balancer::types::{
+    BackendInfo, BackendStates, Header, IpAddress, Level, Request,
+};

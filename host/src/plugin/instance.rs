@@ -18,7 +18,7 @@ use super::bindings::{
     BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request,
 };
 use super::engine::EPOCH_TICK;
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
 use crate::log_budget::LogBudget;
 
@@ -243,9 +243,10 @@ impl PluginInstance {
         &mut self,
         request: &RequestInfo<'_>,
         set: &BackendSet,
+        eligibility: Eligibility,
     ) -> Result<Vec<u32>, FallbackReason> {
         self.fill_request(request);
-        self.fill_states(set);
+        self.fill_states(set, eligibility);
         self.arm(self.limits.pick_timeout);
         let answer = finish_now(self.bindings.vane_balancer_policy().call_pick(
             &mut self.store,
@@ -331,8 +332,9 @@ impl PluginInstance {
         }
     }
 
-    /// Copies the live statistics of every backend into the reused columns.
-    fn fill_states(&mut self, set: &BackendSet) {
+    /// Copies the live statistics of every backend into the reused columns; `healthy` is
+    /// whether the backend may receive this request.
+    fn fill_states(&mut self, set: &BackendSet, eligibility: Eligibility) {
         let states = &mut self.states;
         states.healthy.clear();
         states.weight.clear();
@@ -342,7 +344,7 @@ impl PluginInstance {
         states.latency_ewma_us.clear();
         for backend in set.backends() {
             let stats = &backend.stats;
-            states.healthy.push(stats.healthy());
+            states.healthy.push(eligibility.allows(backend));
             states.weight.push(backend.weight);
             states.in_flight.push(stats.in_flight());
             states.requests.push(stats.requests());

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http::uri::{PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version, header};
+use http::{HeaderValue, Method, Request, Response, Uri, Version, header};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -16,13 +16,15 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
 use super::headers::{add_forwarded, join_cookies, remove_hop_by_hop};
+use super::request_body::{AttemptBody, RequestBody};
 use super::{ProxyBody, ProxyError, Shared};
-use crate::backend::{Backend, InFlightGuard};
-use crate::balancer::RequestInfo;
+use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
+use crate::balancer::{Ranked, RequestInfo};
 use crate::config::ProxyConfig;
+use crate::health;
 
 /// The pooled HTTP/1.1 client vane uses to reach backends.
-pub(crate) type UpstreamClient = Client<HttpConnector, Incoming>;
+pub(crate) type UpstreamClient = Client<HttpConnector, AttemptBody>;
 
 /// Builds the upstream client: keep-alive pool, connect timeout, no Nagle delay.
 pub(crate) fn upstream_client(config: &ProxyConfig) -> UpstreamClient {
@@ -53,14 +55,51 @@ pub(crate) async fn handle(
 async fn forward(
     shared: &Shared,
     client: SocketAddr,
-    mut request: Request<Incoming>,
+    request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     check_host(&request)?;
-    let (generation, index, backend) = choose(shared, client, &request)?;
-    prepare_request(&mut request, client, &backend);
+    let _active = shared.retry_budget.start_request();
+    let set = shared.backends.load_full();
+    let sequence = shared.sequence.fetch_add(1, Ordering::Relaxed);
+    let ranked = rank(shared, sequence, client, &request, &set);
+    let (mut head, body) = request.into_parts();
+    prepare_head(&mut head, client);
+    let body = RequestBody::new(body);
+    let mut candidates = Candidates::new(ranked, sequence);
+    let mut retries_left = shared.retry_budget.max_retries();
+    let mut last_error = ProxyError::NoBackend;
+    // Holds the current retry's place in the budget until the attempt ends.
+    let mut _retry = None;
+    while let Some(index) = candidates.next(&set) {
+        let backend = set.backends()[index as usize].clone();
+        let request = request_for(&mut head, &backend, body.attempt(), retries_left == 0);
+        let error = match send(shared, &set, index, backend, request).await {
+            Ok(response) => return Ok(response),
+            Err(error) => error,
+        };
+        last_error = error;
+        if retries_left == 0 || !may_retry(error, &head.method, &body) {
+            break;
+        }
+        let Some(retry) = shared.retry_budget.try_retry() else {
+            break;
+        };
+        _retry = Some(retry);
+        retries_left -= 1;
+    }
+    Err(last_error)
+}
 
+/// One attempt on `backend` (`index` in `set`): counts it, forwards it, and records what came back.
+async fn send(
+    shared: &Shared,
+    set: &BackendSet,
+    index: u32,
+    backend: Arc<Backend>,
+    request: Request<AttemptBody>,
+) -> Result<Response<ProxyBody>, ProxyError> {
     let guard = InFlightGuard::start(backend);
-    let stats = &guard.backend().stats;
+    let backend = guard.backend();
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         shared.config.request_timeout,
@@ -70,12 +109,12 @@ async fn forward(
     let latency = started.elapsed();
     let error = match outcome {
         Ok(Ok(response)) => {
-            stats.record_latency(latency);
-            if response.status().is_server_error() {
-                stats.record_failure();
-            }
             let status = response.status().as_u16();
-            observe(shared, generation, index, status, latency);
+            backend
+                .stats
+                .record_outcome(Outcome::Status(status), latency);
+            health::record_attempt(backend, true, &shared.ejection);
+            observe(shared, set, index, status, latency);
             let mut response = response.map(|body| ProxyBody::Upstream {
                 body,
                 guard: Some(guard),
@@ -87,18 +126,81 @@ async fn forward(
         Err(_elapsed) => ProxyError::Timeout,
     };
     if error.is_upstream() {
-        stats.record_failure();
-        observe(shared, generation, index, 0, latency);
+        backend.stats.record_outcome(Outcome::NoResponse, latency);
+        health::record_attempt(backend, false, &shared.ejection);
+        observe(shared, set, index, 0, latency);
     }
     Err(error)
 }
 
-/// Reports an outcome to the policy, unless the backend set changed since the pick (then
-/// `index` may name another backend).
-fn observe(shared: &Shared, generation: u64, index: u32, status: u16, latency: Duration) {
-    let set = shared.backends.load();
-    if set.generation() == generation {
-        shared.policy.load().observe(&set, index, status, latency);
+/// Whether a failed attempt may be made again on another backend: when nothing reached the
+/// backend (no connection), any request may; when the connection broke before the response
+/// headers, only an idempotent one (RFC 9110 §9.2.2). Either way the whole body must still be
+/// at hand, and a timeout is never retried (the backend may still be working on it).
+fn may_retry(error: ProxyError, method: &Method, body: &RequestBody) -> bool {
+    let safe = match error {
+        ProxyError::Connect => true,
+        ProxyError::Upstream => method.is_idempotent(),
+        _ => false,
+    };
+    safe && body.replayable()
+}
+
+/// The backends to try for one request, in order: the policy's ranking, then every other
+/// eligible backend from the request's place in the set, each at most once.
+struct Candidates {
+    ranked: Ranked,
+    next_ranked: usize,
+    scan_from: u64,
+    scanned: usize,
+    tried: Ranked,
+}
+
+impl Candidates {
+    fn new(ranked: Ranked, sequence: u64) -> Self {
+        Candidates {
+            ranked,
+            next_ranked: 0,
+            scan_from: sequence,
+            scanned: 0,
+            tried: Vec::new(),
+        }
+    }
+
+    /// The next backend to try; eligibility is read afresh, so a backend ejected by an earlier
+    /// attempt is skipped.
+    fn next(&mut self, set: &BackendSet) -> Option<u32> {
+        let eligibility = set.eligibility();
+        let allowed = |index: u32, tried: &Ranked| {
+            !tried.contains(&index)
+                && set
+                    .get(index as usize)
+                    .is_some_and(|backend| eligibility.allows(backend))
+        };
+        while let Some(&index) = self.ranked.get(self.next_ranked) {
+            self.next_ranked += 1;
+            if allowed(index, &self.tried) {
+                self.tried.push(index);
+                return Some(index);
+            }
+        }
+        while self.scanned < set.len() {
+            let index = ((self.scan_from + self.scanned as u64) % set.len() as u64) as u32;
+            self.scanned += 1;
+            if allowed(index, &self.tried) {
+                self.tried.push(index);
+                return Some(index);
+            }
+        }
+        None
+    }
+}
+
+/// Reports an outcome to the policy, unless the backend set changed since the pick (then the
+/// plugin has been configured for another set).
+fn observe(shared: &Shared, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+    if shared.backends.load().generation() == set.generation() {
+        shared.policy.load().observe(set, index, status, latency);
     }
 }
 
@@ -128,13 +230,14 @@ fn check_host(request: &Request<Incoming>) -> Result<(), ProxyError> {
     }
 }
 
-/// Asks the policy for a backend for this request: the set's generation, the backend's index
-/// in it, and the backend.
-fn choose(
+/// Asks the policy to rank the backends of `set` for this request.
+fn rank(
     shared: &Shared,
+    sequence: u64,
     client: SocketAddr,
     request: &Request<Incoming>,
-) -> Result<(u64, u32, Arc<Backend>), ProxyError> {
+    set: &BackendSet,
+) -> Ranked {
     let headers = request.headers();
     let authority = request
         .uri()
@@ -143,7 +246,7 @@ fn choose(
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
     let info = RequestInfo {
-        sequence: shared.sequence.fetch_add(1, Ordering::Relaxed),
+        sequence,
         method: request.method(),
         authority,
         path: request
@@ -153,35 +256,20 @@ fn choose(
         client_ip: client.ip(),
         headers,
     };
-    let set = shared.backends.load();
-    let ranked = shared.policy.load().pick(&info, &set);
-    let index = *ranked.first().ok_or(ProxyError::NoBackend)?;
-    let backend = set.get(index as usize).ok_or(ProxyError::NoBackend)?;
-    Ok((set.generation(), index, backend.clone()))
+    shared.policy.load().pick(&info, set)
 }
 
-/// Rewrites the request for the backend: its address in the URI, HTTP/1.1, the Host the client
-/// asked for (from an absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split
-/// cookies joined, hop-by-hop headers out, forwarding headers in.
-fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr, backend: &Backend) {
-    let path = request
-        .uri()
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let asked_authority = request
-        .uri()
+/// Rewrites the request head for any backend: HTTP/1.1, the Host the client asked for (from an
+/// absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split cookies joined,
+/// hop-by-hop headers out, forwarding headers in.
+fn prepare_head(head: &mut http::request::Parts, client: SocketAddr) {
+    let asked_authority = head
+        .uri
         .authority()
         .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok());
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(backend.authority.clone());
-    parts.path_and_query = Some(path);
-    *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
-    let from_http2 = request.version() == Version::HTTP_2;
-    *request.version_mut() = Version::HTTP_11;
-
-    let headers = request.headers_mut();
+    let from_http2 = head.version == Version::HTTP_2;
+    head.version = Version::HTTP_11;
+    let headers = &mut head.headers;
     remove_hop_by_hop(headers);
     if from_http2 {
         join_cookies(headers);
@@ -190,13 +278,43 @@ fn prepare_request(request: &mut Request<Incoming>, client: SocketAddr, backend:
         headers.insert(header::HOST, authority);
     }
     let host = headers.get(header::HOST).cloned();
-    if host.is_none() {
-        // An HTTP/1.0 client may name no host; HTTP/1.1 requires one, so name the backend.
+    add_forwarded(headers, client.ip(), host.as_ref());
+}
+
+/// The request for one attempt on `backend`: the prepared head with the backend's address in
+/// the URI, and the backend's address as Host if the client named none (HTTP/1.0). The last
+/// possible attempt takes the headers; earlier ones copy them, for the retry.
+fn request_for(
+    head: &mut http::request::Parts,
+    backend: &Backend,
+    body: AttemptBody,
+    last: bool,
+) -> Request<AttemptBody> {
+    let path = head
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(backend.authority.clone());
+    parts.path_and_query = Some(path);
+    let mut request = Request::new(body);
+    *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
+    *request.method_mut() = head.method.clone();
+    *request.version_mut() = Version::HTTP_11;
+    let headers = request.headers_mut();
+    *headers = if last {
+        std::mem::take(&mut head.headers)
+    } else {
+        head.headers.clone()
+    };
+    if !headers.contains_key(header::HOST) {
         let own = HeaderValue::try_from(backend.authority.as_str())
             .expect("an address is a valid header value");
         headers.insert(header::HOST, own);
     }
-    add_forwarded(headers, client.ip(), host.as_ref());
+    request
 }
 
 /// The response for a request vane could not forward.

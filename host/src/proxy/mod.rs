@@ -5,6 +5,8 @@ mod body;
 mod error;
 mod forward;
 mod headers;
+mod request_body;
+mod retry;
 mod server;
 
 use std::sync::Arc;
@@ -14,14 +16,15 @@ use arc_swap::ArcSwap;
 
 pub use body::ProxyBody;
 pub use error::ProxyError;
+pub use retry::RetryBudget;
 pub use server::serve;
 
 use crate::backend::BackendSet;
 use crate::balancer::Policy;
-use crate::config::ProxyConfig;
+use crate::config::{Config, EjectionConfig, ProxyConfig};
 
 /// What every request handler shares: the backend set and policy (each swappable as a whole),
-/// the upstream client pool, the proxy settings and the request counter.
+/// the upstream client pool, the proxy settings, the retry budget and the request counter.
 pub struct Shared {
     /// The current backend set.
     pub backends: ArcSwap<BackendSet>,
@@ -29,19 +32,25 @@ pub struct Shared {
     pub policy: ArcSwap<Policy>,
     /// Timeouts and limits.
     pub config: ProxyConfig,
+    /// When failed attempts eject a backend.
+    pub ejection: EjectionConfig,
+    /// Retries allowed, made and refused.
+    pub retry_budget: RetryBudget,
     /// The sequence number of the next request.
     pub(crate) sequence: AtomicU64,
     pub(crate) client: forward::UpstreamClient,
 }
 
 impl Shared {
-    /// Shared state for a proxy with these settings, backends and policy.
-    pub fn new(config: ProxyConfig, backends: BackendSet, policy: Policy) -> Arc<Self> {
+    /// Shared state for a proxy with the settings of `config`, these backends and this policy.
+    pub fn new(config: &Config, backends: BackendSet, policy: Policy) -> Arc<Self> {
         Arc::new(Shared {
             backends: ArcSwap::from_pointee(backends),
             policy: ArcSwap::from_pointee(policy),
-            client: forward::upstream_client(&config),
-            config,
+            client: forward::upstream_client(&config.proxy),
+            config: config.proxy,
+            ejection: config.ejection,
+            retry_budget: RetryBudget::new(config.retries),
             sequence: AtomicU64::new(0),
         })
     }

@@ -1,92 +1,70 @@
-//! The backend set: each backend's fixed facts and live statistics, shared as one snapshot.
-//!
-//! Statistics are atomics updated on the request path without locks. In-flight requests are
-//! counted by an [`InFlightGuard`], released when the response body ends or is dropped.
+//! A backend's live statistics, updated without locks on the request path, and the in-flight
+//! guard that counts a request until its response body ends.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use http::uri::Authority;
-use vane_plugin_kit::WeightedSchedule;
+use super::Backend;
+use crate::histogram::{Histogram, REQUEST_BUCKETS_US};
 
 /// The weight of a backend's newest latency sample in the moving average: 1/8, as TCP's
 /// smoothed round-trip time (RFC 6298 §2), quick to follow a change without jumping on one outlier.
 const EWMA_SHIFT: u32 = 3;
 
-/// One backend: where it is, how much traffic it should take, and what it has done so far.
-#[derive(Debug)]
-pub struct Backend {
-    /// The name from the config file, unique within the set.
-    pub name: String,
-    /// Where vane connects.
-    pub address: SocketAddr,
-    /// Relative capacity, at least 1.
-    pub weight: u32,
-    /// Free-form labels from the config file, handed to the plugin.
-    pub tags: Vec<String>,
-    /// `address` as a URI authority, built once for every forwarded request.
-    pub(crate) authority: Authority,
-    /// Live statistics.
-    pub stats: BackendStats,
+/// The outcome of one attempt, as counted in metrics: the status class, or no response at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A response with this status code.
+    Status(u16),
+    /// No response: no connection, a timeout, or the connection broke off before the headers.
+    NoResponse,
 }
 
-impl Backend {
-    /// A backend with fresh statistics; it starts healthy.
-    pub fn new(name: String, address: SocketAddr, weight: u32, tags: Vec<String>) -> Self {
-        let authority = Authority::try_from(address.to_string())
-            .expect("a socket address is always a valid URI authority");
-        Backend {
-            name,
-            address,
-            weight: weight.max(1),
-            tags,
-            authority,
-            stats: BackendStats::default(),
+impl Outcome {
+    /// Every class label, in the order of [`BackendStats::outcomes`].
+    pub const LABELS: [&'static str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"];
+
+    fn slot(self) -> usize {
+        match self {
+            Outcome::Status(status @ 100..=599) => usize::from(status / 100 - 1),
+            // A status outside 100..=599 cannot come from hyper; count it with the errors.
+            Outcome::Status(_) | Outcome::NoResponse => 5,
         }
     }
 }
 
-/// A backend's live statistics, updated by the proxy and read by the balancer.
+/// A backend's live statistics, updated by the proxy and read by the balancer and the admin API.
 #[derive(Debug)]
 pub struct BackendStats {
-    healthy: AtomicBool,
     in_flight: AtomicU32,
     requests: AtomicU64,
     failures: AtomicU64,
     latency_ewma_us: AtomicU32,
+    outcomes: [AtomicU64; Outcome::LABELS.len()],
+    latency: Histogram,
 }
 
 impl Default for BackendStats {
     fn default() -> Self {
         BackendStats {
-            healthy: AtomicBool::new(true),
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             latency_ewma_us: AtomicU32::new(0),
+            outcomes: Default::default(),
+            latency: Histogram::new(REQUEST_BUCKETS_US),
         }
     }
 }
 
 impl BackendStats {
-    /// Whether the backend may receive traffic.
-    pub fn healthy(&self) -> bool {
-        self.healthy.load(Ordering::Relaxed)
-    }
-
-    /// Marks the backend as able, or not, to receive traffic.
-    pub fn set_healthy(&self, healthy: bool) {
-        self.healthy.store(healthy, Ordering::Relaxed);
-    }
-
     /// Requests sent whose response has not finished.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Requests sent since the backend joined the set.
+    /// Requests sent since the backend joined the set (every attempt, retries included).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -101,13 +79,38 @@ impl BackendStats {
         self.latency_ewma_us.load(Ordering::Relaxed)
     }
 
+    /// Attempts by outcome, in the order of [`Outcome::LABELS`].
+    pub fn outcomes(&self) -> [u64; Outcome::LABELS.len()] {
+        std::array::from_fn(|slot| self.outcomes[slot].load(Ordering::Relaxed))
+    }
+
+    /// The distribution of the time to response headers.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
+    }
+
     /// Counts one failed request.
     pub fn record_failure(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Folds one time-to-headers sample into the moving average.
+    /// Counts the outcome of one attempt; a response also feeds the latency figures.
+    pub fn record_outcome(&self, outcome: Outcome, latency: Duration) {
+        self.outcomes[outcome.slot()].fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Status(status) => {
+                self.record_latency(latency);
+                if status >= 500 {
+                    self.record_failure();
+                }
+            }
+            Outcome::NoResponse => self.record_failure(),
+        }
+    }
+
+    /// Folds one time-to-headers sample into the moving average and the histogram.
     pub fn record_latency(&self, latency: Duration) {
+        self.latency.record(latency);
         let sample = u32::try_from(latency.as_micros())
             .unwrap_or(u32::MAX)
             .max(1);
@@ -150,56 +153,6 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// An immutable snapshot of the backend set, replaced whole when the set changes.
-#[derive(Debug)]
-pub struct BackendSet {
-    generation: u64,
-    backends: Vec<Arc<Backend>>,
-    schedule: WeightedSchedule,
-}
-
-impl BackendSet {
-    /// A set of these backends, in this order; `generation` must change whenever the set does.
-    pub fn new(generation: u64, backends: Vec<Arc<Backend>>) -> Self {
-        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
-        BackendSet {
-            generation,
-            schedule: WeightedSchedule::new(&weights),
-            backends,
-        }
-    }
-
-    /// Identifies this version of the set; plugins are reconfigured when it changes.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// The backends, in the order the balancer sees them.
-    pub fn backends(&self) -> &[Arc<Backend>] {
-        &self.backends
-    }
-
-    /// The backend at `index`, if any.
-    pub fn get(&self, index: usize) -> Option<&Arc<Backend>> {
-        self.backends.get(index)
-    }
-
-    /// The number of backends.
-    pub fn len(&self) -> usize {
-        self.backends.len()
-    }
-
-    /// Whether the set has no backends.
-    pub fn is_empty(&self) -> bool {
-        self.backends.is_empty()
-    }
-
-    /// One cycle of smooth weighted round-robin over this set's weights.
-    pub fn schedule(&self) -> &WeightedSchedule {
-        &self.schedule
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +187,18 @@ mod tests {
         assert_eq!(b.stats.latency_ewma_us(), 900);
         b.stats.record_latency(Duration::from_micros(100));
         assert_eq!(b.stats.latency_ewma_us(), 800);
+    }
+
+    #[test]
+    fn outcomes_are_counted_by_class_and_failures_include_5xx() {
+        let b = backend();
+        let ms = Duration::from_millis(1);
+        for outcome in [200, 204, 302, 404, 503].map(Outcome::Status) {
+            b.stats.record_outcome(outcome, ms);
+        }
+        b.stats.record_outcome(Outcome::NoResponse, ms);
+        assert_eq!(b.stats.outcomes(), [0, 2, 1, 1, 1, 1]);
+        assert_eq!(b.stats.failures(), 2);
+        assert_eq!(b.stats.latency().snapshot().count, 5);
     }
 }

@@ -1,0 +1,198 @@
+//! `GET /metrics`: the proxy's counters in the Prometheus / OpenMetrics text format, encoded
+//! by prometheus-client from the live atomics at scrape time, so the request path pays nothing
+//! for metrics beyond the counters it keeps anyway.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet, text};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::backend::{Backend, Outcome};
+use crate::histogram::HistogramSnapshot;
+use crate::proxy::Shared;
+
+/// The content type of the answer: OpenMetrics text, which Prometheus reads.
+pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Encodes every metric of `shared` as OpenMetrics text.
+pub fn encode_metrics(shared: &Arc<Shared>) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SharedCollector(shared.clone())));
+    let mut text = String::new();
+    text::encode(&mut text, &registry)?;
+    Ok(text)
+}
+
+/// Reads the proxy's state at each scrape.
+struct SharedCollector(Arc<Shared>);
+
+impl std::fmt::Debug for SharedCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedCollector")
+    }
+}
+
+type Labels<'a> = [(&'static str, &'a str); 1];
+
+/// A per-backend gauge: name, help, and how to read it off a backend.
+type BackendGauge = (&'static str, &'static str, fn(&Backend) -> u64);
+
+impl Collector for SharedCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let shared = &self.0;
+        let set = shared.backends.load();
+        let backends = set.backends();
+        let eligibility = set.eligibility();
+
+        let mut metric = encoder.encode_descriptor(
+            "vane_backend_requests",
+            "Attempts sent to each backend, by response status class (error: no response).",
+            None,
+            MetricType::Counter,
+        )?;
+        for backend in backends {
+            for (class, count) in Outcome::LABELS.iter().zip(backend.stats.outcomes()) {
+                let labels = [("backend", backend.name.as_str()), ("class", class)];
+                counter(metric.encode_family(&labels)?, count)?;
+            }
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "vane_backend_response_seconds",
+            "Time from sending a request to each backend until its response headers.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for backend in backends {
+            let labels: Labels<'_> = [("backend", backend.name.as_str())];
+            histogram(
+                metric.encode_family(&labels)?,
+                &backend.stats.latency().snapshot(),
+            )?;
+        }
+
+        let per_backend: [BackendGauge; 3] = [
+            (
+                "vane_backend_in_flight",
+                "Requests sent to each backend whose response has not finished.",
+                |b| u64::from(b.stats.in_flight()),
+            ),
+            (
+                "vane_backend_healthy",
+                "1 if the backend's active health checks pass (always 1 without [health]).",
+                |b| u64::from(b.health.healthy()),
+            ),
+            (
+                "vane_backend_ejected",
+                "1 if passive detection has ejected the backend for a cool-down.",
+                |b| u64::from(b.health.ejected()),
+            ),
+        ];
+        for (name, help, value) in per_backend {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for backend in backends {
+                let labels: Labels<'_> = [("backend", backend.name.as_str())];
+                metric
+                    .encode_family(&labels)?
+                    .encode_gauge(&value(backend))?;
+            }
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "vane_backend_ejections",
+            "Times passive detection ejected each backend.",
+            None,
+            MetricType::Counter,
+        )?;
+        for backend in backends {
+            let labels: Labels<'_> = [("backend", backend.name.as_str())];
+            counter(metric.encode_family(&labels)?, backend.health.ejections())?;
+        }
+
+        gauge(
+            &mut encoder,
+            "vane_panic_routing",
+            "1 if no backend is in rotation, so requests go to all of them.",
+            u64::from(eligibility.is_panic()),
+        )?;
+        let budget = &shared.retry_budget;
+        counter(
+            encoder.encode_descriptor(
+                "vane_retries",
+                "Requests sent again to another backend after a failed attempt.",
+                None,
+                MetricType::Counter,
+            )?,
+            budget.retries(),
+        )?;
+        counter(
+            encoder.encode_descriptor(
+                "vane_retry_budget_exhausted",
+                "Retries not made because the retry budget was spent.",
+                None,
+                MetricType::Counter,
+            )?,
+            budget.exhausted(),
+        )?;
+
+        let policy = shared.policy.load();
+        counter(
+            encoder.encode_descriptor(
+                "vane_plugin_picks",
+                "Picks the policy plugin answered and the host used.",
+                None,
+                MetricType::Counter,
+            )?,
+            policy.picks().answered(),
+        )?;
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_fallbacks",
+            "Picks served by the built-in round-robin because the plugin failed, by reason.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in policy.fallbacks().snapshot() {
+            let labels: Labels<'_> = [("reason", reason.label())];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
+        histogram(
+            encoder.encode_descriptor(
+                "vane_plugin_pick_seconds",
+                "Duration of each call into the policy plugin to pick.",
+                None,
+                MetricType::Histogram,
+            )?,
+            &policy.picks().duration().snapshot(),
+        )?;
+        Ok(())
+    }
+}
+
+fn counter(mut metric: MetricEncoder<'_>, value: u64) -> Result<(), std::fmt::Error> {
+    metric.encode_counter::<NoLabelSet, _, u64>(&value, None)
+}
+
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> Result<(), std::fmt::Error> {
+    encoder
+        .encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+fn histogram(
+    mut metric: MetricEncoder<'_>,
+    snapshot: &HistogramSnapshot,
+) -> Result<(), std::fmt::Error> {
+    metric.encode_histogram::<NoLabelSet>(
+        snapshot.sum_seconds,
+        snapshot.count,
+        &snapshot.buckets,
+        None,
+    )
+}

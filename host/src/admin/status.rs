@@ -1,0 +1,77 @@
+//! `GET /backends` and `GET /policy`: what the proxy knows, as JSON.
+
+use std::time::SystemTime;
+
+use serde_json::{Map, Value, json};
+
+use crate::backend::Outcome;
+use crate::proxy::Shared;
+
+/// Every backend of the current set: its facts, health and live statistics.
+pub(super) fn backends(shared: &Shared) -> Value {
+    let set = shared.backends.load();
+    let eligibility = set.eligibility();
+    let backends: Vec<Value> = set
+        .backends()
+        .iter()
+        .map(|backend| {
+            let stats = &backend.stats;
+            let health = &backend.health;
+            let responses: Map<String, Value> = Outcome::LABELS
+                .iter()
+                .zip(stats.outcomes())
+                .map(|(label, count)| ((*label).to_owned(), json!(count)))
+                .collect();
+            json!({
+                "name": backend.name,
+                "address": backend.address.to_string(),
+                "weight": backend.weight,
+                "tags": backend.tags,
+                "healthy": health.healthy(),
+                "ejected": health.ejected(),
+                "ejected_until": health.ejected_until().map(rfc3339),
+                "ejections": health.ejections(),
+                "eligible": eligibility.allows(backend),
+                "in_flight": stats.in_flight(),
+                "requests": stats.requests(),
+                "failures": stats.failures(),
+                "latency_ewma_us": stats.latency_ewma_us(),
+                "responses": responses,
+            })
+        })
+        .collect();
+    json!({
+        "generation": set.generation(),
+        "panic_routing": eligibility.is_panic(),
+        "backends": backends,
+    })
+}
+
+/// The active policy: the plugin (path, hash, load time) or the built-in, with its counters.
+pub(super) fn policy(shared: &Shared) -> Value {
+    let policy = shared.policy.load();
+    let plugin = policy.plugin_info().map(|info| {
+        json!({
+            "name": info.name,
+            "path": info.path.display().to_string(),
+            "sha256": info.sha256,
+            "loaded_at": rfc3339(info.loaded_at),
+        })
+    });
+    let fallbacks: Map<String, Value> = policy
+        .fallbacks()
+        .snapshot()
+        .iter()
+        .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
+        .collect();
+    json!({
+        "plugin": plugin,
+        "fallback": "built-in round-robin",
+        "picks_answered": policy.picks().answered(),
+        "fallbacks": fallbacks,
+    })
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}

@@ -1,0 +1,166 @@
+//! The backend set: each backend's fixed facts, live statistics and health, shared as one
+//! snapshot, and which of its backends may receive a request.
+//!
+//! Statistics are atomics updated on the request path without locks. In-flight requests are
+//! counted by an [`InFlightGuard`], released when the response body ends or is dropped.
+
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::uri::Authority;
+use vane_plugin_kit::WeightedSchedule;
+
+pub use stats::{BackendStats, InFlightGuard, Outcome};
+
+use crate::health::BackendHealth;
+
+/// One backend: where it is, how much traffic it should take, and what it has done so far.
+#[derive(Debug)]
+pub struct Backend {
+    /// The name from the config file, unique within the set.
+    pub name: String,
+    /// Where vane connects.
+    pub address: SocketAddr,
+    /// Relative capacity, at least 1.
+    pub weight: u32,
+    /// Free-form labels from the config file, handed to the plugin.
+    pub tags: Vec<String>,
+    /// `address` as a URI authority, built once for every forwarded request.
+    pub(crate) authority: Authority,
+    /// Live statistics.
+    pub stats: BackendStats,
+    /// Active health and passive ejection.
+    pub health: BackendHealth,
+}
+
+impl Backend {
+    /// A backend with fresh statistics; it starts healthy.
+    pub fn new(name: String, address: SocketAddr, weight: u32, tags: Vec<String>) -> Self {
+        let authority = Authority::try_from(address.to_string())
+            .expect("a socket address is always a valid URI authority");
+        Backend {
+            name,
+            address,
+            weight: weight.max(1),
+            tags,
+            authority,
+            stats: BackendStats::default(),
+            health: BackendHealth::default(),
+        }
+    }
+
+    /// Whether the backend takes traffic: healthy by its checks and not ejected.
+    pub fn in_rotation(&self) -> bool {
+        self.health.healthy() && !self.health.ejected()
+    }
+}
+
+/// An immutable snapshot of the backend set, replaced whole when the set changes.
+#[derive(Debug)]
+pub struct BackendSet {
+    generation: u64,
+    backends: Vec<Arc<Backend>>,
+    schedule: WeightedSchedule,
+}
+
+impl BackendSet {
+    /// A set of these backends, in this order; `generation` must change whenever the set does.
+    pub fn new(generation: u64, backends: Vec<Arc<Backend>>) -> Self {
+        let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
+        BackendSet {
+            generation,
+            schedule: WeightedSchedule::new(&weights),
+            backends,
+        }
+    }
+
+    /// Identifies this version of the set; plugins are reconfigured when it changes.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The backends, in the order the balancer sees them.
+    pub fn backends(&self) -> &[Arc<Backend>] {
+        &self.backends
+    }
+
+    /// The backend at `index`, if any.
+    pub fn get(&self, index: usize) -> Option<&Arc<Backend>> {
+        self.backends.get(index)
+    }
+
+    /// The number of backends.
+    pub fn len(&self) -> usize {
+        self.backends.len()
+    }
+
+    /// Whether the set has no backends.
+    pub fn is_empty(&self) -> bool {
+        self.backends.is_empty()
+    }
+
+    /// One cycle of smooth weighted round-robin over this set's weights.
+    pub fn schedule(&self) -> &WeightedSchedule {
+        &self.schedule
+    }
+
+    /// Which backends may receive a request now.
+    pub fn eligibility(&self) -> Eligibility {
+        Eligibility {
+            panic: !self.backends.iter().any(|b| b.in_rotation()),
+        }
+    }
+}
+
+/// Which backends of a set may receive a request: those in rotation, or, when none is, all of
+/// them ("panic routing", as Envoy's panic threshold): a health check that is wrong everywhere,
+/// or a brief outage of every backend, must not turn into refusing every request, and a backend
+/// that is really down answers a connection attempt at once, so the retry moves on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Eligibility {
+    panic: bool,
+}
+
+impl Eligibility {
+    /// Whether `backend` may receive the request.
+    pub fn allows(self, backend: &Backend) -> bool {
+        self.panic || backend.in_rotation()
+    }
+
+    /// Whether no backend is in rotation, so every backend is eligible.
+    pub fn is_panic(self) -> bool {
+        self.panic
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(count: usize) -> BackendSet {
+        let backends = (0..count)
+            .map(|i| {
+                let address = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
+                Arc::new(Backend::new(format!("b{i}"), address, 1, vec![]))
+            })
+            .collect();
+        BackendSet::new(1, backends)
+    }
+
+    #[test]
+    fn only_backends_in_rotation_are_eligible_until_none_is() {
+        let set = set(2);
+        let [a, b] = [&set.backends()[0], &set.backends()[1]];
+        a.health.set_healthy(false);
+        let eligibility = set.eligibility();
+        assert!(!eligibility.is_panic());
+        assert!(!eligibility.allows(a) && eligibility.allows(b));
+
+        b.health.set_healthy(false);
+        let eligibility = set.eligibility();
+        assert!(eligibility.is_panic());
+        assert!(eligibility.allows(a) && eligibility.allows(b));
+    }
+}

@@ -1,0 +1,260 @@
+//! Failover: a dead backend costs clients nothing, health checks take backends out and back,
+//! ejection cools down and retries, retries stay within their budget, and when every backend
+//! is down the client gets an answer at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpSocket;
+use vane_e2e::backend::{backend, refusing_port};
+use vane_e2e::proxy::{config_for, policy};
+use vane_e2e::{Backend, Vane};
+
+use super::tally;
+
+const ADMIN: &str = "admin = \"127.0.0.1:0\"\n";
+
+/// Clients send GETs as fast as they can until `stop` is set; answers every status seen, with
+/// how often.
+fn flood(vane: &Vane, clients: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinSet<Vec<u16>> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let client = vane.client();
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let status = match client.get("/").await {
+                    Ok(reply) => reply.status.as_u16(),
+                    Err(_) => 0,
+                };
+                statuses.push(status);
+            }
+            statuses
+        });
+    }
+    tasks
+}
+
+/// The requests vane has sent to the backend named `name`, from `/backends`.
+async fn requests_to(vane: &Vane, name: &str) -> u64 {
+    backend_json(vane, name).await["requests"].as_u64().unwrap()
+}
+
+async fn backend_json(vane: &Vane, name: &str) -> serde_json::Value {
+    let all = vane.backends_json().await;
+    all["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no backend {name} in {all}"))
+}
+
+/// Polls `/backends` until `field` of backend `name` equals `value`; answers how long it took.
+async fn wait_for(vane: &Vane, name: &str, field: &str, value: bool, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if backend_json(vane, name).await[field] == value {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{name}.{field} did not become {value} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_backend_under_load_loses_no_request() {
+    let [a, b, c] = [
+        backend("a").start().await,
+        backend("b").start().await,
+        backend("c").start().await,
+    ];
+    let extra = format!("{ADMIN}{}", policy("least_conn", ""));
+    let vane = Vane::start(&config_for(&[&a, &b, &c], &extra))
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = flood(&vane, 8, stop.clone());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_kill = b.hits();
+    b.stop();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    for status in clients.join_all().await.into_iter().flatten() {
+        *statuses.entry(status).or_default() += 1;
+    }
+    println!("statuses while b was killed: {statuses:?}; b served {before_kill} before");
+    assert!(before_kill > 0, "b served nothing before it was killed");
+    assert_eq!(
+        statuses.keys().collect::<Vec<_>>(),
+        vec![&200],
+        "{statuses:?}"
+    );
+
+    let b_state = backend_json(&vane, "b").await;
+    assert_eq!(b_state["ejected"], true, "{b_state}");
+    assert_eq!(b_state["eligible"], false, "{b_state}");
+    let attempts_on_b = requests_to(&vane, "b").await;
+    let served = tally(&vane.client(), 300).await;
+    assert_eq!(served.get("b"), None, "{served:?}");
+    assert_eq!(
+        requests_to(&vane, "b").await,
+        attempts_on_b,
+        "no request went to the dead backend after it was ejected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_failing_its_health_check_leaves_rotation_and_comes_back() {
+    let [a, b, c] = [
+        backend("a").start().await,
+        backend("b").start().await,
+        backend("c").start().await,
+    ];
+    let health = "[health]\npath = \"/healthz\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\n\
+                  unhealthy_threshold = 3\nhealthy_threshold = 2\n";
+    let vane = Vane::start(&config_for(&[&a, &b, &c], &format!("{ADMIN}{health}")))
+        .await
+        .unwrap();
+    let served = tally(&vane.client(), 30).await;
+    assert_eq!(served.get("b"), Some(&10), "{served:?}");
+
+    b.set_healthy(false);
+    let took = wait_for(&vane, "b", "healthy", false, Duration::from_secs(3)).await;
+    println!("b left rotation {took:?} after its health check turned bad");
+    // interval × threshold, plus one interval for the round in progress and slack for the
+    // shared machine.
+    assert!(took <= Duration::from_millis(100 * 4 + 500), "{took:?}");
+    let served = tally(&vane.client(), 60).await;
+    assert_eq!(served.get("b"), None, "{served:?}");
+    assert_eq!(served.values().sum::<usize>(), 60);
+
+    b.set_healthy(true);
+    let took = wait_for(&vane, "b", "healthy", true, Duration::from_secs(3)).await;
+    println!("b came back {took:?} after its health check turned good");
+    let served = tally(&vane.client(), 30).await;
+    assert_eq!(served.get("b"), Some(&10), "{served:?}");
+    assert!(b.probes() >= 5, "probes: {}", b.probes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ejected_backend_is_tried_again_after_a_cool_down_that_grows() {
+    let a = backend("a").start().await;
+    let (_held, refusing) = refusing_port();
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n{ADMIN}[ejection]\nconsecutive_failures = 2\nbase_time = \"300ms\"\n\
+         {}[[backends]]\nname = \"dead\"\naddress = \"{refusing}\"\n",
+        a.toml(1)
+    );
+    let vane = Vane::start(&text).await.unwrap();
+    // Every request is served by a: those the policy sends to the dead one are retried.
+    tally(&vane.client(), 10).await;
+    let dead = backend_json(&vane, "dead").await;
+    assert_eq!(
+        (dead["ejected"].clone(), dead["ejections"].clone()),
+        (true.into(), 1.into())
+    );
+    let attempts = requests_to(&vane, "dead").await;
+    assert_eq!(attempts, 2, "ejected at the second consecutive failure");
+
+    // After the cool-down it is tried again, fails twice more and is ejected for longer.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tally(&vane.client(), 10).await;
+    let dead = backend_json(&vane, "dead").await;
+    assert_eq!(dead["ejections"], 2, "{dead}");
+    assert_eq!(requests_to(&vane, "dead").await, 4);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    tally(&vane.client(), 10).await;
+    assert_eq!(
+        requests_to(&vane, "dead").await,
+        4,
+        "the second cool-down (600 ms) is not over"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_backend_down_the_client_gets_502_within_a_second() {
+    let held: Vec<(TcpSocket, String)> = (0..3).map(|_| refusing_port()).collect();
+    let mut text = format!("listen = \"127.0.0.1:0\"\n{ADMIN}");
+    for (i, (_, address)) in held.iter().enumerate() {
+        text.push_str(&format!(
+            "[[backends]]\nname = \"dead-{i}\"\naddress = \"{address}\"\n"
+        ));
+    }
+    let vane = Vane::start(&text).await.unwrap();
+    // Enough requests to eject every backend, so the later ones go out by panic routing.
+    for _ in 0..12 {
+        let started = Instant::now();
+        let reply = vane.client().get("/").await.unwrap();
+        assert_eq!(reply.status, 502, "{}", reply.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let state = vane.backends_json().await;
+    assert_eq!(state["panic_routing"], true, "{state}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_no_backend_is_in_rotation_requests_go_to_all_of_them() {
+    let a = backend("a").start().await;
+    let b = backend("b").start().await;
+    let vane = Vane::start(&config_for(&[&a, &b], ADMIN)).await.unwrap();
+    vane.set_all_healthy(false);
+    let served = tally(&vane.client(), 20).await;
+    assert_eq!(served.values().sum::<usize>(), 20);
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert_eq!(vane.backends_json().await["panic_routing"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_never_exceed_their_bound_or_budget_when_every_backend_fails() {
+    let backends: Vec<Backend> = vec![
+        backend("r1").resetting().start().await,
+        backend("r2").resetting().start().await,
+        backend("r3").resetting().start().await,
+    ];
+    let refs: Vec<&Backend> = backends.iter().collect();
+    let retries = "[retries]\nmax_retries = 2\nbudget_percent = 20\nmin_retry_concurrency = 2\n\
+                   [ejection]\nconsecutive_failures = 0\n";
+    let vane = Vane::start(&config_for(&refs, &format!("{ADMIN}{retries}")))
+        .await
+        .unwrap();
+
+    // One at a time: the floor allows every retry, so each request makes exactly 3 attempts.
+    for _ in 0..10 {
+        assert_eq!(vane.client().get("/").await.unwrap().status, 502);
+    }
+    let attempts = |backends: &[Backend]| backends.iter().map(Backend::connections).sum::<usize>();
+    assert_eq!(attempts(&backends), 30);
+
+    // Forty at once: 20% of 40 is 8 retries in flight at most, so many are refused.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let client = vane.client();
+        tasks.spawn(async move { client.get("/").await.unwrap().status.as_u16() });
+    }
+    let statuses = tasks.join_all().await;
+    assert!(statuses.iter().all(|&s| s == 502), "{statuses:?}");
+    let budget = &vane.shared().retry_budget;
+    let total = attempts(&backends);
+    println!(
+        "50 requests, {total} upstream attempts, {} retries, {} refused by the budget",
+        budget.retries(),
+        budget.exhausted()
+    );
+    assert!(total <= 50 * 3, "{total}");
+    assert_eq!(total as u64, 50 + budget.retries());
+    assert!(budget.exhausted() > 0, "the budget never refused a retry");
+}

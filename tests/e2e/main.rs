@@ -1,6 +1,7 @@
 //! vane's end-to-end tests: real backends on loopback, vane, and plugins built from this repo.
 //! One binary, a module per topic.
 
+mod admin;
 mod balancing;
 mod cli;
 mod errors;
@@ -8,6 +9,7 @@ mod failover;
 mod fallback;
 mod forwarding;
 mod plugin_load;
+mod shutdown;
 
 use std::collections::BTreeMap;
 

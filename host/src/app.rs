@@ -1,7 +1,8 @@
 //! Wires a checked [`Config`] into a running vane: backends, policy (plugin or built-in), proxy
-//! listener, health checks and admin listener; owns start-up and shutdown.
+//! listener, health checks, plugin watch and admin listener; owns start-up and shutdown.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -11,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::serve_admin;
 use crate::backend::{Backend, BackendSet};
 use crate::balancer::Policy;
-use crate::config::{Config, PolicyConfig};
+use crate::config::{Config, ConfigError, PolicyConfig};
 use crate::health::run_health_checks;
 use crate::plugin::{PluginBalancer, PluginEngine, PluginError};
 use crate::proxy::{self, Shared};
+use crate::reload::{Reloader, watch_plugin};
 
 /// Why vane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,9 @@ pub enum StartError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The config file could not be read or has errors.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The policy plugin could not be loaded.
     #[error(transparent)]
     Plugin(#[from] PluginError),
@@ -49,13 +54,25 @@ pub fn backend_set(config: &Config) -> BackendSet {
     BackendSet::new(1, backends)
 }
 
-/// Loads the configured plugin against `set`, or the built-in round-robin if there is none.
-pub fn load_policy(policy: Option<&PolicyConfig>, set: &BackendSet) -> Result<Policy, PluginError> {
+/// Loads the configured plugin against `set` in `engine` (made here if `None`), or the
+/// built-in round-robin if there is none.
+pub fn load_policy(
+    engine: Option<&PluginEngine>,
+    policy: Option<&PolicyConfig>,
+    set: &BackendSet,
+) -> Result<Policy, PluginError> {
     let Some(policy) = policy else {
         return Ok(Policy::builtin());
     };
-    let engine = PluginEngine::new()?;
-    let plugin = PluginBalancer::load(&engine, &policy.plugin, &policy.config, policy.limits, set)?;
+    let made;
+    let engine = match engine {
+        Some(engine) => engine,
+        None => {
+            made = PluginEngine::new()?;
+            &made
+        }
+    };
+    let plugin = PluginBalancer::load(engine, &policy.plugin, &policy.config, policy.limits, set)?;
     Ok(Policy::with_plugin(plugin.info(), Box::new(plugin)))
 }
 
@@ -67,6 +84,8 @@ pub struct Running {
     pub admin_address: Option<SocketAddr>,
     /// The state the proxy shares with its handlers.
     pub shared: Arc<Shared>,
+    /// Reloads the config and the plugin (SIGHUP, `POST /reload`, file watch).
+    pub reloader: Arc<Reloader>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -85,11 +104,27 @@ impl Running {
     }
 }
 
-/// Starts vane with `config`: loads the policy, binds the listeners, and starts serving and
-/// checking health.
+/// Starts vane with `config`: loads the policy, binds the listeners, and starts serving,
+/// checking health and watching the plugin file. Without a config file, a reload re-reads
+/// only the plugin.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
+    start_with(config.clone(), None).await
+}
+
+/// Starts vane with the config file at `path`, which reloads read again.
+pub async fn start_from_file(path: &Path) -> Result<Running, StartError> {
+    let config = Config::load(path)?;
+    start_with(config, Some(path.to_owned())).await
+}
+
+async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
+    let config = &config;
     let set = backend_set(config);
-    let policy = load_policy(config.policy.as_ref(), &set)?;
+    let engine = match &config.policy {
+        Some(_) => Some(PluginEngine::new()?),
+        None => None,
+    };
+    let policy = load_policy(engine.as_ref(), config.policy.as_ref(), &set)?;
     let (listener, proxy_address) = bind(config.listen).await?;
     let admin = match config.admin {
         Some(address) => Some(bind(address).await?),
@@ -110,6 +145,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     );
 
     let shared = Shared::new(config, set, policy);
+    let reloader = Reloader::new(shared.clone(), config.clone(), path, engine);
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(proxy::serve(
@@ -125,14 +161,16 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
             stop.clone(),
         ));
     }
+    tasks.spawn(watch_plugin(reloader.clone(), stop.clone()));
     let admin_address = admin.as_ref().map(|(_, address)| *address);
     if let Some((listener, _)) = admin {
-        tasks.spawn(serve_admin(listener, shared.clone(), stop.clone()));
+        tasks.spawn(serve_admin(listener, reloader.clone(), stop.clone()));
     }
     Ok(Running {
         proxy_address,
         admin_address,
         shared,
+        reloader,
         stop,
         tasks,
     })

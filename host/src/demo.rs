@@ -57,6 +57,7 @@ pub fn config(
             plugin,
             config: String::new(),
             limits: PluginLimits::default(),
+            watch: true,
         }),
         proxy: ProxyConfig::default(),
         health: Some(HealthConfig::default()),

@@ -7,7 +7,8 @@
 //! - [`plugin`]: the wasmtime runtime that loads and calls policy components;
 //! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
 //! - [`health`]: active health checks and passive ejection;
-//! - [`admin`]: the admin listener: JSON status and Prometheus metrics;
+//! - [`admin`]: the admin listener: JSON status, Prometheus metrics and `POST /reload`;
+//! - [`reload`]: config and plugin reloads, admitted before they are swapped in;
 //! - [`histogram`]: lock-free latency histograms for the metrics;
 //! - [`app`]: wires the parts together and owns start-up and shutdown;
 //! - [`demo`]: small loopback backends for `vane demo`;
@@ -24,3 +25,4 @@ pub mod histogram;
 pub mod log_budget;
 pub mod plugin;
 pub mod proxy;
+pub mod reload;

@@ -87,9 +87,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(path)?;
     runtime()?.block_on(async {
-        let running = app::start(&config).await?;
+        let running = app::start_from_file(path).await?;
+        let reloader = running.reloader.clone();
+        tokio::spawn(reload_on_sighup(reloader));
         shutdown_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;
@@ -103,7 +104,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
     // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
     let runtime = runtime()?;
     let _inside = runtime.enter();
-    let policy = app::load_policy(config.policy.as_ref(), &set)?;
+    let policy = app::load_policy(None, config.policy.as_ref(), &set)?;
     println!(
         "{}: ok: listen {}, {} backend{}, policy {}",
         path.display(),
@@ -141,6 +142,24 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
         running.shutdown().await;
         Ok(())
     })
+}
+
+/// Reloads the config file and the plugin on each SIGHUP; the reloader logs the outcome.
+async fn reload_on_sighup(reloader: std::sync::Arc<vane::reload::Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config and the plugin");
+            let _ = reloader.reload().await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reloader;
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -2,41 +2,17 @@
 //! ejection cools down and retries, retries stay within their budget, and when every backend
 //! is down the client gets an answer at once.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpSocket;
 use vane_e2e::backend::{backend, refusing_port};
+use vane_e2e::load::Flood;
 use vane_e2e::proxy::{config_for, policy};
 use vane_e2e::{Backend, Vane};
 
 use super::tally;
 
 const ADMIN: &str = "admin = \"127.0.0.1:0\"\n";
-
-/// Clients send GETs as fast as they can until `stop` is set; answers every status seen, with
-/// how often.
-fn flood(vane: &Vane, clients: usize, stop: Arc<AtomicBool>) -> tokio::task::JoinSet<Vec<u16>> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let client = vane.client();
-        let stop = stop.clone();
-        tasks.spawn(async move {
-            let mut statuses = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                let status = match client.get("/").await {
-                    Ok(reply) => reply.status.as_u16(),
-                    Err(_) => 0,
-                };
-                statuses.push(status);
-            }
-            statuses
-        });
-    }
-    tasks
-}
 
 /// The requests vane has sent to the backend named `name`, from `/backends`.
 async fn requests_to(vane: &Vane, name: &str) -> u64 {
@@ -80,24 +56,24 @@ async fn killing_a_backend_under_load_loses_no_request() {
     let vane = Vane::start(&config_for(&[&a, &b, &c], &extra))
         .await
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = flood(&vane, 8, stop.clone());
+    let flood = Flood::start(&vane, 8);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before_kill = b.hits();
     b.stop();
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    stop.store(true, Ordering::SeqCst);
-
-    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
-    for status in clients.join_all().await.into_iter().flatten() {
-        *statuses.entry(status).or_default() += 1;
-    }
-    println!("statuses while b was killed: {statuses:?}; b served {before_kill} before");
+    let during = flood.stop().await;
+    let statuses = &during.statuses;
+    let budget = &vane.shared().retry_budget;
+    let retries = (budget.retries(), budget.exhausted());
+    println!(
+        "statuses while b was killed: {statuses:?}; b served {before_kill} before; \
+         retries made and refused: {retries:?}"
+    );
     assert!(before_kill > 0, "b served nothing before it was killed");
     assert_eq!(
-        statuses.keys().collect::<Vec<_>>(),
-        vec![&200],
-        "{statuses:?}"
+        during.failed(),
+        0,
+        "{statuses:?}; retries made and refused: {retries:?}"
     );
 
     let b_state = backend_json(&vane, "b").await;

@@ -9,6 +9,7 @@ mod failover;
 mod fallback;
 mod forwarding;
 mod plugin_load;
+mod reload;
 mod shutdown;
 
 use std::collections::BTreeMap;

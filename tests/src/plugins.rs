@@ -1,7 +1,7 @@
 //! Where the plugin components built from this repository are, and the vane binary.
 //!
 //! `scripts/test.sh` builds them before the tests run (`cargo build --release --target
-//! wasm32-wasip2 -p round-robin -p least-conn -p misbehave`, and `cargo build -p vane`).
+//! wasm32-wasip2 -p round-robin -p least-conn -p misbehave -p other-world`, and `cargo build -p vane`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ pub fn plugin(name: &str) -> PathBuf {
     assert!(
         path.is_file(),
         "{} is missing: run `bash scripts/test.sh`, or build the plugins with \
-         `cargo build --release --target wasm32-wasip2 -p round-robin -p least-conn -p misbehave`",
+         `cargo build --release --target wasm32-wasip2 -p round-robin -p least-conn -p misbehave -p other-world`",
         path.display()
     );
     path

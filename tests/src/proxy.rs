@@ -52,6 +52,16 @@ impl Vane {
         })
     }
 
+    /// Starts vane from the config file at `path`, which reloads read again.
+    pub async fn start_file(path: &Path) -> anyhow::Result<Vane> {
+        let running = app::start_from_file(path).await?;
+        Ok(Vane {
+            address: running.proxy_address,
+            admin: running.admin_address,
+            running: Some(running),
+        })
+    }
+
     /// A keep-alive HTTP/1.1 client for it.
     pub fn client(&self) -> Client {
         Client::new(self.address)
@@ -65,6 +75,23 @@ impl Vane {
             .await
             .expect("the admin API answers");
         (reply.status.as_u16(), reply.text())
+    }
+
+    /// `POST path` on the admin API: status and body.
+    pub async fn admin_post(&self, path: &str) -> (u16, String) {
+        let admin = self.admin.expect("the config has `admin`");
+        let reply = Client::new(admin)
+            .send(http::Method::POST, path, &[], bytes::Bytes::new())
+            .await
+            .expect("the admin API answers");
+        (reply.status.as_u16(), reply.text())
+    }
+
+    /// `GET /policy` on the admin API, parsed.
+    pub async fn policy_json(&self) -> serde_json::Value {
+        let (status, body) = self.admin_get("/policy").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("/policy is JSON")
     }
 
     /// `GET /backends` on the admin API, parsed.

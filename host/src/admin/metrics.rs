@@ -12,21 +12,25 @@ use prometheus_client::registry::Registry;
 use crate::backend::{Backend, Outcome};
 use crate::histogram::HistogramSnapshot;
 use crate::proxy::Shared;
+use crate::reload::ReloadStatus;
 
 /// The content type of the answer: OpenMetrics text, which Prometheus reads.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Encodes every metric of `shared` as OpenMetrics text.
-pub fn encode_metrics(shared: &Arc<Shared>) -> Result<String, std::fmt::Error> {
+/// Encodes every metric of `shared`, and the reload counts of `reloads`, as OpenMetrics text.
+pub fn encode_metrics(
+    shared: &Arc<Shared>,
+    reloads: &ReloadStatus,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SharedCollector(shared.clone())));
+    registry.register_collector(Box::new(SharedCollector(shared.clone(), reloads.clone())));
     let mut text = String::new();
     text::encode(&mut text, &registry)?;
     Ok(text)
 }
 
 /// Reads the proxy's state at each scrape.
-struct SharedCollector(Arc<Shared>);
+struct SharedCollector(Arc<Shared>, ReloadStatus);
 
 impl std::fmt::Debug for SharedCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -166,6 +170,23 @@ impl Collector for SharedCollector {
             )?,
             &policy.picks().duration().snapshot(),
         )?;
+        gauge(
+            &mut encoder,
+            "vane_policy_generation",
+            "Which policy is in force: 1 at start, one more for each reload that swapped it.",
+            policy.generation(),
+        )?;
+        let mut metric = encoder.encode_descriptor(
+            "vane_reloads",
+            "Reloads of the config and the plugin, by result.",
+            None,
+            MetricType::Counter,
+        )?;
+        let reloads = &self.1;
+        for (result, count) in [("ok", reloads.succeeded), ("refused", reloads.refused)] {
+            let labels: Labels<'_> = [("result", result)];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
-//! The admin listener: read-only JSON status of the backends and the policy, and Prometheus
-//! metrics. It serves operators, never clients, and must stay off the proxy's hot path: every
-//! answer is built from the same atomics the proxy updates, at the moment it is asked for.
+//! The admin listener: JSON status of the backends and the policy, Prometheus metrics, and
+//! `POST /reload`. It serves operators, never clients, and must stay off the proxy's hot path:
+//! every answer is built from the same atomics the proxy updates, at the moment it is asked for.
 
 mod metrics;
 mod status;
@@ -18,12 +18,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::proxy::Shared;
+use crate::reload::{ReloadError, Reloader};
 
 pub use metrics::encode_metrics;
 
 /// Serves the admin API on `listener` until `stop` is cancelled.
-pub async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+pub async fn serve_admin(listener: TcpListener, reloader: Arc<Reloader>, stop: CancellationToken) {
     let mut connections = JoinSet::new();
     loop {
         let (stream, _) = tokio::select! {
@@ -36,9 +36,9 @@ pub async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, stop: Cance
             },
             () = stop.cancelled() => break,
         };
-        let shared = shared.clone();
+        let reloader = reloader.clone();
         connections.spawn(async move {
-            let service = service_fn(move |request| answer(shared.clone(), request));
+            let service = service_fn(move |request| answer(reloader.clone(), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -50,14 +50,25 @@ pub async fn serve_admin(listener: TcpListener, shared: Arc<Shared>, stop: Cance
 }
 
 async fn answer(
-    shared: Arc<Shared>,
+    reloader: Arc<Reloader>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let shared = reloader.shared();
     let path = request.uri().path();
     let response = match (request.method(), path) {
-        (&Method::GET, "/backends") => json(status::backends(&shared)),
-        (&Method::GET, "/policy") => json(status::policy(&shared)),
-        (&Method::GET, "/metrics") => match encode_metrics(&shared) {
+        (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(shared)),
+        (&Method::GET, "/policy") => json(StatusCode::OK, status::policy(&reloader)),
+        (&Method::POST, "/reload") => match reloader.reload().await {
+            Ok(reloaded) => json(
+                StatusCode::OK,
+                serde_json::json!({ "reloaded": true, "changes": reloaded.changes }),
+            ),
+            Err(err) => json(
+                refusal_status(&err),
+                serde_json::json!({ "reloaded": false, "error": err.to_string() }),
+            ),
+        },
+        (&Method::GET, "/metrics") => match encode_metrics(shared, &reloader.status()) {
             Ok(text) => reply(StatusCode::OK, metrics::CONTENT_TYPE, text),
             Err(_) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,19 +81,35 @@ async fn answer(
             "text/plain",
             "only GET is allowed here\n".into(),
         ),
+        (_, "/reload") => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only POST is allowed here\n".into(),
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try GET /backends, /policy or /metrics\n".into(),
+            "not found; try GET /backends, /policy or /metrics, or POST /reload\n".into(),
         ),
     };
     Ok(response)
 }
 
-fn json(value: serde_json::Value) -> Response<Full<Bytes>> {
+/// The status of a refused reload: 400 for a bad config, 409 for a change that needs a
+/// restart, 422 for a plugin vane will not run, 500 if the reload itself broke.
+fn refusal_status(err: &ReloadError) -> StatusCode {
+    match err {
+        ReloadError::Config(_) => StatusCode::BAD_REQUEST,
+        ReloadError::NeedsRestart(_) => StatusCode::CONFLICT,
+        ReloadError::Plugin(_) | ReloadError::Probe { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadError::Aborted(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<Full<Bytes>> {
     let mut text = serde_json::to_string_pretty(&value).expect("a JSON value always serializes");
     text.push('\n');
-    reply(StatusCode::OK, "application/json", text)
+    reply(status, "application/json", text)
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {

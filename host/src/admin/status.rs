@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::backend::Outcome;
 use crate::proxy::Shared;
+use crate::reload::Reloader;
 
 /// Every backend of the current set: its facts, health and live statistics.
 pub(super) fn backends(shared: &Shared) -> Value {
@@ -47,9 +48,11 @@ pub(super) fn backends(shared: &Shared) -> Value {
     })
 }
 
-/// The active policy: the plugin (path, hash, load time) or the built-in, with its counters.
-pub(super) fn policy(shared: &Shared) -> Value {
-    let policy = shared.policy.load();
+/// The active policy: the plugin (path, hash, load time) or the built-in, with its counters,
+/// and what reloads have done.
+pub(super) fn policy(reloader: &Reloader) -> Value {
+    let policy = reloader.shared().policy.load();
+    let reloads = reloader.status();
     let plugin = policy.plugin_info().map(|info| {
         json!({
             "name": info.name,
@@ -65,7 +68,17 @@ pub(super) fn policy(shared: &Shared) -> Value {
         .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
         .collect();
     json!({
+        "generation": policy.generation(),
         "plugin": plugin,
+        "reloads": {
+            "succeeded": reloads.succeeded,
+            "refused": reloads.refused,
+            "last_success": reloads.last_success.map(rfc3339),
+            "last_error": reloads.last_error.map(|(at, message)| json!({
+                "at": rfc3339(at),
+                "message": message,
+            })),
+        },
         "fallback": "built-in round-robin",
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,

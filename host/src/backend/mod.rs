@@ -29,10 +29,10 @@ pub struct Backend {
     pub tags: Vec<String>,
     /// `address` as a URI authority, built once for every forwarded request.
     pub(crate) authority: Authority,
-    /// Live statistics.
-    pub stats: BackendStats,
-    /// Active health and passive ejection.
-    pub health: BackendHealth,
+    /// Live statistics; kept across a reload that changes only the weight or tags.
+    pub stats: Arc<BackendStats>,
+    /// Active health and passive ejection; kept across a reload like the statistics.
+    pub health: Arc<BackendHealth>,
 }
 
 impl Backend {
@@ -46,8 +46,21 @@ impl Backend {
             weight: weight.max(1),
             tags,
             authority,
-            stats: BackendStats::default(),
-            health: BackendHealth::default(),
+            stats: Arc::default(),
+            health: Arc::default(),
+        }
+    }
+
+    /// The same backend (name, address, statistics and health) with a new weight and tags.
+    pub fn reweighted(&self, weight: u32, tags: Vec<String>) -> Self {
+        Backend {
+            name: self.name.clone(),
+            address: self.address,
+            weight: weight.max(1),
+            tags,
+            authority: self.authority.clone(),
+            stats: self.stats.clone(),
+            health: self.health.clone(),
         }
     }
 

@@ -59,6 +59,7 @@ pub struct Policy {
     builtin: RoundRobin,
     fallbacks: FallbackCounts,
     picks: PickStats,
+    generation: u64,
 }
 
 impl Policy {
@@ -69,7 +70,19 @@ impl Policy {
             builtin: RoundRobin,
             fallbacks: FallbackCounts::default(),
             picks: PickStats::default(),
+            generation: 1,
         }
+    }
+
+    /// The same policy, numbered `generation` (each reload that swaps the policy adds one).
+    pub fn with_generation(mut self, generation: u64) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// Which policy this is since start: 1 for the first, one more for each swap.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// `plugin`, described by `info`, with the built-in round-robin as its fallback.
@@ -116,6 +129,35 @@ impl Policy {
             }
         }
         self.builtin.rank(request.sequence, set, eligibility)
+    }
+
+    /// Asks the plugin for `picks` rankings of `set` with plain requests (`GET /` from
+    /// 127.0.0.1, no headers), as a new plugin must answer before it replaces the old one.
+    /// Declining is a valid answer; a failure or an unusable ranking is not.
+    pub fn probe(&self, set: &BackendSet, picks: u64) -> Result<(), (u64, FallbackReason)> {
+        let Some((_, plugin)) = &self.plugin else {
+            return Ok(());
+        };
+        let headers = http::HeaderMap::new();
+        let eligibility = set.eligibility();
+        for sequence in 0..picks {
+            let request = RequestInfo {
+                sequence,
+                method: &http::Method::GET,
+                authority: "",
+                path: "/",
+                client_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+                headers: &headers,
+            };
+            match plugin
+                .pick(&request, set, eligibility)
+                .and_then(|ranked| checked(ranked, set, eligibility))
+            {
+                Ok(_) | Err(FallbackReason::Declined) => {}
+                Err(reason) => return Err((sequence, reason)),
+            }
+        }
+        Ok(())
     }
 
     /// Tells the plugin, if it asked, how a request to backend `index` of `set` went.
@@ -211,6 +253,7 @@ mod tests {
         assert!(policy.fallbacks().snapshot().iter().all(|(_, n)| *n == 0));
         assert_eq!(policy.picks().answered(), 1);
         assert_eq!(policy.picks().duration().snapshot().count, 1);
+        assert_eq!(policy.probe(&set, 3), Ok(()));
     }
 
     #[test]
@@ -228,6 +271,12 @@ mod tests {
             // sequence 4 of 3 equal backends starts at backend 1, the built-in's choice
             assert_eq!(ranked, vec![1, 0], "{reason:?}");
             assert_eq!(policy.fallbacks().get(reason), 1, "{reason:?}");
+            let probed = policy.probe(&set, 2);
+            if reason == FallbackReason::Declined {
+                assert_eq!(probed, Ok(()), "declining is a valid answer");
+            } else {
+                assert_eq!(probed, Err((0, reason)));
+            }
         }
     }
 }

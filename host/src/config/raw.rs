@@ -32,6 +32,7 @@ pub(super) struct RawPolicy {
     pub config: String,
     pub pick_timeout: Option<Spanned<String>>,
     pub memory_limit: Option<Spanned<String>>,
+    pub watch: Option<bool>,
 }
 
 /// `[proxy]`.

@@ -218,6 +218,7 @@ fn check_policy(
         plugin: base.join(plugin.get_ref()),
         config: policy.config.clone(),
         limits,
+        watch: policy.watch.unwrap_or(true),
     })
 }
 

@@ -210,6 +210,11 @@ impl Balancer for PluginBalancer {
     }
 }
 
+/// The SHA-256 of the file at `path` in lowercase hex, as `sha256sum` prints it.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    std::fs::read(path).map(|bytes| hex_sha256(&bytes))
+}
+
 /// The SHA-256 of `bytes` in lowercase hex, as `sha256sum` prints it.
 fn hex_sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

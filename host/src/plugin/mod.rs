@@ -11,6 +11,6 @@ mod engine;
 mod error;
 mod instance;
 
-pub use balancer::{PluginBalancer, PluginLimits};
+pub use balancer::{PluginBalancer, PluginLimits, file_sha256};
 pub use engine::PluginEngine;
 pub use error::PluginError;

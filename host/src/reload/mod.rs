@@ -1,0 +1,309 @@
+//! Reloads: the config file and the plugin, triggered by SIGHUP, `POST /reload` or a change of
+//! the plugin file. A reload is admitted before it is swapped in: the plugin is compiled off the
+//! request path, instantiated, configured with the new backend set and made to answer probe
+//! picks; only then do the backend set and the policy replace the old ones. Anything refused
+//! leaves the old ones serving, and the reason is logged, kept for `GET /policy` and counted.
+
+mod diff;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::watch as channel;
+
+pub use watch::watch_plugin;
+
+use crate::backend::BackendSet;
+use crate::balancer::{FallbackReason, Policy};
+use crate::config::{Config, ConfigError};
+use crate::plugin::{PluginEngine, PluginError, file_sha256};
+use crate::proxy::Shared;
+
+/// How many picks a new plugin must answer before it replaces the old one: enough to run a
+/// round-robin through a few backends and catch a plugin that fails every n-th call early.
+const PROBE_PICKS: u64 = 16;
+
+/// Why a reload was refused; the old config and policy keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The config file has errors.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The config changes settings that only a restart can change.
+    #[error("{} changed, which needs a restart; nothing was reloaded", .0.join(", "))]
+    NeedsRestart(Vec<&'static str>),
+    /// The plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// The plugin loaded but failed a probe pick.
+    #[error("plugin {} failed probe pick {pick}: {reason}", path.display())]
+    Probe {
+        /// The plugin file.
+        path: PathBuf,
+        /// Which probe pick failed (0-based).
+        pick: u64,
+        /// How it failed.
+        reason: FallbackReason,
+    },
+    /// The reload task itself failed (a panic in the host).
+    #[error("the reload did not finish: {0}")]
+    Aborted(String),
+}
+
+/// A reload that took effect, and what it changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// One line per change, such as `backend c added`.
+    pub changes: Vec<String>,
+}
+
+/// The record of reloads since start, for the admin API.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// Reloads that took effect.
+    pub succeeded: u64,
+    /// Reloads refused.
+    pub refused: u64,
+    /// When the last reload took effect.
+    pub last_success: Option<SystemTime>,
+    /// When the last refusal happened, and why.
+    pub last_error: Option<(SystemTime, String)>,
+}
+
+/// Reloads the config and the plugin, one reload at a time.
+pub struct Reloader {
+    shared: Arc<Shared>,
+    config_path: Option<PathBuf>,
+    engine: Mutex<Option<PluginEngine>>,
+    /// The config in force; held for the whole of a reload, so reloads never interleave.
+    config: tokio::sync::Mutex<Config>,
+    status: Mutex<ReloadStatus>,
+    watched: channel::Sender<Option<PathBuf>>,
+}
+
+impl Reloader {
+    /// A reloader for the vane serving `shared` with `config`, read from `config_path` if vane
+    /// was started from a file (without one, reloads re-read only the plugin).
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        config: Config,
+        config_path: Option<PathBuf>,
+        engine: Option<PluginEngine>,
+    ) -> Arc<Self> {
+        let (watched, _) = channel::channel(watched_plugin(&config));
+        Arc::new(Reloader {
+            shared,
+            config_path,
+            engine: Mutex::new(engine),
+            config: tokio::sync::Mutex::new(config),
+            status: Mutex::new(ReloadStatus::default()),
+            watched,
+        })
+    }
+
+    /// Reloads the config file (if vane was started from one) and the plugin, as SIGHUP and
+    /// `POST /reload` do.
+    pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
+        let mut current = self.config.lock().await;
+        let result = match &self.config_path {
+            Some(path) => match Config::load(path) {
+                Ok(next) => self.apply(&mut current, next, false).await,
+                Err(err) => Err(err.into()),
+            },
+            None => {
+                let next = current.clone();
+                self.apply(&mut current, next, false).await
+            }
+        };
+        let result = result.map(|reloaded| reloaded.unwrap_or_default());
+        self.record(&result);
+        result
+    }
+
+    /// Reloads the plugin with the config in force, as a change of its file does; answers
+    /// `None` and does nothing if the file's content is the loaded plugin's.
+    pub async fn reload_plugin(&self) -> Option<Result<Reloaded, ReloadError>> {
+        let mut current = self.config.lock().await;
+        let next = current.clone();
+        let result = self.apply(&mut current, next, true).await.transpose()?;
+        self.record(&result);
+        Some(result)
+    }
+
+    /// The state of the vane this reloader serves.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// What reloads have done so far.
+    pub fn status(&self) -> ReloadStatus {
+        lock(&self.status).clone()
+    }
+
+    /// The plugin file to watch (`None` without a plugin or with `watch = false`); it changes
+    /// when a reload changes the config.
+    pub fn watched_plugin(&self) -> channel::Receiver<Option<PathBuf>> {
+        self.watched.subscribe()
+    }
+
+    /// Admits `next` and swaps it in; with `skip_unchanged`, answers `None` if the plugin file
+    /// holds the plugin already loaded.
+    async fn apply(
+        &self,
+        current: &mut Config,
+        next: Config,
+        skip_unchanged: bool,
+    ) -> Result<Option<Reloaded>, ReloadError> {
+        let restart = diff::needs_restart(current, &next);
+        if !restart.is_empty() {
+            return Err(ReloadError::NeedsRestart(restart));
+        }
+        let engine = match &next.policy {
+            Some(_) => Some(self.engine()?),
+            None => None,
+        };
+        let set = self.shared.backends.load_full();
+        let old_policy = self.shared.policy.load_full();
+        let admitted = {
+            let next = next.clone();
+            tokio::task::spawn_blocking(move || {
+                admit(engine.as_ref(), &next, &set, &old_policy, skip_unchanged)
+            })
+            .await
+            .map_err(|err| ReloadError::Aborted(err.to_string()))??
+        };
+        let Some(Admitted {
+            set,
+            policy,
+            changes,
+        }) = admitted
+        else {
+            return Ok(None);
+        };
+        if let Some(set) = set {
+            self.shared.backends.store(Arc::new(set));
+        }
+        self.shared.policy.store(Arc::new(policy));
+        self.watched.send_if_modified(|watched| {
+            let now = watched_plugin(&next);
+            let changed = *watched != now;
+            *watched = now;
+            changed
+        });
+        *current = next;
+        Ok(Some(Reloaded { changes }))
+    }
+
+    fn engine(&self) -> Result<PluginEngine, PluginError> {
+        let mut engine = lock(&self.engine);
+        if let Some(engine) = engine.as_ref() {
+            return Ok(engine.clone());
+        }
+        let made = PluginEngine::new()?;
+        *engine = Some(made.clone());
+        Ok(made)
+    }
+
+    fn record(&self, result: &Result<Reloaded, ReloadError>) {
+        let mut status = lock(&self.status);
+        match result {
+            Ok(reloaded) => {
+                status.succeeded += 1;
+                status.last_success = Some(SystemTime::now());
+                tracing::info!(changes = %reloaded.changes.join("; "), "reloaded");
+            }
+            Err(err) => {
+                status.refused += 1;
+                status.last_error = Some((SystemTime::now(), err.to_string()));
+                tracing::warn!(error = %err, "reload refused; the old config and policy keep serving");
+            }
+        }
+    }
+}
+
+impl Default for Reloaded {
+    fn default() -> Self {
+        Reloaded {
+            changes: vec!["nothing changed".to_owned()],
+        }
+    }
+}
+
+/// What a reload will swap in: a new backend set (if it changed) and the new policy.
+struct Admitted {
+    set: Option<BackendSet>,
+    policy: Policy,
+    changes: Vec<String>,
+}
+
+/// Builds and checks everything `config` asks for against the backends in force; blocking
+/// (it compiles), so it runs off the request path.
+fn admit(
+    engine: Option<&PluginEngine>,
+    config: &Config,
+    current: &BackendSet,
+    old_policy: &Policy,
+    skip_unchanged: bool,
+) -> Result<Option<Admitted>, ReloadError> {
+    if skip_unchanged
+        && let (Some(policy), Some(old)) = (&config.policy, old_policy.plugin_info())
+        && policy.plugin == old.path
+        && file_sha256(&policy.plugin).ok().as_deref() == Some(old.sha256.as_str())
+    {
+        return Ok(None);
+    }
+    let mut changes = Vec::new();
+    let next_set = diff::next_set(current, config, &mut changes);
+    let set = next_set.as_ref().unwrap_or(current);
+    let generation = old_policy.generation() + 1;
+    let policy =
+        crate::app::load_policy(engine, config.policy.as_ref(), set)?.with_generation(generation);
+    if let Err((pick, reason)) = policy.probe(set, PROBE_PICKS) {
+        let path = config
+            .policy
+            .as_ref()
+            .map_or_else(PathBuf::new, |p| p.plugin.clone());
+        return Err(ReloadError::Probe { path, pick, reason });
+    }
+    changes.push(describe_policy(old_policy, &policy));
+    Ok(Some(Admitted {
+        set: next_set,
+        policy,
+        changes,
+    }))
+}
+
+fn describe_policy(old: &Policy, new: &Policy) -> String {
+    let describe = |policy: &Policy| match policy.plugin_info() {
+        Some(info) => format!(
+            "plugin {} (sha256 {})",
+            info.path.display(),
+            &info.sha256[..12.min(info.sha256.len())]
+        ),
+        None => "the built-in round-robin".to_owned(),
+    };
+    let (old, new) = (describe(old), describe(new));
+    if old == new {
+        format!("{new} reloaded, unchanged")
+    } else {
+        format!("{new} replaces {old}")
+    }
+}
+
+/// The plugin file a config asks to watch.
+fn watched_plugin(config: &Config) -> Option<PathBuf> {
+    config
+        .policy
+        .as_ref()
+        .filter(|policy| policy.watch)
+        .map(|policy| policy.plugin.clone())
+}
+
+/// Locks a mutex whose holder cannot leave it inconsistent, poisoned or not.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

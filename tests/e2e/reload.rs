@@ -1,0 +1,287 @@
+//! Hot reload under load: the plugin file replaced (atomic rename, or written in place in two
+//! chunks), garbage and a component of another world refused while the old plugin serves,
+//! `POST /reload` with good and bad configs, and backends removed and added live.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use vane_e2e::backend::backend;
+use vane_e2e::load::Flood;
+use vane_e2e::plugins::plugin;
+use vane_e2e::{Backend, Vane};
+
+/// A fresh folder for one test's config and plugin files.
+fn folder(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vane-reload-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Config text with the admin API, the plugin at `policy.wasm` (if `plugin`) and `backends`.
+fn config_text(plugin: bool, backends: &[&Backend], extra: &str) -> String {
+    let mut text = String::from("listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n");
+    if plugin {
+        text.push_str("[policy]\nplugin = \"policy.wasm\"\npick_timeout = \"100ms\"\n");
+    }
+    text.push_str(extra);
+    for backend in backends {
+        text.push_str(&backend.toml(1));
+    }
+    text
+}
+
+fn sha256(path: &Path) -> String {
+    let output = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)[..64].to_owned()
+}
+
+/// Waits until `/policy` says `check`; fails after 15 s (a debug build of wasmtime compiles
+/// slowly when every test runs at once).
+async fn wait_for_policy(vane: &Vane, what: &str, check: impl Fn(&serde_json::Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let policy = vane.policy_json().await;
+        if check(&policy) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "waited 15 s for {what}; /policy says {policy}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Two fast backends and one that answers after 200 ms, with round-robin at `policy.wasm`.
+async fn fast_fast_slow(dir: &Path) -> ([Backend; 3], Vane) {
+    let backends = [
+        backend("a").start().await,
+        backend("b").start().await,
+        backend("slow")
+            .delay(Duration::from_millis(200))
+            .start()
+            .await,
+    ];
+    std::fs::copy(plugin("round_robin"), dir.join("policy.wasm")).unwrap();
+    let [a, b, slow] = &backends;
+    let path = dir.join("vane.toml");
+    std::fs::write(&path, config_text(true, &[a, b, slow], "")).unwrap();
+    let vane = Vane::start_file(&path).await.unwrap();
+    (backends, vane)
+}
+
+/// Runs load for `time` and tallies it.
+async fn under_load(vane: &Vane, time: Duration) -> vane_e2e::load::Tally {
+    let flood = Flood::start(vane, 8);
+    tokio::time::sleep(time).await;
+    flood.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_round_robin_for_least_conn_by_atomic_rename_drops_nothing() {
+    let dir = folder("rename");
+    let (_backends, vane) = fast_fast_slow(&dir).await;
+    let before = under_load(&vane, Duration::from_millis(1000)).await;
+
+    let flood = Flood::start(&vane, 8);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let staged = dir.join(".policy.wasm.new");
+    std::fs::copy(plugin("least_conn"), &staged).unwrap();
+    std::fs::rename(&staged, dir.join("policy.wasm")).unwrap();
+    let least_conn = sha256(&plugin("least_conn"));
+    wait_for_policy(&vane, "least-conn", |p| p["plugin"]["sha256"] == least_conn).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = flood.stop().await;
+    let after = under_load(&vane, Duration::from_millis(1000)).await;
+
+    println!(
+        "rename swap: before {} sent, slow share {:.1}%; during {} sent, {} failed; after {} sent, slow share {:.1}%",
+        before.sent(),
+        before.share("slow") * 100.0,
+        during.sent(),
+        during.failed(),
+        after.sent(),
+        after.share("slow") * 100.0
+    );
+    assert_eq!(before.failed() + during.failed() + after.failed(), 0);
+    assert!(
+        (before.share("slow") - 1.0 / 3.0).abs() < 0.05,
+        "{before:?}"
+    );
+    assert!(after.share("slow") < 0.1, "{after:?}");
+    assert_eq!(vane.policy_json().await["generation"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_written_in_place_in_two_chunks_is_swapped_once_complete() {
+    let dir = folder("in-place");
+    let (_backends, vane) = fast_fast_slow(&dir).await;
+    let flood = Flood::start(&vane, 8);
+    let bytes = std::fs::read(plugin("least_conn")).unwrap();
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(dir.join("policy.wasm"))
+        .unwrap();
+    file.write_all(first).unwrap();
+    file.flush().unwrap();
+    // Longer than the watcher's quiet period: it reads the half-written file and refuses it.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    file.write_all(second).unwrap();
+    file.flush().unwrap();
+    drop(file);
+    let least_conn = sha256(&plugin("least_conn"));
+    wait_for_policy(&vane, "least-conn", |p| p["plugin"]["sha256"] == least_conn).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let during = flood.stop().await;
+    let policy = vane.policy_json().await;
+    println!(
+        "in-place swap: {} sent, {} failed; reloads {}",
+        during.sent(),
+        during.failed(),
+        policy["reloads"]
+    );
+    assert_eq!(during.failed(), 0, "{during:?}");
+    assert_eq!(policy["reloads"]["succeeded"], 1, "{policy}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_a_component_of_another_world_are_refused_and_the_old_plugin_serves() {
+    let dir = folder("refused");
+    let (_backends, vane) = fast_fast_slow(&dir).await;
+    let round_robin = sha256(&plugin("round_robin"));
+    let flood = Flood::start(&vane, 4);
+
+    std::fs::write(dir.join("policy.wasm"), b"this is not wasm at all").unwrap();
+    wait_for_policy(&vane, "a refusal", |p| p["reloads"]["refused"] == 1).await;
+    let policy = vane.policy_json().await;
+    let error = policy["reloads"]["last_error"]["message"].as_str().unwrap();
+    assert!(error.contains("not a WebAssembly file"), "{error}");
+    assert_eq!(policy["plugin"]["sha256"], round_robin);
+
+    std::fs::copy(plugin("other_world"), dir.join("policy.wasm")).unwrap();
+    wait_for_policy(&vane, "a second refusal", |p| p["reloads"]["refused"] == 2).await;
+    let policy = vane.policy_json().await;
+    let error = policy["reloads"]["last_error"]["message"].as_str().unwrap();
+    assert!(error.contains("does not fit vane's world"), "{error}");
+    assert_eq!(policy["plugin"]["sha256"], round_robin);
+    assert_eq!(policy["generation"], 1);
+
+    let during = flood.stop().await;
+    println!(
+        "refused swaps: {} sent, {} failed",
+        during.sent(),
+        during.failed()
+    );
+    assert_eq!(during.failed(), 0, "{during:?}");
+    vane.assert_no_fallbacks();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_reload_answers_what_changed_or_why_not() {
+    let dir = folder("post");
+    let a = backend("a").start().await;
+    let path = dir.join("vane.toml");
+    std::fs::copy(plugin("round_robin"), dir.join("policy.wasm")).unwrap();
+    // No watching: only POST /reload may change anything.
+    let text = config_text(true, &[&a], "watch = false\n");
+    std::fs::write(&path, &text).unwrap();
+    let vane = Vane::start_file(&path).await.unwrap();
+    let flood = Flood::start(&vane, 4);
+
+    std::fs::copy(plugin("least_conn"), dir.join("least.wasm")).unwrap();
+    std::fs::write(&path, text.replace("policy.wasm", "least.wasm")).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("least.wasm") && body.contains("replaces"),
+        "{body}"
+    );
+
+    std::fs::write(dir.join("bad.wasm"), b"\0asm garbage").unwrap();
+    std::fs::write(&path, text.replace("policy.wasm", "bad.wasm")).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("bad.wasm"), "{body}");
+
+    std::fs::write(
+        &path,
+        text.replace("admin = \"127.0.0.1:0\"", "admin = \"127.0.0.1:1\""),
+    )
+    .unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("admin changed, which needs a restart"),
+        "{body}"
+    );
+
+    std::fs::write(&path, "listen = \n").unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("vane.toml:1"), "{body}");
+
+    let during = flood.stop().await;
+    let policy = vane.policy_json().await;
+    assert!(
+        policy["plugin"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("least.wasm"),
+        "{policy}"
+    );
+    assert_eq!(policy["reloads"]["succeeded"], 1);
+    assert_eq!(policy["reloads"]["refused"], 3);
+    assert_eq!(during.failed(), 0, "{during:?}");
+    assert_eq!(vane.admin_get("/reload").await.0, 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_and_adding_a_backend_under_load_drops_nothing() {
+    let dir = folder("backends");
+    let [a, b, c] = [
+        backend("a").start().await,
+        backend("b").start().await,
+        backend("c").start().await,
+    ];
+    let path = dir.join("vane.toml");
+    std::fs::copy(plugin("least_conn"), dir.join("policy.wasm")).unwrap();
+    std::fs::write(&path, config_text(true, &[&a, &b, &c], "")).unwrap();
+    let vane = Vane::start_file(&path).await.unwrap();
+
+    let flood = Flood::start(&vane, 8);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(&path, config_text(true, &[&a, &b], "")).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("backend c removed"), "{body}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c_after_removal = c.hits();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let removed = flood.stop().await;
+    assert_eq!(
+        c.hits(),
+        c_after_removal,
+        "c got requests after it was removed"
+    );
+
+    std::fs::write(&path, config_text(true, &[&a, &b, &c], "")).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 200, "{body}");
+    let added = under_load(&vane, Duration::from_millis(500)).await;
+    println!(
+        "backend removal: {} sent, {} failed; after adding it back c served {:.1}%",
+        removed.sent(),
+        removed.failed(),
+        added.share("c") * 100.0
+    );
+    assert_eq!(removed.failed() + added.failed(), 0);
+    assert!(added.share("c") > 0.2, "{added:?}");
+    assert_eq!(vane.backends_json().await["generation"], 3);
+}

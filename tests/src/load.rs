@@ -1,0 +1,82 @@
+//! Steady load for tests that change things under traffic: clients sending GETs as fast as
+//! they can until stopped, then a tally of statuses and of the backends that served.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::task::JoinSet;
+
+use crate::Vane;
+
+/// Clients sending GETs to one vane until [`Flood::stop`].
+pub struct Flood {
+    stop: Arc<AtomicBool>,
+    clients: JoinSet<Vec<(u16, Option<String>)>>,
+}
+
+/// What a flood saw.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Replies by status; 0 counts requests that got no reply at all.
+    pub statuses: BTreeMap<u16, usize>,
+    /// 200 replies by the backend that served them.
+    pub served: BTreeMap<String, usize>,
+}
+
+impl Tally {
+    /// Requests sent.
+    pub fn sent(&self) -> usize {
+        self.statuses.values().sum()
+    }
+
+    /// Requests that did not get a 200.
+    pub fn failed(&self) -> usize {
+        self.sent() - self.statuses.get(&200).copied().unwrap_or(0)
+    }
+
+    /// The share of the 200 replies served by `backend`.
+    pub fn share(&self, backend: &str) -> f64 {
+        let total: usize = self.served.values().sum();
+        self.served.get(backend).copied().unwrap_or(0) as f64 / total.max(1) as f64
+    }
+}
+
+impl Flood {
+    /// Starts `clients` clients, each with its own keep-alive connection pool.
+    pub fn start(vane: &Vane, clients: usize) -> Flood {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = JoinSet::new();
+        for _ in 0..clients {
+            let client = vane.client();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                let mut replies = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    replies.push(match client.get("/").await {
+                        Ok(reply) => (reply.status.as_u16(), reply.backend),
+                        Err(_) => (0, None),
+                    });
+                }
+                replies
+            });
+        }
+        Flood {
+            stop,
+            clients: tasks,
+        }
+    }
+
+    /// Stops the clients once their requests in flight are answered, and tallies.
+    pub async fn stop(self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut tally = Tally::default();
+        for (status, backend) in self.clients.join_all().await.into_iter().flatten() {
+            *tally.statuses.entry(status).or_default() += 1;
+            if let (200, Some(backend)) = (status, backend) {
+                *tally.served.entry(backend).or_default() += 1;
+            }
+        }
+        tally
+    }
+}

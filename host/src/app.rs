@@ -14,7 +14,7 @@ use crate::backend::{Backend, BackendSet};
 use crate::balancer::Policy;
 use crate::config::{Config, ConfigError, PolicyConfig};
 use crate::health::run_health_checks;
-use crate::plugin::{PluginBalancer, PluginEngine, PluginError};
+use crate::plugin::{PluginBalancer, PluginCache, PluginEngine, PluginError};
 use crate::proxy::{self, Shared};
 use crate::reload::{Reloader, watch_plugin};
 
@@ -68,12 +68,25 @@ pub fn load_policy(
     let engine = match engine {
         Some(engine) => engine,
         None => {
-            made = PluginEngine::new()?;
+            made = plugin_engine(policy.cache.as_deref())?;
             &made
         }
     };
     let plugin = PluginBalancer::load(engine, &policy.plugin, &policy.config, policy.limits, set)?;
     Ok(Policy::with_plugin(plugin.info(), Box::new(plugin)))
+}
+
+/// The plugin engine, keeping compiled plugins in the cache folder `cache` if it can be used
+/// (if not, vane says why and compiles every time).
+pub fn plugin_engine(cache: Option<&Path>) -> Result<PluginEngine, PluginError> {
+    let cache = cache.and_then(|folder| match PluginCache::open(folder) {
+        Ok(cache) => Some(cache),
+        Err(err) => {
+            tracing::warn!(error = %err, "plugins will be compiled on every load");
+            None
+        }
+    });
+    Ok(PluginEngine::new()?.with_cache(cache))
 }
 
 /// A vane that is serving; stop it with [`Running::shutdown`].
@@ -121,7 +134,7 @@ async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, St
     let config = &config;
     let set = backend_set(config);
     let engine = match &config.policy {
-        Some(_) => Some(PluginEngine::new()?),
+        Some(policy) => Some(plugin_engine(policy.cache.as_deref())?),
         None => None,
     };
     let policy = load_policy(engine.as_ref(), config.policy.as_ref(), &set)?;

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::config::{
     BackendConfig, Config, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig, RetryConfig,
 };
-use crate::plugin::PluginLimits;
+use crate::plugin::{PluginCache, PluginLimits};
 
 /// The longest `?delay=` a demo backend honours.
 const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -58,6 +58,7 @@ pub fn config(
             config: String::new(),
             limits: PluginLimits::default(),
             watch: true,
+            cache: PluginCache::default_folder(),
         }),
         proxy: ProxyConfig::default(),
         health: Some(HealthConfig::default()),

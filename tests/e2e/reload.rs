@@ -285,3 +285,33 @@ async fn removing_and_adding_a_backend_under_load_drops_nothing() {
     assert!(added.share("c") > 0.2, "{added:?}");
     assert_eq!(vane.backends_json().await["generation"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_are_cached_by_content_and_reused() {
+    let dir = folder("cache");
+    let a = backend("a").start().await;
+    std::fs::copy(plugin("least_conn"), dir.join("policy.wasm")).unwrap();
+    let path = dir.join("vane.toml");
+    let text = config_text(true, &[&a], "cache_dir = \"compiled\"\n");
+    std::fs::write(&path, &text).unwrap();
+
+    let mut loads = Vec::new();
+    for _ in 0..2 {
+        let started = Instant::now();
+        let vane = Vane::start_file(&path).await.unwrap();
+        loads.push(started.elapsed());
+        assert_eq!(vane.client().get("/").await.unwrap().status, 200);
+        vane.stop().await;
+    }
+    let entries: Vec<String> = std::fs::read_dir(dir.join("compiled"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let sha = sha256(&plugin("least_conn"));
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].starts_with(&sha) && entries[0].ends_with(".cwasm"), "{entries:?}");
+    println!(
+        "start with a compile: {:?}; start from the cache: {:?} (debug build)",
+        loads[0], loads[1]
+    );
+}

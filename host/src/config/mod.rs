@@ -47,6 +47,10 @@ pub struct PolicyConfig {
     pub limits: PluginLimits,
     /// `watch`: reload the plugin when its file changes; default true.
     pub watch: bool,
+    /// Where compiled plugins are cached: `cache_dir` (relative to the config file's folder),
+    /// by default `$XDG_CACHE_HOME/vane/plugins` or `~/.cache/vane/plugins`; `None` with
+    /// `cache = false` (or no home folder).
+    pub cache: Option<PathBuf>,
 }
 
 /// The `[proxy]` table: how vane treats clients and backends.

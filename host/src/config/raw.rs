@@ -33,6 +33,8 @@ pub(super) struct RawPolicy {
     pub pick_timeout: Option<Spanned<String>>,
     pub memory_limit: Option<Spanned<String>>,
     pub watch: Option<bool>,
+    pub cache: Option<bool>,
+    pub cache_dir: Option<Spanned<String>>,
 }
 
 /// `[proxy]`.

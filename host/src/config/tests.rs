@@ -36,6 +36,7 @@ config = "mode=fast"
 pick_timeout = "2ms"
 memory_limit = "8MiB"
 watch = false
+cache_dir = "cache"
 
 [proxy]
 connect_timeout = "500ms"
@@ -88,6 +89,7 @@ fn a_full_config_reads_into_typed_values() {
     assert_eq!(policy.limits.pick_timeout, Duration::from_millis(2));
     assert_eq!(policy.limits.memory_limit, 8 << 20);
     assert!(!policy.watch);
+    assert_eq!(policy.cache, Some("/etc/vane/cache".into()));
     assert_eq!(
         config.proxy,
         ProxyConfig {
@@ -184,13 +186,13 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "45: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "46: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
     assert_eq!(
         issues(&text)[0].split(": ").take(2).collect::<Vec<_>>(),
-        vec!["13", "proxy.retries"]
+        vec!["14", "proxy.retries"]
     );
 }
 
@@ -199,7 +201,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("45: backends[1].weight: invalid type"),
+        found[0].starts_with("46: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");

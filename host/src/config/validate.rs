@@ -16,7 +16,7 @@ use super::{
     BackendConfig, Config, ConfigIssue, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig,
     RetryConfig,
 };
-use crate::plugin::PluginLimits;
+use crate::plugin::{PluginCache, PluginLimits};
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
 const MAX_WEIGHT: i64 = 1_000_000;
@@ -219,6 +219,11 @@ fn check_policy(
         config: policy.config.clone(),
         limits,
         watch: policy.watch.unwrap_or(true),
+        cache: match (&policy.cache, &policy.cache_dir) {
+            (Some(false), _) => None,
+            (_, Some(dir)) => Some(base.join(dir.get_ref())),
+            (_, None) => PluginCache::default_folder(),
+        },
     })
 }
 

@@ -72,11 +72,15 @@ impl PluginBalancer {
             source,
         })?;
         check_header(path, &bytes)?;
-        let component =
-            Component::new(&engine.engine, &bytes).map_err(|err| PluginError::Compile {
-                path: path.to_owned(),
-                reason: format!("{err:#}"),
-            })?;
+        let sha256 = hex_sha256(&bytes);
+        let compiled = match &engine.cache {
+            Some(cache) => cache.load_or_compile(&engine.engine, &bytes, &sha256),
+            None => Component::new(&engine.engine, &bytes),
+        };
+        let component = compiled.map_err(|err| PluginError::Compile {
+            path: path.to_owned(),
+            reason: format!("{err:#}"),
+        })?;
         let wrong_world = |err: wasmtime::Error| PluginError::WrongWorld {
             path: path.to_owned(),
             reason: format!("{err:#}"),
@@ -96,7 +100,7 @@ impl PluginBalancer {
         let mut plugin = PluginBalancer {
             name,
             path: path.to_owned(),
-            sha256: hex_sha256(&bytes),
+            sha256,
             loaded_at: SystemTime::now(),
             pre,
             config: config.to_owned(),

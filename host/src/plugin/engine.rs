@@ -7,19 +7,21 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
-use super::PluginError;
 use super::bindings::Balancer;
 use super::instance::InstanceState;
+use super::{PluginCache, PluginError};
 
 /// How often the epoch advances: the granularity of every plugin deadline. 1 ms keeps a pick's
 /// deadline tight (a 1 ms budget is enforced within 2 ms) for about a thousand cheap wake-ups a second.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// The wasmtime engine and linker shared by every plugin in the process.
+/// The wasmtime engine and linker shared by every plugin in the process, with the on-disk
+/// cache of compiled plugins if there is one.
 #[derive(Clone)]
 pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<InstanceState>,
+    pub(crate) cache: Option<PluginCache>,
 }
 
 impl PluginEngine {
@@ -52,6 +54,16 @@ impl PluginEngine {
                 }
             })
             .map_err(|err| PluginError::Engine(format!("cannot start the epoch ticker: {err}")))?;
-        Ok(PluginEngine { engine, linker })
+        Ok(PluginEngine {
+            engine,
+            linker,
+            cache: None,
+        })
+    }
+
+    /// The same engine, keeping compiled plugins in `cache`.
+    pub fn with_cache(mut self, cache: Option<PluginCache>) -> Self {
+        self.cache = cache;
+        self
     }
 }

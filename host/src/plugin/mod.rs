@@ -7,10 +7,12 @@
 
 mod balancer;
 mod bindings;
+mod cache;
 mod engine;
 mod error;
 mod instance;
 
 pub use balancer::{PluginBalancer, PluginLimits, file_sha256};
+pub use cache::{CacheError, PluginCache};
 pub use engine::PluginEngine;
 pub use error::PluginError;

@@ -28,6 +28,11 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.retries != new.retries {
         changed.push("[retries]");
     }
+    if let (Some(old), Some(new)) = (&old.policy, &new.policy)
+        && old.cache != new.cache
+    {
+        changed.push("policy.cache_dir");
+    }
     changed
 }
 

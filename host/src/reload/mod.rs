@@ -7,7 +7,7 @@
 mod diff;
 mod watch;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -161,7 +161,7 @@ impl Reloader {
             return Err(ReloadError::NeedsRestart(restart));
         }
         let engine = match &next.policy {
-            Some(_) => Some(self.engine()?),
+            Some(policy) => Some(self.engine(policy.cache.as_deref())?),
             None => None,
         };
         let set = self.shared.backends.load_full();
@@ -196,12 +196,14 @@ impl Reloader {
         Ok(Some(Reloaded { changes }))
     }
 
-    fn engine(&self) -> Result<PluginEngine, PluginError> {
+    /// The process's plugin engine, made (with `cache`) by the first reload that needs one if
+    /// vane started without a plugin.
+    fn engine(&self, cache: Option<&Path>) -> Result<PluginEngine, PluginError> {
         let mut engine = lock(&self.engine);
         if let Some(engine) = engine.as_ref() {
             return Ok(engine.clone());
         }
-        let made = PluginEngine::new()?;
+        let made = crate::app::plugin_engine(cache)?;
         *engine = Some(made.clone());
         Ok(made)
     }

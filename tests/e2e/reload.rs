@@ -309,7 +309,10 @@ async fn compiled_plugins_are_cached_by_content_and_reused() {
         .collect();
     let sha = sha256(&plugin("least_conn"));
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert!(entries[0].starts_with(&sha) && entries[0].ends_with(".cwasm"), "{entries:?}");
+    assert!(
+        entries[0].starts_with(&sha) && entries[0].ends_with(".cwasm"),
+        "{entries:?}"
+    );
     println!(
         "start with a compile: {:?}; start from the cache: {:?} (debug build)",
         loads[0], loads[1]

@@ -153,8 +153,14 @@ struct Candidates {
     next_ranked: usize,
     scan_from: u64,
     scanned: usize,
-    tried: Ranked,
+    /// Backends already tried, in a fixed array so that a request without retries allocates
+    /// nothing here: `max_retries` is at most 10, so a request makes at most 11 attempts.
+    tried: [u32; MAX_ATTEMPTS],
+    tried_count: usize,
 }
+
+/// The most attempts one request can make: the first and `max_retries` (at most 10) more.
+const MAX_ATTEMPTS: usize = 11;
 
 impl Candidates {
     fn new(ranked: Ranked, sequence: u64) -> Self {
@@ -163,15 +169,25 @@ impl Candidates {
             next_ranked: 0,
             scan_from: sequence,
             scanned: 0,
-            tried: Vec::new(),
+            tried: [0; MAX_ATTEMPTS],
+            tried_count: 0,
         }
+    }
+
+    fn record(&mut self, index: u32) -> Option<u32> {
+        if self.tried_count == MAX_ATTEMPTS {
+            return None;
+        }
+        self.tried[self.tried_count] = index;
+        self.tried_count += 1;
+        Some(index)
     }
 
     /// The next backend to try; eligibility is read afresh, so a backend ejected by an earlier
     /// attempt is skipped.
     fn next(&mut self, set: &BackendSet) -> Option<u32> {
         let eligibility = set.eligibility();
-        let allowed = |index: u32, tried: &Ranked| {
+        let allowed = |index: u32, tried: &[u32]| {
             !tried.contains(&index)
                 && set
                     .get(index as usize)
@@ -179,17 +195,15 @@ impl Candidates {
         };
         while let Some(&index) = self.ranked.get(self.next_ranked) {
             self.next_ranked += 1;
-            if allowed(index, &self.tried) {
-                self.tried.push(index);
-                return Some(index);
+            if allowed(index, &self.tried[..self.tried_count]) {
+                return self.record(index);
             }
         }
         while self.scanned < set.len() {
             let index = ((self.scan_from + self.scanned as u64) % set.len() as u64) as u32;
             self.scanned += 1;
-            if allowed(index, &self.tried) {
-                self.tried.push(index);
-                return Some(index);
+            if allowed(index, &self.tried[..self.tried_count]) {
+                return self.record(index);
             }
         }
         None

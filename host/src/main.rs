@@ -88,9 +88,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(path: &Path) -> anyhow::Result<()> {
     runtime()?.block_on(async {
+        // Installed before vane says it is serving, so an early SIGHUP reloads instead of
+        // ending the process (the default action).
+        let hangups = hangup_signal();
         let running = app::start_from_file(path).await?;
-        let reloader = running.reloader.clone();
-        tokio::spawn(reload_on_sighup(reloader));
+        if let Some(hangups) = hangups {
+            tokio::spawn(reload_on_sighup(hangups, running.reloader.clone()));
+        }
         shutdown_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;
@@ -144,22 +148,42 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
     })
 }
 
-/// Reloads the config file and the plugin on each SIGHUP; the reloader logs the outcome.
-async fn reload_on_sighup(reloader: std::sync::Arc<vane::reload::Reloader>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload with POST /reload");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the config and the plugin");
-            let _ = reloader.reload().await;
-        }
+/// SIGHUP as a stream, or `None` (with a warning) where it cannot be had.
+#[cfg(unix)]
+fn hangup_signal() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangups = signal(SignalKind::hangup());
+    if hangups.is_err() {
+        tracing::warn!("cannot listen for SIGHUP; reload with POST /reload");
     }
-    #[cfg(not(unix))]
-    let _ = reloader;
+    hangups.ok()
+}
+
+/// SIGHUP does not exist here; reload with `POST /reload`.
+#[cfg(not(unix))]
+fn hangup_signal() -> Option<std::convert::Infallible> {
+    None
+}
+
+/// Reloads the config file and the plugin on each SIGHUP; the reloader logs the outcome.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hangups: tokio::signal::unix::Signal,
+    reloader: std::sync::Arc<vane::reload::Reloader>,
+) {
+    while hangups.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the config and the plugin");
+        let _ = reloader.reload().await;
+    }
+}
+
+/// SIGHUP does not exist here.
+#[cfg(not(unix))]
+async fn reload_on_sighup(
+    never: std::convert::Infallible,
+    _reloader: std::sync::Arc<vane::reload::Reloader>,
+) {
+    match never {}
 }
 
 /// Completes on Ctrl-C or SIGTERM.

@@ -10,7 +10,7 @@ mod fallback;
 mod forwarding;
 mod plugin_load;
 mod reload;
-mod shutdown;
+mod signals;
 
 use std::collections::BTreeMap;
 

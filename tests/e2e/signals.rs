@@ -1,0 +1,173 @@
+//! Signals to the real `vane` binary: SIGTERM drains and exits 0; SIGHUP reloads the config file,
+//! refusing a broken one while the old config keeps serving.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use vane_e2e::Client;
+use vane_e2e::backend::backend;
+use vane_e2e::plugins::vane_binary;
+use vane_e2e::proxy::config_for;
+
+use crate::{counts, tally};
+
+/// `vane run --config FILE` as a child process, killed when dropped (so a failing test does
+/// not leave it running), with its log lines read on a thread.
+struct VaneProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Where it listens, from its start-up log line.
+    address: SocketAddr,
+}
+
+impl VaneProcess {
+    fn start(config: &Path) -> VaneProcess {
+        let mut child = Command::new(vane_binary())
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vane");
+        let stderr = child.stderr.take().unwrap();
+        let (send, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = send.send(line);
+            }
+        });
+        let mut process = VaneProcess {
+            child,
+            lines,
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        let line = process.wait_for_line("listen=");
+        let rest = line.split("listen=").nth(1).unwrap();
+        let address = rest.split_whitespace().next().unwrap();
+        process.address = address.parse().expect("a socket address after listen=");
+        process
+    }
+
+    /// The next log line containing `needle`; panics after 20 s without one.
+    fn wait_for_line(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100))
+                && line.contains(needle)
+            {
+                return line;
+            }
+        }
+        panic!("vane did not log {needle:?} within 20 s");
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Its exit status, waiting up to 10 s without blocking the runtime.
+    async fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "vane did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for VaneProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh folder for one test's config file.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vane-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Writes `text` to `path` by atomic rename, as config management tools do.
+fn replace_file(path: &Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
+    let slow = backend("slow")
+        .delay(Duration::from_millis(1500))
+        .start()
+        .await;
+    let config = scratch("sigterm").join("vane.toml");
+    std::fs::write(&config, config_for(&[&slow], "")).unwrap();
+    let mut vane = VaneProcess::start(&config);
+
+    let client = Client::new(vane.address);
+    let in_flight = tokio::spawn(async move { client.get("/").await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    vane.signal("TERM");
+
+    // New connections are refused while the slow request is still being served.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!in_flight.is_finished(), "the slow request ended early");
+    let refused = tokio::net::TcpStream::connect(vane.address).await;
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+
+    let reply = in_flight
+        .await
+        .unwrap()
+        .expect("the request in flight completes");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend.as_deref(), Some("slow"));
+
+    let status = vane.exit_status().await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_config_file_and_refuses_a_broken_one() {
+    let a = backend("a").start().await;
+    let b = backend("b").start().await;
+    let config = scratch("sighup").join("vane.toml");
+    std::fs::write(&config, config_for(&[&a, &b], "")).unwrap();
+    let mut vane = VaneProcess::start(&config);
+    let client = Client::new(vane.address);
+    assert_eq!(tally(&client, 10).await, counts(&[("a", 5), ("b", 5)]));
+
+    // A broken config is refused with its location; the running config keeps serving.
+    replace_file(&config, "listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"a\"\n");
+    vane.signal("HUP");
+    let refused = vane.wait_for_line("reload refused");
+    assert!(refused.contains("vane.toml"), "{refused}");
+    assert_eq!(tally(&client, 10).await, counts(&[("a", 5), ("b", 5)]));
+
+    // A good one is swapped in: b leaves the set, and vane keeps running on the same socket.
+    replace_file(&config, &config_for(&[&a], ""));
+    vane.signal("HUP");
+    let reloaded = vane.wait_for_line("reloaded");
+    assert!(reloaded.contains("b"), "{reloaded}");
+    assert_eq!(tally(&client, 10).await, counts(&[("a", 10)]));
+    assert!(vane.child.try_wait().unwrap().is_none(), "vane exited");
+
+    vane.signal("TERM");
+    let status = vane.exit_status().await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

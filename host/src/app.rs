@@ -73,7 +73,11 @@ pub fn load_policy(
         }
     };
     let plugin = PluginBalancer::load(engine, &policy.plugin, &policy.config, policy.limits, set)?;
-    Ok(Policy::with_plugin(plugin.info(), Box::new(plugin)))
+    Ok(Policy::with_plugin(
+        plugin.info(),
+        Box::new(plugin),
+        policy.breaker,
+    ))
 }
 
 /// The plugin engine, keeping compiled plugins in the cache folder `cache` if it can be used

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
+use crate::balancer::BreakerConfig;
 use crate::config::{
     BackendConfig, Config, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig, RetryConfig,
 };
@@ -57,6 +58,7 @@ pub fn config(
             plugin,
             config: String::new(),
             limits: PluginLimits::default(),
+            breaker: BreakerConfig::default(),
             watch: true,
             cache: PluginCache::default_folder(),
         }),

@@ -13,6 +13,8 @@ pub struct LogBudget {
     epoch: Instant,
     window_start_ms: AtomicU64,
     used: AtomicU32,
+    allowed_total: AtomicU64,
+    refused_total: AtomicU64,
 }
 
 impl LogBudget {
@@ -24,6 +26,8 @@ impl LogBudget {
             epoch: Instant::now(),
             window_start_ms: AtomicU64::new(0),
             used: AtomicU32::new(0),
+            allowed_total: AtomicU64::new(0),
+            refused_total: AtomicU64::new(0),
         }
     }
 
@@ -39,7 +43,22 @@ impl LogBudget {
         {
             self.used.store(0, Ordering::Relaxed);
         }
-        self.used.fetch_add(1, Ordering::Relaxed) < self.lines
+        let allowed = self.used.fetch_add(1, Ordering::Relaxed) < self.lines;
+        let total = if allowed {
+            &self.allowed_total
+        } else {
+            &self.refused_total
+        };
+        total.fetch_add(1, Ordering::Relaxed);
+        allowed
+    }
+
+    /// Lines allowed and lines refused since the budget was made.
+    pub fn totals(&self) -> (u64, u64) {
+        (
+            self.allowed_total.load(Ordering::Relaxed),
+            self.refused_total.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -52,6 +71,7 @@ mod tests {
         let budget = LogBudget::new(3, Duration::from_millis(50));
         let allowed = (0..10).filter(|_| budget.allow()).count();
         assert_eq!(allowed, 3);
+        assert_eq!(budget.totals(), (3, 7));
         std::thread::sleep(Duration::from_millis(60));
         assert!(budget.allow());
     }

@@ -1,36 +1,10 @@
 //! The admin API: `/metrics` parses as Prometheus text and its counters match the traffic
 //! sent; `/backends` and `/policy` describe what is running.
 
-use std::collections::HashMap;
-
-use prometheus_parse::{Scrape, Value};
 use vane_e2e::Vane;
 use vane_e2e::backend::backend;
 use vane_e2e::plugins::plugin;
-use vane_e2e::proxy::{config_for, policy};
-
-/// Every sample of a scrape, keyed by `name{label=value,...}` with labels sorted.
-fn samples(text: &str) -> HashMap<String, f64> {
-    let lines = text.lines().map(|line| Ok(line.to_owned()));
-    let scrape = Scrape::parse(lines).expect("/metrics parses as Prometheus text");
-    let mut found = HashMap::new();
-    for sample in scrape.samples {
-        let mut labels: Vec<String> = sample
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        labels.sort();
-        let key = format!("{}{{{}}}", sample.metric, labels.join(","));
-        let value = match sample.value {
-            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            Value::Summary(_) => continue,
-        };
-        found.insert(key, value);
-    }
-    found
-}
+use vane_e2e::proxy::{config_for, policy, samples};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_and_match_the_traffic_sent() {

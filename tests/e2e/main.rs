@@ -8,6 +8,7 @@ mod errors;
 mod failover;
 mod fallback;
 mod forwarding;
+mod hostile;
 mod plugin_load;
 mod reload;
 mod signals;

@@ -153,7 +153,10 @@ async fn sighup_reloads_the_config_file_and_refuses_a_broken_one() {
     assert_eq!(tally(&client, 10).await, counts(&[("a", 5), ("b", 5)]));
 
     // A broken config is refused with its location; the running config keeps serving.
-    replace_file(&config, "listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"a\"\n");
+    replace_file(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"a\"\n",
+    );
     vane.signal("HUP");
     let refused = vane.wait_for_line("reload refused");
     assert!(refused.contains("vane.toml"), "{refused}");

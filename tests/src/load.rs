@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
@@ -12,8 +13,11 @@ use crate::Vane;
 /// Clients sending GETs to one vane until [`Flood::stop`].
 pub struct Flood {
     stop: Arc<AtomicBool>,
-    clients: JoinSet<Vec<(u16, Option<String>)>>,
+    clients: JoinSet<Vec<Reply>>,
 }
+
+/// One request's outcome: status (0 for none), the backend that served, how long it took.
+type Reply = (u16, Option<String>, Duration);
 
 /// What a flood saw.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -22,6 +26,8 @@ pub struct Tally {
     pub statuses: BTreeMap<u16, usize>,
     /// 200 replies by the backend that served them.
     pub served: BTreeMap<String, usize>,
+    /// How long each request took, from sending to the whole reply, in sorted order.
+    pub latencies: Vec<Duration>,
 }
 
 impl Tally {
@@ -33,6 +39,15 @@ impl Tally {
     /// Requests that did not get a 200.
     pub fn failed(&self) -> usize {
         self.sent() - self.statuses.get(&200).copied().unwrap_or(0)
+    }
+
+    /// The latency that `quantile` (0..=1) of the requests did not exceed.
+    pub fn latency_quantile(&self, quantile: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = (quantile * self.latencies.len() as f64).ceil() as usize;
+        self.latencies[rank.clamp(1, self.latencies.len()) - 1]
     }
 
     /// The share of the 200 replies served by `backend`.
@@ -53,10 +68,12 @@ impl Flood {
             tasks.spawn(async move {
                 let mut replies = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
-                    replies.push(match client.get("/").await {
+                    let started = Instant::now();
+                    let (status, backend) = match client.get("/").await {
                         Ok(reply) => (reply.status.as_u16(), reply.backend),
                         Err(_) => (0, None),
-                    });
+                    };
+                    replies.push((status, backend, started.elapsed()));
                 }
                 replies
             });
@@ -71,12 +88,14 @@ impl Flood {
     pub async fn stop(self) -> Tally {
         self.stop.store(true, Ordering::SeqCst);
         let mut tally = Tally::default();
-        for (status, backend) in self.clients.join_all().await.into_iter().flatten() {
+        for (status, backend, latency) in self.clients.join_all().await.into_iter().flatten() {
             *tally.statuses.entry(status).or_default() += 1;
             if let (200, Some(backend)) = (status, backend) {
                 *tally.served.entry(backend).or_default() += 1;
             }
+            tally.latencies.push(latency);
         }
+        tally.latencies.sort_unstable();
         tally
     }
 }

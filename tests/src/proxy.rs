@@ -1,8 +1,10 @@
 //! vane itself, started in this process from config text, on a free loopback port.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use prometheus_parse::{Scrape, Value};
 use vane::app::{self, Running};
 use vane::balancer::FallbackReason;
 use vane::config::Config;
@@ -87,6 +89,14 @@ impl Vane {
         (reply.status.as_u16(), reply.text())
     }
 
+    /// `GET /metrics` on the admin API: every sample, keyed by `name{label=value,...}` with the
+    /// labels sorted (a histogram by its count).
+    pub async fn metrics(&self) -> HashMap<String, f64> {
+        let (status, text) = self.admin_get("/metrics").await;
+        assert_eq!(status, 200, "{text}");
+        samples(&text)
+    }
+
     /// `GET /policy` on the admin API, parsed.
     pub async fn policy_json(&self) -> serde_json::Value {
         let (status, body) = self.admin_get("/policy").await;
@@ -141,4 +151,27 @@ impl Vane {
             running.shutdown().await;
         }
     }
+}
+
+/// Every sample of a scrape, keyed by `name{label=value,...}` with labels sorted.
+pub fn samples(text: &str) -> HashMap<String, f64> {
+    let lines = text.lines().map(|line| Ok(line.to_owned()));
+    let scrape = Scrape::parse(lines).expect("/metrics parses as Prometheus text");
+    let mut found = HashMap::new();
+    for sample in scrape.samples {
+        let mut labels: Vec<String> = sample
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        labels.sort();
+        let key = format!("{}{{{}}}", sample.metric, labels.join(","));
+        let value = match sample.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
+            Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            Value::Summary(_) => continue,
+        };
+        found.insert(key, value);
+    }
+    found
 }

@@ -10,6 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::backend::{Backend, Outcome};
+use crate::balancer::BreakerState;
 use crate::histogram::HistogramSnapshot;
 use crate::proxy::Shared;
 use crate::reload::ReloadStatus;
@@ -170,12 +171,55 @@ impl Collector for SharedCollector {
             )?,
             &policy.picks().duration().snapshot(),
         )?;
+        let breaker = policy.breaker();
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_breaker_state",
+            "The plugin's circuit breaker: 1 for the state it is in (closed: the plugin is called).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let current = breaker.state();
+        for state in BreakerState::ALL {
+            let labels: Labels<'_> = [("state", state.label())];
+            metric
+                .encode_family(&labels)?
+                .encode_gauge(&u64::from(state == current))?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_breaker_transitions",
+            "Times the plugin's circuit breaker entered each state.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (state, count) in breaker.transitions() {
+            let labels: Labels<'_> = [("state", state.label())];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_log_lines",
+            "Lines the plugin wrote (log calls, stdout, stderr): logged, or dropped by the rate limit.",
+            None,
+            MetricType::Counter,
+        )?;
+        let (logged, dropped) = policy.log_lines();
+        for (outcome, count) in [("logged", logged), ("dropped", dropped)] {
+            let labels: Labels<'_> = [("outcome", outcome)];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
         gauge(
             &mut encoder,
             "vane_policy_generation",
             "Which policy is in force: 1 at start, one more for each reload that swapped it.",
             policy.generation(),
         )?;
+        if let Some(bytes) = resident_memory_bytes() {
+            gauge(
+                &mut encoder,
+                "process_resident_memory_bytes",
+                "Resident memory of the vane process, in bytes.",
+                bytes,
+            )?;
+        }
         let mut metric = encoder.encode_descriptor(
             "vane_reloads",
             "Reloads of the config and the plugin, by result.",
@@ -189,6 +233,14 @@ impl Collector for SharedCollector {
         }
         Ok(())
     }
+}
+
+/// The process's resident set size, from `/proc/self/status` (Linux; `None` elsewhere).
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 fn counter(mut metric: MetricEncoder<'_>, value: u64) -> Result<(), std::fmt::Error> {

@@ -80,6 +80,7 @@ pub(super) fn policy(reloader: &Reloader) -> Value {
             })),
         },
         "fallback": "built-in round-robin",
+        "breaker": policy.breaker().state().label(),
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,
     })

@@ -26,17 +26,21 @@ pub enum FallbackReason {
     /// The plugin's first choice may not receive traffic (unhealthy or ejected).
     #[error("the plugin picked a backend that is not eligible")]
     Ineligible,
+    /// The plugin was not called: its circuit breaker is open after repeated failures.
+    #[error("the plugin's circuit breaker is open")]
+    CircuitOpen,
 }
 
 impl FallbackReason {
     /// Every reason, in the order of [`FallbackCounts::snapshot`].
-    pub const ALL: [FallbackReason; 6] = [
+    pub const ALL: [FallbackReason; 7] = [
         FallbackReason::Trap,
         FallbackReason::Deadline,
         FallbackReason::Memory,
         FallbackReason::Declined,
         FallbackReason::BadIndex,
         FallbackReason::Ineligible,
+        FallbackReason::CircuitOpen,
     ];
 
     /// The reason's label in logs and metrics.
@@ -48,7 +52,21 @@ impl FallbackReason {
             FallbackReason::Declined => "declined",
             FallbackReason::BadIndex => "bad_index",
             FallbackReason::Ineligible => "ineligible",
+            FallbackReason::CircuitOpen => "circuit_open",
         }
+    }
+
+    /// Whether the plugin is broken rather than choosing not to answer: a trap, the deadline,
+    /// the memory cap or an index out of range. These count toward its circuit breaker;
+    /// declining, or naming a backend that just left rotation, do not.
+    pub fn is_failure(self) -> bool {
+        matches!(
+            self,
+            FallbackReason::Trap
+                | FallbackReason::Deadline
+                | FallbackReason::Memory
+                | FallbackReason::BadIndex
+        )
     }
 }
 
@@ -73,9 +91,10 @@ impl Default for FallbackCounts {
 
 impl FallbackCounts {
     /// Counts one fallback, and logs it unless another was logged within the last second.
+    /// Requests skipped by an open breaker are not logged one by one: the breaker logs opening.
     pub fn record(&self, plugin: &str, reason: FallbackReason) {
         let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
-        if self.warnings.allow() {
+        if reason != FallbackReason::CircuitOpen && self.warnings.allow() {
             tracing::warn!(
                 plugin,
                 reason = reason.label(),

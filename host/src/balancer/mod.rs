@@ -4,6 +4,7 @@
 //! ([`crate::plugin::PluginBalancer`]); [`Policy`] puts the active one in front of the built-in
 //! fallback, so a request always gets an answer whatever the plugin does.
 
+mod breaker;
 mod fallback;
 mod policy;
 mod round_robin;
@@ -15,6 +16,7 @@ use http::{HeaderMap, Method};
 
 use crate::backend::{BackendSet, Eligibility};
 
+pub use breaker::{Admission, Breaker, BreakerConfig, BreakerState};
 pub use fallback::{FallbackCounts, FallbackReason};
 pub use policy::{PickStats, PluginInfo, Policy};
 pub use round_robin::RoundRobin;
@@ -59,8 +61,22 @@ pub trait Balancer: Send + Sync {
         false
     }
 
-    /// Learns the outcome of a request sent to backend `index` of `set` (status 0: no response).
-    fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+    /// Log lines from the plugin (its `log` calls, stdout and stderr): (logged, dropped by the
+    /// rate limit).
+    fn log_lines(&self) -> (u64, u64) {
+        (0, 0)
+    }
+
+    /// Learns the outcome of a request sent to backend `index` of `set` (status 0: no response);
+    /// an error says the call failed.
+    fn observe(
+        &self,
+        set: &BackendSet,
+        index: u32,
+        status: u16,
+        latency: Duration,
+    ) -> Result<(), FallbackReason> {
         let _ = (set, index, status, latency);
+        Ok(())
     }
 }

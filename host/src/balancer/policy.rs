@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Balancer, FallbackCounts, FallbackReason, Ranked, RequestInfo, RoundRobin};
+use super::{
+    Admission, Balancer, Breaker, BreakerConfig, FallbackCounts, FallbackReason, Ranked,
+    RequestInfo, RoundRobin,
+};
 use crate::backend::{BackendSet, Eligibility};
 use crate::histogram::{Histogram, PICK_BUCKETS_US};
 
@@ -53,12 +56,13 @@ impl PickStats {
 ///
 /// [`Policy::pick`] never fails: any plugin failure (an error, no answer, an index out of range,
 /// a first choice that is not eligible) is counted by reason and the request is ranked by the
-/// built-in round-robin instead.
+/// built-in round-robin instead. Repeated failures open the plugin's circuit [`Breaker`].
 pub struct Policy {
     plugin: Option<(PluginInfo, Box<dyn Balancer>)>,
     builtin: RoundRobin,
     fallbacks: FallbackCounts,
     picks: PickStats,
+    breaker: Breaker,
     generation: u64,
 }
 
@@ -70,6 +74,7 @@ impl Policy {
             builtin: RoundRobin,
             fallbacks: FallbackCounts::default(),
             picks: PickStats::default(),
+            breaker: Breaker::new(BreakerConfig::default()),
             generation: 1,
         }
     }
@@ -85,10 +90,16 @@ impl Policy {
         self.generation
     }
 
-    /// `plugin`, described by `info`, with the built-in round-robin as its fallback.
-    pub fn with_plugin(info: PluginInfo, plugin: Box<dyn Balancer>) -> Self {
+    /// `plugin`, described by `info`, with the built-in round-robin as its fallback and a
+    /// circuit breaker set by `breaker`.
+    pub fn with_plugin(
+        info: PluginInfo,
+        plugin: Box<dyn Balancer>,
+        breaker: BreakerConfig,
+    ) -> Self {
         Policy {
             plugin: Some((info, plugin)),
+            breaker: Breaker::new(breaker),
             ..Policy::builtin()
         }
     }
@@ -113,19 +124,45 @@ impl Policy {
         &self.picks
     }
 
+    /// The plugin's log lines (`log` calls, stdout, stderr): (logged, dropped by the rate limit).
+    pub fn log_lines(&self) -> (u64, u64) {
+        self.plugin
+            .as_ref()
+            .map_or((0, 0), |(_, plugin)| plugin.log_lines())
+    }
+
+    /// The plugin's circuit breaker (always closed for the built-in round-robin).
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
     /// Ranks the eligible backends for `request`, first choice first; empty only if the set is.
     pub fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Ranked {
         let eligibility = set.eligibility();
         if let Some((info, plugin)) = &self.plugin {
+            let admission = self.breaker.admit();
+            if admission == Admission::Skip {
+                self.fallbacks
+                    .record(&info.name, FallbackReason::CircuitOpen);
+                return self.builtin.rank(request.sequence, set, eligibility);
+            }
             let started = Instant::now();
             let answer = plugin.pick(request, set, eligibility);
             self.picks.duration.record(started.elapsed());
             match answer.and_then(|ranked| checked(ranked, set, eligibility)) {
                 Ok(ranked) => {
+                    self.breaker.succeeded(admission, &info.name);
                     self.picks.answered.fetch_add(1, Ordering::Relaxed);
                     return ranked;
                 }
-                Err(reason) => self.fallbacks.record(&info.name, reason),
+                Err(reason) => {
+                    if reason.is_failure() {
+                        self.breaker.failed(admission, &info.name);
+                    } else {
+                        self.breaker.succeeded(admission, &info.name);
+                    }
+                    self.fallbacks.record(&info.name, reason);
+                }
             }
         }
         self.builtin.rank(request.sequence, set, eligibility)
@@ -160,12 +197,16 @@ impl Policy {
         Ok(())
     }
 
-    /// Tells the plugin, if it asked, how a request to backend `index` of `set` went.
+    /// Tells the plugin, if it asked, how a request to backend `index` of `set` went; not while
+    /// its breaker is open. A failure counts toward opening it.
     pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
-        if let Some((_, plugin)) = &self.plugin
+        if let Some((info, plugin)) = &self.plugin
             && plugin.wants_feedback()
+            && self.breaker.state() == super::BreakerState::Closed
+            && let Err(reason) = plugin.observe(set, index, status, latency)
+            && reason.is_failure()
         {
-            plugin.observe(set, index, status, latency);
+            self.breaker.failed(Admission::Call, &info.name);
         }
     }
 }
@@ -231,7 +272,7 @@ mod tests {
             sha256: String::new(),
             loaded_at: SystemTime::UNIX_EPOCH,
         };
-        let policy = Policy::with_plugin(info, Box::new(Answers(answer)));
+        let policy = Policy::with_plugin(info, Box::new(Answers(answer)), BreakerConfig::default());
         let headers = HeaderMap::new();
         let request = RequestInfo {
             sequence: 4,

@@ -13,6 +13,7 @@ use http::uri::PathAndQuery;
 
 pub use error::{ConfigError, ConfigIssue};
 
+use crate::balancer::BreakerConfig;
 use crate::plugin::PluginLimits;
 
 /// A checked configuration, ready to start vane with.
@@ -43,8 +44,12 @@ pub struct PolicyConfig {
     pub plugin: PathBuf,
     /// The string handed to the plugin's `configure` (`config`); default empty.
     pub config: String,
-    /// `pick_timeout` (default 1ms) and `memory_limit` (default 16MiB).
+    /// `pick_timeout` (default 1ms, at most 100ms), `configure_timeout` (default 1s, at most
+    /// 10s) and `memory_limit` (default 16MiB).
     pub limits: PluginLimits,
+    /// `breaker_failures` (consecutive plugin failures that open the breaker, default 5, 0 for
+    /// never) and `breaker_cool_down` (default 1s, doubling per failed trial up to 32 times).
+    pub breaker: BreakerConfig,
     /// `watch`: reload the plugin when its file changes; default true.
     pub watch: bool,
     /// Where compiled plugins are cached: `cache_dir` (relative to the config file's folder),

@@ -31,7 +31,10 @@ pub(super) struct RawPolicy {
     #[serde(default)]
     pub config: String,
     pub pick_timeout: Option<Spanned<String>>,
+    pub configure_timeout: Option<Spanned<String>>,
     pub memory_limit: Option<Spanned<String>>,
+    pub breaker_failures: Option<Spanned<i64>>,
+    pub breaker_cool_down: Option<Spanned<String>>,
     pub watch: Option<bool>,
     pub cache: Option<bool>,
     pub cache_dir: Option<Spanned<String>>,

@@ -16,6 +16,7 @@ use super::{
     BackendConfig, Config, ConfigIssue, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig,
     RetryConfig,
 };
+use crate::balancer::BreakerConfig;
 use crate::plugin::{PluginCache, PluginLimits};
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
@@ -24,6 +25,10 @@ const MAX_WEIGHT: i64 = 1_000_000;
 /// The longest pick deadline accepted: picks run on the proxy's worker threads, so a plugin
 /// allowed to run longer could stall every request behind it.
 const MAX_PICK_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// The longest `configure` deadline accepted: a new instance is configured on the request path
+/// (after a trap, or when the pool grows), so this bounds what one request can wait.
+const MAX_CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// hyper's smallest read buffer, and so the smallest `max_header_size`.
 const MIN_HEADER_SIZE: usize = 8 << 10;
@@ -115,6 +120,22 @@ impl Checker<'_> {
         default
     }
 
+    /// Reports `value` (already parsed as `parsed`) if it is longer than `max`.
+    fn at_most(
+        &mut self,
+        value: &Option<Spanned<String>>,
+        key: &str,
+        parsed: Duration,
+        max: Duration,
+    ) {
+        if let Some(value) = value
+            && parsed > max
+        {
+            let message = format!("must be at most {}", humantime::format_duration(max));
+            self.issue(Some(value.span().start), key, message);
+        }
+    }
+
     fn size(&mut self, value: &Option<Spanned<String>>, key: &str, default: usize) -> usize {
         let Some(value) = value else { return default };
         match value.get_ref().parse::<bytesize::ByteSize>() {
@@ -190,21 +211,43 @@ fn check_policy(
             "policy.pick_timeout",
             defaults.pick_timeout,
         ),
+        configure_timeout: check.duration(
+            &policy.configure_timeout,
+            "policy.configure_timeout",
+            defaults.configure_timeout,
+        ),
         memory_limit: check.size(
             &policy.memory_limit,
             "policy.memory_limit",
             defaults.memory_limit,
         ),
     };
-    if let Some(value) = &policy.pick_timeout
-        && limits.pick_timeout > MAX_PICK_TIMEOUT
-    {
-        let message = format!(
-            "must be at most {}",
-            humantime::format_duration(MAX_PICK_TIMEOUT)
-        );
-        check.issue(Some(value.span().start), "policy.pick_timeout", message);
-    }
+    check.at_most(
+        &policy.pick_timeout,
+        "policy.pick_timeout",
+        limits.pick_timeout,
+        MAX_PICK_TIMEOUT,
+    );
+    check.at_most(
+        &policy.configure_timeout,
+        "policy.configure_timeout",
+        limits.configure_timeout,
+        MAX_CONFIGURE_TIMEOUT,
+    );
+    let breaker_defaults = BreakerConfig::default();
+    let breaker = BreakerConfig {
+        failures: check.integer(
+            &policy.breaker_failures,
+            "policy.breaker_failures",
+            0..=1000,
+            breaker_defaults.failures,
+        ),
+        cool_down: check.duration(
+            &policy.breaker_cool_down,
+            "policy.breaker_cool_down",
+            breaker_defaults.cool_down,
+        ),
+    };
     let plugin = check.required(&policy.plugin, "policy.plugin", table)?;
     if plugin.get_ref().trim().is_empty() {
         check.issue(
@@ -218,6 +261,7 @@ fn check_policy(
         plugin: base.join(plugin.get_ref()),
         config: policy.config.clone(),
         limits,
+        breaker,
         watch: policy.watch.unwrap_or(true),
         cache: match (&policy.cache, &policy.cache_dir) {
             (Some(false), _) => None,

@@ -19,17 +19,17 @@ use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{Balancer, FallbackReason, PluginInfo, Ranked, RequestInfo};
 use crate::log_budget::LogBudget;
 
-/// The deadline for `configure`: it may build tables, but must not stall a reload.
-const CONFIGURE_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Log lines a plugin may write per second, across all its instances; the rest are dropped.
 const LOG_LINES_PER_SECOND: u32 = 20;
 
 /// The limits a plugin runs under, from the `[policy]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
-    /// The deadline of one pick.
+    /// The deadline of one pick (and of one `observe`).
     pub pick_timeout: Duration,
+    /// The deadline of one `configure`: it may build tables, but must not stall a reload or a
+    /// request that needs a fresh instance.
+    pub configure_timeout: Duration,
     /// The cap on one instance's linear memory, in bytes.
     pub memory_limit: usize,
 }
@@ -38,6 +38,7 @@ impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {
             pick_timeout: Duration::from_millis(1),
+            configure_timeout: Duration::from_secs(1),
             memory_limit: 16 << 20,
         }
     }
@@ -106,7 +107,7 @@ impl PluginBalancer {
             config: config.to_owned(),
             limits: CallLimits {
                 pick_timeout: limits.pick_timeout,
-                configure_timeout: CONFIGURE_TIMEOUT,
+                configure_timeout: limits.configure_timeout,
                 memory_limit: limits.memory_limit,
             },
             feedback: false,
@@ -204,13 +205,22 @@ impl Balancer for PluginBalancer {
         self.feedback
     }
 
-    fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+    fn log_lines(&self) -> (u64, u64) {
+        self.log_budget.totals()
+    }
+
+    fn observe(
+        &self,
+        set: &BackendSet,
+        index: u32,
+        status: u16,
+        latency: Duration,
+    ) -> Result<(), FallbackReason> {
         // A failure here costs no request; the instance is discarded like after a failed pick.
-        if let Ok(mut instance) = self.checkout(set)
-            && instance.observe(index, status, latency).is_ok()
-        {
-            self.checkin(instance);
-        }
+        let mut instance = self.checkout(set)?;
+        instance.observe(index, status, latency)?;
+        self.checkin(instance);
+        Ok(())
     }
 }
 

@@ -18,12 +18,10 @@ use super::bindings::{
     BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request,
 };
 use super::engine::EPOCH_TICK;
+use super::output::{MAX_LOG_LINE, PluginOutput, Stream};
 use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
 use crate::log_budget::LogBudget;
-
-/// The longest log line a plugin may write; longer ones are cut.
-const MAX_LOG_LINE: usize = 1024;
 
 /// What a Store carries: the (empty) WASI context, the memory cap and the plugin's name for logs.
 pub(crate) struct InstanceState {
@@ -136,10 +134,25 @@ impl PluginInstance {
         log_budget: Arc<LogBudget>,
         limits: CallLimits,
     ) -> wasmtime::Result<Self> {
+        // No preopens, no environment, no arguments, no network; stdin is empty; stdout and
+        // stderr go to the log line by line, within the plugin's log budget.
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .stdout(PluginOutput::new(
+                plugin.clone(),
+                Stream::Stdout,
+                log_budget.clone(),
+            ))
+            .stderr(PluginOutput::new(
+                plugin.clone(),
+                Stream::Stderr,
+                log_budget.clone(),
+            ))
+            .build();
         let state = InstanceState {
-            // No preopens, no environment, no arguments, no sockets; stdin is empty and
-            // stdout/stderr are discarded.
-            wasi: WasiCtx::builder().build(),
+            wasi,
             table: ResourceTable::new(),
             plugin,
             log_budget,

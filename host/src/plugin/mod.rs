@@ -11,6 +11,7 @@ mod cache;
 mod engine;
 mod error;
 mod instance;
+mod output;
 
 pub use balancer::{PluginBalancer, PluginLimits, file_sha256};
 pub use cache::{CacheError, PluginCache};

@@ -1,62 +1,174 @@
-//! A hostile policy for vane's tests: it misbehaves in the way its config string names.
+//! A hostile policy for vane's tests: it misbehaves in the way its config string names, and each
+//! misbehaviour has a well-behaved twin, so a test can run the pair side by side.
 //!
-//! - `trap`: panics (a wasm trap) in every pick;
+//! Violations (each the plugin's answer for every pick unless said otherwise):
+//! - `trap`: panics;
+//! - `panic-first`: panics on the first pick of an instance (and vane discards a trapped
+//!   instance, so the next pick meets a fresh one);
+//! - `panic-every:N`: panics on every N-th pick of an instance;
 //! - `decline`: answers no backend;
 //! - `out-of-range`: answers an index past the last backend;
+//! - `pick-first`: always answers backend 0, eligible or not;
 //! - `refuse`: refuses the load in `configure`;
-//! - `loop`: never returns from pick;
-//! - `sleep`: sleeps 50 ms in every pick through the WASI clock;
-//! - `print`: writes a line to stdout and stderr, then picks backend 0;
-//! - anything else: behaves, always picking backend 0.
+//! - `loop`: never returns from pick; `loop-configure`: never returns from configure;
+//! - `grow`: allocates without end;
+//! - `sleep`: sleeps 50 ms through the WASI clock;
+//! - `flood:BYTES`: writes BYTES to stdout in 1000-byte lines, then picks;
+//! - `capabilities:IP:PORT`: tries to open a file, read the environment and connect a socket
+//!   to IP:PORT; picks backend 1 if any of them worked, else backend 0.
+//!
+//! Their twins:
+//! - `behave` (or anything else): picks the first eligible backend;
+//! - `busy:N`: does N rounds of arithmetic, then picks (bounded work within a deadline);
+//! - `hold:MIB`: allocates MIB mebibytes once and keeps them (under the memory cap);
+//! - `clock`: reads the WASI clocks without sleeping, then picks;
+//! - `print`: writes one line to stdout and one to stderr, then picks.
+
+use std::hint::black_box;
+use std::net::SocketAddrV4;
 
 use vane_plugin_kit::{BackendInfo, BackendStates, Needs, Policy, Request};
 
-/// The way this plugin misbehaves, from its config string.
-enum Misbehave {
+/// The way this plugin behaves, from its config string.
+enum Mode {
     Trap,
+    PanicFirst,
+    PanicEvery(u64),
     Decline,
     OutOfRange(u32),
+    PickFirst,
     Loop,
+    Grow,
     Sleep,
-    Print,
+    Flood(usize),
+    Capabilities(SocketAddrV4),
     Behave,
+    Busy(u64),
+    Hold(usize),
+    Clock,
+    Print,
+}
+
+struct Misbehave {
+    mode: Mode,
+    picks: u64,
+    held: Vec<u8>,
 }
 
 impl Policy for Misbehave {
     fn configure(config: &str, backends: &[BackendInfo]) -> Result<(Self, Needs), String> {
-        let mode = match config {
-            "trap" => Misbehave::Trap,
-            "decline" => Misbehave::Decline,
-            "out-of-range" => Misbehave::OutOfRange(backends.len() as u32 + 5),
-            "loop" => Misbehave::Loop,
-            "sleep" => Misbehave::Sleep,
-            "print" => Misbehave::Print,
-            "refuse" => return Err("refused on purpose by the misbehave test plugin".into()),
-            _ => Misbehave::Behave,
+        let (name, argument) = config.split_once(':').unwrap_or((config, ""));
+        let number = || {
+            argument
+                .parse::<u64>()
+                .map_err(|_| format!("{name} needs a number, not {argument:?}"))
         };
-        Ok((mode, vane_plugin_kit::needs_nothing()))
+        let mode = match name {
+            "trap" => Mode::Trap,
+            "panic-first" => Mode::PanicFirst,
+            "panic-every" => Mode::PanicEvery(number()?.max(1)),
+            "decline" => Mode::Decline,
+            "out-of-range" => Mode::OutOfRange(backends.len() as u32 + 5),
+            "pick-first" => Mode::PickFirst,
+            "loop" => Mode::Loop,
+            "loop-configure" => loop {
+                black_box(backends);
+            },
+            "grow" => Mode::Grow,
+            "sleep" => Mode::Sleep,
+            "flood" => Mode::Flood(number()? as usize),
+            "capabilities" => Mode::Capabilities(
+                argument
+                    .parse()
+                    .map_err(|_| format!("capabilities needs IP:PORT, not {argument:?}"))?,
+            ),
+            "refuse" => return Err("refused on purpose by the misbehave test plugin".into()),
+            "busy" => Mode::Busy(number()?),
+            "hold" => Mode::Hold(number()? as usize),
+            "clock" => Mode::Clock,
+            "print" => Mode::Print,
+            _ => Mode::Behave,
+        };
+        let plugin = Misbehave {
+            mode,
+            picks: 0,
+            held: Vec::new(),
+        };
+        Ok((plugin, vane_plugin_kit::needs_nothing()))
     }
 
-    fn pick(&mut self, _request: &Request, _states: &BackendStates, ranked: &mut Vec<u32>) {
-        match self {
-            Misbehave::Trap => panic!("misbehave: trapping on purpose"),
-            Misbehave::Decline => {}
-            Misbehave::OutOfRange(index) => ranked.push(*index),
-            Misbehave::Loop => loop {
-                std::hint::black_box(&ranked);
-            },
-            Misbehave::Sleep => {
-                std::thread::sleep(std::time::Duration::from_millis(50));
-                ranked.push(0);
+    fn pick(&mut self, _request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
+        self.picks += 1;
+        let first_eligible = vane_plugin_kit::eligible(states).next();
+        match self.mode {
+            Mode::Trap => panic!("misbehave: trapping on purpose"),
+            Mode::PanicFirst if self.picks == 1 => panic!("misbehave: first pick"),
+            Mode::PanicEvery(n) if self.picks.is_multiple_of(n) => {
+                panic!("misbehave: pick {}", self.picks)
             }
-            Misbehave::Print => {
+            Mode::Decline => return,
+            Mode::OutOfRange(index) => return ranked.push(index),
+            Mode::PickFirst => return ranked.push(0),
+            Mode::Loop => loop {
+                black_box(&ranked);
+            },
+            Mode::Grow => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1; 1 << 20]);
+                    black_box(&hoard);
+                }
+            }
+            Mode::Sleep => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Mode::Flood(bytes) => {
+                let line = "x".repeat(999);
+                for _ in 0..bytes / 1000 {
+                    println!("{line}");
+                }
+            }
+            Mode::Capabilities(address) if escaped(address) => return ranked.push(1),
+            Mode::Busy(rounds) => {
+                let mut x = self.picks;
+                for i in 0..rounds {
+                    x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+            }
+            Mode::Hold(mebibytes) => {
+                if self.held.is_empty() {
+                    self.held = vec![1; mebibytes << 20];
+                }
+                black_box(&self.held);
+            }
+            Mode::Clock => {
+                black_box(std::time::Instant::now());
+                black_box(std::time::SystemTime::now());
+            }
+            Mode::Print => {
                 println!("misbehave: a line on stdout");
                 eprintln!("misbehave: a line on stderr");
-                ranked.push(0);
             }
-            Misbehave::Behave => ranked.push(0),
+            _ => {}
         }
+        ranked.extend(first_eligible);
     }
+}
+
+/// Tries every capability vane denies; answers whether any of them worked.
+fn escaped(address: SocketAddrV4) -> bool {
+    use wasip2::sockets::network::{IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+
+    let preopens = wasip2::filesystem::preopens::get_directories();
+    let environment = wasip2::cli::environment::get_environment();
+    let file = std::fs::read("/etc/hostname").is_ok();
+    let [a, b, c, d] = address.ip().octets();
+    let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port: address.port(),
+        address: (a, b, c, d),
+    });
+    let network = wasip2::sockets::instance_network::instance_network();
+    let connected = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
+        .is_ok_and(|socket| socket.start_connect(&network, remote).is_ok());
+    !preopens.is_empty() || !environment.is_empty() || file || connected
 }
 
 vane_plugin_kit::export_policy!(Misbehave);

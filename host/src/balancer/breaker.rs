@@ -1,0 +1,279 @@
+//! The plugin's circuit breaker: after a run of consecutive failures vane stops calling the
+//! plugin for a cool-down, serving from the built-in round-robin, then lets one request try it
+//! again (half-open). A plugin that loops therefore costs a handful of requests their deadline,
+//! not every request.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// When the breaker opens and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// Consecutive plugin failures that open the breaker; 0 never opens it.
+    pub failures: u32,
+    /// How long the first opening lasts; each failed trial doubles it, up to 32 times.
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cool_down: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The most a cool-down grows over `cool_down` after failed trials in a row.
+const MAX_COOL_DOWN_FACTOR: u32 = 32;
+
+/// The breaker's state, as `/policy` and `/metrics` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// The plugin is called for every request.
+    Closed = 0,
+    /// The plugin is not called until the cool-down ends.
+    Open = 1,
+    /// One request is trying the plugin; the others use the built-in round-robin.
+    HalfOpen = 2,
+}
+
+impl BreakerState {
+    /// The state's name in `/policy`, logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+
+    /// Every state, in the order of [`Breaker::transitions`].
+    pub const ALL: [BreakerState; 3] = [
+        BreakerState::Closed,
+        BreakerState::Open,
+        BreakerState::HalfOpen,
+    ];
+
+    fn from_u8(value: u8) -> Self {
+        match value {
+            1 => BreakerState::Open,
+            2 => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+}
+
+/// Whether a request may call the plugin, and in what role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Call it: the breaker is closed.
+    Call,
+    /// Call it as the half-open trial; its outcome closes or reopens the breaker.
+    Trial,
+    /// Do not call it: the breaker is open, or another request is the trial.
+    Skip,
+}
+
+/// A lock-free circuit breaker shared by every request of one policy.
+#[derive(Debug)]
+pub struct Breaker {
+    config: BreakerConfig,
+    epoch: Instant,
+    state: AtomicU8,
+    consecutive_failures: AtomicU32,
+    /// Openings in a row without a successful trial between them: the cool-down's multiplier.
+    openings_in_a_row: AtomicU32,
+    /// While open: when the trial may start, in ms since `epoch`.
+    open_until_ms: AtomicU64,
+    /// Transitions into each state, in the order of [`BreakerState::ALL`].
+    transitions: [AtomicU64; 3],
+}
+
+impl Breaker {
+    /// A closed breaker.
+    pub fn new(config: BreakerConfig) -> Self {
+        Breaker {
+            config,
+            epoch: Instant::now(),
+            state: AtomicU8::new(BreakerState::Closed as u8),
+            consecutive_failures: AtomicU32::new(0),
+            openings_in_a_row: AtomicU32::new(0),
+            open_until_ms: AtomicU64::new(0),
+            transitions: Default::default(),
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    /// How often the breaker entered each state, in the order of [`BreakerState::ALL`].
+    pub fn transitions(&self) -> [(BreakerState, u64); 3] {
+        BreakerState::ALL.map(|state| {
+            (
+                state,
+                self.transitions[state as usize].load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Whether this request may call the plugin. Closed costs one atomic load.
+    pub fn admit(&self) -> Admission {
+        self.admit_at(|| self.now_ms())
+    }
+
+    fn admit_at(&self, now_ms: impl FnOnce() -> u64) -> Admission {
+        match self.state() {
+            BreakerState::Closed => Admission::Call,
+            BreakerState::HalfOpen => Admission::Skip,
+            BreakerState::Open => {
+                if now_ms() >= self.open_until_ms.load(Ordering::Acquire)
+                    && self.enter(BreakerState::Open, BreakerState::HalfOpen)
+                {
+                    Admission::Trial
+                } else {
+                    Admission::Skip
+                }
+            }
+        }
+    }
+
+    /// Records a call that answered usably.
+    pub fn succeeded(&self, admission: Admission, plugin: &str) {
+        if admission == Admission::Trial {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.openings_in_a_row.store(0, Ordering::Relaxed);
+            if self.enter(BreakerState::HalfOpen, BreakerState::Closed) {
+                tracing::info!(plugin, "the plugin answered its trial; calling it again");
+            }
+        } else if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            // Only written when there was a failure, so a healthy plugin's calls share no
+            // written cache line.
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a call that failed; may open the breaker.
+    pub fn failed(&self, admission: Admission, plugin: &str) {
+        self.failed_at(admission, plugin, self.now_ms());
+    }
+
+    fn failed_at(&self, admission: Admission, plugin: &str, now_ms: u64) {
+        if self.config.failures == 0 {
+            return;
+        }
+        let from = match admission {
+            Admission::Trial => BreakerState::HalfOpen,
+            Admission::Call => {
+                let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if failures < self.config.failures {
+                    return;
+                }
+                BreakerState::Closed
+            }
+            Admission::Skip => return,
+        };
+        let openings = self.openings_in_a_row.fetch_add(1, Ordering::Relaxed);
+        let factor = 1u32
+            .checked_shl(openings)
+            .unwrap_or(u32::MAX)
+            .min(MAX_COOL_DOWN_FACTOR);
+        let cool_down = self.config.cool_down * factor;
+        self.open_until_ms
+            .store(now_ms + cool_down.as_millis() as u64, Ordering::Release);
+        if self.enter(from, BreakerState::Open) {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            tracing::warn!(
+                plugin,
+                cool_down = %humantime::format_duration(cool_down),
+                "the plugin keeps failing; the built-in round-robin serves until a trial succeeds"
+            );
+        }
+    }
+
+    /// Moves from `from` to `to` if the state is still `from`; counts the transition.
+    fn enter(&self, from: BreakerState, to: BreakerState) -> bool {
+        let moved = self
+            .state
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if moved {
+            self.transitions[to as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        moved
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker(failures: u32, cool_down_ms: u64) -> Breaker {
+        Breaker::new(BreakerConfig {
+            failures,
+            cool_down: Duration::from_millis(cool_down_ms),
+        })
+    }
+
+    #[test]
+    fn opens_after_the_threshold_of_consecutive_failures_only() {
+        let breaker = breaker(3, 60_000);
+        for _ in 0..2 {
+            breaker.failed(breaker.admit(), "p");
+        }
+        breaker.succeeded(breaker.admit(), "p");
+        for _ in 0..2 {
+            breaker.failed(breaker.admit(), "p");
+        }
+        assert_eq!(breaker.state(), BreakerState::Closed, "the run was broken");
+        breaker.failed(breaker.admit(), "p");
+        assert_eq!(breaker.state(), BreakerState::Open);
+        assert_eq!(breaker.admit(), Admission::Skip);
+    }
+
+    #[test]
+    fn one_trial_after_the_cool_down_closes_or_reopens_it() {
+        // Time is given explicitly, in ms since the breaker was made.
+        let breaker = breaker(1, 20);
+        breaker.failed_at(breaker.admit_at(|| 0), "p", 0);
+        assert_eq!(breaker.admit_at(|| 19), Admission::Skip);
+        let trial = breaker.admit_at(|| 20);
+        assert_eq!(trial, Admission::Trial);
+        assert_eq!(
+            breaker.admit_at(|| 21),
+            Admission::Skip,
+            "one trial at a time"
+        );
+        breaker.failed_at(trial, "p", 25);
+        assert_eq!(breaker.state(), BreakerState::Open);
+
+        // The second opening lasts twice as long.
+        assert_eq!(breaker.admit_at(|| 64), Admission::Skip);
+        let trial = breaker.admit_at(|| 65);
+        assert_eq!(trial, Admission::Trial);
+        breaker.succeeded(trial, "p");
+        assert_eq!(breaker.state(), BreakerState::Closed);
+        assert_eq!(breaker.admit(), Admission::Call);
+        let entered: Vec<u64> = breaker.transitions().iter().map(|(_, n)| *n).collect();
+        assert_eq!(entered, [1, 2, 2], "closed, open, half-open");
+
+        // After a success the cool-down is back to its first length.
+        breaker.failed_at(breaker.admit_at(|| 100), "p", 100);
+        assert_eq!(breaker.admit_at(|| 120), Admission::Trial);
+    }
+
+    #[test]
+    fn zero_failures_never_opens() {
+        let breaker = breaker(0, 20);
+        for _ in 0..100 {
+            breaker.failed(breaker.admit(), "p");
+        }
+        assert_eq!(breaker.admit(), Admission::Call);
+    }
+}

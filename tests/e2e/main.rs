@@ -9,6 +9,7 @@ mod failover;
 mod fallback;
 mod forwarding;
 mod hostile;
+mod misfits;
 mod plugin_load;
 mod reload;
 mod signals;

@@ -82,6 +82,14 @@ impl PluginBalancer {
             path: path.to_owned(),
             reason: format!("{err:#}"),
         })?;
+        let problems = super::fit::problems(&engine.engine, &component);
+        if !problems.is_empty() {
+            return Err(PluginError::WrongWorld {
+                path: path.to_owned(),
+                reason: problems.join("; "),
+            });
+        }
+        // The names and shapes fit; wasmtime's linking still has the last word.
         let wrong_world = |err: wasmtime::Error| PluginError::WrongWorld {
             path: path.to_owned(),
             reason: format!("{err:#}"),

@@ -37,7 +37,10 @@ pub enum PluginError {
         reason: String,
     },
     /// The component's imports or exports do not match the `balancer` world.
-    #[error("plugin {} does not fit vane's world vane:balancer/balancer@0.1.0: {reason}", path.display())]
+    #[error(
+        "plugin {} does not fit vane's world vane:balancer/balancer@{}: {reason}",
+        path.display(), super::fit::PACKAGE_VERSION
+    )]
     WrongWorld {
         /// The plugin file.
         path: PathBuf,

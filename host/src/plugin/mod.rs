@@ -10,6 +10,7 @@ mod bindings;
 mod cache;
 mod engine;
 mod error;
+mod fit;
 mod instance;
 mod output;
 

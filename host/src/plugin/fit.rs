@@ -1,0 +1,223 @@
+//! Whether a component fits vane's `balancer` world, explained the way a plugin author can act
+//! on: a version built for another vane, a missing export or function, a function whose
+//! signature differs from `wit/balancer.wit`, an import vane does not provide. wasmtime's own
+//! linking remains the final word; this only finds the words.
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
+
+/// The WIT package version this vane speaks.
+pub(crate) const PACKAGE_VERSION: &str = "0.1.0";
+
+/// The interface a plugin must export.
+const POLICY: &str = "policy";
+
+/// The interfaces of vane's package a plugin may import.
+const HOST_INTERFACES: [&str; 2] = ["host", "types"];
+
+/// The WASI 0.2 packages vane links (granting nothing but clocks and random numbers).
+const WASI_PACKAGES: [&str; 6] = ["io", "clocks", "random", "cli", "filesystem", "sockets"];
+
+/// A function of the policy interface as `wit/balancer.wit` declares it.
+struct Expected {
+    name: &'static str,
+    params: &'static [(&'static str, &'static str)],
+    result: Option<&'static str>,
+    wit: &'static str,
+}
+
+/// The policy interface's functions, with the kind of each parameter and result.
+const FUNCTIONS: [Expected; 3] = [
+    Expected {
+        name: "configure",
+        params: &[("config", "string"), ("backends", "list")],
+        result: Some("result"),
+        wit: "func(config: string, backends: list<backend-info>) -> result<needs, string>",
+    },
+    Expected {
+        name: "pick",
+        params: &[("request", "record"), ("states", "record")],
+        result: Some("list"),
+        wit: "func(request: request, states: backend-states) -> list<u32>",
+    },
+    Expected {
+        name: "observe",
+        params: &[("backend", "u32"), ("status", "u16"), ("latency-us", "u32")],
+        result: None,
+        wit: "func(backend: u32, status: u16, latency-us: u32)",
+    },
+];
+
+/// Every way `component` does not fit vane's world; empty if it fits by name and shape.
+pub(crate) fn problems(engine: &Engine, component: &Component) -> Vec<String> {
+    let ty = component.component_type();
+    let mut problems = Vec::new();
+    for (name, _) in ty.imports(engine) {
+        if let Some(problem) = import_problem(name) {
+            problems.push(problem);
+        }
+    }
+    let policy = format!("vane:balancer/{POLICY}@{PACKAGE_VERSION}");
+    match ty.get_export(engine, &policy).map(|export| export.ty) {
+        Some(ComponentItem::ComponentInstance(instance)) => {
+            for expected in &FUNCTIONS {
+                match instance.get_export(engine, expected.name).map(|e| e.ty) {
+                    Some(ComponentItem::ComponentFunc(found)) => {
+                        if let Some(problem) = signature_problem(expected, &found) {
+                            problems.push(problem);
+                        }
+                    }
+                    Some(_) => problems.push(format!(
+                        "its {policy} exports `{}`, but not as a function",
+                        expected.name
+                    )),
+                    None => problems.push(format!(
+                        "its {policy} lacks the function `{}: {}`",
+                        expected.name, expected.wit
+                    )),
+                }
+            }
+        }
+        Some(_) => problems.push(format!("it exports {policy}, but not as an interface")),
+        None => {
+            let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+            let other_version = exports
+                .iter()
+                .find_map(|name| name.strip_prefix("vane:balancer/policy@"));
+            problems.push(match other_version {
+                Some(version) => format!(
+                    "it is built for vane:balancer@{version}, but this vane speaks \
+                     vane:balancer@{PACKAGE_VERSION}: rebuild it against this vane's wit/"
+                ),
+                None if exports.is_empty() => {
+                    format!("it does not export {policy}; it exports nothing")
+                }
+                None => format!(
+                    "it does not export {policy}; it exports {}",
+                    exports.join(", ")
+                ),
+            });
+        }
+    }
+    problems.dedup();
+    problems
+}
+
+/// Why an import cannot be satisfied, if it cannot.
+fn import_problem(name: &str) -> Option<String> {
+    let (path, version) = name.split_once('@').unwrap_or((name, ""));
+    let (package, interface) = path.split_once('/').unwrap_or((path, ""));
+    match package {
+        "vane:balancer" if version != PACKAGE_VERSION => Some(format!(
+            "it is built for vane:balancer@{version} (it imports {name}), but this vane speaks \
+             vane:balancer@{PACKAGE_VERSION}: rebuild it against this vane's wit/"
+        )),
+        "vane:balancer" if HOST_INTERFACES.contains(&interface) => None,
+        _ if package
+            .strip_prefix("wasi:")
+            .is_some_and(|wasi| WASI_PACKAGES.contains(&wasi))
+            && version.starts_with("0.2.") =>
+        {
+            None
+        }
+        _ => Some(format!(
+            "it imports {name}, which vane does not provide (a plugin may import \
+             vane:balancer/host@{PACKAGE_VERSION} and WASI 0.2's io, clocks, random, cli, \
+             filesystem and sockets, which grant nothing but clocks and random numbers)"
+        )),
+    }
+}
+
+/// How `found` differs from the expected function, in names, arity and kinds of types.
+fn signature_problem(expected: &Expected, found: &ComponentFunc) -> Option<String> {
+    let params: Vec<(&str, &'static str)> = found.params().map(|(n, ty)| (n, kind(&ty))).collect();
+    let results: Vec<&'static str> = found.results().map(|ty| kind(&ty)).collect();
+    let fits = params.as_slice() == expected.params && results.first().copied() == expected.result;
+    if fits {
+        return None;
+    }
+    Some(format!(
+        "its function `{}` is `{}`, but vane calls `{}`",
+        expected.name,
+        render(found),
+        expected.wit
+    ))
+}
+
+/// A function type written in WIT's style, with composite types named by kind.
+fn render(func: &ComponentFunc) -> String {
+    let params: Vec<String> = func
+        .params()
+        .map(|(name, ty)| format!("{name}: {}", kind(&ty)))
+        .collect();
+    let results: Vec<&str> = func.results().map(|ty| kind(&ty)).collect();
+    match results.as_slice() {
+        [] => format!("func({})", params.join(", ")),
+        [one] => format!("func({}) -> {one}", params.join(", ")),
+        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
+    }
+}
+
+/// The kind of a component type, as WIT spells it.
+fn kind(ty: &Type) -> &'static str {
+    match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::List(_) | Type::FixedLengthList(_) => "list",
+        Type::Map(_) => "map",
+        Type::Record(_) => "record",
+        Type::Tuple(_) => "tuple",
+        Type::Variant(_) => "variant",
+        Type::Enum(_) => "enum",
+        Type::Option(_) => "option",
+        Type::Result(_) => "result",
+        Type::Flags(_) => "flags",
+        Type::Own(_) => "own",
+        Type::Borrow(_) => "borrow",
+        Type::Future(_) => "future",
+        Type::Stream(_) => "stream",
+        Type::ErrorContext => "error-context",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_vane_provides_pass_and_others_are_named() {
+        for fine in [
+            "vane:balancer/host@0.1.0",
+            "vane:balancer/types@0.1.0",
+            "wasi:io/streams@0.2.6",
+            "wasi:cli/stdout@0.2.0",
+        ] {
+            assert_eq!(import_problem(fine), None, "{fine}");
+        }
+        let other_version = import_problem("vane:balancer/host@0.2.0").unwrap();
+        assert!(
+            other_version.contains("built for vane:balancer@0.2.0"),
+            "{other_version}"
+        );
+        for foreign in [
+            "vane:balancer/secrets@0.1.0",
+            "wasi:http/types@0.2.0",
+            "wasi:io/streams@0.3.0",
+        ] {
+            let problem = import_problem(foreign).unwrap();
+            assert!(problem.contains("which vane does not provide"), "{problem}");
+        }
+    }
+}

@@ -296,6 +296,11 @@ async fn a_plugin_sleeping_on_a_wasi_clock_is_abandoned_at_once() {
     pair("sleep", "clock", expect, as_started).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_calling_exit_traps_and_vane_keeps_running() {
+    pair("exit", "behave", BREAKS, as_started).await;
+}
+
 /// Writing megabytes to stdout neither fails a pick nor floods the log: lines beyond the
 /// plugin's budget of 20 a second are dropped and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,8 +330,9 @@ async fn a_plugin_flooding_stdout_is_rate_limited() {
     assert!(flood.rss_growth < MAX_RSS_GROWTH);
 }
 
-/// A plugin that reaches for files, the environment and the network gets nothing: no
-/// preopened folder, an empty environment, and a socket refused before any packet is sent.
+/// A plugin that reaches for files, the environment, its arguments, stdin and the network gets
+/// nothing: no preopened folder, no variables or arguments, an empty stdin, and a socket
+/// refused before any packet is sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_reaching_for_files_env_and_network_gets_nothing() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,9 +13,10 @@
 //! - `loop`: never returns from pick; `loop-configure`: never returns from configure;
 //! - `grow`: allocates without end;
 //! - `sleep`: sleeps 50 ms through the WASI clock;
+//! - `exit`: calls `exit(3)`, as a program would;
 //! - `flood:BYTES`: writes BYTES to stdout in 1000-byte lines, then picks;
-//! - `capabilities:IP:PORT`: tries to open a file, read the environment and connect a socket
-//!   to IP:PORT; picks backend 1 if any of them worked, else backend 0.
+//! - `capabilities:IP:PORT`: tries to open a file, read the environment, the arguments and
+//!   stdin, and connect a socket to IP:PORT; picks backend 1 if any of them worked, else 0.
 //!
 //! Their twins:
 //! - `behave` (or anything else): picks the first eligible backend;
@@ -40,6 +41,7 @@ enum Mode {
     Loop,
     Grow,
     Sleep,
+    Exit,
     Flood(usize),
     Capabilities(SocketAddrV4),
     Behave,
@@ -76,6 +78,7 @@ impl Policy for Misbehave {
             },
             "grow" => Mode::Grow,
             "sleep" => Mode::Sleep,
+            "exit" => Mode::Exit,
             "flood" => Mode::Flood(number()? as usize),
             "capabilities" => Mode::Capabilities(
                 argument
@@ -120,6 +123,7 @@ impl Policy for Misbehave {
                 }
             }
             Mode::Sleep => std::thread::sleep(std::time::Duration::from_millis(50)),
+            Mode::Exit => std::process::exit(3),
             Mode::Flood(bytes) => {
                 let line = "x".repeat(999);
                 for _ in 0..bytes / 1000 {
@@ -159,6 +163,9 @@ fn escaped(address: SocketAddrV4) -> bool {
 
     let preopens = wasip2::filesystem::preopens::get_directories();
     let environment = wasip2::cli::environment::get_environment();
+    let arguments = wasip2::cli::environment::get_arguments();
+    let mut input = String::new();
+    let stdin = std::io::stdin().read_line(&mut input).is_ok_and(|read| read > 0);
     let file = std::fs::read("/etc/hostname").is_ok();
     let [a, b, c, d] = address.ip().octets();
     let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
@@ -168,7 +175,7 @@ fn escaped(address: SocketAddrV4) -> bool {
     let network = wasip2::sockets::instance_network::instance_network();
     let connected = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
         .is_ok_and(|socket| socket.start_connect(&network, remote).is_ok());
-    !preopens.is_empty() || !environment.is_empty() || file || connected
+    !preopens.is_empty() || !environment.is_empty() || !arguments.is_empty() || stdin || file || connected
 }
 
 vane_plugin_kit::export_policy!(Misbehave);

@@ -84,7 +84,8 @@ pub struct Breaker {
     consecutive_failures: AtomicU32,
     /// Openings in a row without a successful trial between them: the cool-down's multiplier.
     openings_in_a_row: AtomicU32,
-    /// While open: when the trial may start, in ms since `epoch`.
+    /// While open: when the trial may start, in ms since `epoch`; `u64::MAX` while the opening
+    /// call has not yet set it.
     open_until_ms: AtomicU64,
     /// Transitions into each state, in the order of [`BreakerState::ALL`].
     transitions: [AtomicU64; 3],
@@ -99,7 +100,7 @@ impl Breaker {
             state: AtomicU8::new(BreakerState::Closed as u8),
             consecutive_failures: AtomicU32::new(0),
             openings_in_a_row: AtomicU32::new(0),
-            open_until_ms: AtomicU64::new(0),
+            open_until_ms: AtomicU64::new(u64::MAX),
             transitions: Default::default(),
         }
     }
@@ -119,12 +120,12 @@ impl Breaker {
         })
     }
 
-    /// Whether this request may call the plugin. Closed costs one atomic load.
-    pub fn admit(&self) -> Admission {
-        self.admit_at(|| self.now_ms())
+    /// Whether this request may call `plugin`. Closed costs one atomic load.
+    pub fn admit(&self, plugin: &str) -> Admission {
+        self.admit_at(plugin, || self.now_ms())
     }
 
-    fn admit_at(&self, now_ms: impl FnOnce() -> u64) -> Admission {
+    fn admit_at(&self, plugin: &str, now_ms: impl FnOnce() -> u64) -> Admission {
         match self.state() {
             BreakerState::Closed => Admission::Call,
             BreakerState::HalfOpen => Admission::Skip,
@@ -132,6 +133,12 @@ impl Breaker {
                 if now_ms() >= self.open_until_ms.load(Ordering::Acquire)
                     && self.enter(BreakerState::Open, BreakerState::HalfOpen)
                 {
+                    // Until the next opening sets its own end, an open state means "wait".
+                    self.open_until_ms.store(u64::MAX, Ordering::Release);
+                    tracing::info!(
+                        plugin,
+                        "the cool-down is over; one request tries the plugin"
+                    );
                     Admission::Trial
                 } else {
                     Admission::Skip
@@ -175,6 +182,11 @@ impl Breaker {
             }
             Admission::Skip => return,
         };
+        // Calls already under way when the breaker opened fail late; only the call that moves
+        // the state sets the cool-down.
+        if !self.enter(from, BreakerState::Open) {
+            return;
+        }
         let openings = self.openings_in_a_row.fetch_add(1, Ordering::Relaxed);
         let factor = 1u32
             .checked_shl(openings)
@@ -183,14 +195,12 @@ impl Breaker {
         let cool_down = self.config.cool_down * factor;
         self.open_until_ms
             .store(now_ms + cool_down.as_millis() as u64, Ordering::Release);
-        if self.enter(from, BreakerState::Open) {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-            tracing::warn!(
-                plugin,
-                cool_down = %humantime::format_duration(cool_down),
-                "the plugin keeps failing; the built-in round-robin serves until a trial succeeds"
-            );
-        }
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+        tracing::warn!(
+            plugin,
+            cool_down = %humantime::format_duration(cool_down),
+            "the plugin keeps failing; the built-in round-robin serves until a trial succeeds"
+        );
     }
 
     /// Moves from `from` to `to` if the state is still `from`; counts the transition.
@@ -225,28 +235,28 @@ mod tests {
     fn opens_after_the_threshold_of_consecutive_failures_only() {
         let breaker = breaker(3, 60_000);
         for _ in 0..2 {
-            breaker.failed(breaker.admit(), "p");
+            breaker.failed(breaker.admit("p"), "p");
         }
-        breaker.succeeded(breaker.admit(), "p");
+        breaker.succeeded(breaker.admit("p"), "p");
         for _ in 0..2 {
-            breaker.failed(breaker.admit(), "p");
+            breaker.failed(breaker.admit("p"), "p");
         }
         assert_eq!(breaker.state(), BreakerState::Closed, "the run was broken");
-        breaker.failed(breaker.admit(), "p");
+        breaker.failed(breaker.admit("p"), "p");
         assert_eq!(breaker.state(), BreakerState::Open);
-        assert_eq!(breaker.admit(), Admission::Skip);
+        assert_eq!(breaker.admit("p"), Admission::Skip);
     }
 
     #[test]
     fn one_trial_after_the_cool_down_closes_or_reopens_it() {
         // Time is given explicitly, in ms since the breaker was made.
         let breaker = breaker(1, 20);
-        breaker.failed_at(breaker.admit_at(|| 0), "p", 0);
-        assert_eq!(breaker.admit_at(|| 19), Admission::Skip);
-        let trial = breaker.admit_at(|| 20);
+        breaker.failed_at(breaker.admit_at("p", || 0), "p", 0);
+        assert_eq!(breaker.admit_at("p", || 19), Admission::Skip);
+        let trial = breaker.admit_at("p", || 20);
         assert_eq!(trial, Admission::Trial);
         assert_eq!(
-            breaker.admit_at(|| 21),
+            breaker.admit_at("p", || 21),
             Admission::Skip,
             "one trial at a time"
         );
@@ -254,26 +264,41 @@ mod tests {
         assert_eq!(breaker.state(), BreakerState::Open);
 
         // The second opening lasts twice as long.
-        assert_eq!(breaker.admit_at(|| 64), Admission::Skip);
-        let trial = breaker.admit_at(|| 65);
+        assert_eq!(breaker.admit_at("p", || 64), Admission::Skip);
+        let trial = breaker.admit_at("p", || 65);
         assert_eq!(trial, Admission::Trial);
         breaker.succeeded(trial, "p");
         assert_eq!(breaker.state(), BreakerState::Closed);
-        assert_eq!(breaker.admit(), Admission::Call);
+        assert_eq!(breaker.admit("p"), Admission::Call);
         let entered: Vec<u64> = breaker.transitions().iter().map(|(_, n)| *n).collect();
         assert_eq!(entered, [1, 2, 2], "closed, open, half-open");
 
         // After a success the cool-down is back to its first length.
-        breaker.failed_at(breaker.admit_at(|| 100), "p", 100);
-        assert_eq!(breaker.admit_at(|| 120), Admission::Trial);
+        breaker.failed_at(breaker.admit_at("p", || 100), "p", 100);
+        assert_eq!(breaker.admit_at("p", || 120), Admission::Trial);
+    }
+
+    #[test]
+    fn failures_of_calls_under_way_when_it_opened_do_not_extend_it() {
+        let breaker = breaker(2, 20);
+        let calls: Vec<Admission> = (0..4).map(|_| breaker.admit_at("p", || 0)).collect();
+        for call in calls {
+            breaker.failed_at(call, "p", 0);
+        }
+        assert_eq!(breaker.transitions()[1].1, 1, "opened once");
+        assert_eq!(
+            breaker.admit_at("p", || 20),
+            Admission::Trial,
+            "after one cool-down"
+        );
     }
 
     #[test]
     fn zero_failures_never_opens() {
         let breaker = breaker(0, 20);
         for _ in 0..100 {
-            breaker.failed(breaker.admit(), "p");
+            breaker.failed(breaker.admit("p"), "p");
         }
-        assert_eq!(breaker.admit(), Admission::Call);
+        assert_eq!(breaker.admit("p"), Admission::Call);
     }
 }

@@ -140,7 +140,7 @@ impl Policy {
     pub fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Ranked {
         let eligibility = set.eligibility();
         if let Some((info, plugin)) = &self.plugin {
-            let admission = self.breaker.admit();
+            let admission = self.breaker.admit(&info.name);
             if admission == Admission::Skip {
                 self.fallbacks
                     .record(&info.name, FallbackReason::CircuitOpen);

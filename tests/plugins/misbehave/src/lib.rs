@@ -165,7 +165,9 @@ fn escaped(address: SocketAddrV4) -> bool {
     let environment = wasip2::cli::environment::get_environment();
     let arguments = wasip2::cli::environment::get_arguments();
     let mut input = String::new();
-    let stdin = std::io::stdin().read_line(&mut input).is_ok_and(|read| read > 0);
+    let stdin = std::io::stdin()
+        .read_line(&mut input)
+        .is_ok_and(|read| read > 0);
     let file = std::fs::read("/etc/hostname").is_ok();
     let [a, b, c, d] = address.ip().octets();
     let remote = IpSocketAddress::Ipv4(Ipv4SocketAddress {
@@ -175,7 +177,12 @@ fn escaped(address: SocketAddrV4) -> bool {
     let network = wasip2::sockets::instance_network::instance_network();
     let connected = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
         .is_ok_and(|socket| socket.start_connect(&network, remote).is_ok());
-    !preopens.is_empty() || !environment.is_empty() || !arguments.is_empty() || stdin || file || connected
+    !preopens.is_empty()
+        || !environment.is_empty()
+        || !arguments.is_empty()
+        || stdin
+        || file
+        || connected
 }
 
 vane_plugin_kit::export_policy!(Misbehave);

@@ -10,6 +10,7 @@
 //! - [`admin`]: the admin listener: JSON status, Prometheus metrics and `POST /reload`;
 //! - [`reload`]: config and plugin reloads, admitted before they are swapped in;
 //! - [`histogram`]: lock-free latency histograms for the metrics;
+//! - [`simulate`]: `vane plugin test`, a plugin run offline against simulated backends;
 //! - [`app`]: wires the parts together and owns start-up and shutdown;
 //! - [`demo`]: small loopback backends for `vane demo`;
 //! - [`log_budget`]: rate limits for log lines that misbehaving plugins could otherwise flood.
@@ -26,3 +27,4 @@ pub mod log_budget;
 pub mod plugin;
 pub mod proxy;
 pub mod reload;
+pub mod simulate;

@@ -1,16 +1,23 @@
 //! The `vane` command: `run` serves a config, `check` validates one (plugin included), `demo`
-//! starts three loopback backends with vane and the least-conn plugin in front of them.
+//! starts three loopback backends with vane and the least-conn plugin in front of them, and
+//! `plugin test` runs a plugin offline against simulated backends.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use http::{HeaderName, HeaderValue};
 use tracing_subscriber::EnvFilter;
 use vane::app;
-use vane::config::Config;
+use vane::balancer::BreakerConfig;
+use vane::config::{Config, PolicyConfig};
+use vane::plugin::{PluginCache, PluginLimits};
+use vane::simulate::{Scenario, Simulation};
 
 /// vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
 #[derive(Debug, Parser)]
@@ -46,6 +53,40 @@ enum Command {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+    /// Tools for plugin authors.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Run a plugin offline against simulated backends and show how it spread the requests.
+    ///
+    /// Exits non-zero if the plugin failed any pick (declining is not a failure).
+    Test {
+        /// The plugin component (.wasm).
+        file: PathBuf,
+        /// Backends at the start.
+        #[arg(long, default_value_t = 3)]
+        backends: usize,
+        /// Requests to send.
+        #[arg(long, default_value_t = 10_000)]
+        requests: u64,
+        /// How the backends differ, and what changes during the run.
+        #[arg(long, value_enum, default_value_t = Scenario::Equal)]
+        scenario: Scenario,
+        /// The string handed to the plugin's configure.
+        #[arg(long, default_value = "")]
+        config: String,
+        /// A header every request carries, as `NAME: VALUE` (repeatable).
+        #[arg(long = "header", value_parser = Simulation::parse_header)]
+        headers: Vec<(HeaderName, HeaderValue)>,
+        /// The deadline of one pick, as in `[policy] pick_timeout`.
+        #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+        pick_timeout: Duration,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +110,26 @@ fn main() -> ExitCode {
             admin,
             plugin.unwrap_or_else(vane::demo::default_plugin),
         ),
+        Command::Plugin {
+            command:
+                PluginCommand::Test {
+                    file,
+                    backends,
+                    requests,
+                    scenario,
+                    config,
+                    headers,
+                    pick_timeout,
+                },
+        } => {
+            let simulation = Simulation {
+                backends,
+                requests,
+                scenario,
+                headers: headers.into_iter().collect(),
+            };
+            plugin_test(&simulation, file, config, pick_timeout)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -117,6 +178,40 @@ fn check(path: &Path) -> anyhow::Result<()> {
         if set.len() == 1 { "" } else { "s" },
         policy.plugin_name().unwrap_or("built-in round-robin"),
     );
+    Ok(())
+}
+
+fn plugin_test(
+    simulation: &Simulation,
+    plugin: PathBuf,
+    config: String,
+    pick_timeout: Duration,
+) -> anyhow::Result<()> {
+    let policy = PolicyConfig {
+        plugin,
+        config,
+        limits: PluginLimits {
+            pick_timeout,
+            ..PluginLimits::default()
+        },
+        breaker: BreakerConfig::default(),
+        watch: false,
+        cache: PluginCache::default_folder(),
+    };
+    let set = simulation.first_set();
+    // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
+    let runtime = runtime()?;
+    let _inside = runtime.enter();
+    let policy = app::load_policy(None, Some(&policy), &set)?;
+    let report = vane::simulate::run(simulation, &policy, set);
+    print!("{report}");
+    let failures = report.failures();
+    if failures > 0 {
+        anyhow::bail!(
+            "the plugin failed {failures} of {} picks",
+            simulation.requests
+        );
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ mod forwarding;
 mod hostile;
 mod misfits;
 mod plugin_load;
+mod plugin_test;
 mod reload;
 mod signals;
 

@@ -72,7 +72,8 @@ impl PluginOutput {
     }
 
     fn emit(&self, bytes: &[u8], cut: bool) {
-        if !self.budget.allow() {
+        // Blank lines (a panic message starts with one) say nothing and spend no budget.
+        if bytes.iter().all(u8::is_ascii_whitespace) || !self.budget.allow() {
             return;
         }
         let text = String::from_utf8_lossy(bytes);

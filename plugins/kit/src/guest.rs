@@ -59,6 +59,15 @@ pub fn eligible(states: &BackendStates) -> impl Iterator<Item = u32> + '_ {
         .map(|(index, _)| index as u32)
 }
 
+/// The values of the request header `name` (lower case, as asked for in [`Needs::headers`]).
+pub fn header_values<'a>(request: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> {
+    request
+        .headers
+        .iter()
+        .filter(move |header| header.name == name)
+        .map(|header| header.value.as_str())
+}
+
 /// Exports `$policy` (a type implementing [`Policy`]) as this component's balancing policy.
 #[macro_export]
 macro_rules! export_policy {

@@ -2,19 +2,26 @@
 //!
 //! A policy is a type implementing [`Policy`] plus one line, `vane_plugin_kit::export_policy!(MyPolicy);`,
 //! in a `cdylib` crate built for `wasm32-wasip2`. The kit owns the WIT bindings, keeps the policy's
-//! state between calls, and offers the algorithms most policies need. It does no I/O of its own.
+//! state between calls, and offers what most policies need: [`eligible`] backends, weighted
+//! round-robin ([`WeightedSchedule`]), least-loaded and lowest-key ranking, a stable hash and
+//! weighted rendezvous hashing for affinity, and [`ConfigPairs`] for the config string. It does no
+//! I/O of its own.
 //! Without its `guest` feature it is plain Rust: the host uses [`WeightedSchedule`] for its built-in
 //! round-robin, so the built-in and the shipped plugin spread traffic the same way.
 
 #![cfg_attr(feature = "guest", allow(unsafe_code))] // wit-bindgen's generated ABI glue uses `unsafe`
 
+mod config;
 #[cfg(feature = "guest")]
 #[doc(hidden)]
 pub mod guest;
+mod hash;
 mod least_loaded;
 mod schedule;
 
+pub use config::ConfigPairs;
 #[cfg(feature = "guest")]
 pub use guest::*;
+pub use hash::{hash64, mix64, rank_lowest, rank_rendezvous};
 pub use least_loaded::rank_least_loaded;
 pub use schedule::WeightedSchedule;

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds the Rust example policy to target/examples/fastest-rust.wasm.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+cargo build --release --target wasm32-wasip2 -p fastest
+mkdir -p target/examples
+cp target/wasm32-wasip2/release/fastest.wasm target/examples/fastest-rust.wasm
+echo "built target/examples/fastest-rust.wasm"

@@ -1,0 +1,175 @@
+//! `vane plugin test`: a plugin run offline against simulated backends, the plugin author's inner
+//! loop. Time is virtual: requests arrive at a steady rate, each backend answers after its own
+//! latency, and the live statistics the plugin sees (in-flight, totals, latency EWMA) come from
+//! the same code that keeps them in the proxy. The plugin is loaded and called exactly as in
+//! `vane run`, fallback and circuit breaker included.
+
+mod report;
+mod scenario;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
+use crate::balancer::{FallbackReason, Policy, RequestInfo};
+
+pub use report::{Report, Share};
+pub use scenario::Scenario;
+
+/// What to simulate.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// Backends at the start.
+    pub backends: usize,
+    /// Requests to send.
+    pub requests: u64,
+    /// How the backends differ, and what changes during the run.
+    pub scenario: Scenario,
+    /// Headers every request carries.
+    pub headers: HeaderMap,
+}
+
+/// A simulated backend: its name, weight, latency and health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SimBackend {
+    pub name: String,
+    pub weight: u32,
+    pub latency: Duration,
+    pub healthy: bool,
+}
+
+/// One change to the backend set during the run, at a request number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    Add(SimBackend),
+    Remove(String),
+}
+
+/// Runs `simulation` against `policy` (loaded for the scenario's first backend set, which
+/// [`Simulation::first_set`] makes) and reports what each backend got and how picks went.
+pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet) -> Report {
+    let changes = simulation
+        .scenario
+        .changes(simulation.backends, simulation.requests);
+    // Every backend the run has seen, in order of appearance.
+    let mut known = simulation.scenario.backends(simulation.backends);
+    let mut set = first;
+    let interval = arrival_interval(&simulation.scenario, simulation.backends);
+    let mut in_flight: Vec<InFlight> = Vec::new();
+    let mut pick_times = Vec::with_capacity(simulation.requests as usize);
+    let mut served: Vec<(String, u64)> = Vec::new();
+    for sequence in 0..simulation.requests {
+        let now = interval * sequence as u32;
+        for (at, change) in &changes {
+            if *at == sequence {
+                set = apply(&set, change, &mut known);
+            }
+        }
+        finish_due(&mut in_flight, now);
+        let request = RequestInfo {
+            sequence,
+            method: &Method::GET,
+            authority: "simulated",
+            path: "/",
+            client_ip: Ipv4Addr::LOCALHOST.into(),
+            headers: &simulation.headers,
+        };
+        let started = Instant::now();
+        let ranked = policy.pick(&request, &set);
+        pick_times.push(started.elapsed());
+        let Some(backend) = ranked.first().and_then(|&i| set.get(i as usize)) else {
+            continue;
+        };
+        match served.iter_mut().find(|(name, _)| *name == backend.name) {
+            Some((_, count)) => *count += 1,
+            None => served.push((backend.name.clone(), 1)),
+        }
+        let latency = known
+            .iter()
+            .find(|b| b.name == backend.name)
+            .map_or(Duration::ZERO, |b| b.latency);
+        in_flight.push(InFlight {
+            due: now + latency,
+            latency,
+            guard: InFlightGuard::start(backend.clone()),
+        });
+    }
+    finish_due(&mut in_flight, Duration::MAX);
+    Report::new(simulation, policy, &known, &served, pick_times)
+}
+
+impl Simulation {
+    /// The backend set the run starts with, to load the plugin against.
+    pub fn first_set(&self) -> BackendSet {
+        let backends = self.scenario.backends(self.backends);
+        let backends = backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Arc::new(sim_backend(b, i)))
+            .collect();
+        BackendSet::new(1, backends)
+    }
+
+    /// Parses `NAME: VALUE` header arguments.
+    pub fn parse_header(text: &str) -> Result<(HeaderName, HeaderValue), String> {
+        let (name, value) = text
+            .split_once(':')
+            .ok_or_else(|| format!("{text:?} is not NAME: VALUE"))?;
+        let name = HeaderName::try_from(name.trim()).map_err(|e| format!("{name:?}: {e}"))?;
+        let value = HeaderValue::try_from(value.trim()).map_err(|e| format!("{value:?}: {e}"))?;
+        Ok((name, value))
+    }
+}
+
+/// A plugin failure: anything but declining, which is a valid answer.
+pub fn is_plugin_failure(reason: FallbackReason) -> bool {
+    reason != FallbackReason::Declined
+}
+
+/// A simulated request on its way: when it completes, after what latency, and its count.
+struct InFlight {
+    due: Duration,
+    latency: Duration,
+    guard: InFlightGuard,
+}
+
+/// Completes every simulated request due by `now`, feeding its latency to the statistics.
+fn finish_due(in_flight: &mut Vec<InFlight>, now: Duration) {
+    in_flight.retain(|request| {
+        if request.due > now {
+            return true;
+        }
+        let stats = &request.guard.backend().stats;
+        stats.record_outcome(Outcome::Status(200), request.latency);
+        false
+    });
+}
+
+/// A backend of the simulated set, at a made-up loopback address vane never connects to.
+fn sim_backend(b: &SimBackend, index: usize) -> Backend {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + index as u16));
+    let backend = Backend::new(b.name.clone(), address, b.weight, Vec::new());
+    backend.health.set_healthy(b.healthy);
+    backend
+}
+
+/// The set after `change`; a backend that joins is added to `known`.
+fn apply(set: &BackendSet, change: &Change, known: &mut Vec<SimBackend>) -> BackendSet {
+    let mut backends: Vec<Arc<Backend>> = set.backends().to_vec();
+    match change {
+        Change::Add(b) => {
+            known.push(b.clone());
+            backends.push(Arc::new(sim_backend(b, backends.len())));
+        }
+        Change::Remove(name) => backends.retain(|b| b.name != *name),
+    }
+    BackendSet::new(set.generation() + 1, backends)
+}
+
+/// Requests arrive so that, at the base latency, about one is in flight per backend.
+fn arrival_interval(scenario: &Scenario, backends: usize) -> Duration {
+    scenario.base_latency() / backends.max(1) as u32
+}

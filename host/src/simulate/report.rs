@@ -1,0 +1,150 @@
+//! What `vane plugin test` prints: each backend's share with a bar, pick latency percentiles,
+//! and fallbacks by reason.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::{SimBackend, Simulation, is_plugin_failure};
+use crate::balancer::{FallbackReason, Policy};
+
+/// The width of a 100 % bar, in characters.
+const BAR_WIDTH: usize = 40;
+
+/// One backend's part of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Share {
+    /// The backend.
+    pub name: String,
+    /// Its weight.
+    pub weight: u32,
+    /// How long it takes to answer.
+    pub latency: Duration,
+    /// Whether it was in rotation.
+    pub healthy: bool,
+    /// Requests it was sent.
+    pub requests: u64,
+}
+
+/// The outcome of a simulated run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The plugin's name.
+    pub plugin: String,
+    /// Requests sent.
+    pub requests: u64,
+    /// Each backend's part, in order of appearance.
+    pub shares: Vec<Share>,
+    /// Picks the plugin answered and vane used.
+    pub answered: u64,
+    /// Picks served by the built-in round-robin instead, by reason.
+    pub fallbacks: Vec<(FallbackReason, u64)>,
+    /// Every pick's duration (the whole call, fallback included), sorted.
+    pub pick_times: Vec<Duration>,
+    scenario: &'static str,
+}
+
+impl Report {
+    pub(super) fn new(
+        simulation: &Simulation,
+        policy: &Policy,
+        known: &[SimBackend],
+        served: &[(String, u64)],
+        mut pick_times: Vec<Duration>,
+    ) -> Self {
+        pick_times.sort_unstable();
+        let shares = known
+            .iter()
+            .map(|b| Share {
+                name: b.name.clone(),
+                weight: b.weight,
+                latency: b.latency,
+                healthy: b.healthy,
+                requests: served
+                    .iter()
+                    .find(|(name, _)| *name == b.name)
+                    .map_or(0, |(_, count)| *count),
+            })
+            .collect();
+        Report {
+            plugin: policy.plugin_name().unwrap_or("built-in").to_owned(),
+            requests: simulation.requests,
+            shares,
+            answered: policy.picks().answered(),
+            fallbacks: policy.fallbacks().snapshot().to_vec(),
+            pick_times,
+            scenario: simulation.scenario.label(),
+        }
+    }
+
+    /// Picks the plugin failed (every fallback but declining).
+    pub fn failures(&self) -> u64 {
+        self.fallbacks
+            .iter()
+            .filter(|(reason, _)| is_plugin_failure(*reason))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// The pick duration that `quantile` (0..=1) of the picks did not exceed.
+    pub fn pick_quantile(&self, quantile: f64) -> Duration {
+        let n = self.pick_times.len();
+        if n == 0 {
+            return Duration::ZERO;
+        }
+        let rank = (quantile * n as f64).ceil() as usize;
+        self.pick_times[rank.clamp(1, n) - 1]
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "plugin {}, scenario {}, {} requests",
+            self.plugin, self.scenario, self.requests
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  {:<8} {:>6} {:>8} {:>9} {:>7}",
+            "backend", "weight", "latency", "requests", "share"
+        )?;
+        let total = self.shares.iter().map(|s| s.requests).sum::<u64>().max(1);
+        for share in &self.shares {
+            let part = share.requests as f64 / total as f64;
+            let bar = "█".repeat((part * BAR_WIDTH as f64).round() as usize);
+            let note = if share.healthy { "" } else { " (unhealthy)" };
+            writeln!(
+                f,
+                "  {:<8} {:>6} {:>6}ms {:>9} {:>6.1}% {bar}{note}",
+                share.name,
+                share.weight,
+                share.latency.as_millis(),
+                share.requests,
+                part * 100.0,
+            )?;
+        }
+        writeln!(f)?;
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        writeln!(
+            f,
+            "picks: {} answered by the plugin; pick time p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+            self.answered,
+            us(self.pick_quantile(0.5)),
+            us(self.pick_quantile(0.9)),
+            us(self.pick_quantile(0.99)),
+            us(self.pick_quantile(1.0)),
+        )?;
+        let fallbacks: Vec<String> = self
+            .fallbacks
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(reason, count)| format!("{} {count}", reason.label()))
+            .collect();
+        if fallbacks.is_empty() {
+            writeln!(f, "fallbacks: none")
+        } else {
+            writeln!(f, "fallbacks: {}", fallbacks.join(", "))
+        }
+    }
+}

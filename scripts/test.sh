@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: builds the plugins and vane, then the unit and end-to-end tests.
+# Sets up and runs every test: builds the plugins, the example policies in every language (each
+# build installs its tools) and vane, then the unit and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
+bash scripts/build-examples.sh
 cargo build -p vane
 cargo test "$@"

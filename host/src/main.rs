@@ -86,6 +86,9 @@ enum PluginCommand {
         /// The deadline of one pick, as in `[policy] pick_timeout`.
         #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
         pick_timeout: Duration,
+        /// The cap on one instance's linear memory, as in `[policy] memory_limit`.
+        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+        memory_limit: usize,
     },
 }
 
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
                     config,
                     headers,
                     pick_timeout,
+                    memory_limit,
                 },
         } => {
             let simulation = Simulation {
@@ -128,7 +132,12 @@ fn main() -> ExitCode {
                 scenario,
                 headers: headers.into_iter().collect(),
             };
-            plugin_test(&simulation, file, config, pick_timeout)
+            let limits = PluginLimits {
+                pick_timeout,
+                memory_limit,
+                ..PluginLimits::default()
+            };
+            plugin_test(&simulation, file, config, limits)
         }
     };
     match result {
@@ -185,15 +194,12 @@ fn plugin_test(
     simulation: &Simulation,
     plugin: PathBuf,
     config: String,
-    pick_timeout: Duration,
+    limits: PluginLimits,
 ) -> anyhow::Result<()> {
     let policy = PolicyConfig {
         plugin,
         config,
-        limits: PluginLimits {
-            pick_timeout,
-            ..PluginLimits::default()
-        },
+        limits,
         breaker: BreakerConfig::default(),
         watch: false,
         cache: PluginCache::default_folder(),
@@ -213,6 +219,12 @@ fn plugin_test(
         );
     }
     Ok(())
+}
+
+/// A size such as `16MiB`, as the config file writes it.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.parse()?;
+    usize::try_from(size.as_u64()).map_err(|err| err.to_string())
 }
 
 fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {

@@ -5,6 +5,7 @@ mod admin;
 mod balancing;
 mod cli;
 mod errors;
+mod examples;
 mod failover;
 mod fallback;
 mod forwarding;

@@ -29,6 +29,21 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// The example policy `fastest` in `language` (`rust`, `python`, `javascript`, `c`), as its
+/// `examples/LANGUAGE/build.sh` leaves it.
+///
+/// # Panics
+/// If it has not been built, with the command that builds it.
+pub fn example(language: &str) -> PathBuf {
+    let path = target_dir().join(format!("examples/fastest-{language}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `bash scripts/test.sh`, or `bash examples/{language}/build.sh`",
+        path.display()
+    );
+    path
+}
+
 /// The `vane` binary built for these tests.
 ///
 /// # Panics

@@ -54,6 +54,7 @@ pub fn config(
     Config {
         listen,
         admin: Some(admin),
+        workers: None,
         policy: Some(PolicyConfig {
             plugin,
             config: String::new(),

@@ -150,14 +150,25 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// The async runtime, with `workers` threads (by default one per core).
+fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
-    runtime()?.block_on(async {
+    // Read once here for `workers`, which shapes the runtime; `start_from_file` reads it again.
+    let workers = Config::load(path)?.workers;
+    runtime_with(workers)?.block_on(async {
         // Installed before vane says it is serving, so an early SIGHUP reloads instead of
         // ending the process (the default action).
         let hangups = hangup_signal();
@@ -241,11 +252,13 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
         let running = app::start(&config).await?;
         let address = running.proxy_address;
         let admin = running.admin_address.unwrap_or(admin);
-        println!("vane demo: 3 backends behind http://{address}/ balanced by least-conn. Try:");
+        let policy = running.shared.policy.load();
+        let plugin = policy.plugin_name().unwrap_or("the built-in round-robin");
+        println!("vane demo: 3 backends behind http://{address}/ balanced by {plugin}. Try:");
         println!("  curl http://{address}/                 # one request; see which backend answered");
         println!("  for i in $(seq 9); do curl -s http://{address}/; done");
         println!("  curl 'http://{address}/?delay=2s' & for i in $(seq 6); do curl -s http://{address}/; done");
-        println!("    # least-conn steers around the backend busy with the slow request");
+        println!("    # least_conn (the default plugin) steers around the backend busy with the slow request");
         println!("  curl http://{admin}/backends           # health, ejection and live statistics");
         println!("  curl http://{admin}/metrics            # Prometheus metrics");
         println!("Ctrl-C stops it.");

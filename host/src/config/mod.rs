@@ -23,6 +23,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the admin API listens (`admin`); none by default.
     pub admin: Option<SocketAddr>,
+    /// `workers`: the threads that serve requests (tokio workers), 1 to 1024; by default one
+    /// per core. Only `vane run` uses it; a change needs a restart.
+    pub workers: Option<usize>,
     /// The policy plugin (`[policy]`); without it, the built-in round-robin balances.
     pub policy: Option<PolicyConfig>,
     /// The proxy's limits and timeouts (`[proxy]`).

@@ -289,3 +289,16 @@ fn the_error_message_names_file_line_and_key() {
         "{message}"
     );
 }
+
+#[test]
+fn workers_default_to_the_cores_and_are_bounded() {
+    let backend = "[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:2\"\n";
+    let config = parse(&format!("listen = \"127.0.0.1:1\"\n{backend}")).unwrap();
+    assert_eq!(config.workers, None, "one per core, tokio's default");
+    let config = parse(&format!("listen = \"127.0.0.1:1\"\nworkers = 1\n{backend}")).unwrap();
+    assert_eq!(config.workers, Some(1));
+    assert_eq!(
+        issues(&format!("listen = \"127.0.0.1:1\"\nworkers = 0\n{backend}")),
+        ["2: workers: must be between 1 and 1024, not 0"]
+    );
+}

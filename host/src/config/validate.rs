@@ -169,6 +169,10 @@ pub(super) fn validate(
         .admin
         .as_ref()
         .and_then(|value| check.address(value, "admin"));
+    let workers = raw
+        .workers
+        .is_some()
+        .then(|| check.integer(&raw.workers, "workers", 1..=1024, 1) as usize);
     let policy = raw
         .policy
         .as_ref()
@@ -188,6 +192,7 @@ pub(super) fn validate(
     Ok(Config {
         listen: listen.expect("an address without an issue"),
         admin,
+        workers,
         policy,
         proxy,
         health,

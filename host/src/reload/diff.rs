@@ -16,6 +16,9 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.admin != new.admin {
         changed.push("admin");
     }
+    if old.workers != new.workers {
+        changed.push("workers");
+    }
     if old.proxy != new.proxy {
         changed.push("[proxy]");
     }

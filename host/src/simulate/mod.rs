@@ -61,8 +61,9 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet) -> Repor
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut pick_times = Vec::with_capacity(simulation.requests as usize);
     let mut served: Vec<(String, u64)> = Vec::new();
+    let mut now = Duration::ZERO;
     for sequence in 0..simulation.requests {
-        let now = interval * sequence as u32;
+        now += interval;
         for (at, change) in &changes {
             if *at == sequence {
                 set = apply(&set, change, &mut known);

@@ -331,8 +331,8 @@ async fn a_plugin_flooding_stdout_is_rate_limited() {
 }
 
 /// A plugin that reaches for files, the environment, its arguments, stdin and the network gets
-/// nothing: no preopened folder, no variables or arguments, an empty stdin, and a socket
-/// refused before any packet is sent.
+/// nothing: no preopened folder, no variables or arguments, an empty stdin, and a connect that
+/// never reaches the listener it names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_reaching_for_files_env_and_network_gets_nothing() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,7 @@ mod hostile;
 mod misfits;
 mod plugin_load;
 mod plugin_test;
+mod pooling;
 mod reload;
 mod signals;
 

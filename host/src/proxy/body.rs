@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::upstream::Lease;
 use crate::backend::InFlightGuard;
 
 /// A response body: streamed from a backend, or a fixed message from vane.
@@ -19,6 +20,8 @@ pub enum ProxyBody {
         body: Incoming,
         /// Counts the request as in flight until the body ends.
         guard: Option<InFlightGuard>,
+        /// The connection the body arrives on, run by the body and pooled again at its end.
+        connection: Option<Lease>,
     },
     /// A body vane wrote itself, such as an error message.
     Message(Option<Bytes>),
@@ -31,6 +34,22 @@ impl ProxyBody {
     }
 }
 
+impl Drop for ProxyBody {
+    /// hyper stops polling a body once it reports its end (a known length read, or nothing to
+    /// read: HEAD, 204, 304), so the connection mostly goes back to the pool here. A body
+    /// dropped before its end closes its connection.
+    fn drop(&mut self) {
+        if let ProxyBody::Upstream {
+            body, connection, ..
+        } = self
+            && body.is_end_stream()
+            && let Some(lease) = connection.take()
+        {
+            lease.release();
+        }
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -40,14 +59,31 @@ impl Body for ProxyBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
-            ProxyBody::Upstream { body, guard } => {
-                let frame = Pin::new(body).poll_frame(cx);
+            ProxyBody::Upstream {
+                body,
+                guard,
+                connection,
+            } => {
+                let mut frame = Pin::new(&mut *body).poll_frame(cx);
+                if frame.is_pending()
+                    && let Some(lease) = connection
+                {
+                    // The body's bytes come in through the connection: run it, then look again.
+                    let _ = lease.drive(cx);
+                    frame = Pin::new(&mut *body).poll_frame(cx);
+                }
                 match &frame {
-                    Poll::Ready(None) => drop(guard.take()),
+                    Poll::Ready(None) => {
+                        drop(guard.take());
+                        if let Some(lease) = connection.take() {
+                            lease.release();
+                        }
+                    }
                     Poll::Ready(Some(Err(_))) => {
                         if let Some(guard) = guard.take() {
                             guard.backend().stats.record_failure();
                         }
+                        drop(connection.take());
                     }
                     _ => {}
                 }

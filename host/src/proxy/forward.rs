@@ -7,46 +7,26 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, Uri, Version, header};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::time::Instant;
 
-use super::headers::{add_forwarded, join_cookies, remove_hop_by_hop};
+use super::headers::{ClientAddress, add_forwarded, join_cookies, remove_hop_by_hop};
 use super::request_body::{AttemptBody, RequestBody};
+use super::upstream::UpstreamError;
 use super::{ProxyBody, ProxyError, Shared};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::{Ranked, RequestInfo};
-use crate::config::ProxyConfig;
 use crate::health;
-
-/// The pooled HTTP/1.1 client vane uses to reach backends.
-pub(crate) type UpstreamClient = Client<HttpConnector, AttemptBody>;
-
-/// Builds the upstream client: keep-alive pool, connect timeout, no Nagle delay.
-pub(crate) fn upstream_client(config: &ProxyConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(config.upstream_idle_timeout)
-        .timer(TokioTimer::new())
-        // The client's Host header is forwarded untouched; the pool must not replace it.
-        .set_host(false)
-        .build(connector)
-}
 
 /// Serves one client request: picks a backend and forwards to it, or answers vane's own error.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
-    client: SocketAddr,
+    client: ClientAddress,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    Ok(match forward(&shared, client, request).await {
+    Ok(match forward(&shared, &client, request).await {
         Ok(response) => response,
         Err(error) => error_response(error),
     })
@@ -54,14 +34,14 @@ pub(crate) async fn handle(
 
 async fn forward(
     shared: &Shared,
-    client: SocketAddr,
+    client: &ClientAddress,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     check_host(&request)?;
     let _active = shared.retry_budget.start_request();
     let set = shared.backends.load_full();
     let sequence = shared.sequence.fetch_add(1, Ordering::Relaxed);
-    let ranked = rank(shared, sequence, client, &request, &set);
+    let ranked = rank(shared, sequence, client.socket, &request, &set);
     let (mut head, body) = request.into_parts();
     prepare_head(&mut head, client);
     let body = RequestBody::new(body);
@@ -103,12 +83,12 @@ async fn send(
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         shared.config.request_timeout,
-        shared.client.request(request),
+        shared.upstream.send(backend.address, request),
     )
     .await;
     let latency = started.elapsed();
     let error = match outcome {
-        Ok(Ok(response)) => {
+        Ok(Ok((response, connection))) => {
             let status = response.status().as_u16();
             backend
                 .stats
@@ -118,11 +98,14 @@ async fn send(
             let mut response = response.map(|body| ProxyBody::Upstream {
                 body,
                 guard: Some(guard),
+                connection: Some(connection),
             });
             remove_hop_by_hop(response.headers_mut());
             return Ok(response);
         }
-        Ok(Err(err)) => classify(&err),
+        Ok(Err(UpstreamError::Connect)) => ProxyError::Connect,
+        Ok(Err(UpstreamError::ClientBody)) => ProxyError::ClientBody,
+        Ok(Err(UpstreamError::Broken)) => ProxyError::Upstream,
         Err(_elapsed) => ProxyError::Timeout,
     };
     if error.is_upstream() {
@@ -218,20 +201,6 @@ fn observe(shared: &Shared, set: &BackendSet, index: u32, status: u16, latency: 
     }
 }
 
-/// Tells whose fault a failed exchange was: no connection, the client's body breaking off, or
-/// the backend breaking off before its response headers.
-fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
-    if err.is_connect() {
-        return ProxyError::Connect;
-    }
-    let hyper_error = std::error::Error::source(err).and_then(|e| e.downcast_ref::<hyper::Error>());
-    if hyper_error.is_some_and(hyper::Error::is_user) {
-        ProxyError::ClientBody
-    } else {
-        ProxyError::Upstream
-    }
-}
-
 /// Refuses an HTTP/1.1 request without exactly one valid Host (RFC 9112 §3.2); HTTP/1.0 may
 /// omit it, and HTTP/2 names the host in `:authority`.
 fn check_host(request: &Request<Incoming>) -> Result<(), ProxyError> {
@@ -273,16 +242,17 @@ fn rank(
     shared.policy.load().pick(&info, set)
 }
 
-/// Rewrites the request head for any backend: HTTP/1.1, the Host the client asked for (from an
-/// absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split cookies joined,
-/// hop-by-hop headers out, forwarding headers in.
-fn prepare_head(head: &mut http::request::Parts, client: SocketAddr) {
+/// Rewrites the request head for any backend: HTTP/1.1, an origin-form URI, the Host the client
+/// asked for (from an absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split
+/// cookies joined, hop-by-hop headers out, forwarding headers in.
+fn prepare_head(head: &mut http::request::Parts, client: &ClientAddress) {
     let asked_authority = head
         .uri
         .authority()
         .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok());
     let from_http2 = head.version == Version::HTTP_2;
     head.version = Version::HTTP_11;
+    head.uri = origin_form(&head.uri);
     let headers = &mut head.headers;
     remove_hop_by_hop(headers);
     if from_http2 {
@@ -292,29 +262,20 @@ fn prepare_head(head: &mut http::request::Parts, client: SocketAddr) {
         headers.insert(header::HOST, authority);
     }
     let host = headers.get(header::HOST).cloned();
-    add_forwarded(headers, client.ip(), host.as_ref());
+    add_forwarded(headers, client, host.as_ref());
 }
 
-/// The request for one attempt on `backend`: the prepared head with the backend's address in
-/// the URI, and the backend's address as Host if the client named none (HTTP/1.0). The last
-/// possible attempt takes the headers; earlier ones copy them, for the retry.
+/// The request for one attempt on `backend`: the prepared head, and the backend's address as
+/// Host if the client named none (HTTP/1.0). The last possible attempt takes the headers;
+/// earlier ones copy them, for the retry.
 fn request_for(
     head: &mut http::request::Parts,
     backend: &Backend,
     body: AttemptBody,
     last: bool,
 ) -> Request<AttemptBody> {
-    let path = head
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(backend.authority.clone());
-    parts.path_and_query = Some(path);
     let mut request = Request::new(body);
-    *request.uri_mut() = Uri::from_parts(parts).expect("scheme, authority and path make a URI");
+    *request.uri_mut() = head.uri.clone();
     *request.method_mut() = head.method.clone();
     *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
@@ -329,6 +290,18 @@ fn request_for(
         headers.insert(header::HOST, own);
     }
     request
+}
+
+/// `uri` in origin form (`/path?query`), as a request to a backend carries it (RFC 9112 §3.2.1).
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::from(path)
 }
 
 /// The response for a request vane could not forward.

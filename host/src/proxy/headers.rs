@@ -1,9 +1,9 @@
 //! Header rewriting at the proxy boundary: hop-by-hop headers removed in both directions
 //! (RFC 9110 §7.6.1), and `X-Forwarded-For`/`-Proto`/`-Host` added to requests.
 
-use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Headers that describe one connection, never forwarded: RFC 9110 §7.6.1 and the ones RFC 2616
@@ -26,20 +26,64 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 
 /// Removes the hop-by-hop headers, including every header named in `Connection`.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    if headers.contains_key(header::CONNECTION) {
+    // One pass over the names, comparing without hashing, finds the few present (most messages
+    // carry none, or only `Connection: keep-alive`); only those are looked up to be removed.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[index] = true;
+        }
+    }
+    // HOP_BY_HOP[0] is `Connection`.
+    if present[0] {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
-            .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+            .map(str::trim)
+            .filter(|token| !is_connection_option(token))
+            .filter_map(|name| HeaderName::try_from(name).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        if present {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether a `Connection` token is `close` or names a header removed anyway, such as
+/// `keep-alive`: no header to look up.
+fn is_connection_option(token: &str) -> bool {
+    token.is_empty()
+        || token.eq_ignore_ascii_case("close")
+        || HOP_BY_HOP
+            .iter()
+            .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
+}
+
+/// A client connection's address, with its `X-Forwarded-For` entry written once for all the
+/// requests the connection carries.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientAddress {
+    /// Where the connection comes from.
+    pub(crate) socket: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl ClientAddress {
+    /// The address of a client connected from `socket`.
+    pub(crate) fn new(socket: SocketAddr) -> Self {
+        let text = socket.ip().to_string();
+        ClientAddress {
+            socket,
+            forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(text))
+                .expect("an IP address is a valid header value"),
+        }
     }
 }
 
@@ -48,21 +92,24 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// replacing what the client sent: vane is where the client's connection ends.
 pub(crate) fn add_forwarded(
     headers: &mut HeaderMap,
-    client_ip: IpAddr,
+    client: &ClientAddress,
     host: Option<&HeaderValue>,
 ) {
-    let mut forwarded_for = String::new();
+    let mut forwarded_for = Vec::new();
     for earlier in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(earlier) = earlier.to_str()
-            && !earlier.trim().is_empty()
-        {
-            forwarded_for.push_str(earlier.trim());
-            forwarded_for.push_str(", ");
+        let earlier = earlier.as_bytes().trim_ascii();
+        if !earlier.is_empty() {
+            forwarded_for.extend_from_slice(earlier);
+            forwarded_for.extend_from_slice(b", ");
         }
     }
-    // Writing into the string cannot fail.
-    let _ = write!(forwarded_for, "{client_ip}");
-    if let Ok(value) = HeaderValue::try_from(forwarded_for) {
+    let value = if forwarded_for.is_empty() {
+        Some(client.forwarded_for.clone())
+    } else {
+        forwarded_for.extend_from_slice(client.forwarded_for.as_bytes());
+        HeaderValue::from_bytes(&forwarded_for).ok()
+    };
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
@@ -123,6 +170,10 @@ mod tests {
         assert_eq!(left, vec!["x-kept", "host"]);
     }
 
+    fn client(socket: &str) -> ClientAddress {
+        ClientAddress::new(socket.parse().unwrap())
+    }
+
     #[test]
     fn forwarded_for_appends_and_proto_host_are_set() {
         let mut headers = map(&[
@@ -130,7 +181,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         let host = HeaderValue::from_static("example.com");
-        add_forwarded(&mut headers, "127.0.0.2".parse().unwrap(), Some(&host));
+        add_forwarded(&mut headers, &client("127.0.0.2:1"), Some(&host));
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "example.com");
@@ -139,7 +190,7 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
         ]);
-        add_forwarded(&mut two_lines, "127.0.0.1".parse().unwrap(), None);
+        add_forwarded(&mut two_lines, &client("127.0.0.1:1"), None);
         assert_eq!(
             two_lines["x-forwarded-for"],
             "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"
@@ -147,7 +198,7 @@ mod tests {
         assert_eq!(two_lines.get_all("x-forwarded-for").iter().count(), 1);
 
         let mut fresh = HeaderMap::new();
-        add_forwarded(&mut fresh, "::1".parse().unwrap(), None);
+        add_forwarded(&mut fresh, &client("[::1]:1"), None);
         assert_eq!(fresh["x-forwarded-for"], "::1");
         assert!(!fresh.contains_key("x-forwarded-host"));
     }

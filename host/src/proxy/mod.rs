@@ -8,6 +8,7 @@ mod headers;
 mod request_body;
 mod retry;
 mod server;
+mod upstream;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -24,7 +25,7 @@ use crate::balancer::Policy;
 use crate::config::{Config, EjectionConfig, ProxyConfig};
 
 /// What every request handler shares: the backend set and policy (each swappable as a whole),
-/// the upstream client pool, the proxy settings, the retry budget and the request counter.
+/// the pool of connections to backends, the proxy settings, the retry budget and the request counter.
 pub struct Shared {
     /// The current backend set.
     pub backends: ArcSwap<BackendSet>,
@@ -38,7 +39,7 @@ pub struct Shared {
     pub retry_budget: RetryBudget,
     /// The sequence number of the next request.
     pub(crate) sequence: AtomicU64,
-    pub(crate) client: forward::UpstreamClient,
+    pub(crate) upstream: upstream::Upstream,
 }
 
 impl Shared {
@@ -47,7 +48,10 @@ impl Shared {
         Arc::new(Shared {
             backends: ArcSwap::from_pointee(backends),
             policy: ArcSwap::from_pointee(policy),
-            client: forward::upstream_client(&config.proxy),
+            upstream: upstream::Upstream::new(
+                config.proxy.connect_timeout,
+                config.proxy.upstream_idle_timeout,
+            ),
             config: config.proxy,
             ejection: config.ejection,
             retry_budget: RetryBudget::new(config.retries),

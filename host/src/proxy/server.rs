@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::Shared;
 use super::forward::handle;
+use super::headers::ClientAddress;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1 one.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -74,7 +75,9 @@ pub async fn serve(
             if !request_started(&stream, shared.config.header_read_timeout).await {
                 return;
             }
-            let service = service_fn(move |request| handle(shared.clone(), client, request));
+            let address = ClientAddress::new(client);
+            let service =
+                service_fn(move |request| handle(shared.clone(), address.clone(), request));
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(err) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%client, error = %err, "client connection ended with an error");

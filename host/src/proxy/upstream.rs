@@ -1,0 +1,316 @@
+//! Connections to backends: HTTP/1.1 over TCP, kept alive in a pool per backend address.
+//!
+//! A connection runs inside the task of the request that holds it: hyper's connection future is
+//! polled by the request until the response headers arrive, then by the response body until its
+//! end, when the connection goes back to the pool. So a request costs no task spawn and no
+//! hand-off between tasks (hyper-util's pooled client, used before, took 16 % of vane's
+//! instructions per request; see BENCHMARKS.md). An idle connection is polled by nobody: a backend
+//! that closed it is noticed when it is next taken from the pool, and it is dropped then, and a
+//! sweep closes the connections left idle past the timeout.
+
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::request_body::AttemptBody;
+
+/// Idle connections kept per backend at most; past it the oldest is closed. As with Envoy,
+/// the pool otherwise grows to the concurrency the traffic needs.
+const MAX_IDLE_PER_BACKEND: usize = 1024;
+
+/// The sweep for expired idle connections runs at most this often.
+const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How a request to a backend failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamError {
+    /// No connection could be made: refused, unreachable, or not within the connect timeout.
+    Connect,
+    /// The client's request body broke off while it was being sent.
+    ClientBody,
+    /// The connection broke, or the backend answered nonsense, before the response headers.
+    Broken,
+}
+
+/// The pool of connections to every backend, shared by all requests.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    /// Whether the sweep task runs (started with the first connection put back).
+    sweeping: AtomicBool,
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
+}
+
+/// One connection to a backend: the handle that sends requests and the future that runs the
+/// protocol on the socket.
+pub(crate) struct Connection {
+    sender: http1::SendRequest<AttemptBody>,
+    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, AttemptBody>>>,
+    /// Set once the driver has finished: the connection is closed and can only be dropped.
+    ended: bool,
+}
+
+/// A connection lent to one request until its response body ends.
+pub struct Lease {
+    connection: Connection,
+    address: SocketAddr,
+    pool: Weak<Pool>,
+}
+
+impl Upstream {
+    /// A pool that connects within `connect_timeout` and keeps idle connections `idle_timeout`.
+    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        Upstream {
+            pool: Arc::new(Pool {
+                idle: Mutex::new(HashMap::new()),
+                connect_timeout,
+                idle_timeout,
+                sweeping: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Sends `request` (origin-form URI, Host set) to the backend at `address`, on an idle
+    /// connection if one is alive, else on a new one. The connection comes back with the
+    /// response, to be run by its body.
+    pub(crate) async fn send(
+        &self,
+        address: SocketAddr,
+        mut request: Request<AttemptBody>,
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        if let Some(mut connection) = self.pool.checkout(address) {
+            match exchange(&mut connection, request).await {
+                Ok(response) => return Ok((response, self.lease(connection, address))),
+                // Closed by the backend before it took the request: the request is intact, and
+                // a fresh connection may take it, as hyper-util's client does.
+                Err(Exchange::NotSent(unsent)) => request = *unsent,
+                Err(Exchange::Failed(error)) => return Err(error),
+            }
+        }
+        let mut connection = self.connect(address).await?;
+        match exchange(&mut connection, request).await {
+            Ok(response) => Ok((response, self.lease(connection, address))),
+            Err(Exchange::NotSent(_)) => Err(UpstreamError::Broken),
+            Err(Exchange::Failed(error)) => Err(error),
+        }
+    }
+
+    fn lease(&self, connection: Connection, address: SocketAddr) -> Lease {
+        Lease {
+            connection,
+            address,
+            pool: Arc::downgrade(&self.pool),
+        }
+    }
+
+    async fn connect(&self, address: SocketAddr) -> Result<Connection, UpstreamError> {
+        let stream = tokio::time::timeout(self.pool.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_elapsed| UpstreamError::Connect)?
+            .map_err(|_refused| UpstreamError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, driver) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|_| UpstreamError::Connect)?;
+        Ok(Connection {
+            sender,
+            driver: Box::pin(driver),
+            ended: false,
+        })
+    }
+}
+
+/// Why an exchange failed: before the request left (it is handed back), or after.
+enum Exchange {
+    NotSent(Box<Request<AttemptBody>>),
+    Failed(UpstreamError),
+}
+
+/// Sends `request` on `connection` and runs the connection until the response headers arrive.
+async fn exchange(
+    connection: &mut Connection,
+    request: Request<AttemptBody>,
+) -> Result<Response<Incoming>, Exchange> {
+    // A pooled connection may still be finishing its last exchange: run it until it takes one.
+    let ready = poll_fn(|cx| {
+        if let Poll::Ready(ready) = connection.sender.poll_ready(cx) {
+            return Poll::Ready(ready.is_ok());
+        }
+        let ended = connection.drive(cx).is_ready();
+        match connection.sender.poll_ready(cx) {
+            Poll::Ready(ready) => Poll::Ready(ready.is_ok()),
+            Poll::Pending if ended => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    if !ready {
+        return Err(Exchange::NotSent(Box::new(request)));
+    }
+    let mut response = pin!(connection.sender.try_send_request(request));
+    let outcome = poll_fn(|cx| {
+        if let Poll::Ready(outcome) = response.as_mut().poll(cx) {
+            return Poll::Ready(Some(outcome));
+        }
+        let ended = connection.drive(cx).is_ready();
+        match response.as_mut().poll(cx) {
+            Poll::Ready(outcome) => Poll::Ready(Some(outcome)),
+            // hyper answers every request before its connection ends; this is a safeguard.
+            Poll::Pending if ended => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+    match outcome {
+        Some(Ok(response)) => Ok(response),
+        Some(Err(mut error)) => match error.take_message() {
+            Some(request) => Err(Exchange::NotSent(Box::new(request))),
+            None if error.error().is_user() => Err(Exchange::Failed(UpstreamError::ClientBody)),
+            None => Err(Exchange::Failed(UpstreamError::Broken)),
+        },
+        None => Err(Exchange::Failed(UpstreamError::Broken)),
+    }
+}
+
+impl Connection {
+    /// Runs the protocol as far as the socket allows; `Ready` once the connection has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.ended && self.driver.as_mut().poll(cx).is_ready() {
+            self.ended = true;
+        }
+        if self.ended {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Whether the connection can take another request: run once, with nobody to wake, it
+    /// takes in whatever arrived while it sat idle (a close, or stray bytes, end it).
+    fn alive(&mut self) -> bool {
+        let mut nobody = Context::from_waker(Waker::noop());
+        self.drive(&mut nobody).is_pending() && !self.sender.is_closed()
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("address", &self.address)
+            .field("ended", &self.connection.ended)
+            .finish()
+    }
+}
+
+impl Lease {
+    /// Runs the connection, which feeds the response body; `Ready` once it has ended.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.connection.drive(cx)
+    }
+
+    /// Gives the connection back to the pool, once the response body has been read to its end.
+    pub(crate) fn release(self) {
+        if let Some(pool) = self.pool.upgrade() {
+            pool.checkin(self.address, self.connection);
+        }
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
+        // Nothing panics while holding the lock; a poisoned map is still consistent.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The most recently used idle connection to `address` that is still alive, if any.
+    fn checkout(&self, address: SocketAddr) -> Option<Connection> {
+        loop {
+            let Idle {
+                mut connection,
+                since,
+            } = self.lock().get_mut(&address)?.pop()?;
+            if since.elapsed() >= self.idle_timeout {
+                // The others have been idle longer still.
+                let expired = self.lock().remove(&address);
+                drop(expired);
+                return None;
+            }
+            if connection.alive() {
+                return Some(connection);
+            }
+        }
+    }
+
+    fn checkin(self: Arc<Self>, address: SocketAddr, mut connection: Connection) {
+        if !connection.alive() {
+            return;
+        }
+        let idle = Idle {
+            connection,
+            since: Instant::now(),
+        };
+        let evicted = {
+            let mut pool = self.lock();
+            let list = pool.entry(address).or_default();
+            list.push(idle);
+            (list.len() > MAX_IDLE_PER_BACKEND).then(|| list.remove(0))
+        };
+        drop(evicted);
+        // A body dropped as the runtime shuts down has no runtime to start the sweep on.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && !self.sweeping.swap(true, Ordering::Relaxed)
+        {
+            let every = self.idle_timeout.max(MIN_SWEEP_INTERVAL);
+            runtime.spawn(sweep(Arc::downgrade(&self), every));
+        }
+    }
+
+    /// Closes every connection idle for `idle_timeout` or longer.
+    fn close_expired(&self) {
+        let mut expired = Vec::new();
+        let mut pool = self.lock();
+        for list in pool.values_mut() {
+            // Oldest first: the expired ones are a prefix.
+            let fresh = list.partition_point(|idle| idle.since.elapsed() >= self.idle_timeout);
+            expired.extend(list.drain(..fresh));
+        }
+        pool.retain(|_, list| !list.is_empty());
+        drop(pool);
+        // Closed here, outside the lock.
+        drop(expired);
+    }
+}
+
+/// Closes expired idle connections every `every` until the pool is gone.
+async fn sweep(pool: Weak<Pool>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match pool.upgrade() {
+            Some(pool) => pool.close_expired(),
+            None => return,
+        }
+    }
+}

@@ -83,12 +83,13 @@ bool exports_vane_balancer_policy_configure(balancer_string_t *config,
     balancer_string_free(&pin_header);
     pin_header = header;
 
-    // needs { headers: [NAME], feedback: false }, all heap-allocated for the post-return.
+    // needs { headers: [NAME], feedback: false, target: false }, heap-allocated for the post-return.
     ret->headers.len = 1;
     ret->headers.ptr = malloc(sizeof *ret->headers.ptr);
     if (!ret->headers.ptr) abort();
     balancer_string_dup_n(&ret->headers.ptr[0], (const char *)pin_header.ptr, pin_header.len);
     ret->feedback = false;
+    ret->target = false;
     return true;
 }
 

@@ -25,7 +25,7 @@ function configure(config, backends) {
   }
   header = wanted;
   names = backends.map((backend) => backend.name);
-  return { headers: [wanted], feedback: false };
+  return { headers: [wanted], feedback: false, target: false };
 }
 
 function pick(request, states) {

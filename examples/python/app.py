@@ -33,7 +33,7 @@ class Policy(exports.Policy):
             raise Err(f"unknown config {config}: expected header=NAME")
         header = wanted
         names = [backend.name for backend in backends]
-        return Needs(headers=[wanted], feedback=False)
+        return Needs(headers=[wanted], feedback=False, target=False)
 
     def pick(self, request: Request, states: BackendStates) -> List[int]:
         healthy = states.healthy

@@ -124,3 +124,31 @@ async fn least_conn_shares_equal_backends() {
     assert_eq!(served, counts(&[("a", 100), ("b", 100), ("c", 100)]));
     vane.assert_no_fallbacks();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_gets_the_method_authority_and_path_only_if_it_asks() {
+    let backends = three().await;
+    let refs: Vec<&Backend> = backends.iter().collect();
+    let vane = Vane::start(&config_for(&refs, &policy("misbehave", "by-path")))
+        .await
+        .unwrap();
+    let client = vane.client();
+    // by-path sends each request to backend (path length % 3).
+    for (path, expected) in [("/", "b"), ("/b", "c"), ("/ab", "a"), ("/a?b", "b")] {
+        let reply = client.get(path).await.unwrap();
+        assert_eq!(reply.backend.as_deref(), Some(expected), "{path}");
+    }
+    vane.assert_no_fallbacks();
+    vane.stop().await;
+
+    let vane = Vane::start(&config_for(&refs, &policy("misbehave", "no-target")))
+        .await
+        .unwrap();
+    let served = tally(&vane.client(), 4).await;
+    assert_eq!(
+        served,
+        counts(&[("b", 4)]),
+        "no target for a plugin that did not ask"
+    );
+    vane.stop().await;
+}

@@ -26,6 +26,7 @@ impl Policy for Fastest {
         let needs = Needs {
             headers: vec![header.clone()],
             feedback: false,
+            target: false,
         };
         let names = backends.iter().map(|b| b.name.clone()).collect();
         Ok((Fastest { header, names }, needs))

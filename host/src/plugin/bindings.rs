@@ -12,5 +12,5 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::vane::balancer::types::{
-    BackendInfo, BackendStates, Header, IpAddress, Level, Request,
+    BackendInfo, BackendStates, Header, IpAddress, Level, Request, Target,
 };

@@ -8,7 +8,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 
 /// The WIT package version this vane speaks.
-pub(crate) const PACKAGE_VERSION: &str = "0.1.0";
+pub(crate) const PACKAGE_VERSION: &str = "0.2.0";
 
 /// The interface a plugin must export.
 const POLICY: &str = "policy";
@@ -199,20 +199,20 @@ mod tests {
     #[test]
     fn imports_vane_provides_pass_and_others_are_named() {
         for fine in [
-            "vane:balancer/host@0.1.0",
-            "vane:balancer/types@0.1.0",
+            "vane:balancer/host@0.2.0",
+            "vane:balancer/types@0.2.0",
             "wasi:io/streams@0.2.6",
             "wasi:cli/stdout@0.2.0",
         ] {
             assert_eq!(import_problem(fine), None, "{fine}");
         }
-        let other_version = import_problem("vane:balancer/host@0.2.0").unwrap();
+        let other_version = import_problem("vane:balancer/host@0.1.0").unwrap();
         assert!(
-            other_version.contains("built for vane:balancer@0.2.0"),
+            other_version.contains("built for vane:balancer@0.1.0"),
             "{other_version}"
         );
         for foreign in [
-            "vane:balancer/secrets@0.1.0",
+            "vane:balancer/secrets@0.2.0",
             "wasi:http/types@0.2.0",
             "wasi:io/streams@0.3.0",
         ] {

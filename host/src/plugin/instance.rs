@@ -15,7 +15,7 @@ use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{
-    BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request,
+    BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request, Target,
 };
 use super::engine::EPOCH_TICK;
 use super::output::{MAX_LOG_LINE, PluginOutput, Stream};
@@ -122,6 +122,8 @@ pub(crate) struct PluginInstance {
     wanted_headers: Vec<HeaderName>,
     /// Whether the plugin asked for `observe` calls.
     pub(crate) feedback: bool,
+    /// Whether the plugin asked for the request's method, authority and path.
+    wants_target: bool,
     request: Request,
     states: BackendStates,
 }
@@ -172,11 +174,10 @@ impl PluginInstance {
             configured_for: None,
             wanted_headers: Vec::new(),
             feedback: false,
+            wants_target: false,
             request: Request {
                 sequence: 0,
-                method: String::new(),
-                authority: String::new(),
-                path: String::new(),
+                target: None,
                 client_ip: IpAddress::Ipv4((0, 0, 0, 0)),
                 headers: Vec::new(),
             },
@@ -247,6 +248,7 @@ impl PluginInstance {
         }
         self.wanted_headers = wanted;
         self.feedback = needs.feedback;
+        self.wants_target = needs.target;
         self.configured_for = Some(set.generation());
         Ok(())
     }
@@ -319,9 +321,19 @@ impl PluginInstance {
     fn fill_request(&mut self, info: &RequestInfo<'_>) {
         let request = &mut self.request;
         request.sequence = info.sequence;
-        replace(&mut request.method, info.method.as_str());
-        replace(&mut request.authority, info.authority);
-        replace(&mut request.path, info.path);
+        if self.wants_target {
+            // Kept from pick to pick, so the strings' buffers are reused.
+            let target = request.target.get_or_insert_with(|| Target {
+                method: String::new(),
+                authority: String::new(),
+                path: String::new(),
+            });
+            replace(&mut target.method, info.method.as_str());
+            replace(&mut target.authority, info.authority);
+            replace(&mut target.path, info.path);
+        } else {
+            request.target = None;
+        }
         request.client_ip = match info.client_ip {
             IpAddr::V4(ip) => {
                 let [a, b, c, d] = ip.octets();

@@ -18,7 +18,7 @@ pub mod bindings {
 pub use bindings::exports::vane::balancer::policy::Guest as __Guest;
 pub use bindings::vane::balancer::host::log;
 pub use bindings::vane::balancer::types::{
-    BackendInfo, BackendStates, Header, IpAddress, Level, Needs, Request,
+    BackendInfo, BackendStates, Header, IpAddress, Level, Needs, Request, Target,
 };
 
 /// A balancing policy: built by [`Policy::configure`], then asked to [`Policy::pick`] per request.
@@ -41,11 +41,13 @@ pub trait Policy: Sized + 'static {
     }
 }
 
-/// What a policy that needs no headers and no feedback answers from `configure`.
+/// What a policy that needs no headers, no request target and no feedback answers from
+/// `configure`.
 pub fn needs_nothing() -> Needs {
     Needs {
         headers: Vec::new(),
         feedback: false,
+        target: false,
     }
 }
 

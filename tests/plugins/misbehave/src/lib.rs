@@ -24,6 +24,11 @@
 //! - `hold:MIB`: allocates MIB mebibytes once and keeps them (under the memory cap);
 //! - `clock`: reads the WASI clocks without sleeping, then picks;
 //! - `print`: writes one line to stdout and one to stderr, then picks.
+//!
+//! And two that show what a pick is told:
+//! - `by-path`: asks for the request target and picks backend `path length % backends`;
+//! - `no-target`: asks for nothing and picks backend 1 if the request came without a target
+//!   (as it must), else backend 0.
 
 use std::hint::black_box;
 use std::net::SocketAddrV4;
@@ -49,6 +54,8 @@ enum Mode {
     Hold(usize),
     Clock,
     Print,
+    ByPath,
+    NoTarget,
 }
 
 struct Misbehave {
@@ -90,17 +97,23 @@ impl Policy for Misbehave {
             "hold" => Mode::Hold(number()? as usize),
             "clock" => Mode::Clock,
             "print" => Mode::Print,
+            "by-path" => Mode::ByPath,
+            "no-target" => Mode::NoTarget,
             _ => Mode::Behave,
+        };
+        let needs = Needs {
+            target: matches!(mode, Mode::ByPath),
+            ..vane_plugin_kit::needs_nothing()
         };
         let plugin = Misbehave {
             mode,
             picks: 0,
             held: Vec::new(),
         };
-        Ok((plugin, vane_plugin_kit::needs_nothing()))
+        Ok((plugin, needs))
     }
 
-    fn pick(&mut self, _request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
+    fn pick(&mut self, request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
         self.picks += 1;
         let first_eligible = vane_plugin_kit::eligible(states).next();
         match self.mode {
@@ -151,6 +164,14 @@ impl Policy for Misbehave {
                 println!("misbehave: a line on stdout");
                 eprintln!("misbehave: a line on stderr");
             }
+            Mode::ByPath => {
+                if let Some(target) = &request.target {
+                    let count = states.healthy.len().max(1);
+                    ranked.push((target.path.len() % count) as u32);
+                }
+                return;
+            }
+            Mode::NoTarget => return ranked.push(u32::from(request.target.is_none())),
             _ => {}
         }
         ranked.extend(first_eligible);

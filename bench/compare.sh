@@ -12,55 +12,11 @@ ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-5}
 CONNECTIONS=32            # throughput runs: wrk -t1 -c32
 PACED_CONNECTIONS=8       # latency runs: 8 connections, each waiting 1 ms between requests
-WORK=$(mktemp -d /tmp/vane-bench.XXXXXX)
-PIDS=()
-
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-missing=()
-for tool in nginx:nginx-light haproxy:haproxy wrk:wrk; do
-    command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing ${missing[*]}" >&2
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+source bench/lib.sh
+need_tools nginx:nginx-light haproxy:haproxy wrk:wrk
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
-
-bash scripts/build-plugins.sh >&2
-cargo build --release -p vane >&2
-VANE=target/release/vane
-PLUGINS=target/wasm32-wasip2/release
-
-# Ports: backends 19101-19103; targets 19201...
-BACKENDS=(19101 19102 19103)
-
-# One nginx per backend, one worker each, answering a short body.
-for port in "${BACKENDS[@]}"; do
-    mkdir -p "$WORK/backend-$port"
-    cat >"$WORK/backend-$port/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/backend-$port/nginx.pid;
-error_log /dev/null crit;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen 127.0.0.1:$port;
-        location / { return 200 "hello from $port\n"; }
-    }
-}
-EOF
-    "$NGINX" -p "$WORK/backend-$port" -c "$WORK/backend-$port/nginx.conf" &
-    PIDS+=($!)
-done
+build_vane
+start_backends
 
 # nginx as the balancer: round-robin on 19201, least_conn on 19202, upstream keepalive.
 mkdir -p "$WORK/nginx-lb"
@@ -127,13 +83,6 @@ PIDS+=($!)
 HAPROXY_PID=$!
 
 # vane three ways, one worker each: built-in round-robin, round-robin plugin, least-conn plugin.
-vane_config() { # port, [policy] table
-    local text="listen = \"127.0.0.1:$1\"\nworkers = 1\n$2\n"
-    for port in "${BACKENDS[@]}"; do
-        text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$port\"\n"
-    done
-    printf '%b' "$text"
-}
 declare -A VANE_PIDS
 vane_config 19205 "" >"$WORK/vane-builtin.toml"
 vane_config 19206 "[policy]\nplugin = \"$PWD/$PLUGINS/round_robin.wasm\"" >"$WORK/vane-rr.toml"

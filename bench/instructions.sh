@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# vane's own instructions per request, counted by valgrind's callgrind: unlike time, the count
+# does not move with the machine's load, so it shows what a change to the request path bought.
+# vane runs (release build, one worker) under callgrind in front of three nginx backends on
+# 127.0.0.1 three ways (built-in round-robin, round-robin plugin, least-conn plugin); wrk warms
+# it up, the counters are zeroed, and a second wrk run is counted. Kernel work is not counted.
+#
+#   bash bench/instructions.sh [SECONDS]      # default 10 s counted per target
+#
+# The callgrind files stay in the printed folder, for `callgrind_annotate --inclusive=yes`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+source bench/lib.sh
+need_tools nginx:nginx-light wrk:wrk valgrind:valgrind
+build_vane
+start_backends
+
+port=19301
+printf '%-16s %10s %14s\n' target requests "instr/request"
+for target in builtin rr-plugin lc-plugin; do
+    case "$target" in
+        builtin) table="" ;;
+        rr-plugin) table="[policy]\nplugin = \"$PWD/$PLUGINS/round_robin.wasm\"" ;;
+        lc-plugin) table="[policy]\nplugin = \"$PWD/$PLUGINS/least_conn.wasm\"" ;;
+    esac
+    vane_config "$port" "$table" >"$WORK/$target.toml"
+    out="$WORK/$target.callgrind"
+    RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out" \
+        "$VANE" run --config "$WORK/$target.toml" >"$WORK/$target.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 120); do
+        curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
+        sleep 0.5
+    done
+    wrk -t1 -c8 -d3s "http://127.0.0.1:$port/" >/dev/null
+    callgrind_control --zero "$pid" >/dev/null 2>&1
+    requests=$(wrk -t1 -c8 -d"${SECONDS_PER_RUN}s" "http://127.0.0.1:$port/" | awk '/requests in/ {print $1}')
+    callgrind_control --dump=counted "$pid" >/dev/null 2>&1
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    total=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+    printf '%-16s %10s %14s\n' "$target" "$requests" "$((total / requests))"
+    port=$((port + 1))
+done
+echo "callgrind files in $WORK" >&2

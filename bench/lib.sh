@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# What the bench scripts share: a scratch folder and the processes to stop at exit, tools from
+# Debian's packages, vane and its plugins built for release, three nginx backends on loopback,
+# and vane's config in front of them. Sourced from the repository root.
+
+WORK=$(mktemp -d /tmp/vane-bench.XXXXXX)
+PIDS=()
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# need_tools COMMAND:PACKAGE...: installs, from Debian's packages, the ones not on the machine.
+need_tools() {
+    local missing=() tool
+    for tool in "$@"; do
+        command -v "${tool%%:*}" >/dev/null || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing ${missing[*]}" >&2
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    fi
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+}
+
+# build_vane: the plugins and a release build of vane.
+build_vane() {
+    bash scripts/build-plugins.sh >&2
+    cargo build --release -p vane >&2
+    VANE=target/release/vane
+    PLUGINS=target/wasm32-wasip2/release
+}
+
+# Ports: backends 19101-19103; targets 19201...
+BACKENDS=(19101 19102 19103)
+
+# start_backends: one nginx per backend port, one worker each, answering a short body.
+start_backends() {
+    local port
+    for port in "${BACKENDS[@]}"; do
+        mkdir -p "$WORK/backend-$port"
+        cat >"$WORK/backend-$port/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/backend-$port/nginx.pid;
+error_log /dev/null crit;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$port;
+        location / { return 200 "hello from $port\n"; }
+    }
+}
+EOF
+        "$NGINX" -p "$WORK/backend-$port" -c "$WORK/backend-$port/nginx.conf" &
+        PIDS+=($!)
+    done
+}
+
+# vane_config PORT [POLICY TABLE]: vane on PORT, one worker, in front of the backends.
+vane_config() {
+    local port text="listen = \"127.0.0.1:$1\"\nworkers = 1\n$2\n"
+    for port in "${BACKENDS[@]}"; do
+        text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$port\"\n"
+    done
+    printf '%b' "$text"
+}

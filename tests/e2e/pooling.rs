@@ -187,3 +187,17 @@ async fn vane_closes_connections_idle_past_the_upstream_idle_timeout() {
     assert_eq!(backend.closed_by_vane(), 1, "closed once idle past 200ms");
     assert_eq!(client.get("/").await.unwrap().text(), "connection 2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_idle_past_the_timeout_is_not_reused() {
+    let backend = RawBackend::start(Keep::Alive).await;
+    let config = backend.config("[proxy]\nupstream_idle_timeout = \"200ms\"");
+    let vane = Vane::start(&config).await.unwrap();
+    let client = vane.client();
+    assert_eq!(client.get("/").await.unwrap().text(), "connection 1");
+    assert_eq!(client.get("/").await.unwrap().text(), "connection 1");
+    // Past the timeout, before the first sweep (a second after the first connection went idle).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(client.get("/").await.unwrap().text(), "connection 2");
+    assert_eq!(backend.accepted(), 2);
+}

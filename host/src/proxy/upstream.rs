@@ -253,8 +253,11 @@ impl Pool {
                 since,
             } = self.lock().get_mut(&address)?.pop()?;
             if since.elapsed() >= self.idle_timeout {
-                // The others have been idle longer still.
-                let expired = self.lock().remove(&address);
+                // The others left are older still; one put back meanwhile is kept.
+                let expired = self
+                    .lock()
+                    .get_mut(&address)
+                    .map(|list| self.take_expired(list));
                 drop(expired);
                 return None;
             }
@@ -288,14 +291,19 @@ impl Pool {
         }
     }
 
+    /// Takes out of `list` (oldest first, so the expired ones are a prefix) the connections idle
+    /// for `idle_timeout` or longer, to be closed once the lock is released.
+    fn take_expired(&self, list: &mut Vec<Idle>) -> Vec<Idle> {
+        let fresh = list.partition_point(|idle| idle.since.elapsed() >= self.idle_timeout);
+        list.drain(..fresh).collect()
+    }
+
     /// Closes every connection idle for `idle_timeout` or longer.
     fn close_expired(&self) {
         let mut expired = Vec::new();
         let mut pool = self.lock();
         for list in pool.values_mut() {
-            // Oldest first: the expired ones are a prefix.
-            let fresh = list.partition_point(|idle| idle.since.elapsed() >= self.idle_timeout);
-            expired.extend(list.drain(..fresh));
+            expired.extend(self.take_expired(list));
         }
         pool.retain(|_, list| !list.is_empty());
         drop(pool);

@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError, PolicyConfig};
 use crate::health::run_health_checks;
 use crate::plugin::{PluginBalancer, PluginCache, PluginEngine, PluginError};
 use crate::proxy::{self, Shared};
-use crate::reload::{Reloader, watch_plugin};
+use crate::reload::{PluginWatch, Reloader};
 
 /// Why vane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +136,8 @@ pub async fn start_from_file(path: &Path) -> Result<Running, StartError> {
 
 async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
     let config = &config;
+    // Watching starts before the plugin is read, so no change to it goes unseen.
+    let plugin_watch = PluginWatch::start(config);
     let set = backend_set(config);
     let engine = match &config.policy {
         Some(policy) => Some(plugin_engine(policy.cache.as_deref())?),
@@ -178,7 +180,7 @@ async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, St
             stop.clone(),
         ));
     }
-    tasks.spawn(watch_plugin(reloader.clone(), stop.clone()));
+    tasks.spawn(plugin_watch.follow(reloader.clone(), stop.clone()));
     let admin_address = admin.as_ref().map(|(_, address)| *address);
     if let Some((listener, _)) = admin {
         tasks.spawn(serve_admin(listener, reloader.clone(), stop.clone()));

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use tokio::sync::watch as channel;
 
-pub use watch::watch_plugin;
+pub use watch::PluginWatch;
 
 use crate::backend::BackendSet;
 use crate::balancer::{FallbackReason, Policy};

@@ -169,14 +169,15 @@ fn run(path: &Path) -> anyhow::Result<()> {
     // Read once here for `workers`, which shapes the runtime; `start_from_file` reads it again.
     let workers = Config::load(path)?.workers;
     runtime_with(workers)?.block_on(async {
-        // Installed before vane says it is serving, so an early SIGHUP reloads instead of
-        // ending the process (the default action).
+        // Installed before vane says it is serving, so an early SIGHUP reloads and an early
+        // SIGTERM drains, instead of ending the process at once (the default action).
         let hangups = hangup_signal();
+        let shutdown = shutdown_signal();
         let running = app::start_from_file(path).await?;
         if let Some(hangups) = hangups {
             tokio::spawn(reload_on_sighup(hangups, running.reloader.clone()));
         }
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down");
         running.shutdown().await;
         Ok(())
@@ -249,6 +250,7 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
     runtime()?.block_on(async {
         let backends = vane::demo::start_backends(3).await.context("cannot start the demo backends")?;
         let config = vane::demo::config(listen, admin, plugin, backends);
+        let shutdown = shutdown_signal();
         let running = app::start(&config).await?;
         let address = running.proxy_address;
         let admin = running.admin_address.unwrap_or(admin);
@@ -262,7 +264,7 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
         println!("  curl http://{admin}/backends           # health, ejection and live statistics");
         println!("  curl http://{admin}/metrics            # Prometheus metrics");
         println!("Ctrl-C stops it.");
-        shutdown_signal().await;
+        shutdown.await;
         running.shutdown().await;
         Ok(())
     })
@@ -306,24 +308,34 @@ async fn reload_on_sighup(
     match never {}
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for Ctrl-C and SIGTERM from this call on (so one sent while vane starts is not
+/// fatal); the future completes on the first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        if interrupt.is_err() || terminate.is_err() {
+            tracing::warn!("cannot listen for SIGINT or SIGTERM");
         }
-    };
+        async move {
+            let next = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = next(interrupt) => {},
+                () = next(terminate) => {},
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -110,7 +110,7 @@ fn replace_file(path: &Path, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
     let slow = backend("slow")
-        .delay(Duration::from_millis(1500))
+        .delay(Duration::from_millis(3000))
         .start()
         .await;
     let config = scratch("sigterm").join("vane.toml");
@@ -119,11 +119,18 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 
     let client = Client::new(vane.address);
     let in_flight = tokio::spawn(async move { client.get("/").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the backend"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     vane.signal("TERM");
 
     // New connections are refused while the slow request is still being served.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| vane.wait_for_line("stopped accepting"));
     assert!(!in_flight.is_finished(), "the slow request ended early");
     let refused = tokio::net::TcpStream::connect(vane.address).await;
     assert!(

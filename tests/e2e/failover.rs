@@ -127,7 +127,7 @@ async fn an_ejected_backend_is_tried_again_after_a_cool_down_that_grows() {
     let a = backend("a").start().await;
     let (_held, refusing) = refusing_port();
     let text = format!(
-        "listen = \"127.0.0.1:0\"\n{ADMIN}[ejection]\nconsecutive_failures = 2\nbase_time = \"300ms\"\n\
+        "listen = \"127.0.0.1:0\"\n{ADMIN}[ejection]\nconsecutive_failures = 2\nbase_time = \"1s\"\n\
          {}[[backends]]\nname = \"dead\"\naddress = \"{refusing}\"\n",
         a.toml(1)
     );
@@ -142,18 +142,20 @@ async fn an_ejected_backend_is_tried_again_after_a_cool_down_that_grows() {
     let attempts = requests_to(&vane, "dead").await;
     assert_eq!(attempts, 2, "ejected at the second consecutive failure");
 
-    // After the cool-down it is tried again, fails twice more and is ejected for longer.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // After the cool-down (1 s) it is tried again, fails twice more and is ejected for longer
+    // (2 s). Half a second of margin for a late timer, and half a second less than the 1 s in
+    // rotation that would forgive one ejection.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     tally(&vane.client(), 10).await;
     let dead = backend_json(&vane, "dead").await;
     assert_eq!(dead["ejections"], 2, "{dead}");
     assert_eq!(requests_to(&vane, "dead").await, 4);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     tally(&vane.client(), 10).await;
     assert_eq!(
         requests_to(&vane, "dead").await,
         4,
-        "the second cool-down (600 ms) is not over"
+        "the second cool-down (2 s) is not over"
     );
 }
 

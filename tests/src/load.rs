@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -13,6 +13,7 @@ use crate::Vane;
 /// Clients sending GETs to one vane until [`Flood::stop`].
 pub struct Flood {
     stop: Arc<AtomicBool>,
+    replies: Arc<AtomicUsize>,
     clients: JoinSet<Vec<Reply>>,
 }
 
@@ -61,10 +62,12 @@ impl Flood {
     /// Starts `clients` clients, each with its own keep-alive connection pool.
     pub fn start(vane: &Vane, clients: usize) -> Flood {
         let stop = Arc::new(AtomicBool::new(false));
+        let replies = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         for _ in 0..clients {
             let client = vane.client();
             let stop = stop.clone();
+            let count = replies.clone();
             tasks.spawn(async move {
                 let mut replies = Vec::new();
                 while !stop.load(Ordering::SeqCst) {
@@ -74,14 +77,21 @@ impl Flood {
                         Err(_) => (0, None),
                     };
                     replies.push((status, backend, started.elapsed()));
+                    count.fetch_add(1, Ordering::Relaxed);
                 }
                 replies
             });
         }
         Flood {
             stop,
+            replies,
             clients: tasks,
         }
+    }
+
+    /// Requests finished so far (answered or failed).
+    pub fn sent(&self) -> usize {
+        self.replies.load(Ordering::Relaxed)
     }
 
     /// Stops the clients once their requests in flight are answered, and tallies.

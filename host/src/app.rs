@@ -16,7 +16,7 @@ use crate::config::{Config, ConfigError, PolicyConfig};
 use crate::health::run_health_checks;
 use crate::plugin::{PluginBalancer, PluginCache, PluginEngine, PluginError};
 use crate::proxy::{self, Shared};
-use crate::reload::{PluginWatch, Reloader};
+use crate::reload::{PluginWatch, Reloader, follow_changes};
 
 /// Why vane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +137,7 @@ pub async fn start_from_file(path: &Path) -> Result<Running, StartError> {
 async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
     let config = &config;
     // Watching starts before the plugin is read, so no change to it goes unseen.
-    let plugin_watch = PluginWatch::start(config);
+    let (plugin_watch, plugin_changes) = PluginWatch::start(config);
     let set = backend_set(config);
     let engine = match &config.policy {
         Some(policy) => Some(plugin_engine(policy.cache.as_deref())?),
@@ -164,7 +164,7 @@ async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, St
     );
 
     let shared = Shared::new(config, set, policy);
-    let reloader = Reloader::new(shared.clone(), config.clone(), path, engine);
+    let reloader = Reloader::new(shared.clone(), config.clone(), path, engine, plugin_watch);
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(proxy::serve(
@@ -180,7 +180,11 @@ async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, St
             stop.clone(),
         ));
     }
-    tasks.spawn(plugin_watch.follow(reloader.clone(), stop.clone()));
+    tasks.spawn(follow_changes(
+        plugin_changes,
+        reloader.clone(),
+        stop.clone(),
+    ));
     let admin_address = admin.as_ref().map(|(_, address)| *address);
     if let Some((listener, _)) = admin {
         tasks.spawn(serve_admin(listener, reloader.clone(), stop.clone()));

@@ -184,6 +184,44 @@ async fn garbage_and_a_component_of_another_world_are_refused_and_the_old_plugin
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_naming_another_plugin_file_watches_that_file_from_then_on() {
+    let dir = folder("moved");
+    let a = backend("a").start().await;
+    let b = backend("b").start().await;
+    std::fs::copy(plugin("round_robin"), dir.join("policy.wasm")).unwrap();
+    let path = dir.join("vane.toml");
+    let text = config_text(true, &[&a, &b], "");
+    std::fs::write(&path, &text).unwrap();
+    let vane = Vane::start_file(&path).await.unwrap();
+
+    // The new file is in another folder, which nothing watched before the reload.
+    let moved = dir.join("next").join("least.wasm");
+    std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+    std::fs::copy(plugin("least_conn"), &moved).unwrap();
+    std::fs::write(&path, text.replace("policy.wasm", "next/least.wasm")).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 200, "{body}");
+
+    // Written the moment the reload is answered: the new file is watched already.
+    std::fs::write(&moved, b"this is not wasm at all").unwrap();
+    wait_for_policy(&vane, "a refusal", |p| p["reloads"]["refused"] == 1).await;
+    let policy = vane.policy_json().await;
+    assert_eq!(policy["plugin"]["sha256"], sha256(&plugin("least_conn")));
+
+    std::fs::copy(plugin("round_robin"), &moved).unwrap();
+    wait_for_policy(&vane, "the swap", |p| p["reloads"]["succeeded"] == 2).await;
+    let policy = vane.policy_json().await;
+    assert_eq!(policy["plugin"]["sha256"], sha256(&plugin("round_robin")));
+    let served = under_load(&vane, Duration::from_millis(300)).await;
+    assert_eq!(served.failed(), 0, "{served:?}");
+    assert_eq!(
+        served.served.len(),
+        2,
+        "round-robin over a and b: {served:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn post_reload_answers_what_changed_or_why_not() {
     let dir = folder("post");
     let a = backend("a").start().await;

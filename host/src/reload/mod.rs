@@ -11,9 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use tokio::sync::watch as channel;
-
-pub use watch::PluginWatch;
+pub use watch::{PluginChanges, PluginWatch, follow_changes};
 
 use crate::backend::BackendSet;
 use crate::balancer::{FallbackReason, Policy};
@@ -80,26 +78,28 @@ pub struct Reloader {
     /// The config in force; held for the whole of a reload, so reloads never interleave.
     config: tokio::sync::Mutex<Config>,
     status: Mutex<ReloadStatus>,
-    watched: channel::Sender<Option<PathBuf>>,
+    /// The watch on the plugin file, moved to another file by a reload that names one.
+    watch: PluginWatch,
 }
 
 impl Reloader {
     /// A reloader for the vane serving `shared` with `config`, read from `config_path` if vane
-    /// was started from a file (without one, reloads re-read only the plugin).
+    /// was started from a file (without one, reloads re-read only the plugin), whose plugin
+    /// file `watch` watches.
     pub(crate) fn new(
         shared: Arc<Shared>,
         config: Config,
         config_path: Option<PathBuf>,
         engine: Option<PluginEngine>,
+        watch: PluginWatch,
     ) -> Arc<Self> {
-        let (watched, _) = channel::channel(watched_plugin(&config));
         Arc::new(Reloader {
             shared,
             config_path,
             engine: Mutex::new(engine),
             config: tokio::sync::Mutex::new(config),
             status: Mutex::new(ReloadStatus::default()),
-            watched,
+            watch,
         })
     }
 
@@ -142,12 +142,6 @@ impl Reloader {
         lock(&self.status).clone()
     }
 
-    /// The plugin file to watch (`None` without a plugin or with `watch = false`); it changes
-    /// when a reload changes the config.
-    pub fn watched_plugin(&self) -> channel::Receiver<Option<PathBuf>> {
-        self.watched.subscribe()
-    }
-
     /// Admits `next` and swaps it in; with `skip_unchanged`, answers `None` if the plugin file
     /// holds the plugin already loaded.
     async fn apply(
@@ -164,6 +158,8 @@ impl Reloader {
             Some(policy) => Some(self.engine(policy.cache.as_deref())?),
             None => None,
         };
+        // A plugin file newly named is watched before it is read.
+        let next_watch = self.watch.prepare(&next);
         let set = self.shared.backends.load_full();
         let old_policy = self.shared.policy.load_full();
         let admitted = {
@@ -186,12 +182,9 @@ impl Reloader {
             self.shared.backends.store(Arc::new(set));
         }
         self.shared.policy.store(Arc::new(policy));
-        self.watched.send_if_modified(|watched| {
-            let now = watched_plugin(&next);
-            let changed = *watched != now;
-            *watched = now;
-            changed
-        });
+        if let Some(watch) = next_watch {
+            self.watch.switch(watch);
+        }
         *current = next;
         Ok(Some(Reloaded { changes }))
     }

@@ -17,11 +17,12 @@ pub struct Flood {
     clients: JoinSet<Vec<Reply>>,
 }
 
-/// One request's outcome: status (0 for none), the backend that served, how long it took.
-type Reply = (u16, Option<String>, Duration);
+/// One request's outcome: status (0 for none), the backend that served, when it was sent and
+/// how long it took.
+type Reply = (u16, Option<String>, Instant, Duration);
 
 /// What a flood saw.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Default, Clone)]
 pub struct Tally {
     /// Replies by status; 0 counts requests that got no reply at all.
     pub statuses: BTreeMap<u16, usize>,
@@ -29,6 +30,19 @@ pub struct Tally {
     pub served: BTreeMap<String, usize>,
     /// How long each request took, from sending to the whole reply, in sorted order.
     pub latencies: Vec<Duration>,
+    /// When each request served by a backend was sent, and by which backend.
+    sent_to: Vec<(Instant, String)>,
+}
+
+impl std::fmt::Debug for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tally")
+            .field("statuses", &self.statuses)
+            .field("served", &self.served)
+            .field("p50", &self.latency_quantile(0.5))
+            .field("p99", &self.latency_quantile(0.99))
+            .finish()
+    }
 }
 
 impl Tally {
@@ -49,6 +63,14 @@ impl Tally {
         }
         let rank = (quantile * self.latencies.len() as f64).ceil() as usize;
         self.latencies[rank.clamp(1, self.latencies.len()) - 1]
+    }
+
+    /// 200 replies from `backend` to requests sent after `moment`.
+    pub fn served_by_since(&self, backend: &str, moment: Instant) -> usize {
+        self.sent_to
+            .iter()
+            .filter(|(sent, by)| *sent > moment && by == backend)
+            .count()
     }
 
     /// The share of the 200 replies served by `backend`.
@@ -76,7 +98,7 @@ impl Flood {
                         Ok(reply) => (reply.status.as_u16(), reply.backend),
                         Err(_) => (0, None),
                     };
-                    replies.push((status, backend, started.elapsed()));
+                    replies.push((status, backend, started, started.elapsed()));
                     count.fetch_add(1, Ordering::Relaxed);
                 }
                 replies
@@ -98,10 +120,12 @@ impl Flood {
     pub async fn stop(self) -> Tally {
         self.stop.store(true, Ordering::SeqCst);
         let mut tally = Tally::default();
-        for (status, backend, latency) in self.clients.join_all().await.into_iter().flatten() {
+        for (status, backend, sent, latency) in self.clients.join_all().await.into_iter().flatten()
+        {
             *tally.statuses.entry(status).or_default() += 1;
             if let (200, Some(backend)) = (status, backend) {
-                *tally.served.entry(backend).or_default() += 1;
+                *tally.served.entry(backend.clone()).or_default() += 1;
+                tally.sent_to.push((sent, backend));
             }
             tally.latencies.push(latency);
         }

@@ -11,11 +11,14 @@ use vane_e2e::{Backend, Client, Vane};
 
 const LANGUAGES: [&str; 4] = ["rust", "python", "javascript", "c"];
 
-/// A `[policy]` table for the example in `language` with `config`. The deadline is raised for
-/// debug builds on a loaded machine; a pick of every example takes microseconds in release.
+/// A `[policy]` table for the example in `language` with `config`. The deadlines are raised
+/// for debug builds on a loaded machine: a pick of every example takes microseconds in release,
+/// and instantiating the Python and JavaScript components (megabytes each) counts against the
+/// `configure` deadline.
 fn policy(language: &str, config: &str) -> String {
     format!(
-        "[policy]\nplugin = {:?}\nconfig = {config:?}\npick_timeout = \"100ms\"\n",
+        "[policy]\nplugin = {:?}\nconfig = {config:?}\npick_timeout = \"100ms\"\n\
+         configure_timeout = \"10s\"\n",
         example(language).display().to_string()
     )
 }

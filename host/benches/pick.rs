@@ -14,7 +14,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Method};
 use vane::backend::{Backend, BackendSet};
 use vane::balancer::{Balancer, RequestInfo, RoundRobin};
-use vane::plugin::{PluginBalancer, PluginEngine, PluginLimits};
+use vane::clock::Clock;
+use vane::config::{BackendConfig, PluginLimits};
+use vane::plugin::{PluginBalancer, PluginEngine};
 
 const SIZES: [usize; 4] = [3, 16, 64, 256];
 
@@ -30,16 +32,16 @@ fn plugin_path(name: &str) -> PathBuf {
     path
 }
 
-fn backends(count: usize) -> BackendSet {
+fn backends(count: usize, clock: &Clock) -> BackendSet {
     let backends = (0..count)
         .map(|i| {
-            let address = format!("127.0.0.1:{}", 10_000 + i).parse().unwrap();
-            Arc::new(Backend::new(
-                format!("b{i}"),
-                address,
-                1 + (i % 3) as u32,
-                vec![],
-            ))
+            let config = BackendConfig {
+                name: format!("b{i}"),
+                address: format!("127.0.0.1:{}", 10_000 + i).parse().unwrap(),
+                weight: 1 + (i % 3) as u32,
+                tags: vec![],
+            };
+            Arc::new(Backend::new(&config, clock))
         })
         .collect();
     BackendSet::new(1, backends)
@@ -50,6 +52,7 @@ fn pick(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let _inside = runtime.enter();
     let engine = PluginEngine::new().unwrap();
+    let clock = Clock::new();
     // A generous deadline: a pick preempted by the machine must not abort the measurement.
     let limits = PluginLimits {
         pick_timeout: std::time::Duration::from_millis(100),
@@ -58,12 +61,13 @@ fn pick(c: &mut Criterion) {
     let headers = HeaderMap::new();
     let mut group = c.benchmark_group("pick");
     for size in SIZES {
-        let set = backends(size);
+        let set = backends(size, &clock);
         let mut contenders: Vec<(&str, Box<dyn Balancer>)> =
             vec![("builtin", Box::new(RoundRobin))];
         for name in ["round_robin", "least_conn"] {
             let plugin =
-                PluginBalancer::load(&engine, &plugin_path(name), "", limits, &set).unwrap();
+                PluginBalancer::load(&engine, &plugin_path(name), "", limits, &set, &clock)
+                    .unwrap();
             contenders.push((name, Box::new(plugin)));
         }
         for (name, balancer) in &contenders {

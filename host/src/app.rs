@@ -1,5 +1,6 @@
 //! Wires a checked [`Config`] into a running vane: backends, policy (plugin or built-in), proxy
-//! listener, health checks, plugin watch and admin listener; owns start-up and shutdown.
+//! listener, health checks, plugin watch and admin listener. Owns start-up, the clock, every
+//! background task, and shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,13 +11,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::serve_admin;
-use crate::backend::{Backend, BackendSet};
-use crate::balancer::Policy;
-use crate::config::{Config, ConfigError, PolicyConfig};
+use crate::backend::BackendSet;
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
 use crate::health::run_health_checks;
-use crate::plugin::{PluginBalancer, PluginCache, PluginEngine, PluginError};
-use crate::proxy::{self, Shared};
+use crate::plugin::{PluginEngine, PluginError};
+use crate::policy::Policy;
+use crate::proxy::{self, Proxy};
 use crate::reload::{PluginWatch, Reloader, follow_changes};
+use crate::state::State;
 
 /// Why vane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,70 +40,14 @@ pub enum StartError {
     Plugin(#[from] PluginError),
 }
 
-/// The backend set described by the config, generation 1.
-pub fn backend_set(config: &Config) -> BackendSet {
-    let backends = config
-        .backends
-        .iter()
-        .map(|b| {
-            Arc::new(Backend::new(
-                b.name.clone(),
-                b.address,
-                b.weight,
-                b.tags.clone(),
-            ))
-        })
-        .collect();
-    BackendSet::new(1, backends)
-}
-
-/// Loads the configured plugin against `set` in `engine` (made here if `None`), or the
-/// built-in round-robin if there is none.
-pub fn load_policy(
-    engine: Option<&PluginEngine>,
-    policy: Option<&PolicyConfig>,
-    set: &BackendSet,
-) -> Result<Policy, PluginError> {
-    let Some(policy) = policy else {
-        return Ok(Policy::builtin());
-    };
-    let made;
-    let engine = match engine {
-        Some(engine) => engine,
-        None => {
-            made = plugin_engine(policy.cache.as_deref())?;
-            &made
-        }
-    };
-    let plugin = PluginBalancer::load(engine, &policy.plugin, &policy.config, policy.limits, set)?;
-    Ok(Policy::with_plugin(
-        plugin.info(),
-        Box::new(plugin),
-        policy.breaker,
-    ))
-}
-
-/// The plugin engine, keeping compiled plugins in the cache folder `cache` if it can be used
-/// (if not, vane says why and compiles every time).
-pub fn plugin_engine(cache: Option<&Path>) -> Result<PluginEngine, PluginError> {
-    let cache = cache.and_then(|folder| match PluginCache::open(folder) {
-        Ok(cache) => Some(cache),
-        Err(err) => {
-            tracing::warn!(error = %err, "plugins will be compiled on every load");
-            None
-        }
-    });
-    Ok(PluginEngine::new()?.with_cache(cache))
-}
-
 /// A vane that is serving; stop it with [`Running::shutdown`].
 pub struct Running {
     /// The address the proxy listens on (useful when the config asked for port 0).
     pub proxy_address: SocketAddr,
     /// The address the admin API listens on, if the config asked for one.
     pub admin_address: Option<SocketAddr>,
-    /// The state the proxy shares with its handlers.
-    pub shared: Arc<Shared>,
+    /// The live backend set and policy, the retry budget and the clock.
+    pub state: Arc<State>,
     /// Reloads the config and the plugin (SIGHUP, `POST /reload`, file watch).
     pub reloader: Arc<Reloader>,
     stop: CancellationToken,
@@ -108,8 +55,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets open requests finish (up to the drain timeout), stops the health
-    /// checks and the admin listener, and returns.
+    /// Stops accepting, lets open requests finish (up to the drain timeout), stops every
+    /// background task (health checks, plugin watch, idle-connection sweep, admin listener),
+    /// and returns.
     pub async fn shutdown(mut self) {
         self.stop.cancel();
         self.wait().await;
@@ -125,25 +73,36 @@ impl Running {
 /// checking health and watching the plugin file. Without a config file, a reload re-reads
 /// only the plugin.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
-    start_with(config.clone(), None).await
+    start_with(config.clone(), None, Clock::new()).await
 }
 
 /// Starts vane with the config file at `path`, which reloads read again.
 pub async fn start_from_file(path: &Path) -> Result<Running, StartError> {
     let config = Config::load(path)?;
-    start_with(config, Some(path.to_owned())).await
+    start_with(config, Some(path.to_owned()), Clock::new()).await
 }
 
-async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, StartError> {
+/// Starts vane with `config` keeping time by `clock` (ejections, the plugin's breaker, log
+/// budgets, idle connections), as tests that step through time do; timeouts stay on tokio's
+/// timers.
+pub async fn start_with_clock(config: &Config, clock: Clock) -> Result<Running, StartError> {
+    start_with(config.clone(), None, clock).await
+}
+
+async fn start_with(
+    config: Config,
+    path: Option<PathBuf>,
+    clock: Clock,
+) -> Result<Running, StartError> {
     let config = &config;
     // Watching starts before the plugin is read, so no change to it goes unseen.
     let (plugin_watch, plugin_changes) = PluginWatch::start(config);
-    let set = backend_set(config);
+    let set = BackendSet::from_config(config, &clock);
     let engine = match &config.policy {
-        Some(policy) => Some(plugin_engine(policy.cache.as_deref())?),
+        Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),
         None => None,
     };
-    let policy = load_policy(engine.as_ref(), config.policy.as_ref(), &set)?;
+    let policy = Policy::load(engine.as_ref(), config.policy.as_ref(), &set, &clock)?;
     let (listener, proxy_address) = bind(config.listen).await?;
     let admin = match config.admin {
         Some(address) => Some(bind(address).await?),
@@ -163,19 +122,20 @@ async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, St
         "vane is serving"
     );
 
-    let shared = Shared::new(config, set, policy);
-    let reloader = Reloader::new(shared.clone(), config.clone(), path, engine, plugin_watch);
+    let state = State::new(set, policy, config.retries, clock);
+    let reloader = Reloader::new(state.clone(), config.clone(), path, engine, plugin_watch);
+    let proxy = Proxy::new(state.clone(), config);
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(proxy::serve(
+        proxy.clone(),
         listener,
-        shared.clone(),
         stop.clone().cancelled_owned(),
-        config.proxy.drain_timeout,
     ));
+    tasks.spawn(proxy.close_idle_connections(stop.clone()));
     if let Some(health) = &config.health {
         tasks.spawn(run_health_checks(
-            shared.clone(),
+            state.clone(),
             health.clone(),
             stop.clone(),
         ));
@@ -187,12 +147,17 @@ async fn start_with(config: Config, path: Option<PathBuf>) -> Result<Running, St
     ));
     let admin_address = admin.as_ref().map(|(_, address)| *address);
     if let Some((listener, _)) = admin {
-        tasks.spawn(serve_admin(listener, reloader.clone(), stop.clone()));
+        tasks.spawn(serve_admin(
+            listener,
+            state.clone(),
+            reloader.clone(),
+            stop.clone(),
+        ));
     }
     Ok(Running {
         proxy_address,
         admin_address,
-        shared,
+        state,
         reloader,
         stop,
         tasks,

@@ -17,11 +17,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::balancer::BreakerConfig;
 use crate::config::{
     BackendConfig, Config, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig, RetryConfig,
 };
-use crate::plugin::{PluginCache, PluginLimits};
 
 /// The longest `?delay=` a demo backend honours.
 const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -55,14 +53,7 @@ pub fn config(
         listen,
         admin: Some(admin),
         workers: None,
-        policy: Some(PolicyConfig {
-            plugin,
-            config: String::new(),
-            limits: PluginLimits::default(),
-            breaker: BreakerConfig::default(),
-            watch: true,
-            cache: PluginCache::default_folder(),
-        }),
+        policy: Some(PolicyConfig::for_plugin(plugin)),
         proxy: ProxyConfig::default(),
         health: Some(HealthConfig::default()),
         ejection: EjectionConfig::default(),

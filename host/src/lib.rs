@@ -1,30 +1,37 @@
 //! vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
 //!
-//! The map:
-//! - [`config`]: the TOML file, checked into typed values with every error located;
-//! - [`backend`]: the backend set and each backend's live statistics;
-//! - [`balancer`]: the `Balancer` seam, the built-in round-robin and the fallback policy;
-//! - [`plugin`]: the wasmtime runtime that loads and calls policy components;
-//! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
-//! - [`health`]: active health checks and passive ejection;
+//! The map, from the top down; a module imports only modules below it (see
+//! `docs/architecture.md`):
+//! - [`app`]: wires the parts together; owns start-up, the clock, every task and shutdown;
 //! - [`admin`]: the admin listener: JSON status, Prometheus metrics and `POST /reload`;
 //! - [`reload`]: config and plugin reloads, admitted before they are swapped in;
-//! - [`histogram`]: lock-free latency histograms for the metrics;
+//! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
+//! - [`health`]: active health checks, a probe loop over the current backend set;
+//! - [`state`]: what proxy, health, admin and reload share: the live set and policy, the retry
+//!   budget, the clock;
 //! - [`simulate`]: `vane plugin test`, a plugin run offline against simulated backends;
-//! - [`app`]: wires the parts together and owns start-up and shutdown;
+//! - [`policy`]: the policy in force: the plugin's answer checked, or the built-in fallback, with
+//!   the plugin's circuit breaker;
+//! - [`plugin`]: the wasmtime runtime that loads and calls policy components;
+//! - [`balancer`]: the `Balancer` seam and the built-in round-robin;
+//! - [`backend`]: the backend set and each backend's live statistics and health;
 //! - [`demo`]: small loopback backends for `vane demo`;
-//! - [`log_budget`]: rate limits for log lines that misbehaving plugins could otherwise flood.
+//! - [`config`]: the TOML file, checked into plain typed values with every error located;
+//! - [`clock`], [`histogram`], [`log_budget`]: time, latency histograms and log rate limits.
 
 pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod balancer;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod health;
 pub mod histogram;
 pub mod log_budget;
 pub mod plugin;
+pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod simulate;
+pub mod state;

@@ -2,15 +2,17 @@
 //! the log or slow the proxy with formatting.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::{Clock, Millis};
 
 /// Allows up to `lines` log lines per `window`; further ones are refused until the window turns.
 /// Approximate under contention (a line more or less at a window's edge), never blocking.
 #[derive(Debug)]
 pub struct LogBudget {
     lines: u32,
-    window_ms: u64,
-    epoch: Instant,
+    window_ms: Millis,
+    clock: Clock,
     window_start_ms: AtomicU64,
     used: AtomicU32,
     allowed_total: AtomicU64,
@@ -18,12 +20,12 @@ pub struct LogBudget {
 }
 
 impl LogBudget {
-    /// A budget of `lines` per `window`.
-    pub fn new(lines: u32, window: Duration) -> Self {
+    /// A budget of `lines` per `window`, timed by `clock`.
+    pub fn new(lines: u32, window: Duration, clock: Clock) -> Self {
         LogBudget {
             lines,
-            window_ms: window.as_millis().max(1) as u64,
-            epoch: Instant::now(),
+            window_ms: window.as_millis().max(1) as Millis,
+            clock,
             window_start_ms: AtomicU64::new(0),
             used: AtomicU32::new(0),
             allowed_total: AtomicU64::new(0),
@@ -33,7 +35,7 @@ impl LogBudget {
 
     /// Whether one more line may be logged now; counts it if so.
     pub fn allow(&self) -> bool {
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let now_ms = self.clock.now();
         let start = self.window_start_ms.load(Ordering::Relaxed);
         if now_ms.saturating_sub(start) >= self.window_ms
             && self
@@ -66,19 +68,21 @@ impl LogBudget {
 mod tests {
     use super::*;
 
+    use crate::clock::ManualClock;
+
     #[test]
-    fn allows_the_budget_then_refuses() {
-        let budget = LogBudget::new(3, Duration::from_secs(60));
+    fn allows_the_budget_in_each_window_then_refuses() {
+        let hand = ManualClock::new();
+        let budget = LogBudget::new(3, Duration::from_secs(1), hand.clock());
         let allowed = (0..10).filter(|_| budget.allow()).count();
         assert_eq!(allowed, 3);
         assert_eq!(budget.totals(), (3, 7));
-    }
 
-    #[test]
-    fn allows_again_once_the_window_turns() {
-        let budget = LogBudget::new(1, Duration::from_millis(50));
-        assert!(budget.allow());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(budget.allow());
+        hand.advance(Duration::from_millis(999));
+        assert!(!budget.allow(), "the window has not turned");
+        hand.advance(Duration::from_millis(1));
+        let allowed = (0..10).filter(|_| budget.allow()).count();
+        assert_eq!(allowed, 3, "a new window, a new budget");
+        assert_eq!(budget.totals(), (6, 15));
     }
 }

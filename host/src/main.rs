@@ -14,9 +14,10 @@ use clap::{Parser, Subcommand};
 use http::{HeaderName, HeaderValue};
 use tracing_subscriber::EnvFilter;
 use vane::app;
-use vane::balancer::BreakerConfig;
-use vane::config::{Config, PolicyConfig};
-use vane::plugin::{PluginCache, PluginLimits};
+use vane::backend::BackendSet;
+use vane::clock::Clock;
+use vane::config::{Config, PluginLimits, PolicyConfig, parse_size};
+use vane::policy::Policy;
 use vane::simulate::{Scenario, Simulation};
 
 /// vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
@@ -171,13 +172,21 @@ fn run(path: &Path) -> anyhow::Result<()> {
     runtime_with(workers)?.block_on(async {
         // Installed before vane says it is serving, so an early SIGHUP reloads and an early
         // SIGTERM drains, instead of ending the process at once (the default action).
-        let hangups = hangup_signal();
+        let mut hangups = hangup_signal();
         let shutdown = shutdown_signal();
         let running = app::start_from_file(path).await?;
-        if let Some(hangups) = hangups {
-            tokio::spawn(reload_on_sighup(hangups, running.reloader.clone()));
+        // Reloads run here, one at a time, until the shutdown signal: no task outlives vane.
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = next_hangup(&mut hangups) => {
+                    tracing::info!("SIGHUP: reloading the config and the plugin");
+                    // The reloader logs the outcome.
+                    let _ = running.reloader.reload().await;
+                }
+            }
         }
-        shutdown.await;
         tracing::info!("shutting down");
         running.shutdown().await;
         Ok(())
@@ -186,11 +195,12 @@ fn run(path: &Path) -> anyhow::Result<()> {
 
 fn check(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
-    let set = app::backend_set(&config);
     // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
     let runtime = runtime()?;
     let _inside = runtime.enter();
-    let policy = app::load_policy(None, config.policy.as_ref(), &set)?;
+    let clock = Clock::new();
+    let set = BackendSet::from_config(&config, &clock);
+    let policy = Policy::load(None, config.policy.as_ref(), &set, &clock)?;
     println!(
         "{}: ok: listen {}, {} backend{}, policy {}",
         path.display(),
@@ -209,19 +219,18 @@ fn plugin_test(
     limits: PluginLimits,
 ) -> anyhow::Result<()> {
     let policy = PolicyConfig {
-        plugin,
         config,
         limits,
-        breaker: BreakerConfig::default(),
         watch: false,
-        cache: PluginCache::default_folder(),
+        ..PolicyConfig::for_plugin(plugin)
     };
-    let set = simulation.first_set();
     // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
     let runtime = runtime()?;
     let _inside = runtime.enter();
-    let policy = app::load_policy(None, Some(&policy), &set)?;
-    let report = vane::simulate::run(simulation, &policy, set);
+    let clock = Clock::new();
+    let set = simulation.first_set(&clock);
+    let policy = Policy::load(None, Some(&policy), &set, &clock)?;
+    let report = vane::simulate::run(simulation, &policy, set, &clock);
     print!("{report}");
     let failures = report.failures();
     if failures > 0 {
@@ -231,12 +240,6 @@ fn plugin_test(
         );
     }
     Ok(())
-}
-
-/// A size such as `16MiB`, as the config file writes it.
-fn parse_size(text: &str) -> Result<usize, String> {
-    let size: bytesize::ByteSize = text.parse()?;
-    usize::try_from(size.as_u64()).map_err(|err| err.to_string())
 }
 
 fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {
@@ -254,7 +257,7 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
         let running = app::start(&config).await?;
         let address = running.proxy_address;
         let admin = running.admin_address.unwrap_or(admin);
-        let policy = running.shared.policy.load();
+        let policy = running.state.policy();
         let plugin = policy.plugin_name().unwrap_or("the built-in round-robin");
         println!("vane demo: 3 backends behind http://{address}/ balanced by {plugin}. Try:");
         println!("  curl http://{address}/                 # one request; see which backend answered");
@@ -287,25 +290,22 @@ fn hangup_signal() -> Option<std::convert::Infallible> {
     None
 }
 
-/// Reloads the config file and the plugin on each SIGHUP; the reloader logs the outcome.
+/// The next SIGHUP; never, where there is none.
 #[cfg(unix)]
-async fn reload_on_sighup(
-    mut hangups: tokio::signal::unix::Signal,
-    reloader: std::sync::Arc<vane::reload::Reloader>,
-) {
-    while hangups.recv().await.is_some() {
-        tracing::info!("SIGHUP: reloading the config and the plugin");
-        let _ = reloader.reload().await;
+async fn next_hangup(hangups: &mut Option<tokio::signal::unix::Signal>) {
+    let received = match hangups {
+        Some(hangups) => hangups.recv().await.is_some(),
+        None => false,
+    };
+    if !received {
+        std::future::pending::<()>().await;
     }
 }
 
 /// SIGHUP does not exist here.
 #[cfg(not(unix))]
-async fn reload_on_sighup(
-    never: std::convert::Infallible,
-    _reloader: std::sync::Arc<vane::reload::Reloader>,
-) {
-    match never {}
+async fn next_hangup(_: &mut Option<std::convert::Infallible>) {
+    std::future::pending().await
 }
 
 /// Listens for Ctrl-C and SIGTERM from this call on (so one sent while vane starts is not

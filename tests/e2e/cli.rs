@@ -1,31 +1,20 @@
 //! The `vane` binary: `check` accepts a good config and names every error of a bad one.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
-use vane_e2e::plugins::{plugin, vane_binary};
+use vane_e2e::command::run_vane;
+use vane_e2e::files::{scratch_folder, write_file};
+use vane_e2e::plugins::plugin;
 
-fn write_config(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vane-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+/// Writes the file `name` in this test's own scratch folder.
+fn write_config(test: &str, name: &str, text: &str) -> PathBuf {
+    write_file(&scratch_folder(test), name, text)
 }
 
 /// Runs `vane check --config PATH`: exit success, stdout, stderr.
-fn check(path: &PathBuf) -> (bool, String, String) {
-    let output = Command::new(vane_binary())
-        .args(["check", "--config"])
-        .arg(path)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run vane");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+fn check(path: &Path) -> (bool, String, String) {
+    let ran = run_vane(["check".as_ref(), "--config".as_ref(), path.as_os_str()]);
+    (ran.ok, ran.stdout, ran.stderr)
 }
 
 #[test]
@@ -34,7 +23,7 @@ fn check_accepts_a_good_config_and_loads_its_plugin() {
         "listen = \"127.0.0.1:8080\"\n[policy]\nplugin = {:?}\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n",
         plugin("least_conn").display().to_string()
     );
-    let path = write_config("good.toml", &text);
+    let path = write_config("cli-good", "good.toml", &text);
     let (ok, stdout, stderr) = check(&path);
     assert!(ok, "{stdout}{stderr}");
     assert!(stdout.contains("ok"), "{stdout}");
@@ -44,6 +33,7 @@ fn check_accepts_a_good_config_and_loads_its_plugin() {
 #[test]
 fn check_names_the_file_line_and_key_of_an_unknown_key() {
     let path = write_config(
+        "cli-typo",
         "typo.toml",
         "listen = \"127.0.0.1:8080\"\n\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n\n[[backends]]\nname = \"b\"\nadress = \"127.0.0.1:9002\"\n",
     );
@@ -62,6 +52,7 @@ fn check_names_the_file_line_and_key_of_an_unknown_key() {
 #[test]
 fn check_reports_every_invalid_value_with_its_line() {
     let path = write_config(
+        "cli-invalid",
         "invalid.toml",
         "listen = \"localhost\"\n[proxy]\nconnect_timeout = \"soon\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\nweight = 0\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:99999\"\n",
     );
@@ -84,9 +75,10 @@ fn check_reports_every_invalid_value_with_its_line() {
 
 #[test]
 fn check_refuses_a_bad_plugin_naming_it() {
-    let bogus = write_config("bogus.wasm", "not wasm");
+    let folder = scratch_folder("cli-bad-plugin");
+    let bogus = write_file(&folder, "bogus.wasm", "not wasm");
     let text = "listen = \"127.0.0.1:8080\"\n[policy]\nplugin = \"bogus.wasm\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n";
-    let path = write_config("bad-plugin.toml", text);
+    let path = write_file(&folder, "bad-plugin.toml", text);
     let (ok, _, stderr) = check(&path);
     assert!(!ok);
     assert!(

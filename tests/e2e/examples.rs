@@ -57,7 +57,7 @@ async fn transcript(
     seen.push(served(&client, &[("x-vane-pin", "slower")]).await);
     seen.push(served(&client, &[("x-vane-pin", "nobody")]).await);
     // Out of rotation, the fastest is skipped, pinned or not.
-    vane.shared().backends.load().backends()[0]
+    vane.state().backends().backends()[0]
         .health
         .set_healthy(false);
     seen.push(served(&client, &[]).await);

@@ -2,10 +2,8 @@
 //! reload) with what is wrong, in words a plugin author can act on. The components are written
 //! here in the component text format, each wrong in one way.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-use vane_e2e::plugins::vane_binary;
+use vane_e2e::command::run_vane;
+use vane_e2e::files::{scratch_folder, write_file};
 
 /// A component that exports `vane:balancer/policy@{version}` with each of `functions` as
 /// `func() -> u32`, and imports each instance in `imports`.
@@ -36,23 +34,16 @@ const ALL: [&str; 3] = ["configure", "pick", "observe"];
 
 /// Runs `vane check` on a config naming the component `bytes`: fails, and answers stderr.
 fn check_refuses(name: &str, bytes: &[u8]) -> String {
-    let dir: PathBuf = std::env::temp_dir().join(format!("vane-misfits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let plugin = dir.join(format!("{name}.wasm"));
-    std::fs::write(&plugin, bytes).unwrap();
-    let config = dir.join(format!("{name}.toml"));
+    let folder = scratch_folder(&format!("misfit-{name}"));
+    let plugin = write_file(&folder, &format!("{name}.wasm"), bytes);
     let text = format!(
         "listen = \"127.0.0.1:8080\"\n[policy]\nplugin = \"{name}.wasm\"\ncache = false\n\
          [[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n"
     );
-    std::fs::write(&config, text).unwrap();
-    let output = Command::new(vane_binary())
-        .args(["check", "--config"])
-        .arg(&config)
-        .output()
-        .expect("run vane check");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!output.status.success(), "{name} was accepted: {stderr}");
+    let config = write_file(&folder, &format!("{name}.toml"), text);
+    let ran = run_vane(["check".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let stderr = ran.stderr;
+    assert!(!ran.ok, "{name} was accepted: {stderr}");
     assert!(stderr.contains(&plugin.display().to_string()), "{stderr}");
     assert!(stderr.contains("does not fit vane's world"), "{stderr}");
     stderr

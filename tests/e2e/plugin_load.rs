@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use vane_e2e::Vane;
 use vane_e2e::backend::backend;
+use vane_e2e::files::{scratch_folder, write_file};
 use vane_e2e::proxy::{config_for, policy};
 
 /// Starts vane with the plugin at `path` and returns the error it refuses with.
@@ -16,12 +17,9 @@ async fn refusal(path: &Path) -> String {
     }
 }
 
+/// Writes `bytes` to the file `name` in a scratch folder of its own.
 fn scratch_file(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vane-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
+    write_file(&scratch_folder(&format!("plugin-load-{name}")), name, bytes)
 }
 
 #[tokio::test]

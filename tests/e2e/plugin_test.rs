@@ -1,23 +1,14 @@
 //! `vane plugin test`: a plugin run offline against simulated backends, on the real binary.
 
-use std::process::Command;
-
-use vane_e2e::plugins::{plugin, vane_binary};
+use vane_e2e::command::run_vane;
+use vane_e2e::plugins::plugin;
 
 /// Runs `vane plugin test` with `args` (and a pick deadline a loaded debug build keeps):
 /// exit success, stdout and stderr.
 fn plugin_test(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(vane_binary())
-        .args(["plugin", "test", "--pick-timeout", "100ms"])
-        .args(args)
-        .output()
-        .expect("run vane plugin test");
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (
-        output.status.success(),
-        text(&output.stdout),
-        text(&output.stderr),
-    )
+    let command = ["plugin", "test", "--pick-timeout", "100ms"];
+    let ran = run_vane(command.iter().chain(args));
+    (ran.ok, ran.stdout, ran.stderr)
 }
 
 /// The requests column of `backend`'s row.

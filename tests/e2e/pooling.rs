@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use vane::clock::ManualClock;
 use vane_e2e::Vane;
 use vane_e2e::backend::backend;
 use vane_e2e::proxy::config_for;
@@ -173,31 +174,54 @@ async fn a_backend_that_closes_its_connections_costs_no_request() {
 async fn vane_closes_connections_idle_past_the_upstream_idle_timeout() {
     let backend = RawBackend::start(Keep::Alive).await;
     let config = backend.config("[proxy]\nupstream_idle_timeout = \"200ms\"");
-    let vane = Vane::start(&config).await.unwrap();
+    // vane's clock moves only when this test moves it; the sweep looks every second.
+    let clock = ManualClock::new();
+    let vane = Vane::start_with_clock(&config, clock.clock())
+        .await
+        .unwrap();
     let client = vane.client();
     for _ in 0..3 {
         assert_eq!(client.get("/").await.unwrap().text(), "connection 1");
     }
-    assert_eq!(backend.closed_by_vane(), 0, "kept while in use");
-    // The sweep runs every second at most often.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    // Two sweeps come and go while the connection is idle for less than the timeout.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        backend.closed_by_vane(),
+        0,
+        "kept while idle for less than 200ms"
+    );
+    clock.advance(Duration::from_millis(200));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while backend.closed_by_vane() == 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(backend.closed_by_vane(), 1, "closed once idle past 200ms");
+    assert_eq!(
+        backend.closed_by_vane(),
+        1,
+        "closed by the sweep once idle 200ms"
+    );
     assert_eq!(client.get("/").await.unwrap().text(), "connection 2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_idle_past_the_timeout_is_not_reused() {
     let backend = RawBackend::start(Keep::Alive).await;
-    let config = backend.config("[proxy]\nupstream_idle_timeout = \"200ms\"");
-    let vane = Vane::start(&config).await.unwrap();
+    // A long timeout, so the sweep (once per timeout) never runs during the test: what closes
+    // the expired connection is the check when it is taken from the pool.
+    let config = backend.config("[proxy]\nupstream_idle_timeout = \"60s\"");
+    let clock = ManualClock::new();
+    let vane = Vane::start_with_clock(&config, clock.clock())
+        .await
+        .unwrap();
     let client = vane.client();
     assert_eq!(client.get("/").await.unwrap().text(), "connection 1");
-    assert_eq!(client.get("/").await.unwrap().text(), "connection 1");
-    // Past the timeout, before the first sweep (a second after the first connection went idle).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clock.advance(Duration::from_millis(59_999));
+    assert_eq!(
+        client.get("/").await.unwrap().text(),
+        "connection 1",
+        "idle for 1 ms less than the timeout"
+    );
+    clock.advance(Duration::from_secs(60));
     assert_eq!(client.get("/").await.unwrap().text(), "connection 2");
     assert_eq!(backend.accepted(), 2);
 }

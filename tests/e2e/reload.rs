@@ -7,16 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use vane_e2e::backend::backend;
+use vane_e2e::files::scratch_folder;
 use vane_e2e::load::Flood;
 use vane_e2e::plugins::plugin;
 use vane_e2e::{Backend, Vane};
 
 /// A fresh folder for one test's config and plugin files.
 fn folder(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vane-reload-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch_folder(&format!("reload-{test}"))
 }
 
 /// Config text with the admin API, the plugin at `policy.wasm` (if `plugin`) and `backends`.

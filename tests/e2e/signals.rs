@@ -3,13 +3,14 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use vane_e2e::Client;
 use vane_e2e::backend::backend;
+use vane_e2e::files::scratch_folder;
 use vane_e2e::plugins::vane_binary;
 use vane_e2e::proxy::config_for;
 
@@ -93,13 +94,6 @@ impl Drop for VaneProcess {
     }
 }
 
-/// A fresh folder for one test's config file.
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vane-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Writes `text` to `path` by atomic rename, as config management tools do.
 fn replace_file(path: &Path, text: &str) {
     let next = path.with_extension("next");
@@ -113,7 +107,7 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
         .delay(Duration::from_millis(3000))
         .start()
         .await;
-    let config = scratch("sigterm").join("vane.toml");
+    let config = scratch_folder("sigterm").join("vane.toml");
     std::fs::write(&config, config_for(&[&slow], "")).unwrap();
     let mut vane = VaneProcess::start(&config);
 
@@ -153,7 +147,7 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 async fn sighup_reloads_the_config_file_and_refuses_a_broken_one() {
     let a = backend("a").start().await;
     let b = backend("b").start().await;
-    let config = scratch("sighup").join("vane.toml");
+    let config = scratch_folder("sighup").join("vane.toml");
     std::fs::write(&config, config_for(&[&a, &b], "")).unwrap();
     let mut vane = VaneProcess::start(&config);
     let client = Client::new(vane.address);

@@ -3,6 +3,8 @@
 
 pub mod backend;
 pub mod client;
+pub mod command;
+pub mod files;
 pub mod load;
 pub mod plugins;
 pub mod proxy;

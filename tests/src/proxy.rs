@@ -7,6 +7,7 @@ use std::path::Path;
 use prometheus_parse::{Scrape, Value};
 use vane::app::{self, Running};
 use vane::balancer::FallbackReason;
+use vane::clock::Clock;
 use vane::config::Config;
 
 use crate::{Backend, Client};
@@ -46,22 +47,27 @@ impl Vane {
     /// Checks `config` and starts vane with it.
     pub async fn start(config: &str) -> anyhow::Result<Vane> {
         let config = Config::parse(config, Path::new("test.toml"), Path::new("."))?;
-        let running = app::start(&config).await?;
-        Ok(Vane {
+        Ok(Vane::serving(app::start(&config).await?))
+    }
+
+    /// Checks `config` and starts vane with it, keeping time by `clock`: ejections, the plugin's
+    /// breaker, log budgets and idle connections move only when the test moves the clock.
+    pub async fn start_with_clock(config: &str, clock: Clock) -> anyhow::Result<Vane> {
+        let config = Config::parse(config, Path::new("test.toml"), Path::new("."))?;
+        Ok(Vane::serving(app::start_with_clock(&config, clock).await?))
+    }
+
+    fn serving(running: Running) -> Vane {
+        Vane {
             address: running.proxy_address,
             admin: running.admin_address,
             running: Some(running),
-        })
+        }
     }
 
     /// Starts vane from the config file at `path`, which reloads read again.
     pub async fn start_file(path: &Path) -> anyhow::Result<Vane> {
-        let running = app::start_from_file(path).await?;
-        Ok(Vane {
-            address: running.proxy_address,
-            admin: running.admin_address,
-            running: Some(running),
-        })
+        Ok(Vane::serving(app::start_from_file(path).await?))
     }
 
     /// A keep-alive HTTP/1.1 client for it.
@@ -111,14 +117,14 @@ impl Vane {
         serde_json::from_str(&body).expect("/backends is JSON")
     }
 
-    /// The state vane shares with its request handlers.
-    pub fn shared(&self) -> &vane::proxy::Shared {
-        &self.running().shared
+    /// vane's live state: the backend set and policy in force, the retry budget, the clock.
+    pub fn state(&self) -> &vane::state::State {
+        &self.running().state
     }
 
     /// How often the plugin's answer was replaced by the built-in round-robin for `reason`.
     pub fn fallbacks(&self, reason: FallbackReason) -> u64 {
-        self.running().shared.policy.load().fallbacks().get(reason)
+        self.state().policy().fallbacks().get(reason)
     }
 
     /// Fails unless the plugin answered every pick itself.
@@ -130,13 +136,13 @@ impl Vane {
 
     /// The in-flight count of every backend, in config order.
     pub fn in_flight(&self) -> Vec<u32> {
-        let set = self.running().shared.backends.load();
+        let set = self.state().backends();
         set.backends().iter().map(|b| b.stats.in_flight()).collect()
     }
 
     /// Marks every backend healthy or not, as a health check would.
     pub fn set_all_healthy(&self, healthy: bool) {
-        for backend in self.running().shared.backends.load().backends() {
+        for backend in self.state().backends().backends() {
             backend.health.set_healthy(healthy);
         }
     }

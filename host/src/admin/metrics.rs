@@ -10,32 +10,32 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::backend::{Backend, Outcome};
-use crate::balancer::BreakerState;
 use crate::histogram::HistogramSnapshot;
-use crate::proxy::Shared;
+use crate::policy::BreakerState;
 use crate::reload::ReloadStatus;
+use crate::state::State;
 
 /// The content type of the answer: OpenMetrics text, which Prometheus reads.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Encodes every metric of `shared`, and the reload counts of `reloads`, as OpenMetrics text.
+/// Encodes every metric of `state`, and the reload counts of `reloads`, as OpenMetrics text.
 pub fn encode_metrics(
-    shared: &Arc<Shared>,
+    state: &Arc<State>,
     reloads: &ReloadStatus,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(SharedCollector(shared.clone(), reloads.clone())));
+    registry.register_collector(Box::new(StateCollector(state.clone(), reloads.clone())));
     let mut text = String::new();
     text::encode(&mut text, &registry)?;
     Ok(text)
 }
 
 /// Reads the proxy's state at each scrape.
-struct SharedCollector(Arc<Shared>, ReloadStatus);
+struct StateCollector(Arc<State>, ReloadStatus);
 
-impl std::fmt::Debug for SharedCollector {
+impl std::fmt::Debug for StateCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SharedCollector")
+        f.write_str("StateCollector")
     }
 }
 
@@ -44,10 +44,10 @@ type Labels<'a> = [(&'static str, &'a str); 1];
 /// A per-backend gauge: name, help, and how to read it off a backend.
 type BackendGauge = (&'static str, &'static str, fn(&Backend) -> u64);
 
-impl Collector for SharedCollector {
+impl Collector for StateCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let shared = &self.0;
-        let set = shared.backends.load();
+        let state = &self.0;
+        let set = state.backends();
         let backends = set.backends();
         let eligibility = set.eligibility();
 
@@ -122,7 +122,7 @@ impl Collector for SharedCollector {
             "1 if no backend is in rotation, so requests go to all of them.",
             u64::from(eligibility.is_panic()),
         )?;
-        let budget = &shared.retry_budget;
+        let budget = state.retry_budget();
         counter(
             encoder.encode_descriptor(
                 "vane_retries",
@@ -142,7 +142,7 @@ impl Collector for SharedCollector {
             budget.exhausted(),
         )?;
 
-        let policy = shared.policy.load();
+        let policy = state.policy();
         counter(
             encoder.encode_descriptor(
                 "vane_plugin_picks",

@@ -19,11 +19,25 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::reload::{ReloadError, Reloader};
+use crate::state::State;
 
 pub use metrics::encode_metrics;
 
-/// Serves the admin API on `listener` until `stop` is cancelled.
-pub async fn serve_admin(listener: TcpListener, reloader: Arc<Reloader>, stop: CancellationToken) {
+/// What the admin API reads and asks: the vane's state, and its reloader.
+#[derive(Clone)]
+struct Admin {
+    state: Arc<State>,
+    reloader: Arc<Reloader>,
+}
+
+/// Serves the admin API for `state` and `reloader` on `listener` until `stop` is cancelled.
+pub async fn serve_admin(
+    listener: TcpListener,
+    state: Arc<State>,
+    reloader: Arc<Reloader>,
+    stop: CancellationToken,
+) {
+    let admin = Admin { state, reloader };
     let mut connections = JoinSet::new();
     loop {
         let (stream, _) = tokio::select! {
@@ -36,9 +50,9 @@ pub async fn serve_admin(listener: TcpListener, reloader: Arc<Reloader>, stop: C
             },
             () = stop.cancelled() => break,
         };
-        let reloader = reloader.clone();
+        let admin = admin.clone();
         connections.spawn(async move {
-            let service = service_fn(move |request| answer(reloader.clone(), request));
+            let service = service_fn(move |request| answer(admin.clone(), request));
             let _ = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .serve_connection(TokioIo::new(stream), service)
@@ -50,14 +64,14 @@ pub async fn serve_admin(listener: TcpListener, reloader: Arc<Reloader>, stop: C
 }
 
 async fn answer(
-    reloader: Arc<Reloader>,
+    admin: Admin,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let shared = reloader.shared();
+    let Admin { state, reloader } = &admin;
     let path = request.uri().path();
     let response = match (request.method(), path) {
-        (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(shared)),
-        (&Method::GET, "/policy") => json(StatusCode::OK, status::policy(&reloader)),
+        (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(state)),
+        (&Method::GET, "/policy") => json(StatusCode::OK, status::policy(state, reloader.status())),
         (&Method::POST, "/reload") => match reloader.reload().await {
             Ok(reloaded) => json(
                 StatusCode::OK,
@@ -68,7 +82,7 @@ async fn answer(
                 serde_json::json!({ "reloaded": false, "error": err.to_string() }),
             ),
         },
-        (&Method::GET, "/metrics") => match encode_metrics(shared, &reloader.status()) {
+        (&Method::GET, "/metrics") => match encode_metrics(state, &reloader.status()) {
             Ok(text) => reply(StatusCode::OK, metrics::CONTENT_TYPE, text),
             Err(_) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,

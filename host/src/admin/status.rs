@@ -5,12 +5,12 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::backend::Outcome;
-use crate::proxy::Shared;
-use crate::reload::Reloader;
+use crate::reload::ReloadStatus;
+use crate::state::State;
 
 /// Every backend of the current set: its facts, health and live statistics.
-pub(super) fn backends(shared: &Shared) -> Value {
-    let set = shared.backends.load();
+pub(super) fn backends(state: &State) -> Value {
+    let set = state.backends();
     let eligibility = set.eligibility();
     let backends: Vec<Value> = set
         .backends()
@@ -50,9 +50,8 @@ pub(super) fn backends(shared: &Shared) -> Value {
 
 /// The active policy: the plugin (path, hash, load time) or the built-in, with its counters,
 /// and what reloads have done.
-pub(super) fn policy(reloader: &Reloader) -> Value {
-    let policy = reloader.shared().policy.load();
-    let reloads = reloader.status();
+pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
+    let policy = state.policy();
     let plugin = policy.plugin_info().map(|info| {
         json!({
             "name": info.name,

@@ -1,9 +1,12 @@
 //! The backend set: each backend's fixed facts, live statistics and health, shared as one
 //! snapshot, and which of its backends may receive a request.
 //!
-//! Statistics are atomics updated on the request path without locks. In-flight requests are
-//! counted by an [`InFlightGuard`], released when the response body ends or is dropped.
+//! Statistics and health are atomics updated on the request path without locks. In-flight
+//! requests are counted by an [`InFlightGuard`], released when the response body ends or is
+//! dropped. A failed attempt may eject a backend (passive detection); the ejection ends by
+//! itself once its cool-down has passed.
 
+mod health;
 mod stats;
 
 use std::net::SocketAddr;
@@ -12,9 +15,11 @@ use std::sync::Arc;
 use http::uri::Authority;
 use vane_plugin_kit::WeightedSchedule;
 
+pub use health::{AttemptVerdict, BackendHealth, Transition};
 pub use stats::{BackendStats, InFlightGuard, Outcome};
 
-use crate::health::BackendHealth;
+use crate::clock::Clock;
+use crate::config::{BackendConfig, Config, EjectionConfig};
 
 /// One backend: where it is, how much traffic it should take, and what it has done so far.
 #[derive(Debug)]
@@ -36,18 +41,19 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A backend with fresh statistics; it starts healthy.
-    pub fn new(name: String, address: SocketAddr, weight: u32, tags: Vec<String>) -> Self {
-        let authority = Authority::try_from(address.to_string())
+    /// The backend `config` describes, with fresh statistics; it starts healthy, and its
+    /// ejections are timed by `clock`.
+    pub fn new(config: &BackendConfig, clock: &Clock) -> Self {
+        let authority = Authority::try_from(config.address.to_string())
             .expect("a socket address is always a valid URI authority");
         Backend {
-            name,
-            address,
-            weight: weight.max(1),
-            tags,
+            name: config.name.clone(),
+            address: config.address,
+            weight: config.weight.max(1),
+            tags: config.tags.clone(),
             authority,
             stats: Arc::default(),
-            health: Arc::default(),
+            health: Arc::new(BackendHealth::new(clock.clone())),
         }
     }
 
@@ -68,6 +74,39 @@ impl Backend {
     pub fn in_rotation(&self) -> bool {
         self.health.healthy() && !self.health.ejected()
     }
+
+    /// Records one attempt on this backend for passive ejection (Envoy's outlier detection):
+    /// the failure that completes a streak ejects it for a cool-down, the first attempt after
+    /// the cool-down puts it back, and both are logged.
+    pub fn record_attempt(&self, ok: bool, config: &EjectionConfig) {
+        let ejected = match self.health.record_attempt(ok, config) {
+            AttemptVerdict::Unchanged => return,
+            AttemptVerdict::Restored => {
+                self.log_restored();
+                return;
+            }
+            AttemptVerdict::Ejected(cool_down) => cool_down,
+            AttemptVerdict::RestoredAndEjected(cool_down) => {
+                self.log_restored();
+                cool_down
+            }
+        };
+        tracing::warn!(
+            backend = %self.name,
+            address = %self.address,
+            failures = config.consecutive_failures,
+            cool_down = %humantime::format_duration(ejected),
+            "ejected after consecutive failures"
+        );
+    }
+
+    fn log_restored(&self) {
+        tracing::info!(
+            backend = %self.name,
+            address = %self.address,
+            "ejection over; the backend is tried again"
+        );
+    }
 }
 
 /// An immutable snapshot of the backend set, replaced whole when the set changes.
@@ -79,6 +118,17 @@ pub struct BackendSet {
 }
 
 impl BackendSet {
+    /// The backends `config` lists, in its order, as generation 1; their ejections are timed by
+    /// `clock`.
+    pub fn from_config(config: &Config, clock: &Clock) -> Self {
+        let backends = config
+            .backends
+            .iter()
+            .map(|backend| Arc::new(Backend::new(backend, clock)))
+            .collect();
+        BackendSet::new(1, backends)
+    }
+
     /// A set of these backends, in this order; `generation` must change whenever the set does.
     pub fn new(generation: u64, backends: Vec<Arc<Backend>>) -> Self {
         let weights: Vec<u32> = backends.iter().map(|b| b.weight).collect();
@@ -148,23 +198,34 @@ impl Eligibility {
     }
 }
 
+/// A set of backends on made-up loopback addresses with these weights, named `b0`, `b1`...,
+/// for unit tests.
+#[cfg(test)]
+pub(crate) fn test_set(weights: &[u32]) -> BackendSet {
+    let clock = Clock::new();
+    let backends = weights
+        .iter()
+        .enumerate()
+        .map(|(i, &weight)| {
+            let config = BackendConfig {
+                name: format!("b{i}"),
+                address: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
+                weight,
+                tags: Vec::new(),
+            };
+            Arc::new(Backend::new(&config, &clock))
+        })
+        .collect();
+    BackendSet::new(1, backends)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn set(count: usize) -> BackendSet {
-        let backends = (0..count)
-            .map(|i| {
-                let address = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
-                Arc::new(Backend::new(format!("b{i}"), address, 1, vec![]))
-            })
-            .collect();
-        BackendSet::new(1, backends)
-    }
-
     #[test]
     fn only_backends_in_rotation_are_eligible_until_none_is() {
-        let set = set(2);
+        let set = test_set(&[1, 1]);
         let [a, b] = [&set.backends()[0], &set.backends()[1]];
         a.health.set_healthy(false);
         let eligibility = set.eligibility();

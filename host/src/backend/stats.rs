@@ -158,12 +158,7 @@ mod tests {
     use super::*;
 
     fn backend() -> Arc<Backend> {
-        Arc::new(Backend::new(
-            "a".into(),
-            "127.0.0.1:1".parse().unwrap(),
-            0,
-            vec![],
-        ))
+        crate::backend::test_set(&[0]).backends()[0].clone()
     }
 
     #[test]

@@ -1,12 +1,11 @@
-//! The balancing seam: a synchronous [`Balancer`] that ranks backends for one request.
+//! The balancing seam: a synchronous [`Balancer`] that ranks backends for one request, and the
+//! reasons an answer can be unusable.
 //!
 //! Implemented by the built-in [`RoundRobin`] and by the WebAssembly plugin
-//! ([`crate::plugin::PluginBalancer`]); [`Policy`] puts the active one in front of the built-in
-//! fallback, so a request always gets an answer whatever the plugin does.
+//! ([`crate::plugin::PluginBalancer`]); [`crate::policy::Policy`] puts the active one in front
+//! of the built-in fallback, so a request always gets an answer whatever the plugin does.
 
-mod breaker;
-mod fallback;
-mod policy;
+mod reason;
 mod round_robin;
 
 use std::net::IpAddr;
@@ -16,9 +15,7 @@ use http::{HeaderMap, Method};
 
 use crate::backend::{BackendSet, Eligibility};
 
-pub use breaker::{Admission, Breaker, BreakerConfig, BreakerState};
-pub use fallback::{FallbackCounts, FallbackReason};
-pub use policy::{PickStats, PluginInfo, Policy};
+pub use reason::FallbackReason;
 pub use round_robin::RoundRobin;
 
 /// How many backends a pick ranks at most: the first choice plus spares for retries.
@@ -48,7 +45,7 @@ pub struct RequestInfo<'a> {
 pub trait Balancer: Send + Sync {
     /// Ranks backends for `request`, first choice first, among those `eligibility` allows. An
     /// error, an empty answer, an index out of range or a first choice that is not eligible are
-    /// all handled by [`Policy`].
+    /// all handled by [`crate::policy::Policy`].
     fn pick(
         &self,
         request: &RequestInfo<'_>,

@@ -37,26 +37,12 @@ impl Balancer for RoundRobin {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::backend::Backend;
-
-    fn set(weights: &[u32]) -> BackendSet {
-        let backends = weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| {
-                let address = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
-                Arc::new(Backend::new(format!("b{i}"), address, w, vec![]))
-            })
-            .collect();
-        BackendSet::new(1, backends)
-    }
+    use crate::backend::test_set;
 
     #[test]
     fn spreads_by_weight_and_skips_ineligible() {
-        let set = set(&[1, 2, 1]);
+        let set = test_set(&[1, 2, 1]);
         let mut counts = [0; 3];
         for sequence in 0..400 {
             counts[RoundRobin.rank(sequence, &set, set.eligibility())[0] as usize] += 1;

@@ -13,9 +13,6 @@ use http::uri::PathAndQuery;
 
 pub use error::{ConfigError, ConfigIssue};
 
-use crate::balancer::BreakerConfig;
-use crate::plugin::PluginLimits;
-
 /// A checked configuration, ready to start vane with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -47,11 +44,9 @@ pub struct PolicyConfig {
     pub plugin: PathBuf,
     /// The string handed to the plugin's `configure` (`config`); default empty.
     pub config: String,
-    /// `pick_timeout` (default 1ms, at most 100ms), `configure_timeout` (default 1s, at most
-    /// 10s) and `memory_limit` (default 16MiB).
+    /// `pick_timeout`, `configure_timeout` and `memory_limit`.
     pub limits: PluginLimits,
-    /// `breaker_failures` (consecutive plugin failures that open the breaker, default 5, 0 for
-    /// never) and `breaker_cool_down` (default 1s, doubling per failed trial up to 32 times).
+    /// `breaker_failures` and `breaker_cool_down`.
     pub breaker: BreakerConfig,
     /// `watch`: reload the plugin when its file changes; default true.
     pub watch: bool,
@@ -59,6 +54,73 @@ pub struct PolicyConfig {
     /// by default `$XDG_CACHE_HOME/vane/plugins` or `~/.cache/vane/plugins`; `None` with
     /// `cache = false` (or no home folder).
     pub cache: Option<PathBuf>,
+}
+
+/// The limits a plugin runs under, from the `[policy]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// `pick_timeout`: the deadline of one pick (and of one `observe`); default 1ms, at most 100ms.
+    pub pick_timeout: Duration,
+    /// `configure_timeout`: the deadline of one `configure`; default 1s, at most 10s. It may
+    /// build tables, but must not stall a reload or a request that needs a fresh instance.
+    pub configure_timeout: Duration,
+    /// `memory_limit`: the cap on one instance's linear memory, in bytes; default 16MiB.
+    pub memory_limit: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        PluginLimits {
+            pick_timeout: Duration::from_millis(1),
+            configure_timeout: Duration::from_secs(1),
+            memory_limit: 16 << 20,
+        }
+    }
+}
+
+/// When the plugin's circuit breaker opens and for how long, from the `[policy]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerConfig {
+    /// `breaker_failures`: consecutive plugin failures that open the breaker; default 5, 0 never
+    /// opens it.
+    pub failures: u32,
+    /// `breaker_cool_down`: how long the first opening lasts; default 1s. Each failed trial
+    /// doubles it, up to 32 times.
+    pub cool_down: Duration,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failures: 5,
+            cool_down: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PolicyConfig {
+    /// The plugin at `plugin` with an empty config string and every other setting at its
+    /// default, as `vane plugin test` and `vane demo` load it.
+    pub fn for_plugin(plugin: PathBuf) -> Self {
+        PolicyConfig {
+            plugin,
+            config: String::new(),
+            limits: PluginLimits::default(),
+            breaker: BreakerConfig::default(),
+            watch: true,
+            cache: PolicyConfig::default_cache_folder(),
+        }
+    }
+
+    /// The default folder for compiled plugins: `$XDG_CACHE_HOME/vane/plugins`, else
+    /// `~/.cache/vane/plugins`; `None` without either variable.
+    pub fn default_cache_folder() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
+        Some(base.join("vane").join("plugins"))
+    }
 }
 
 /// The `[proxy]` table: how vane treats clients and backends.
@@ -205,6 +267,16 @@ impl Config {
     pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
         let raw = raw::parse(text).map_err(|issue| ConfigError::new(file, vec![issue]))?;
         validate::validate(raw, text, base).map_err(|issues| ConfigError::new(file, issues))
+    }
+}
+
+/// A size as the config file writes it, such as `64KiB` or `16MiB`, in bytes; zero is refused.
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    match text.parse::<bytesize::ByteSize>() {
+        Ok(size) if size.as_u64() > 0 => Ok(usize::try_from(size.as_u64()).unwrap_or(usize::MAX)),
+        _ => Err(format!(
+            "{text:?} is not a size such as \"64KiB\" or \"16MiB\""
+        )),
     }
 }
 

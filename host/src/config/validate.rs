@@ -13,11 +13,9 @@ use super::raw::{
     RawBackend, RawConfig, RawEjection, RawHealth, RawPolicy, RawProxy, RawRetries, line_of,
 };
 use super::{
-    BackendConfig, Config, ConfigIssue, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig,
-    RetryConfig,
+    BackendConfig, BreakerConfig, Config, ConfigIssue, EjectionConfig, HealthConfig, PluginLimits,
+    PolicyConfig, ProxyConfig, RetryConfig, parse_size,
 };
-use crate::balancer::BreakerConfig;
-use crate::plugin::{PluginCache, PluginLimits};
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
 const MAX_WEIGHT: i64 = 1_000_000;
@@ -138,17 +136,10 @@ impl Checker<'_> {
 
     fn size(&mut self, value: &Option<Spanned<String>>, key: &str, default: usize) -> usize {
         let Some(value) = value else { return default };
-        match value.get_ref().parse::<bytesize::ByteSize>() {
-            Ok(size) if size.as_u64() > 0 => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
-            _ => {
-                let message = format!(
-                    "{:?} is not a size such as \"64KiB\" or \"16MiB\"",
-                    value.get_ref()
-                );
-                self.issue(Some(value.span().start), key, message);
-                default
-            }
-        }
+        parse_size(value.get_ref()).unwrap_or_else(|message| {
+            self.issue(Some(value.span().start), key, message);
+            default
+        })
     }
 }
 
@@ -271,7 +262,7 @@ fn check_policy(
         cache: match (&policy.cache, &policy.cache_dir) {
             (Some(false), _) => None,
             (_, Some(dir)) => Some(base.join(dir.get_ref())),
-            (_, None) => PluginCache::default_folder(),
+            (_, None) => PolicyConfig::default_cache_folder(),
         },
     })
 }

@@ -13,35 +13,26 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::BalancerPre;
-use super::instance::{CallLimits, ConfigureError, PluginInstance};
+use super::instance::{ConfigureError, PluginInstance};
+use super::limits::LOG_LINES_PER_SECOND;
 use super::{PluginEngine, PluginError};
 use crate::backend::{BackendSet, Eligibility};
-use crate::balancer::{Balancer, FallbackReason, PluginInfo, Ranked, RequestInfo};
+use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo};
+use crate::clock::Clock;
+use crate::config::PluginLimits;
 use crate::log_budget::LogBudget;
 
-/// Log lines a plugin may write per second, across all its instances; the rest are dropped.
-const LOG_LINES_PER_SECOND: u32 = 20;
-
-/// The limits a plugin runs under, from the `[policy]` table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PluginLimits {
-    /// The deadline of one pick (and of one `observe`).
-    pub pick_timeout: Duration,
-    /// The deadline of one `configure`: it may build tables, but must not stall a reload or a
-    /// request that needs a fresh instance.
-    pub configure_timeout: Duration,
-    /// The cap on one instance's linear memory, in bytes.
-    pub memory_limit: usize,
-}
-
-impl Default for PluginLimits {
-    fn default() -> Self {
-        PluginLimits {
-            pick_timeout: Duration::from_millis(1),
-            configure_timeout: Duration::from_secs(1),
-            memory_limit: 16 << 20,
-        }
-    }
+/// What identifies a loaded plugin to an operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginInfo {
+    /// The name in logs: the file name without its extension.
+    pub name: String,
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The SHA-256 of the file's bytes, in hex.
+    pub sha256: String,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
 }
 
 /// A loaded, checked plugin, ready to balance; implements [`Balancer`].
@@ -52,7 +43,7 @@ pub struct PluginBalancer {
     loaded_at: SystemTime,
     pre: BalancerPre<super::instance::InstanceState>,
     config: String,
-    limits: CallLimits,
+    limits: PluginLimits,
     feedback: bool,
     log_budget: Arc<LogBudget>,
     idle: ArrayQueue<PluginInstance>,
@@ -60,13 +51,15 @@ pub struct PluginBalancer {
 
 impl PluginBalancer {
     /// Reads, compiles and instantiates the plugin at `path`, and configures it with `config` and
-    /// the backends of `set`. Any failure is refused with the file and the reason.
+    /// the backends of `set`. Any failure is refused with the file and the reason. Its log
+    /// budget is timed by `clock`.
     pub fn load(
         engine: &PluginEngine,
         path: &Path,
         config: &str,
         limits: PluginLimits,
         set: &BackendSet,
+        clock: &Clock,
     ) -> Result<Self, PluginError> {
         let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
             path: path.to_owned(),
@@ -113,13 +106,13 @@ impl PluginBalancer {
             loaded_at: SystemTime::now(),
             pre,
             config: config.to_owned(),
-            limits: CallLimits {
-                pick_timeout: limits.pick_timeout,
-                configure_timeout: limits.configure_timeout,
-                memory_limit: limits.memory_limit,
-            },
+            limits,
             feedback: false,
-            log_budget: Arc::new(LogBudget::new(LOG_LINES_PER_SECOND, Duration::from_secs(1))),
+            log_budget: Arc::new(LogBudget::new(
+                LOG_LINES_PER_SECOND,
+                Duration::from_secs(1),
+                clock.clone(),
+            )),
             idle: ArrayQueue::new(pool_size.max(4)),
         };
         let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {

@@ -72,15 +72,6 @@ impl PluginCache {
         })
     }
 
-    /// The default folder: `$XDG_CACHE_HOME/vane/plugins`, else `$HOME/.cache/vane/plugins`.
-    pub fn default_folder() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .filter(|dir| !dir.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache")))?;
-        Some(base.join("vane").join("plugins"))
-    }
-
     /// The component for `wasm` (whose SHA-256 in hex is `sha256`): from the cache if a sound
     /// entry is there, else compiled and stored. Cache trouble is logged and never fatal.
     pub fn load_or_compile(

@@ -1,19 +1,16 @@
 //! The process-wide wasmtime engine, the linker that grants plugins their (few) imports, and the
 //! epoch ticker that enforces call deadlines.
 
+use std::path::Path;
 use std::thread;
-use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::Balancer;
 use super::instance::InstanceState;
+use super::limits::EPOCH_TICK;
 use super::{PluginCache, PluginError};
-
-/// How often the epoch advances: the granularity of every plugin deadline. 1 ms keeps a pick's
-/// deadline tight (a 1 ms budget is enforced within 2 ms) for about a thousand cheap wake-ups a second.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The wasmtime engine and linker shared by every plugin in the process, with the on-disk
 /// cache of compiled plugins if there is one.
@@ -61,9 +58,17 @@ impl PluginEngine {
         })
     }
 
-    /// The same engine, keeping compiled plugins in `cache`.
-    pub fn with_cache(mut self, cache: Option<PluginCache>) -> Self {
-        self.cache = cache;
-        self
+    /// A new engine keeping compiled plugins in the cache folder `cache` if it can be used (if
+    /// not, vane says why and compiles every time).
+    pub fn with_cache_folder(cache: Option<&Path>) -> Result<Self, PluginError> {
+        let mut engine = PluginEngine::new()?;
+        engine.cache = cache.and_then(|folder| match PluginCache::open(folder) {
+            Ok(cache) => Some(cache),
+            Err(err) => {
+                tracing::warn!(error = %err, "plugins will be compiled on every load");
+                None
+            }
+        });
+        Ok(engine)
     }
 }

@@ -7,47 +7,26 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 
-/// The WIT package version this vane speaks.
-pub(crate) const PACKAGE_VERSION: &str = "0.2.0";
-
 /// The interface a plugin must export.
 const POLICY: &str = "policy";
-
-/// The interfaces of vane's package a plugin may import.
-const HOST_INTERFACES: [&str; 2] = ["host", "types"];
 
 /// The WASI 0.2 packages vane links (granting nothing but clocks and random numbers).
 const WASI_PACKAGES: [&str; 6] = ["io", "clocks", "random", "cli", "filesystem", "sockets"];
 
 /// A function of the policy interface as `wit/balancer.wit` declares it.
 struct Expected {
+    /// The function's name.
     name: &'static str,
+    /// Each parameter's name and kind (`record`, `list`, `u32`, ...).
     params: &'static [(&'static str, &'static str)],
+    /// The result's kind, if the function returns one.
     result: Option<&'static str>,
+    /// The whole signature as the WIT writes it.
     wit: &'static str,
 }
 
-/// The policy interface's functions, with the kind of each parameter and result.
-const FUNCTIONS: [Expected; 3] = [
-    Expected {
-        name: "configure",
-        params: &[("config", "string"), ("backends", "list")],
-        result: Some("result"),
-        wit: "func(config: string, backends: list<backend-info>) -> result<needs, string>",
-    },
-    Expected {
-        name: "pick",
-        params: &[("request", "record"), ("states", "record")],
-        result: Some("list"),
-        wit: "func(request: request, states: backend-states) -> list<u32>",
-    },
-    Expected {
-        name: "observe",
-        params: &[("backend", "u32"), ("status", "u16"), ("latency-us", "u32")],
-        result: None,
-        wit: "func(backend: u32, status: u16, latency-us: u32)",
-    },
-];
+// `PACKAGE_VERSION`, `HOST_INTERFACES` and `FUNCTIONS`, which build.rs reads from `wit/`.
+include!(concat!(env!("OUT_DIR"), "/contract.rs"));
 
 /// Every way `component` does not fit vane's world; empty if it fits by name and shape.
 pub(crate) fn problems(engine: &Engine, component: &Component) -> Vec<String> {

@@ -11,16 +11,17 @@ use std::time::Duration;
 
 use http::HeaderName;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{
     BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request, Target,
 };
-use super::engine::EPOCH_TICK;
-use super::output::{MAX_LOG_LINE, PluginOutput, Stream};
+use super::limits::{InstanceLimiter, MAX_LOG_LINE, deadline_ticks};
+use super::output::{PluginOutput, Stream};
 use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
+use crate::config::PluginLimits;
 use crate::log_budget::LogBudget;
 
 /// What a Store carries: the (empty) WASI context, the memory cap and the plugin's name for logs.
@@ -30,8 +31,7 @@ pub(crate) struct InstanceState {
     plugin: Arc<str>,
     /// Shared by all instances of the plugin: lines beyond it are dropped.
     log_budget: Arc<LogBudget>,
-    memory_limit: usize,
-    hit_memory_limit: bool,
+    limiter: InstanceLimiter,
 }
 
 impl WasiView for InstanceState {
@@ -40,29 +40,6 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-impl ResourceLimiter for InstanceState {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_limit;
-        self.hit_memory_limit |= !allowed;
-        Ok(allowed)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Tables hold function references; 64 Ki entries is far beyond any policy's needs.
-        Ok(desired <= 1 << 16)
     }
 }
 
@@ -100,22 +77,11 @@ pub(crate) enum ConfigureError {
     Failed(FallbackReason, String),
 }
 
-/// Limits applied to every call into an instance.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CallLimits {
-    /// The deadline of one `pick` or `observe`.
-    pub pick_timeout: Duration,
-    /// The deadline of one `configure`.
-    pub configure_timeout: Duration,
-    /// The cap on the instance's linear memory, in bytes.
-    pub memory_limit: usize,
-}
-
 /// A live instance of a plugin and the state it was last configured for.
 pub(crate) struct PluginInstance {
     store: Store<InstanceState>,
     bindings: Balancer,
-    limits: CallLimits,
+    limits: PluginLimits,
     /// The backend-set generation `configure` last succeeded for.
     configured_for: Option<u64>,
     /// Header names the plugin asked for, parsed once.
@@ -134,7 +100,7 @@ impl PluginInstance {
         pre: &BalancerPre<InstanceState>,
         plugin: Arc<str>,
         log_budget: Arc<LogBudget>,
-        limits: CallLimits,
+        limits: PluginLimits,
     ) -> wasmtime::Result<Self> {
         // No preopens, no environment, no arguments, no network; stdin is empty; stdout and
         // stderr go to the log line by line, within the plugin's log budget.
@@ -158,11 +124,10 @@ impl PluginInstance {
             table: ResourceTable::new(),
             plugin,
             log_budget,
-            memory_limit: limits.memory_limit,
-            hit_memory_limit: false,
+            limiter: InstanceLimiter::new(limits.memory_limit),
         };
         let mut store = Store::new(pre.engine(), state);
-        store.limiter(|state| state);
+        store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.configure_timeout));
         store.epoch_deadline_trap();
         let bindings = finish_now(pre.instantiate_async(&mut store))
@@ -302,12 +267,12 @@ impl PluginInstance {
     /// Prepares the Store for one call: its deadline, and a clean record of the memory cap.
     fn arm(&mut self, timeout: Duration) {
         self.store.set_epoch_deadline(deadline_ticks(timeout));
-        self.store.data_mut().hit_memory_limit = false;
+        self.store.data_mut().limiter.arm();
     }
 
     /// Names the reason a call failed: the memory cap, the deadline, or any other trap.
     fn classify(&self, err: &wasmtime::Error) -> FallbackReason {
-        if self.store.data().hit_memory_limit {
+        if self.store.data().limiter.hit_memory_limit() {
             FallbackReason::Memory
         } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             FallbackReason::Deadline
@@ -396,10 +361,4 @@ fn finish_now<F: Future>(call: F) -> Option<F::Output> {
 fn replace(target: &mut String, value: &str) {
     target.clear();
     target.push_str(value);
-}
-
-/// The epoch deadline, in ticks, that guarantees at least `timeout`: the current tick may be
-/// almost over, so one more tick than the timeout spans.
-fn deadline_ticks(timeout: Duration) -> u64 {
-    timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
 }

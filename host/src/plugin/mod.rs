@@ -12,9 +12,10 @@ mod engine;
 mod error;
 mod fit;
 mod instance;
+mod limits;
 mod output;
 
-pub use balancer::{PluginBalancer, PluginLimits, file_sha256};
+pub use balancer::{PluginBalancer, PluginInfo, file_sha256};
 pub use cache::{CacheError, PluginCache};
 pub use engine::PluginEngine;
 pub use error::PluginError;

@@ -8,10 +8,8 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use super::limits::MAX_LOG_LINE;
 use crate::log_budget::LogBudget;
-
-/// The longest line kept from a plugin's output or `log` calls; the rest of a line is cut.
-pub(crate) const MAX_LOG_LINE: usize = 1024;
 
 /// How much a single write may carry, as the guest is told before each write.
 const WRITE_PERMIT: usize = 64 << 10;
@@ -134,7 +132,11 @@ mod tests {
     use super::*;
 
     fn output(lines: u32) -> (PluginOutput, Arc<LogBudget>) {
-        let budget = Arc::new(LogBudget::new(lines, Duration::from_secs(60)));
+        let budget = Arc::new(LogBudget::new(
+            lines,
+            Duration::from_secs(60),
+            crate::clock::Clock::new(),
+        ));
         let output = PluginOutput::new("p".into(), Stream::Stdout, budget.clone());
         (output, budget)
     }

@@ -1,6 +1,9 @@
-//! What can go wrong with one request, where it came from, and the status the client gets.
+//! What can go wrong with one request, where it came from, and the response the client gets.
+//! Whether a failed attempt may be retried is decided in one place, `attempts::may_retry`.
 
-use http::StatusCode;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use super::ProxyBody;
 
 /// A request that could not be served by a backend; small and `Copy`, made on the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -56,9 +59,14 @@ impl ProxyError {
         )
     }
 
-    /// Whether the request may be sent again to another backend: only if nothing reached the
-    /// first one.
-    pub fn retry_safe(self) -> bool {
-        matches!(self, ProxyError::Connect)
+    /// The response the client gets: the status, with the short body as plain text.
+    pub fn response(self) -> Response<ProxyBody> {
+        let mut response = Response::new(ProxyBody::message(self.body()));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        response
     }
 }

@@ -1,61 +1,63 @@
 //! The proxy: accepts HTTP/1.1 and h2c clients and forwards each request to the backend the
 //! policy picks, streaming bodies both ways over pooled upstream connections.
+//!
+//! One request's way through the files: `server` accepts the connection; `service` checks the
+//! head and asks the policy; `head` rewrites it for the backends; `attempts` tries the ranked
+//! backends one at a time on `upstream` connections, retrying where it is safe; `body` streams
+//! the response back and releases the in-flight count at its end; `error` is what the client
+//! gets when nothing could be forwarded.
 
+mod attempts;
 mod body;
 mod error;
-mod forward;
-mod headers;
+mod head;
 mod request_body;
-mod retry;
 mod server;
+mod service;
 mod upstream;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
 
 pub use body::ProxyBody;
 pub use error::ProxyError;
-pub use retry::RetryBudget;
 pub use server::serve;
 
-use crate::backend::BackendSet;
-use crate::balancer::Policy;
 use crate::config::{Config, EjectionConfig, ProxyConfig};
+use crate::state::State;
 
-/// What every request handler shares: the backend set and policy (each swappable as a whole),
-/// the pool of connections to backends, the proxy settings, the retry budget and the request counter.
-pub struct Shared {
-    /// The current backend set.
-    pub backends: ArcSwap<BackendSet>,
-    /// The current balancing policy.
-    pub policy: ArcSwap<Policy>,
-    /// Timeouts and limits.
-    pub config: ProxyConfig,
-    /// When failed attempts eject a backend.
-    pub ejection: EjectionConfig,
-    /// Retries allowed, made and refused.
-    pub retry_budget: RetryBudget,
+/// What every request handler of one listener shares: the vane's [`State`], the proxy settings,
+/// the pool of connections to backends and the request counter.
+pub struct Proxy {
+    state: Arc<State>,
+    config: ProxyConfig,
+    ejection: EjectionConfig,
+    upstream: upstream::Upstream,
     /// The sequence number of the next request.
-    pub(crate) sequence: AtomicU64,
-    pub(crate) upstream: upstream::Upstream,
+    sequence: AtomicU64,
 }
 
-impl Shared {
-    /// Shared state for a proxy with the settings of `config`, these backends and this policy.
-    pub fn new(config: &Config, backends: BackendSet, policy: Policy) -> Arc<Self> {
-        Arc::new(Shared {
-            backends: ArcSwap::from_pointee(backends),
-            policy: ArcSwap::from_pointee(policy),
+impl Proxy {
+    /// A proxy for `state` with the `[proxy]` and `[ejection]` settings of `config`.
+    pub fn new(state: Arc<State>, config: &Config) -> Arc<Self> {
+        Arc::new(Proxy {
             upstream: upstream::Upstream::new(
                 config.proxy.connect_timeout,
                 config.proxy.upstream_idle_timeout,
+                state.clock().clone(),
             ),
+            state,
             config: config.proxy,
             ejection: config.ejection,
-            retry_budget: RetryBudget::new(config.retries),
             sequence: AtomicU64::new(0),
         })
+    }
+
+    /// Closes pooled connections left idle past `upstream_idle_timeout`, about once per that
+    /// timeout (at most once a second), until `stop` is cancelled.
+    pub async fn close_idle_connections(self: Arc<Self>, stop: CancellationToken) {
+        self.upstream.sweep(stop).await;
     }
 }

@@ -12,9 +12,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use super::Shared;
-use super::forward::handle;
-use super::headers::ClientAddress;
+use super::Proxy;
+use super::head::ClientAddress;
+use super::service::handle;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1 one.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -24,27 +24,23 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// Serves clients from `listener` until `shutdown` completes, then lets open connections finish
-/// their requests for up to `drain`.
-pub async fn serve(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    shutdown: impl Future<Output = ()>,
-    drain: Duration,
-) {
+/// their requests for up to the configured `drain_timeout`.
+pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let drain = proxy.config.drain_timeout;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout)
-        .max_buf_size(shared.config.max_header_size);
+        .header_read_timeout(proxy.config.header_read_timeout)
+        .max_buf_size(proxy.config.max_header_size);
     builder
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(H2_KEEP_ALIVE)
         .keep_alive_timeout(H2_KEEP_ALIVE)
-        .max_header_list_size(u32::try_from(shared.config.max_header_size).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let slots = Arc::new(Semaphore::new(proxy.config.max_connections));
     tokio::pin!(shutdown);
 
     loop {
@@ -67,17 +63,17 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let proxy = proxy.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _slot = slot;
-            if !request_started(&stream, shared.config.header_read_timeout).await {
+            if !request_started(&stream, proxy.config.header_read_timeout).await {
                 return;
             }
             let address = ClientAddress::new(client);
             let service =
-                service_fn(move |request| handle(shared.clone(), address.clone(), request));
+                service_fn(move |request| handle(proxy.clone(), address.clone(), request));
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(err) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%client, error = %err, "client connection ended with an error");

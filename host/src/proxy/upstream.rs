@@ -6,24 +6,25 @@
 //! hand-off between tasks (hyper-util's pooled client, used before, took 16 % of vane's
 //! instructions per request; see BENCHMARKS.md). An idle connection is polled by nobody: a backend
 //! that closed it is noticed when it is next taken from the pool, and it is dropped then, and a
-//! sweep closes the connections left idle past the timeout.
+//! sweep (a task the app owns) closes the connections left idle past the timeout.
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use super::request_body::AttemptBody;
+use crate::clock::{Clock, Millis};
 
 /// Idle connections kept per backend at most; past it the oldest is closed. As with Envoy,
 /// the pool otherwise grows to the concurrency the traffic needs.
@@ -53,13 +54,13 @@ struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    /// Whether the sweep task runs (started with the first connection put back).
-    sweeping: AtomicBool,
+    clock: Clock,
 }
 
 struct Idle {
     connection: Connection,
-    since: Instant,
+    /// When it was put back, on the pool's clock.
+    since: Millis,
 }
 
 /// One connection to a backend: the handle that sends requests and the future that runs the
@@ -79,15 +80,28 @@ pub struct Lease {
 }
 
 impl Upstream {
-    /// A pool that connects within `connect_timeout` and keeps idle connections `idle_timeout`.
-    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// A pool that connects within `connect_timeout` and keeps idle connections `idle_timeout`
+    /// as `clock` counts it.
+    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, clock: Clock) -> Self {
         Upstream {
             pool: Arc::new(Pool {
                 idle: Mutex::new(HashMap::new()),
                 connect_timeout,
                 idle_timeout,
-                sweeping: AtomicBool::new(false),
+                clock,
             }),
+        }
+    }
+
+    /// Closes the connections idle past the timeout, about once per timeout (at most once a
+    /// second), until `stop` is cancelled.
+    pub(crate) async fn sweep(&self, stop: CancellationToken) {
+        let every = self.pool.idle_timeout.max(MIN_SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => self.pool.close_expired(),
+                () = stop.cancelled() => return,
+            }
         }
     }
 
@@ -252,7 +266,7 @@ impl Pool {
                 mut connection,
                 since,
             } = self.lock().get_mut(&address)?.pop()?;
-            if since.elapsed() >= self.idle_timeout {
+            if self.expired(since) {
                 // The others left are older still; one put back meanwhile is kept.
                 let expired = self
                     .lock()
@@ -267,13 +281,13 @@ impl Pool {
         }
     }
 
-    fn checkin(self: Arc<Self>, address: SocketAddr, mut connection: Connection) {
+    fn checkin(&self, address: SocketAddr, mut connection: Connection) {
         if !connection.alive() {
             return;
         }
         let idle = Idle {
             connection,
-            since: Instant::now(),
+            since: self.clock.now(),
         };
         let evicted = {
             let mut pool = self.lock();
@@ -282,19 +296,17 @@ impl Pool {
             (list.len() > MAX_IDLE_PER_BACKEND).then(|| list.remove(0))
         };
         drop(evicted);
-        // A body dropped as the runtime shuts down has no runtime to start the sweep on.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current()
-            && !self.sweeping.swap(true, Ordering::Relaxed)
-        {
-            let every = self.idle_timeout.max(MIN_SWEEP_INTERVAL);
-            runtime.spawn(sweep(Arc::downgrade(&self), every));
-        }
+    }
+
+    /// Whether a connection put back at `since` has been idle for `idle_timeout` or longer.
+    fn expired(&self, since: Millis) -> bool {
+        self.clock.now().saturating_sub(since) >= self.idle_timeout.as_millis() as Millis
     }
 
     /// Takes out of `list` (oldest first, so the expired ones are a prefix) the connections idle
     /// for `idle_timeout` or longer, to be closed once the lock is released.
     fn take_expired(&self, list: &mut Vec<Idle>) -> Vec<Idle> {
-        let fresh = list.partition_point(|idle| idle.since.elapsed() >= self.idle_timeout);
+        let fresh = list.partition_point(|idle| self.expired(idle.since));
         list.drain(..fresh).collect()
     }
 
@@ -309,16 +321,5 @@ impl Pool {
         drop(pool);
         // Closed here, outside the lock.
         drop(expired);
-    }
-}
-
-/// Closes expired idle connections every `every` until the pool is gone.
-async fn sweep(pool: Weak<Pool>, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        match pool.upgrade() {
-            Some(pool) => pool.close_expired(),
-            None => return,
-        }
     }
 }

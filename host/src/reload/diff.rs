@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::backend::{Backend, BackendSet};
+use crate::clock::Clock;
 use crate::config::Config;
 
 /// The settings a reload cannot change, named as in the file, that differ between `old` and `new`.
@@ -41,10 +42,11 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 
 /// The backend set `config` describes, built from `current`: `None` if nothing changed.
 /// A backend keeps its statistics and health when its name and address stay, whatever its
-/// weight and tags become; the changes are described in `changes`.
+/// weight and tags become; a new one is timed by `clock`. The changes are described in `changes`.
 pub(super) fn next_set(
     current: &BackendSet,
     config: &Config,
+    clock: &Clock,
     changes: &mut Vec<String>,
 ) -> Option<BackendSet> {
     let old: HashMap<&str, &Arc<Backend>> = current
@@ -76,11 +78,11 @@ pub(super) fn next_set(
                     "backend {}: address {} -> {}",
                     wanted.name, kept.address, wanted.address
                 ));
-                Arc::new(fresh(wanted))
+                Arc::new(Backend::new(wanted, clock))
             }
             None => {
                 changes.push(format!("backend {} added", wanted.name));
-                Arc::new(fresh(wanted))
+                Arc::new(Backend::new(wanted, clock))
             }
         };
         backends.push(backend);
@@ -96,15 +98,6 @@ pub(super) fn next_set(
             .zip(current.backends())
             .all(|(new, old)| Arc::ptr_eq(new, old));
     (!same_order).then(|| BackendSet::new(current.generation() + 1, backends))
-}
-
-fn fresh(wanted: &crate::config::BackendConfig) -> Backend {
-    Backend::new(
-        wanted.name.clone(),
-        wanted.address,
-        wanted.weight,
-        wanted.tags.clone(),
-    )
 }
 
 #[cfg(test)]
@@ -126,9 +119,9 @@ mod tests {
     #[test]
     fn an_unchanged_config_keeps_the_set() {
         let first = config(&format!("{}{}", backend("a", 1, 1), backend("b", 2, 1)));
-        let set = crate::app::backend_set(&first);
+        let set = BackendSet::from_config(&first, &Clock::new());
         let mut changes = Vec::new();
-        assert!(next_set(&set, &first, &mut changes).is_none());
+        assert!(next_set(&set, &first, &Clock::new(), &mut changes).is_none());
         assert!(changes.is_empty());
     }
 
@@ -140,7 +133,7 @@ mod tests {
             backend("b", 2, 1),
             backend("c", 3, 1)
         ));
-        let set = crate::app::backend_set(&first);
+        let set = BackendSet::from_config(&first, &Clock::new());
         set.backends()[0].stats.record_failure();
         let second = config(&format!(
             "{}{}{}",
@@ -149,7 +142,7 @@ mod tests {
             backend("d", 5, 1)
         ));
         let mut changes = Vec::new();
-        let next = next_set(&set, &second, &mut changes).expect("a new set");
+        let next = next_set(&set, &second, &Clock::new(), &mut changes).expect("a new set");
         assert_eq!(next.generation(), set.generation() + 1);
         assert_eq!(next.backends()[0].weight, 3);
         assert_eq!(

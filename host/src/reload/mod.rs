@@ -14,10 +14,12 @@ use std::time::SystemTime;
 pub use watch::{PluginChanges, PluginWatch, follow_changes};
 
 use crate::backend::BackendSet;
-use crate::balancer::{FallbackReason, Policy};
+use crate::balancer::FallbackReason;
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::plugin::{PluginEngine, PluginError, file_sha256};
-use crate::proxy::Shared;
+use crate::policy::Policy;
+use crate::state::State;
 
 /// How many picks a new plugin must answer before it replaces the old one: enough to run a
 /// round-robin through a few backends and catch a plugin that fails every n-th call early.
@@ -72,7 +74,7 @@ pub struct ReloadStatus {
 
 /// Reloads the config and the plugin, one reload at a time.
 pub struct Reloader {
-    shared: Arc<Shared>,
+    state: Arc<State>,
     config_path: Option<PathBuf>,
     engine: Mutex<Option<PluginEngine>>,
     /// The config in force; held for the whole of a reload, so reloads never interleave.
@@ -83,18 +85,18 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// A reloader for the vane serving `shared` with `config`, read from `config_path` if vane
+    /// A reloader for the vane serving `state` with `config`, read from `config_path` if vane
     /// was started from a file (without one, reloads re-read only the plugin), whose plugin
     /// file `watch` watches.
     pub(crate) fn new(
-        shared: Arc<Shared>,
+        state: Arc<State>,
         config: Config,
         config_path: Option<PathBuf>,
         engine: Option<PluginEngine>,
         watch: PluginWatch,
     ) -> Arc<Self> {
         Arc::new(Reloader {
-            shared,
+            state,
             config_path,
             engine: Mutex::new(engine),
             config: tokio::sync::Mutex::new(config),
@@ -132,11 +134,6 @@ impl Reloader {
         Some(result)
     }
 
-    /// The state of the vane this reloader serves.
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
-    }
-
     /// What reloads have done so far.
     pub fn status(&self) -> ReloadStatus {
         lock(&self.status).clone()
@@ -160,12 +157,20 @@ impl Reloader {
         };
         // A plugin file newly named is watched before it is read.
         let next_watch = self.watch.prepare(&next);
-        let set = self.shared.backends.load_full();
-        let old_policy = self.shared.policy.load_full();
+        let set = self.state.backend_set();
+        let old_policy = self.state.current_policy();
+        let clock = self.state.clock().clone();
         let admitted = {
             let next = next.clone();
             tokio::task::spawn_blocking(move || {
-                admit(engine.as_ref(), &next, &set, &old_policy, skip_unchanged)
+                admit(
+                    engine.as_ref(),
+                    &next,
+                    &set,
+                    &old_policy,
+                    &clock,
+                    skip_unchanged,
+                )
             })
             .await
             .map_err(|err| ReloadError::Aborted(err.to_string()))??
@@ -178,10 +183,7 @@ impl Reloader {
         else {
             return Ok(None);
         };
-        if let Some(set) = set {
-            self.shared.backends.store(Arc::new(set));
-        }
-        self.shared.policy.store(Arc::new(policy));
+        self.state.swap(set, policy);
         if let Some(watch) = next_watch {
             self.watch.switch(watch);
         }
@@ -196,7 +198,7 @@ impl Reloader {
         if let Some(engine) = engine.as_ref() {
             return Ok(engine.clone());
         }
-        let made = crate::app::plugin_engine(cache)?;
+        let made = PluginEngine::with_cache_folder(cache)?;
         *engine = Some(made.clone());
         Ok(made)
     }
@@ -240,6 +242,7 @@ fn admit(
     config: &Config,
     current: &BackendSet,
     old_policy: &Policy,
+    clock: &Clock,
     skip_unchanged: bool,
 ) -> Result<Option<Admitted>, ReloadError> {
     if skip_unchanged
@@ -250,11 +253,11 @@ fn admit(
         return Ok(None);
     }
     let mut changes = Vec::new();
-    let next_set = diff::next_set(current, config, &mut changes);
+    let next_set = diff::next_set(current, config, clock, &mut changes);
     let set = next_set.as_ref().unwrap_or(current);
     let generation = old_policy.generation() + 1;
     let policy =
-        crate::app::load_policy(engine, config.policy.as_ref(), set)?.with_generation(generation);
+        Policy::load(engine, config.policy.as_ref(), set, clock)?.with_generation(generation);
     if let Err((pick, reason)) = policy.probe(set, PROBE_PICKS) {
         let path = config
             .policy

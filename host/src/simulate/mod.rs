@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
-use crate::balancer::{FallbackReason, Policy, RequestInfo};
+use crate::balancer::{FallbackReason, RequestInfo};
+use crate::clock::Clock;
+use crate::config::BackendConfig;
+use crate::policy::Policy;
 
 pub use report::{Report, Share};
 pub use scenario::Scenario;
@@ -49,8 +52,9 @@ pub(crate) enum Change {
 }
 
 /// Runs `simulation` against `policy` (loaded for the scenario's first backend set, which
-/// [`Simulation::first_set`] makes) and reports what each backend got and how picks went.
-pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet) -> Report {
+/// [`Simulation::first_set`] makes with `clock`) and reports what each backend got and how
+/// picks went.
+pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &Clock) -> Report {
     let changes = simulation
         .scenario
         .changes(simulation.backends, simulation.requests);
@@ -66,7 +70,7 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet) -> Repor
         now += interval;
         for (at, change) in &changes {
             if *at == sequence {
-                set = apply(&set, change, &mut known);
+                set = apply(&set, change, &mut known, clock);
             }
         }
         finish_due(&mut in_flight, now);
@@ -104,12 +108,12 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet) -> Repor
 
 impl Simulation {
     /// The backend set the run starts with, to load the plugin against.
-    pub fn first_set(&self) -> BackendSet {
+    pub fn first_set(&self, clock: &Clock) -> BackendSet {
         let backends = self.scenario.backends(self.backends);
         let backends = backends
             .iter()
             .enumerate()
-            .map(|(i, b)| Arc::new(sim_backend(b, i)))
+            .map(|(i, b)| Arc::new(sim_backend(b, i, clock)))
             .collect();
         BackendSet::new(1, backends)
     }
@@ -150,20 +154,30 @@ fn finish_due(in_flight: &mut Vec<InFlight>, now: Duration) {
 }
 
 /// A backend of the simulated set, at a made-up loopback address vane never connects to.
-fn sim_backend(b: &SimBackend, index: usize) -> Backend {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + index as u16));
-    let backend = Backend::new(b.name.clone(), address, b.weight, Vec::new());
+fn sim_backend(b: &SimBackend, index: usize, clock: &Clock) -> Backend {
+    let config = BackendConfig {
+        name: b.name.clone(),
+        address: SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + index as u16)),
+        weight: b.weight,
+        tags: Vec::new(),
+    };
+    let backend = Backend::new(&config, clock);
     backend.health.set_healthy(b.healthy);
     backend
 }
 
 /// The set after `change`; a backend that joins is added to `known`.
-fn apply(set: &BackendSet, change: &Change, known: &mut Vec<SimBackend>) -> BackendSet {
+fn apply(
+    set: &BackendSet,
+    change: &Change,
+    known: &mut Vec<SimBackend>,
+    clock: &Clock,
+) -> BackendSet {
     let mut backends: Vec<Arc<Backend>> = set.backends().to_vec();
     match change {
         Change::Add(b) => {
             known.push(b.clone());
-            backends.push(Arc::new(sim_backend(b, backends.len())));
+            backends.push(Arc::new(sim_backend(b, backends.len(), clock)));
         }
         Change::Remove(name) => backends.retain(|b| b.name != *name),
     }

@@ -5,7 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{SimBackend, Simulation, is_plugin_failure};
-use crate::balancer::{FallbackReason, Policy};
+use crate::balancer::FallbackReason;
+use crate::policy::Policy;
 
 /// The width of a 100 % bar, in characters.
 const BAR_WIDTH: usize = 40;

@@ -1,28 +1,26 @@
-//! The active policy: the plugin's answer, checked, or else the built-in round-robin.
+//! The policy in force: the plugin's answer, checked, or else the built-in round-robin, with
+//! the plugin's circuit breaker and the counts of what happened. Loading one from the config
+//! is the only place the plugin runtime and the fallback meet.
 
-use std::path::PathBuf;
+mod breaker;
+mod fallback;
+mod load;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use super::{
-    Admission, Balancer, Breaker, BreakerConfig, FallbackCounts, FallbackReason, Ranked,
-    RequestInfo, RoundRobin,
-};
-use crate::backend::{BackendSet, Eligibility};
+use tokio::time::Instant;
+
+pub use breaker::{Admission, Breaker, BreakerState};
+pub use fallback::FallbackCounts;
+
+use crate::backend::BackendSet;
+use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo, RoundRobin};
+use crate::clock::Clock;
+use crate::config::BreakerConfig;
 use crate::histogram::{Histogram, PICK_BUCKETS_US};
-
-/// What identifies a loaded plugin to an operator.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginInfo {
-    /// The name in logs: the file name without its extension.
-    pub name: String,
-    /// The file it was loaded from.
-    pub path: PathBuf,
-    /// The SHA-256 of the file's bytes, in hex.
-    pub sha256: String,
-    /// When it was loaded.
-    pub loaded_at: SystemTime,
-}
+use crate::plugin::PluginInfo;
+use fallback::checked;
 
 /// How many picks the plugin answered, and how long its calls took.
 #[derive(Debug)]
@@ -68,13 +66,13 @@ pub struct Policy {
 
 impl Policy {
     /// The built-in round-robin alone.
-    pub fn builtin() -> Self {
+    pub fn builtin(clock: &Clock) -> Self {
         Policy {
             plugin: None,
             builtin: RoundRobin,
-            fallbacks: FallbackCounts::default(),
+            fallbacks: FallbackCounts::new(clock.clone()),
             picks: PickStats::default(),
-            breaker: Breaker::new(BreakerConfig::default()),
+            breaker: Breaker::new(BreakerConfig::default(), clock.clone()),
             generation: 1,
         }
     }
@@ -91,16 +89,17 @@ impl Policy {
     }
 
     /// `plugin`, described by `info`, with the built-in round-robin as its fallback and a
-    /// circuit breaker set by `breaker`.
+    /// circuit breaker set by `breaker`, all timed by `clock`.
     pub fn with_plugin(
         info: PluginInfo,
         plugin: Box<dyn Balancer>,
         breaker: BreakerConfig,
+        clock: &Clock,
     ) -> Self {
         Policy {
             plugin: Some((info, plugin)),
-            breaker: Breaker::new(breaker),
-            ..Policy::builtin()
+            breaker: Breaker::new(breaker, clock.clone()),
+            ..Policy::builtin(clock)
         }
     }
 
@@ -202,7 +201,7 @@ impl Policy {
     pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
         if let Some((info, plugin)) = &self.plugin
             && plugin.wants_feedback()
-            && self.breaker.state() == super::BreakerState::Closed
+            && self.breaker.state() == BreakerState::Closed
             && let Err(reason) = plugin.observe(set, index, status, latency)
             && reason.is_failure()
         {
@@ -211,35 +210,15 @@ impl Policy {
     }
 }
 
-/// Accepts a plugin's ranking if every index is in range and the first choice is eligible;
-/// later choices that are not eligible are dropped.
-fn checked(
-    mut ranked: Ranked,
-    set: &BackendSet,
-    eligibility: Eligibility,
-) -> Result<Ranked, FallbackReason> {
-    let eligible = |index: u32| eligibility.allows(&set.backends()[index as usize]);
-    match ranked.first() {
-        None => return Err(FallbackReason::Declined),
-        Some(_) if ranked.iter().any(|&i| i as usize >= set.len()) => {
-            return Err(FallbackReason::BadIndex);
-        }
-        Some(&first) if !eligible(first) => return Err(FallbackReason::Ineligible),
-        Some(_) => {}
-    }
-    ranked.retain(|&index| eligible(index));
-    Ok(ranked)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
-    use std::sync::Arc;
+    use std::time::SystemTime;
 
     use http::{HeaderMap, Method};
 
     use super::*;
-    use crate::backend::Backend;
+    use crate::backend::{Eligibility, test_set};
 
     /// A stand-in plugin answering a fixed ranking or failure.
     struct Answers(Result<Ranked, FallbackReason>);
@@ -255,16 +234,6 @@ mod tests {
         }
     }
 
-    fn three() -> BackendSet {
-        let backends = (0..3)
-            .map(|i| {
-                let address = format!("127.0.0.1:{}", 9000 + i).parse().unwrap();
-                Arc::new(Backend::new(format!("b{i}"), address, 1, vec![]))
-            })
-            .collect();
-        BackendSet::new(1, backends)
-    }
-
     fn pick(answer: Result<Ranked, FallbackReason>, set: &BackendSet) -> (Ranked, Policy) {
         let info = PluginInfo {
             name: "test".into(),
@@ -272,7 +241,12 @@ mod tests {
             sha256: String::new(),
             loaded_at: SystemTime::UNIX_EPOCH,
         };
-        let policy = Policy::with_plugin(info, Box::new(Answers(answer)), BreakerConfig::default());
+        let policy = Policy::with_plugin(
+            info,
+            Box::new(Answers(answer)),
+            BreakerConfig::default(),
+            &Clock::new(),
+        );
         let headers = HeaderMap::new();
         let request = RequestInfo {
             sequence: 4,
@@ -287,7 +261,7 @@ mod tests {
 
     #[test]
     fn a_good_answer_is_used_and_ineligible_spares_dropped() {
-        let set = three();
+        let set = test_set(&[1, 1, 1]);
         set.backends()[0].health.set_healthy(false);
         let (ranked, policy) = pick(Ok(vec![2, 0, 1]), &set);
         assert_eq!(ranked, vec![2, 1]);
@@ -299,7 +273,7 @@ mod tests {
 
     #[test]
     fn every_failure_falls_back_and_is_counted_by_reason() {
-        let set = three();
+        let set = test_set(&[1, 1, 1]);
         set.backends()[2].health.set_healthy(false);
         let cases = [
             (Err(FallbackReason::Trap), FallbackReason::Trap),

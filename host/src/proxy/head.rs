@@ -1,10 +1,17 @@
-//! Header rewriting at the proxy boundary: hop-by-hop headers removed in both directions
-//! (RFC 9110 §7.6.1), and `X-Forwarded-For`/`-Proto`/`-Host` added to requests.
+//! The request head at the proxy boundary: checked (exactly one Host), then rewritten for the
+//! backends (HTTP/1.1 in origin form, hop-by-hop headers out in both directions per RFC 9110
+//! §7.6.1, `X-Forwarded-For`/`-Proto`/`-Host` in), and copied for each attempt.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Request, Uri, Version};
+
+use super::ProxyError;
+use crate::backend::Backend;
 
 /// Headers that describe one connection, never forwarded: RFC 9110 §7.6.1 and the ones RFC 2616
 /// §13.5.1 listed, plus the non-standard `Proxy-Connection` that old clients still send.
@@ -25,7 +32,7 @@ static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-prot
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Removes the hop-by-hop headers, including every header named in `Connection`.
-pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names, comparing without hashing, finds the few present (most messages
     // carry none, or only `Connection: keep-alive`); only those are looked up to be removed.
     let mut present = [false; HOP_BY_HOP.len()];
@@ -69,15 +76,15 @@ fn is_connection_option(token: &str) -> bool {
 /// A client connection's address, with its `X-Forwarded-For` entry written once for all the
 /// requests the connection carries.
 #[derive(Debug, Clone)]
-pub(crate) struct ClientAddress {
+pub(super) struct ClientAddress {
     /// Where the connection comes from.
-    pub(crate) socket: SocketAddr,
+    pub(super) socket: SocketAddr,
     forwarded_for: HeaderValue,
 }
 
 impl ClientAddress {
     /// The address of a client connected from `socket`.
-    pub(crate) fn new(socket: SocketAddr) -> Self {
+    pub(super) fn new(socket: SocketAddr) -> Self {
         let text = socket.ip().to_string();
         ClientAddress {
             socket,
@@ -90,11 +97,7 @@ impl ClientAddress {
 /// Adds the client's address to `X-Forwarded-For` (keeping any earlier hops), and sets
 /// `X-Forwarded-Proto` to `http` and `X-Forwarded-Host` to the host the client asked for,
 /// replacing what the client sent: vane is where the client's connection ends.
-pub(crate) fn add_forwarded(
-    headers: &mut HeaderMap,
-    client: &ClientAddress,
-    host: Option<&HeaderValue>,
-) {
+fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&HeaderValue>) {
     let mut forwarded_for = Vec::new();
     for earlier in headers.get_all(&X_FORWARDED_FOR) {
         let earlier = earlier.as_bytes().trim_ascii();
@@ -121,7 +124,7 @@ pub(crate) fn add_forwarded(
 
 /// Joins the `cookie` fields an HTTP/2 client may split into one, separated by `; ` as an
 /// HTTP/1.1 backend expects (RFC 9113 §8.2.3).
-pub(crate) fn join_cookies(headers: &mut HeaderMap) {
+fn join_cookies(headers: &mut HeaderMap) {
     let mut cookies = headers.get_all(header::COOKIE).iter();
     if cookies.next().is_none() || cookies.next().is_none() {
         return;
@@ -134,6 +137,80 @@ pub(crate) fn join_cookies(headers: &mut HeaderMap) {
     if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
         headers.insert(header::COOKIE, value);
     }
+}
+
+/// Refuses an HTTP/1.1 request without exactly one valid Host (RFC 9112 §3.2); HTTP/1.0 may
+/// omit it, and HTTP/2 names the host in `:authority`.
+pub(super) fn check_host<B>(request: &Request<B>) -> Result<(), ProxyError> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), Some(_)) => Err(ProxyError::BadHost),
+        (None, _) if request.version() == Version::HTTP_11 => Err(ProxyError::BadHost),
+        (Some(host), None) if host.is_empty() || host.to_str().is_err() => Err(ProxyError::BadHost),
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites the request head for any backend: HTTP/1.1, an origin-form URI, the Host the client
+/// asked for (from an absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split
+/// cookies joined, hop-by-hop headers out, forwarding headers in.
+pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
+    let asked_authority = head
+        .uri
+        .authority()
+        .and_then(|authority| HeaderValue::try_from(authority.as_str()).ok());
+    let from_http2 = head.version == Version::HTTP_2;
+    head.version = Version::HTTP_11;
+    head.uri = origin_form(&head.uri);
+    let headers = &mut head.headers;
+    remove_hop_by_hop(headers);
+    if from_http2 {
+        join_cookies(headers);
+    }
+    if let Some(authority) = asked_authority {
+        headers.insert(header::HOST, authority);
+    }
+    let host = headers.get(header::HOST).cloned();
+    add_forwarded(headers, client, host.as_ref());
+}
+
+/// The request for one attempt on `backend`: the prepared head, and the backend's address as
+/// Host if the client named none (HTTP/1.0). The last possible attempt takes the headers;
+/// earlier ones copy them, for the retry.
+pub(super) fn for_attempt<B>(
+    head: &mut Parts,
+    backend: &Backend,
+    body: B,
+    last: bool,
+) -> Request<B> {
+    let mut request = Request::new(body);
+    *request.uri_mut() = head.uri.clone();
+    *request.method_mut() = head.method.clone();
+    *request.version_mut() = Version::HTTP_11;
+    let headers = request.headers_mut();
+    *headers = if last {
+        std::mem::take(&mut head.headers)
+    } else {
+        head.headers.clone()
+    };
+    if !headers.contains_key(header::HOST) {
+        let own = HeaderValue::try_from(backend.authority.as_str())
+            .expect("an address is a valid header value");
+        headers.insert(header::HOST, own);
+    }
+    request
+}
+
+/// `uri` in origin form (`/path?query`), as a request to a backend carries it (RFC 9112 §3.2.1).
+fn origin_form(uri: &Uri) -> Uri {
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return uri.clone();
+    }
+    let path = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    Uri::from(path)
 }
 
 #[cfg(test)]

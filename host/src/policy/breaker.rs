@@ -4,25 +4,9 @@
 //! not every request.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-/// When the breaker opens and for how long.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Consecutive plugin failures that open the breaker; 0 never opens it.
-    pub failures: u32,
-    /// How long the first opening lasts; each failed trial doubles it, up to 32 times.
-    pub cool_down: Duration,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig {
-            failures: 5,
-            cool_down: Duration::from_secs(1),
-        }
-    }
-}
+use crate::clock::{Clock, Millis};
+use crate::config::BreakerConfig;
 
 /// The most a cool-down grows over `cool_down` after failed trials in a row.
 const MAX_COOL_DOWN_FACTOR: u32 = 32;
@@ -79,24 +63,24 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct Breaker {
     config: BreakerConfig,
-    epoch: Instant,
+    clock: Clock,
     state: AtomicU8,
     consecutive_failures: AtomicU32,
     /// Openings in a row without a successful trial between them: the cool-down's multiplier.
     openings_in_a_row: AtomicU32,
-    /// While open: when the trial may start, in ms since `epoch`; `u64::MAX` while the opening
-    /// call has not yet set it.
+    /// While open: when the trial may start on `clock`; `u64::MAX` while the opening call has
+    /// not yet set it.
     open_until_ms: AtomicU64,
     /// Transitions into each state, in the order of [`BreakerState::ALL`].
     transitions: [AtomicU64; 3],
 }
 
 impl Breaker {
-    /// A closed breaker.
-    pub fn new(config: BreakerConfig) -> Self {
+    /// A closed breaker, timing its cool-downs by `clock`.
+    pub fn new(config: BreakerConfig, clock: Clock) -> Self {
         Breaker {
             config,
-            epoch: Instant::now(),
+            clock,
             state: AtomicU8::new(BreakerState::Closed as u8),
             consecutive_failures: AtomicU32::new(0),
             openings_in_a_row: AtomicU32::new(0),
@@ -122,15 +106,11 @@ impl Breaker {
 
     /// Whether this request may call `plugin`. Closed costs one atomic load.
     pub fn admit(&self, plugin: &str) -> Admission {
-        self.admit_at(plugin, || self.now_ms())
-    }
-
-    fn admit_at(&self, plugin: &str, now_ms: impl FnOnce() -> u64) -> Admission {
         match self.state() {
             BreakerState::Closed => Admission::Call,
             BreakerState::HalfOpen => Admission::Skip,
             BreakerState::Open => {
-                if now_ms() >= self.open_until_ms.load(Ordering::Acquire)
+                if self.clock.now() >= self.open_until_ms.load(Ordering::Acquire)
                     && self.enter(BreakerState::Open, BreakerState::HalfOpen)
                 {
                     // Until the next opening sets its own end, an open state means "wait".
@@ -164,10 +144,6 @@ impl Breaker {
 
     /// Records a call that failed; may open the breaker.
     pub fn failed(&self, admission: Admission, plugin: &str) {
-        self.failed_at(admission, plugin, self.now_ms());
-    }
-
-    fn failed_at(&self, admission: Admission, plugin: &str, now_ms: u64) {
         if self.config.failures == 0 {
             return;
         }
@@ -193,8 +169,8 @@ impl Breaker {
             .unwrap_or(u32::MAX)
             .min(MAX_COOL_DOWN_FACTOR);
         let cool_down = self.config.cool_down * factor;
-        self.open_until_ms
-            .store(now_ms + cool_down.as_millis() as u64, Ordering::Release);
+        let until = self.clock.now() + cool_down.as_millis() as Millis;
+        self.open_until_ms.store(until, Ordering::Release);
         self.consecutive_failures.store(0, Ordering::Relaxed);
         tracing::warn!(
             plugin,
@@ -214,26 +190,31 @@ impl Breaker {
         }
         moved
     }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
 
-    fn breaker(failures: u32, cool_down_ms: u64) -> Breaker {
-        Breaker::new(BreakerConfig {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn breaker(failures: u32, cool_down_ms: u64) -> (Breaker, ManualClock) {
+        let hand = ManualClock::new();
+        let config = BreakerConfig {
             failures,
             cool_down: Duration::from_millis(cool_down_ms),
-        })
+        };
+        (Breaker::new(config, hand.clock()), hand)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]
     fn opens_after_the_threshold_of_consecutive_failures_only() {
-        let breaker = breaker(3, 60_000);
+        let (breaker, _) = breaker(3, 60_000);
         for _ in 0..2 {
             breaker.failed(breaker.admit("p"), "p");
         }
@@ -249,23 +230,24 @@ mod tests {
 
     #[test]
     fn one_trial_after_the_cool_down_closes_or_reopens_it() {
-        // Time is given explicitly, in ms since the breaker was made.
-        let breaker = breaker(1, 20);
-        breaker.failed_at(breaker.admit_at("p", || 0), "p", 0);
-        assert_eq!(breaker.admit_at("p", || 19), Admission::Skip);
-        let trial = breaker.admit_at("p", || 20);
+        let (breaker, clock) = breaker(1, 20);
+        breaker.failed(breaker.admit("p"), "p");
+        clock.advance(ms(19));
+        assert_eq!(breaker.admit("p"), Admission::Skip);
+        clock.advance(ms(1));
+        let trial = breaker.admit("p");
         assert_eq!(trial, Admission::Trial);
-        assert_eq!(
-            breaker.admit_at("p", || 21),
-            Admission::Skip,
-            "one trial at a time"
-        );
-        breaker.failed_at(trial, "p", 25);
+        clock.advance(ms(1));
+        assert_eq!(breaker.admit("p"), Admission::Skip, "one trial at a time");
+        clock.advance(ms(4));
+        breaker.failed(trial, "p");
         assert_eq!(breaker.state(), BreakerState::Open);
 
-        // The second opening lasts twice as long.
-        assert_eq!(breaker.admit_at("p", || 64), Admission::Skip);
-        let trial = breaker.admit_at("p", || 65);
+        // The second opening lasts twice as long: from 25 ms to 65 ms.
+        clock.advance(ms(39));
+        assert_eq!(breaker.admit("p"), Admission::Skip);
+        clock.advance(ms(1));
+        let trial = breaker.admit("p");
         assert_eq!(trial, Admission::Trial);
         breaker.succeeded(trial, "p");
         assert_eq!(breaker.state(), BreakerState::Closed);
@@ -274,28 +256,41 @@ mod tests {
         assert_eq!(entered, [1, 2, 2], "closed, open, half-open");
 
         // After a success the cool-down is back to its first length.
-        breaker.failed_at(breaker.admit_at("p", || 100), "p", 100);
-        assert_eq!(breaker.admit_at("p", || 120), Admission::Trial);
+        breaker.failed(breaker.admit("p"), "p");
+        clock.advance(ms(20));
+        assert_eq!(breaker.admit("p"), Admission::Trial);
     }
 
     #[test]
     fn failures_of_calls_under_way_when_it_opened_do_not_extend_it() {
-        let breaker = breaker(2, 20);
-        let calls: Vec<Admission> = (0..4).map(|_| breaker.admit_at("p", || 0)).collect();
+        let (breaker, clock) = breaker(2, 20);
+        let calls: Vec<Admission> = (0..4).map(|_| breaker.admit("p")).collect();
         for call in calls {
-            breaker.failed_at(call, "p", 0);
+            breaker.failed(call, "p");
         }
         assert_eq!(breaker.transitions()[1].1, 1, "opened once");
-        assert_eq!(
-            breaker.admit_at("p", || 20),
-            Admission::Trial,
-            "after one cool-down"
-        );
+        clock.advance(ms(20));
+        assert_eq!(breaker.admit("p"), Admission::Trial, "after one cool-down");
+    }
+
+    #[test]
+    fn the_cool_down_stops_growing_at_32_times() {
+        let (breaker, clock) = breaker(1, 10);
+        breaker.failed(breaker.admit("p"), "p");
+        for opening in 0..8u32 {
+            let cool_down = 10 * u64::from(1u32 << opening).min(32);
+            clock.advance(ms(cool_down - 1));
+            assert_eq!(breaker.admit("p"), Admission::Skip, "opening {opening}");
+            clock.advance(ms(1));
+            let trial = breaker.admit("p");
+            assert_eq!(trial, Admission::Trial, "opening {opening}");
+            breaker.failed(trial, "p");
+        }
     }
 
     #[test]
     fn zero_failures_never_opens() {
-        let breaker = breaker(0, 20);
+        let (breaker, _) = breaker(0, 20);
         for _ in 0..100 {
             breaker.failed(breaker.admit("p"), "p");
         }

@@ -1,0 +1,360 @@
+//! One backend's health: the active checks' verdict with its streaks, and the passive ejection
+//! state. Only atomics: read on every pick, written by the probe loop and by the proxy. An
+//! ejection ends by itself when its cool-down has passed on the [`Clock`]: no timer runs for it.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use crate::clock::{Clock, Millis};
+use crate::config::{EjectionConfig, HealthConfig};
+
+/// A backend's health. It starts healthy and not ejected, so traffic flows at once.
+#[derive(Debug)]
+pub struct BackendHealth {
+    clock: Clock,
+    healthy: AtomicBool,
+    probe_successes: AtomicU32,
+    probe_failures: AtomicU32,
+    /// When the current ejection ends, on `clock`; 0 when none has started since the last one
+    /// ended.
+    ejected_until: AtomicU64,
+    consecutive_failures: AtomicU32,
+    ejections: AtomicU64,
+    /// How many base cool-downs the next ejection lasts, less what good behaviour paid back.
+    ejection_level: AtomicU32,
+    /// When the last ejection ended, on `clock`.
+    restored_at: AtomicU64,
+}
+
+/// A change of a backend's health verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// It reached the healthy threshold and is back.
+    BecameHealthy,
+    /// It reached the unhealthy threshold and is out.
+    BecameUnhealthy,
+}
+
+/// What one attempt did to a backend's ejection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptVerdict {
+    /// Nothing changed.
+    Unchanged,
+    /// The attempt is the first since an ejection ended: the backend is back in rotation.
+    Restored,
+    /// The attempt completed a streak of failures: the backend is out for this cool-down.
+    Ejected(Duration),
+    /// Both: the first attempt after an ejection failed and, with a streak of one, ejected it again.
+    RestoredAndEjected(Duration),
+}
+
+impl BackendHealth {
+    /// A healthy, not ejected backend's health, timed by `clock`.
+    pub fn new(clock: Clock) -> Self {
+        BackendHealth {
+            clock,
+            healthy: AtomicBool::new(true),
+            probe_successes: AtomicU32::new(0),
+            probe_failures: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            consecutive_failures: AtomicU32::new(0),
+            ejections: AtomicU64::new(0),
+            ejection_level: AtomicU32::new(0),
+            restored_at: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the active checks consider the backend healthy (always, without `[health]`).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Sets the active checks' verdict directly, without thresholds.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Whether passive detection has taken the backend out and its cool-down is not over. Reads
+    /// the clock only while an ejection is recorded.
+    pub fn ejected(&self) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        until != 0 && self.clock.now() < until
+    }
+
+    /// When the current ejection ends; `None` when not ejected.
+    pub fn ejected_until(&self) -> Option<SystemTime> {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        (until != 0 && self.clock.now() < until).then(|| self.clock.wall_time(until))
+    }
+
+    /// How many times passive detection has ejected the backend.
+    pub fn ejections(&self) -> u64 {
+        self.ejections.load(Ordering::Relaxed)
+    }
+
+    /// Folds one probe result in; answers the transition if a threshold was just reached.
+    pub fn record_probe(&self, ok: bool, config: &HealthConfig) -> Option<Transition> {
+        // One probe loop owns these streaks, so plain loads and stores suffice.
+        let (streak, other) = if ok {
+            (&self.probe_successes, &self.probe_failures)
+        } else {
+            (&self.probe_failures, &self.probe_successes)
+        };
+        other.store(0, Ordering::Relaxed);
+        let count = streak.load(Ordering::Relaxed).saturating_add(1);
+        streak.store(count, Ordering::Relaxed);
+        let healthy = self.healthy();
+        if ok && !healthy && count >= config.healthy_threshold {
+            self.set_healthy(true);
+            Some(Transition::BecameHealthy)
+        } else if !ok && healthy && count >= config.unhealthy_threshold {
+            self.set_healthy(false);
+            Some(Transition::BecameUnhealthy)
+        } else {
+            None
+        }
+    }
+
+    /// Folds one request attempt in: ends an ejection whose cool-down is over, and ejects the
+    /// backend if this failure completes a streak.
+    pub fn record_attempt(&self, ok: bool, config: &EjectionConfig) -> AttemptVerdict {
+        let restored = self.end_ejection_if_over();
+        if ok {
+            // Most attempts succeed: write only when there is a streak to end.
+            if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+                self.consecutive_failures.store(0, Ordering::Relaxed);
+            }
+        } else if let Some(cool_down) = self.count_failure(config) {
+            return match restored {
+                true => AttemptVerdict::RestoredAndEjected(cool_down),
+                false => AttemptVerdict::Ejected(cool_down),
+            };
+        }
+        match restored {
+            true => AttemptVerdict::Restored,
+            false => AttemptVerdict::Unchanged,
+        }
+    }
+
+    /// Ends the recorded ejection if its cool-down is over, with a clean failure streak; answers
+    /// whether this call ended it. Costs one atomic load while no ejection is recorded.
+    fn end_ejection_if_over(&self) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        if until == 0 || self.clock.now() < until {
+            return false;
+        }
+        let ended = self
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if ended {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.restored_at.store(until, Ordering::Relaxed);
+        }
+        ended
+    }
+
+    /// Counts one failed attempt; answers the cool-down if it ejects the backend.
+    fn count_failure(&self, config: &EjectionConfig) -> Option<Duration> {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        if config.consecutive_failures == 0 || failures < config.consecutive_failures {
+            return None;
+        }
+        // Envoy's outlier detection: the cool-down is the base time times the ejection level,
+        // capped; the level grows by one per ejection and shrinks by one per base time spent
+        // in rotation since the last one.
+        let now = self.clock.now();
+        let base_ms = config.base_time.as_millis().max(1) as Millis;
+        let paid_back = now.saturating_sub(self.restored_at.load(Ordering::Relaxed)) / base_ms;
+        let previous = u64::from(self.ejection_level.load(Ordering::Relaxed));
+        let level = previous.saturating_sub(paid_back) + 1;
+        let cool_down = config
+            .base_time
+            .saturating_mul(u32::try_from(level).unwrap_or(u32::MAX))
+            .min(config.max_time);
+        // Only one of the attempts failing at once ejects; the others find it ejected.
+        let until = now + (cool_down.as_millis() as Millis).max(1);
+        if self
+            .ejected_until
+            .compare_exchange(0, until, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        self.ejection_level
+            .store(u32::try_from(level).unwrap_or(u32::MAX), Ordering::Relaxed);
+        self.ejections.fetch_add(1, Ordering::Relaxed);
+        Some(cool_down)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn health_config() -> HealthConfig {
+        HealthConfig {
+            unhealthy_threshold: 3,
+            healthy_threshold: 2,
+            ..HealthConfig::default()
+        }
+    }
+
+    fn ejection(failures: u32, base_s: u64, max_s: u64) -> EjectionConfig {
+        EjectionConfig {
+            consecutive_failures: failures,
+            base_time: Duration::from_secs(base_s),
+            max_time: Duration::from_secs(max_s),
+        }
+    }
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[test]
+    fn health_flips_only_after_consecutive_results() {
+        let health = BackendHealth::new(Clock::new());
+        let config = health_config();
+        assert_eq!(health.record_probe(false, &config), None);
+        assert_eq!(health.record_probe(false, &config), None);
+        assert_eq!(
+            health.record_probe(true, &config),
+            None,
+            "a success ends the streak"
+        );
+        assert_eq!(health.record_probe(false, &config), None);
+        assert_eq!(health.record_probe(false, &config), None);
+        assert_eq!(
+            health.record_probe(false, &config),
+            Some(Transition::BecameUnhealthy)
+        );
+        assert!(!health.healthy());
+        assert_eq!(health.record_probe(true, &config), None);
+        assert_eq!(
+            health.record_probe(true, &config),
+            Some(Transition::BecameHealthy)
+        );
+        assert_eq!(health.record_probe(true, &config), None);
+    }
+
+    #[test]
+    fn an_ejection_ends_by_itself_when_its_cool_down_is_over() {
+        let hand = ManualClock::new();
+        let health = BackendHealth::new(hand.clock());
+        let config = ejection(2, 30, 300);
+        assert_eq!(
+            health.record_attempt(false, &config),
+            AttemptVerdict::Unchanged
+        );
+        assert_eq!(
+            health.record_attempt(true, &config),
+            AttemptVerdict::Unchanged
+        );
+        assert_eq!(
+            health.record_attempt(false, &config),
+            AttemptVerdict::Unchanged
+        );
+        assert_eq!(
+            health.record_attempt(false, &config),
+            AttemptVerdict::Ejected(secs(30))
+        );
+        assert!(health.ejected() && health.ejected_until().is_some());
+        assert_eq!(
+            health.record_attempt(false, &config),
+            AttemptVerdict::Unchanged,
+            "already ejected"
+        );
+
+        hand.advance(Duration::from_millis(29_999));
+        assert!(health.ejected(), "1 ms of the cool-down is left");
+        hand.advance(Duration::from_millis(1));
+        assert!(!health.ejected() && health.ejected_until().is_none());
+        assert_eq!(
+            health.record_attempt(true, &config),
+            AttemptVerdict::Restored,
+            "the first attempt after the cool-down"
+        );
+        assert_eq!(
+            health.record_attempt(true, &config),
+            AttemptVerdict::Unchanged
+        );
+        assert_eq!(health.ejections(), 1);
+    }
+
+    #[test]
+    fn a_repeated_ejection_lasts_longer_up_to_the_cap_and_good_behaviour_pays_it_back() {
+        let hand = ManualClock::new();
+        let health = BackendHealth::new(hand.clock());
+        let config = ejection(2, 30, 75);
+        let eject = || {
+            health.record_attempt(false, &config);
+            health.record_attempt(false, &config)
+        };
+        assert_eq!(eject(), AttemptVerdict::Ejected(secs(30)));
+        hand.advance(secs(30));
+        assert_eq!(
+            eject(),
+            AttemptVerdict::Ejected(secs(60)),
+            "at once again: twice as long"
+        );
+        hand.advance(secs(60));
+        assert_eq!(
+            eject(),
+            AttemptVerdict::Ejected(secs(75)),
+            "capped at max_time"
+        );
+        assert_eq!(health.ejections(), 3);
+
+        // Level 3 now; each base time in rotation pays one back. 59 s pays back one.
+        hand.advance(secs(75));
+        assert_eq!(
+            health.record_attempt(true, &config),
+            AttemptVerdict::Restored
+        );
+        hand.advance(secs(59));
+        assert_eq!(
+            eject(),
+            AttemptVerdict::Ejected(secs(75)),
+            "level 3: 90 s, capped"
+        );
+        hand.advance(secs(75));
+        health.record_attempt(true, &config);
+        hand.advance(secs(90));
+        assert_eq!(
+            eject(),
+            AttemptVerdict::Ejected(secs(30)),
+            "level 3, three paid back"
+        );
+    }
+
+    #[test]
+    fn with_a_streak_of_one_the_first_attempt_after_an_ejection_can_end_it_and_start_another() {
+        let hand = ManualClock::new();
+        let health = BackendHealth::new(hand.clock());
+        let config = ejection(1, 1, 10);
+        assert_eq!(
+            health.record_attempt(false, &config),
+            AttemptVerdict::Ejected(secs(1))
+        );
+        hand.advance(secs(1));
+        assert_eq!(
+            health.record_attempt(false, &config),
+            AttemptVerdict::RestoredAndEjected(secs(2))
+        );
+    }
+
+    #[test]
+    fn zero_consecutive_failures_turns_ejection_off() {
+        let health = BackendHealth::new(Clock::new());
+        let config = ejection(0, 30, 300);
+        for _ in 0..100 {
+            assert_eq!(
+                health.record_attempt(false, &config),
+                AttemptVerdict::Unchanged
+            );
+        }
+        assert!(!health.ejected());
+    }
+}

@@ -1,0 +1,93 @@
+//! The fallback decision: whether a plugin's ranking can be used as it is, and, when it cannot,
+//! how often and why the built-in round-robin served instead (counted per reason, logged
+//! rate-limited).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::backend::{BackendSet, Eligibility};
+use crate::balancer::{FallbackReason, Ranked};
+use crate::clock::Clock;
+use crate::log_budget::LogBudget;
+
+/// Accepts a plugin's ranking if every index is in range and the first choice is eligible;
+/// later choices that are not eligible are dropped. Otherwise answers why it cannot be used.
+pub(super) fn checked(
+    mut ranked: Ranked,
+    set: &BackendSet,
+    eligibility: Eligibility,
+) -> Result<Ranked, FallbackReason> {
+    let eligible = |index: u32| eligibility.allows(&set.backends()[index as usize]);
+    match ranked.first() {
+        None => return Err(FallbackReason::Declined),
+        Some(_) if ranked.iter().any(|&i| i as usize >= set.len()) => {
+            return Err(FallbackReason::BadIndex);
+        }
+        Some(&first) if !eligible(first) => return Err(FallbackReason::Ineligible),
+        Some(_) => {}
+    }
+    ranked.retain(|&index| eligible(index));
+    Ok(ranked)
+}
+
+/// At most one fallback warning per this interval, so a failing plugin cannot flood the log.
+const LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Fallback counters by reason, with a rate limit for the warning each one logs.
+#[derive(Debug)]
+pub struct FallbackCounts {
+    counts: [AtomicU64; FallbackReason::ALL.len()],
+    warnings: LogBudget,
+}
+
+impl FallbackCounts {
+    /// No fallbacks yet; warnings are rate-limited by `clock`.
+    pub fn new(clock: Clock) -> Self {
+        FallbackCounts {
+            counts: Default::default(),
+            warnings: LogBudget::new(1, LOG_INTERVAL, clock),
+        }
+    }
+
+    /// Counts one fallback, and logs it unless another was logged within the last second.
+    /// Requests skipped by an open breaker are not logged one by one: the breaker logs opening.
+    pub fn record(&self, plugin: &str, reason: FallbackReason) {
+        let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
+        if reason != FallbackReason::CircuitOpen && self.warnings.allow() {
+            tracing::warn!(
+                plugin,
+                reason = reason.label(),
+                total,
+                "{reason}; served by the built-in round-robin"
+            );
+        }
+    }
+
+    /// The count for each reason, in the order of [`FallbackReason::ALL`].
+    pub fn snapshot(&self) -> [(FallbackReason, u64); FallbackReason::ALL.len()] {
+        FallbackReason::ALL
+            .map(|reason| (reason, self.counts[reason as usize].load(Ordering::Relaxed)))
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, reason: FallbackReason) -> u64 {
+        self.counts[reason as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_each_reason_apart() {
+        let counts = FallbackCounts::new(Clock::new());
+        counts.record("p", FallbackReason::Trap);
+        counts.record("p", FallbackReason::Trap);
+        counts.record("p", FallbackReason::BadIndex);
+        assert_eq!(counts.get(FallbackReason::Trap), 2);
+        assert_eq!(counts.get(FallbackReason::BadIndex), 1);
+        assert_eq!(counts.get(FallbackReason::Declined), 0);
+        assert_eq!(counts.snapshot()[0], (FallbackReason::Trap, 2));
+    }
+}

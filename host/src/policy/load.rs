@@ -1,0 +1,46 @@
+//! Loading the policy a config asks for: its plugin, checked and configured against a backend
+//! set, behind the built-in round-robin; or the built-in alone when there is no plugin.
+
+use super::Policy;
+use crate::backend::BackendSet;
+use crate::clock::Clock;
+use crate::config::PolicyConfig;
+use crate::plugin::{PluginBalancer, PluginEngine, PluginError};
+
+impl Policy {
+    /// Loads the plugin `config` names against `set` in `engine` (made here, with the config's
+    /// cache, if `None`), or the built-in round-robin if there is no `[policy]`. Blocking: it may
+    /// compile, so keep it off the request path.
+    pub fn load(
+        engine: Option<&PluginEngine>,
+        config: Option<&PolicyConfig>,
+        set: &BackendSet,
+        clock: &Clock,
+    ) -> Result<Policy, PluginError> {
+        let Some(config) = config else {
+            return Ok(Policy::builtin(clock));
+        };
+        let made;
+        let engine = match engine {
+            Some(engine) => engine,
+            None => {
+                made = PluginEngine::with_cache_folder(config.cache.as_deref())?;
+                &made
+            }
+        };
+        let plugin = PluginBalancer::load(
+            engine,
+            &config.plugin,
+            &config.config,
+            config.limits,
+            set,
+            clock,
+        )?;
+        Ok(Policy::with_plugin(
+            plugin.info(),
+            Box::new(plugin),
+            config.breaker,
+            clock,
+        ))
+    }
+}

@@ -1,0 +1,217 @@
+//! The attempts of one request: the backends to try, in order (the policy's ranking, then every
+//! other eligible one), one attempt at a time, each counted and recorded on its backend, and the
+//! one rule for when a failed attempt may be made again on another backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::request::Parts;
+use http::{Method, Response};
+use tokio::time::Instant;
+
+use super::head::{self, remove_hop_by_hop};
+use super::request_body::{AttemptBody, RequestBody};
+use super::upstream::UpstreamError;
+use super::{Proxy, ProxyBody, ProxyError};
+use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
+use crate::balancer::Ranked;
+
+/// Forwards the request (`head`, already prepared, and `body`) to the backends of `set`, in
+/// the order of `ranked` and then the rest, until one answers or no retry is left.
+pub(super) async fn run(
+    proxy: &Proxy,
+    set: &BackendSet,
+    ranked: Ranked,
+    sequence: u64,
+    mut head: Parts,
+    body: RequestBody,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let budget = proxy.state.retry_budget();
+    let mut candidates = Candidates::new(ranked, sequence);
+    let mut retries_left = budget.max_retries();
+    let mut last_error = ProxyError::NoBackend;
+    // Holds the current retry's place in the budget until the attempt ends.
+    let mut _retry = None;
+    while let Some(index) = candidates.next(set) {
+        let backend = set.backends()[index as usize].clone();
+        let request = head::for_attempt(&mut head, &backend, body.attempt(), retries_left == 0);
+        let error = match attempt(proxy, set, index, backend, request).await {
+            Ok(response) => return Ok(response),
+            Err(error) => error,
+        };
+        last_error = error;
+        if retries_left == 0 || !may_retry(error, &head.method, &body) {
+            break;
+        }
+        let Some(retry) = budget.try_retry() else {
+            break;
+        };
+        _retry = Some(retry);
+        retries_left -= 1;
+    }
+    Err(last_error)
+}
+
+/// One attempt on `backend` (`index` in `set`): counts it, forwards it, and records what came
+/// back on the backend (statistics, passive ejection) and with the policy.
+async fn attempt(
+    proxy: &Proxy,
+    set: &BackendSet,
+    index: u32,
+    backend: Arc<Backend>,
+    request: http::Request<AttemptBody>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let guard = InFlightGuard::start(backend);
+    let backend = guard.backend();
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        proxy.config.request_timeout,
+        proxy.upstream.send(backend.address, request),
+    )
+    .await;
+    let latency = started.elapsed();
+    let error = match outcome {
+        Ok(Ok((response, connection))) => {
+            let status = response.status().as_u16();
+            backend
+                .stats
+                .record_outcome(Outcome::Status(status), latency);
+            backend.record_attempt(true, &proxy.ejection);
+            observe(proxy, set, index, status, latency);
+            let mut response = response.map(|body| ProxyBody::Upstream {
+                body,
+                guard: Some(guard),
+                connection: Some(connection),
+            });
+            remove_hop_by_hop(response.headers_mut());
+            return Ok(response);
+        }
+        Ok(Err(UpstreamError::Connect)) => ProxyError::Connect,
+        Ok(Err(UpstreamError::ClientBody)) => ProxyError::ClientBody,
+        Ok(Err(UpstreamError::Broken)) => ProxyError::Upstream,
+        Err(_elapsed) => ProxyError::Timeout,
+    };
+    if error.is_upstream() {
+        backend.stats.record_outcome(Outcome::NoResponse, latency);
+        backend.record_attempt(false, &proxy.ejection);
+        observe(proxy, set, index, 0, latency);
+    }
+    Err(error)
+}
+
+/// Whether a failed attempt may be made again on another backend: when nothing reached the
+/// backend (no connection), any request may; when the connection broke before the response
+/// headers, only an idempotent one (RFC 9110 §9.2.2). Either way the whole body must still be
+/// at hand, and a timeout is never retried (the backend may still be working on it).
+fn may_retry(error: ProxyError, method: &Method, body: &RequestBody) -> bool {
+    let safe = match error {
+        ProxyError::Connect => true,
+        ProxyError::Upstream => method.is_idempotent(),
+        ProxyError::NoBackend
+        | ProxyError::Timeout
+        | ProxyError::BadHost
+        | ProxyError::ClientBody => false,
+    };
+    safe && body.replayable()
+}
+
+/// Reports an outcome to the policy, unless the backend set changed since the pick (then the
+/// plugin has been configured for another set).
+fn observe(proxy: &Proxy, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+    let state = &proxy.state;
+    if state.backends().generation() == set.generation() {
+        state.policy().observe(set, index, status, latency);
+    }
+}
+
+/// The backends to try for one request, in order: the policy's ranking, then every other
+/// eligible backend from the request's place in the set, each at most once.
+struct Candidates {
+    ranked: Ranked,
+    next_ranked: usize,
+    scan_from: u64,
+    scanned: usize,
+    /// Backends already tried, in a fixed array so that a request without retries allocates
+    /// nothing here: `max_retries` is at most 10, so a request makes at most 11 attempts.
+    tried: [u32; MAX_ATTEMPTS],
+    tried_count: usize,
+}
+
+/// The most attempts one request can make: the first and `max_retries` (at most 10) more.
+const MAX_ATTEMPTS: usize = 11;
+
+impl Candidates {
+    fn new(ranked: Ranked, sequence: u64) -> Self {
+        Candidates {
+            ranked,
+            next_ranked: 0,
+            scan_from: sequence,
+            scanned: 0,
+            tried: [0; MAX_ATTEMPTS],
+            tried_count: 0,
+        }
+    }
+
+    fn record(&mut self, index: u32) -> Option<u32> {
+        if self.tried_count == MAX_ATTEMPTS {
+            return None;
+        }
+        self.tried[self.tried_count] = index;
+        self.tried_count += 1;
+        Some(index)
+    }
+
+    /// The next backend to try; eligibility is read afresh, so a backend ejected by an earlier
+    /// attempt is skipped.
+    fn next(&mut self, set: &BackendSet) -> Option<u32> {
+        let eligibility = set.eligibility();
+        let allowed = |index: u32, tried: &[u32]| {
+            !tried.contains(&index)
+                && set
+                    .get(index as usize)
+                    .is_some_and(|backend| eligibility.allows(backend))
+        };
+        while let Some(&index) = self.ranked.get(self.next_ranked) {
+            self.next_ranked += 1;
+            if allowed(index, &self.tried[..self.tried_count]) {
+                return self.record(index);
+            }
+        }
+        while self.scanned < set.len() {
+            let index = ((self.scan_from + self.scanned as u64) % set.len() as u64) as u32;
+            self.scanned += 1;
+            if allowed(index, &self.tried[..self.tried_count]) {
+                return self.record(index);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::test_set;
+
+    fn all(candidates: &mut Candidates, set: &BackendSet) -> Vec<u32> {
+        std::iter::from_fn(|| candidates.next(set)).collect()
+    }
+
+    #[test]
+    fn the_ranking_comes_first_then_every_other_backend_once() {
+        let set = test_set(&[1, 1, 1, 1]);
+        let mut candidates = Candidates::new(vec![2, 2, 0], 5);
+        assert_eq!(all(&mut candidates, &set), [2, 0, 1, 3]);
+    }
+
+    #[test]
+    fn backends_out_of_rotation_are_skipped_unless_none_is_in() {
+        let set = test_set(&[1, 1, 1]);
+        set.backends()[1].health.set_healthy(false);
+        assert_eq!(all(&mut Candidates::new(vec![1], 0), &set), [0, 2]);
+        for backend in set.backends() {
+            backend.health.set_healthy(false);
+        }
+        assert_eq!(all(&mut Candidates::new(vec![1], 0), &set), [1, 0, 2]);
+    }
+}

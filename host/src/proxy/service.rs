@@ -1,0 +1,76 @@
+//! The request service: one client request in, one response out. It checks the head, asks the
+//! policy to rank the backends, rewrites the head for them and hands the request to the
+//! attempts; whatever fails becomes vane's own error response.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::uri::PathAndQuery;
+use http::{Request, Response, header};
+use hyper::body::Incoming;
+
+use super::head::{self, ClientAddress};
+use super::request_body::RequestBody;
+use super::{Proxy, ProxyBody, ProxyError, attempts};
+use crate::backend::BackendSet;
+use crate::balancer::{Ranked, RequestInfo};
+use crate::state::State;
+
+/// Serves one client request: forwards it to a backend, or answers vane's own error.
+pub(super) async fn handle(
+    proxy: Arc<Proxy>,
+    client: ClientAddress,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    Ok(match forward(&proxy, &client, request).await {
+        Ok(response) => response,
+        Err(error) => error.response(),
+    })
+}
+
+async fn forward(
+    proxy: &Proxy,
+    client: &ClientAddress,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    head::check_host(&request)?;
+    let state = &proxy.state;
+    let _active = state.retry_budget().start_request();
+    let set = state.backend_set();
+    let sequence = proxy.sequence.fetch_add(1, Ordering::Relaxed);
+    let ranked = rank(state, sequence, client.socket, &request, &set);
+    let (mut head, body) = request.into_parts();
+    head::prepare(&mut head, client);
+    attempts::run(proxy, &set, ranked, sequence, head, RequestBody::new(body)).await
+}
+
+/// Asks the policy to rank the backends of `set` for this request.
+fn rank(
+    state: &State,
+    sequence: u64,
+    client: SocketAddr,
+    request: &Request<Incoming>,
+    set: &BackendSet,
+) -> Ranked {
+    let headers = request.headers();
+    let authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or("");
+    let info = RequestInfo {
+        sequence,
+        method: request.method(),
+        authority,
+        path: request
+            .uri()
+            .path_and_query()
+            .map_or("/", PathAndQuery::as_str),
+        client_ip: client.ip(),
+        headers,
+    };
+    state.policy().pick(&info, set)
+}

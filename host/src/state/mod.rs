@@ -1,0 +1,81 @@
+//! What the proxy, the health checks, the admin API and reloads share: the live backend set and
+//! policy (each replaced whole, read without locks), the retry budget every request draws on,
+//! and the clock. Readers load snapshots; only a reload swaps new ones in.
+
+mod retry_budget;
+
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+
+pub use retry_budget::RetryBudget;
+
+use crate::backend::BackendSet;
+use crate::clock::Clock;
+use crate::config::RetryConfig;
+use crate::policy::Policy;
+
+/// The live state of one vane.
+pub struct State {
+    backends: ArcSwap<BackendSet>,
+    policy: ArcSwap<Policy>,
+    retry_budget: RetryBudget,
+    clock: Clock,
+}
+
+impl State {
+    /// State serving `backends` with `policy`, retrying as `retries` allows, timed by `clock`.
+    pub fn new(
+        backends: BackendSet,
+        policy: Policy,
+        retries: RetryConfig,
+        clock: Clock,
+    ) -> Arc<Self> {
+        Arc::new(State {
+            backends: ArcSwap::from_pointee(backends),
+            policy: ArcSwap::from_pointee(policy),
+            retry_budget: RetryBudget::new(retries),
+            clock,
+        })
+    }
+
+    /// The backend set in force, for a short look (a status page, one probe round).
+    pub fn backends(&self) -> Guard<Arc<BackendSet>> {
+        self.backends.load()
+    }
+
+    /// The backend set in force, to hold for as long as a request needs it.
+    pub fn backend_set(&self) -> Arc<BackendSet> {
+        self.backends.load_full()
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Guard<Arc<Policy>> {
+        self.policy.load()
+    }
+
+    /// The policy in force, to hold while a new one is admitted.
+    pub fn current_policy(&self) -> Arc<Policy> {
+        self.policy.load_full()
+    }
+
+    /// Retries allowed, made and refused.
+    pub fn retry_budget(&self) -> &RetryBudget {
+        &self.retry_budget
+    }
+
+    /// The clock every part of this vane keeps time by.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Puts a new policy in force, and a new backend set if there is one. Requests already under
+    /// way keep the snapshots they loaded; a plugin meeting a set it was not configured for
+    /// configures itself again.
+    pub(crate) fn swap(&self, backends: Option<BackendSet>, policy: Policy) {
+        if let Some(backends) = backends {
+            self.backends.store(Arc::new(backends));
+        }
+        self.policy.store(Arc::new(policy));
+    }
+}

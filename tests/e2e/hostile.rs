@@ -3,7 +3,8 @@
 //! both alike. Every client request must be answered 200 by a real backend, the violation must
 //! be counted under its reason in `/metrics`, the circuit breaker must open where the plugin is
 //! broken (so a looping plugin does not cost every request its deadline), the added p99 stays
-//! under one pick deadline, memory stays bounded, and the twin is never replaced.
+//! under 20 ms, memory stays bounded, and the twin is never replaced. vane's clock stands still
+//! in these runs, so what the breaker and the log budget do does not depend on the machine.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,16 +19,15 @@ use vane_e2e::plugins::plugin;
 use vane_e2e::proxy::config_for;
 use vane_e2e::{Backend, Vane};
 
-/// The pick deadline in the run about deadlines (a plugin that loops): above what a debug-build
-/// host needs to marshal a pick on a loaded two-core machine, low enough that paying it on every
-/// request would show in p99. It is also the most the violation may add to p99 in every run.
-const PICK_TIMEOUT: Duration = Duration::from_millis(20);
+/// The pick deadline in these runs: the longest vane accepts. The deadline is wall-clock time,
+/// and a debug build preempted on a loaded two-core machine passed 20 ms while doing nothing
+/// wrong (the twins of the looping and the growing plugin did, beside two busy loops), which
+/// would count as a fallback that the run is not about.
+const PICK_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// The pick deadline in the other runs, where it only has to stay out of the way: the deadline
-/// is wall-clock time, and a debug build preempted on a loaded machine can pass 20 ms while
-/// doing nothing wrong (the twin of the growing plugin, filling 4 MiB in a new instance, did),
-/// which would count as a fallback that the run is not about.
-const SPARE_PICK_TIMEOUT: Duration = Duration::from_millis(100);
+/// The most a violation may add to p99 over its twin: a few requests that wait out a deadline
+/// before the breaker opens are well under 1 % of [`MIN_REQUESTS`], so p99 must not see them.
+const P99_MARGIN: Duration = Duration::from_millis(20);
 
 /// How long each vane is loaded at least, and by how many clients.
 const LOAD_TIME: Duration = Duration::from_millis(1500);
@@ -38,8 +38,9 @@ const CLIENTS: usize = 4;
 /// that p99 compares the two vanes' ordinary requests.
 const MIN_REQUESTS: usize = 2000;
 
-/// How long a vane is loaded at most while it has not had [`MIN_REQUESTS`].
-const MAX_LOAD_TIME: Duration = Duration::from_secs(20);
+/// How long a vane is loaded at most while it has not had [`MIN_REQUESTS`]: only a guard
+/// against a hang, far beyond what the slowest run took beside two busy loops (about 25 s).
+const MAX_LOAD_TIME: Duration = Duration::from_secs(180);
 
 /// The memory cap of each plugin instance in these runs: low, so a plugin growing without end
 /// reaches it well within the pick deadline even on a loaded machine.
@@ -54,14 +55,13 @@ const MAX_RSS_GROWTH: f64 = 96.0 * 1024.0 * 1024.0;
 /// also share the machine only with the rest of the suite.
 static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// A config for vane with the misbehave plugin in `mode` under `pick_timeout`, and an admin
-/// listener.
-fn config(backends: &[&Backend], mode: &str, pick_timeout: Duration) -> String {
+/// A config for vane with the misbehave plugin in `mode`, and an admin listener.
+fn config(backends: &[&Backend], mode: &str) -> String {
     let extra = format!(
         "admin = \"127.0.0.1:0\"\n[policy]\nplugin = {:?}\nconfig = {mode:?}\n\
          pick_timeout = \"{}ms\"\nconfigure_timeout = \"500ms\"\nmemory_limit = {MEMORY_LIMIT:?}\n",
         plugin("misbehave").display().to_string(),
-        pick_timeout.as_millis(),
+        PICK_TIMEOUT.as_millis(),
     );
     config_for(backends, &extra)
 }
@@ -131,17 +131,17 @@ impl Run {
     }
 }
 
-/// Starts three backends and a vane with the plugin in `mode` under `pick_timeout`, lets
-/// `prepare` change it, then loads it for [`LOAD_TIME`] and at least [`MIN_REQUESTS`].
+/// Starts three backends and a vane with the plugin in `mode`, lets `prepare` change it, then
+/// loads it for [`LOAD_TIME`] and at least [`MIN_REQUESTS`].
 ///
 /// vane's clock stands still for the whole run: a breaker that opens stays open, and the log
 /// budget's window never turns, however long the machine takes.
-async fn run(mode: &str, pick_timeout: Duration, prepare: impl FnOnce(&Vane)) -> Run {
+async fn run(mode: &str, prepare: impl FnOnce(&Vane)) -> Run {
     let a = backend("a").start().await;
     let b = backend("b").start().await;
     let c = backend("c").start().await;
     let started = Instant::now();
-    let config = config(&[&a, &b, &c], mode, pick_timeout);
+    let config = config(&[&a, &b, &c], mode);
     let vane = Vane::start_with_clock(&config, ManualClock::new().clock())
         .await
         .unwrap_or_else(|err| panic!("{mode}: {err:#}"));
@@ -175,17 +175,12 @@ struct Expect {
     opens_breaker: bool,
     /// The backend the twin picks for every request (the first eligible one).
     twin_picks: &'static str,
-    /// The pick deadline of both vanes.
-    pick_timeout: Duration,
 }
 
 /// Runs `violation` and `twin` side by side and checks both.
 async fn pair(violation: &str, twin: &str, expect: Expect, prepare: fn(&Vane)) -> (Run, Run) {
     let _alone = ONE_RUN_AT_A_TIME.lock().await;
-    let (bad, good) = tokio::join!(
-        run(violation, expect.pick_timeout, prepare),
-        run(twin, expect.pick_timeout, prepare)
-    );
+    let (bad, good) = tokio::join!(run(violation, prepare), run(twin, prepare));
     bad.report();
     good.report();
 
@@ -231,7 +226,7 @@ async fn pair(violation: &str, twin: &str, expect: Expect, prepare: fn(&Vane)) -
 
     let p99 = |run: &Run| run.tally.latency_quantile(0.99);
     assert!(
-        p99(&bad) < p99(&good) + PICK_TIMEOUT,
+        p99(&bad) < p99(&good) + P99_MARGIN,
         "{violation}: p99 {:?} against {:?} for {twin}",
         p99(&bad),
         p99(&good)
@@ -252,14 +247,12 @@ const BREAKS: Expect = Expect {
     reason: "trap",
     opens_breaker: true,
     twin_picks: "a",
-    pick_timeout: SPARE_PICK_TIMEOUT,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_looping_in_pick_costs_a_few_requests_their_deadline_then_is_skipped() {
     let expect = Expect {
         reason: "deadline",
-        pick_timeout: PICK_TIMEOUT,
         ..BREAKS
     };
     let (bad, _) = pair("loop", "busy:100000", expect, as_started).await;
@@ -359,10 +352,7 @@ async fn a_plugin_calling_exit_traps_and_vane_keeps_running() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_flooding_stdout_is_rate_limited() {
     let _alone = ONE_RUN_AT_A_TIME.lock().await;
-    let (flood, print) = tokio::join!(
-        run("flood:100000", SPARE_PICK_TIMEOUT, as_started),
-        run("print", SPARE_PICK_TIMEOUT, as_started)
-    );
+    let (flood, print) = tokio::join!(run("flood:100000", as_started), run("print", as_started));
     let lines_per_pick = 100.0;
     flood.report();
     print.report();
@@ -407,10 +397,7 @@ async fn a_plugin_reaching_for_files_env_and_network_gets_nothing() {
     });
     let mode = format!("capabilities:{target}");
     let _alone = ONE_RUN_AT_A_TIME.lock().await;
-    let (reaching, behaving) = tokio::join!(
-        run(&mode, SPARE_PICK_TIMEOUT, as_started),
-        run("behave", SPARE_PICK_TIMEOUT, as_started)
-    );
+    let (reaching, behaving) = tokio::join!(run(&mode, as_started), run("behave", as_started));
     reaching.report();
     behaving.report();
     for run in [&reaching, &behaving] {
@@ -434,17 +421,17 @@ async fn a_plugin_reaching_for_files_env_and_network_gets_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_looping_in_configure_is_refused_at_start_and_at_reload() {
     let a = backend("a").start().await;
-    let refused = Vane::start(&config(&[&a], "loop-configure", PICK_TIMEOUT)).await;
+    let refused = Vane::start(&config(&[&a], "loop-configure")).await;
     let err = format!("{:#}", refused.err().expect("vane refused the plugin"));
     assert!(err.contains("deadline"), "{err}");
 
     let path = write_file(
         &scratch_folder("loop-configure"),
         "vane.toml",
-        config(&[&a], "behave", PICK_TIMEOUT),
+        config(&[&a], "behave"),
     );
     let vane = Vane::start_file(&path).await.unwrap();
-    std::fs::write(&path, config(&[&a], "loop-configure", PICK_TIMEOUT)).unwrap();
+    std::fs::write(&path, config(&[&a], "loop-configure")).unwrap();
     let flood = Flood::start(&vane, CLIENTS);
     let (status, body) = vane.admin_post("/reload").await;
     let tally = flood.stop().await;

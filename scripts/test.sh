@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-plugins.sh
 bash scripts/build-examples.sh
-cargo build -p vane
+# One build of vane and every test target together, so the binary the end-to-end tests run and
+# the tests themselves share one set of features and nothing is compiled twice.
+cargo build --all-targets
 cargo test "$@"

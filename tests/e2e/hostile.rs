@@ -323,7 +323,6 @@ async fn a_plugin_picking_a_backend_out_of_rotation_is_overruled() {
         reason: "ineligible",
         opens_breaker: false,
         twin_picks: "b",
-        ..BREAKS
     };
     let (bad, _) = pair("pick-first", "behave", expect, first_backend_down).await;
     assert!(

@@ -68,6 +68,16 @@ pub struct PluginLimits {
     pub memory_limit: usize,
 }
 
+impl PluginLimits {
+    /// The longest `pick_timeout` accepted: picks run on the proxy's worker threads, so a plugin
+    /// allowed to run longer could stall every request behind it.
+    pub const MAX_PICK_TIMEOUT: Duration = Duration::from_millis(100);
+
+    /// The longest `configure_timeout` accepted: a new instance is configured on the request
+    /// path (after a trap, or when the pool grows), so this bounds what one request can wait.
+    pub const MAX_CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
 impl Default for PluginLimits {
     fn default() -> Self {
         PluginLimits {

@@ -20,14 +20,6 @@ use super::{
 /// The largest weight accepted; weights are relative, so more range buys nothing.
 const MAX_WEIGHT: i64 = 1_000_000;
 
-/// The longest pick deadline accepted: picks run on the proxy's worker threads, so a plugin
-/// allowed to run longer could stall every request behind it.
-const MAX_PICK_TIMEOUT: Duration = Duration::from_millis(100);
-
-/// The longest `configure` deadline accepted: a new instance is configured on the request path
-/// (after a trap, or when the pool grows), so this bounds what one request can wait.
-const MAX_CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// hyper's smallest read buffer, and so the smallest `max_header_size`.
 const MIN_HEADER_SIZE: usize = 8 << 10;
 
@@ -222,13 +214,13 @@ fn check_policy(
         &policy.pick_timeout,
         "policy.pick_timeout",
         limits.pick_timeout,
-        MAX_PICK_TIMEOUT,
+        PluginLimits::MAX_PICK_TIMEOUT,
     );
     check.at_most(
         &policy.configure_timeout,
         "policy.configure_timeout",
         limits.configure_timeout,
-        MAX_CONFIGURE_TIMEOUT,
+        PluginLimits::MAX_CONFIGURE_TIMEOUT,
     );
     let breaker_defaults = BreakerConfig::default();
     let breaker = BreakerConfig {

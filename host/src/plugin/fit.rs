@@ -177,13 +177,14 @@ mod tests {
 
     #[test]
     fn imports_vane_provides_pass_and_others_are_named() {
+        let ours = |interface: &str| format!("vane:balancer/{interface}@{PACKAGE_VERSION}");
         for fine in [
-            "vane:balancer/host@0.2.0",
-            "vane:balancer/types@0.2.0",
-            "wasi:io/streams@0.2.6",
-            "wasi:cli/stdout@0.2.0",
+            ours("host"),
+            ours("types"),
+            "wasi:io/streams@0.2.6".into(),
+            "wasi:cli/stdout@0.2.0".into(),
         ] {
-            assert_eq!(import_problem(fine), None, "{fine}");
+            assert_eq!(import_problem(&fine), None, "{fine}");
         }
         let other_version = import_problem("vane:balancer/host@0.1.0").unwrap();
         assert!(
@@ -191,11 +192,11 @@ mod tests {
             "{other_version}"
         );
         for foreign in [
-            "vane:balancer/secrets@0.2.0",
-            "wasi:http/types@0.2.0",
-            "wasi:io/streams@0.3.0",
+            ours("secrets"),
+            "wasi:http/types@0.2.0".into(),
+            "wasi:io/streams@0.3.0".into(),
         ] {
-            let problem = import_problem(foreign).unwrap();
+            let problem = import_problem(&foreign).unwrap();
             assert!(problem.contains("which vane does not provide"), "{problem}");
         }
     }

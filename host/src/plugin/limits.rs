@@ -1,7 +1,7 @@
 //! The sandbox's limits, in one place: the deadline of every call (counted in epoch ticks), the
 //! memory and table caps of an instance (a wasmtime [`ResourceLimiter`]), and how much a plugin
-//! may write to the log. The values an operator sets come from `[policy]`
-//! ([`crate::config::PluginLimits`]).
+//! may write to the log. The values an operator sets, with their defaults and the most vane
+//! accepts, come from `[policy]` ([`crate::config::PluginLimits`]).
 
 use std::time::Duration;
 

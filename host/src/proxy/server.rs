@@ -1,5 +1,6 @@
 //! The accept loop: one task per client connection, HTTP/1.1 or h2c, at most `max_connections`
-//! at once, until shutdown; then a bounded drain of the connections still open.
+//! at once, until shutdown; then a bounded drain of the connections still open, after which the
+//! rest are closed. The loop owns its connections' tasks: none outlives it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::Proxy;
 use super::head::ClientAddress;
@@ -40,6 +42,7 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
         .keep_alive_timeout(H2_KEEP_ALIVE)
         .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     let slots = Arc::new(Semaphore::new(proxy.config.max_connections));
     tokio::pin!(shutdown);
 
@@ -66,7 +69,9 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
         let proxy = proxy.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        // Reap the finished ones, so the set holds only open connections.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             let _slot = slot;
             if !request_started(&stream, proxy.config.header_read_timeout).await {
                 return;
@@ -95,6 +100,8 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             "drain deadline passed; closing the remaining connections"
         );
     }
+    // Connections still open here are past the deadline, or never sent a request.
+    connections.shutdown().await;
 }
 
 /// Waits, up to `limit`, until the client has sent enough to tell HTTP/1 from HTTP/2 (hyper's

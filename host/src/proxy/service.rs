@@ -38,7 +38,7 @@ async fn forward(
     head::check_host(&request)?;
     let state = &proxy.state;
     let _active = state.retry_budget().start_request();
-    let set = state.backend_set();
+    let set = state.hold_backends();
     let sequence = proxy.sequence.fetch_add(1, Ordering::Relaxed);
     let ranked = rank(state, sequence, client.socket, &request, &set);
     let (mut head, body) = request.into_parts();

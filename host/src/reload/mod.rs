@@ -157,8 +157,8 @@ impl Reloader {
         };
         // A plugin file newly named is watched before it is read.
         let next_watch = self.watch.prepare(&next);
-        let set = self.state.backend_set();
-        let old_policy = self.state.current_policy();
+        let set = self.state.hold_backends();
+        let old_policy = self.state.hold_policy();
         let clock = self.state.clock().clone();
         let admitted = {
             let next = next.clone();

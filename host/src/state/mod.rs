@@ -45,7 +45,7 @@ impl State {
     }
 
     /// The backend set in force, to hold for as long as a request needs it.
-    pub fn backend_set(&self) -> Arc<BackendSet> {
+    pub fn hold_backends(&self) -> Arc<BackendSet> {
         self.backends.load_full()
     }
 
@@ -55,7 +55,7 @@ impl State {
     }
 
     /// The policy in force, to hold while a new one is admitted.
-    pub fn current_policy(&self) -> Arc<Policy> {
+    pub fn hold_policy(&self) -> Arc<Policy> {
         self.policy.load_full()
     }
 

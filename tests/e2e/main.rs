@@ -15,6 +15,7 @@ mod plugin_load;
 mod plugin_test;
 mod pooling;
 mod reload;
+mod shutdown;
 mod signals;
 
 use std::collections::BTreeMap;

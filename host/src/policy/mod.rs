@@ -1,6 +1,6 @@
 //! The policy in force: the plugin's answer, checked, or else the built-in round-robin, with
-//! the plugin's circuit breaker and the counts of what happened. Loading one from the config
-//! is the only place the plugin runtime and the fallback meet.
+//! the plugin's circuit breaker and the counts of what happened. It stands above the plugin
+//! runtime: [`Policy::load`] builds the plugin a config names and puts the fallback behind it.
 
 mod breaker;
 mod fallback;

@@ -23,8 +23,8 @@ pub(super) async fn run(
     set: &BackendSet,
     ranked: Ranked,
     sequence: u64,
-    mut head: Parts,
-    body: RequestBody,
+    head: &mut Parts,
+    body: &RequestBody,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let budget = proxy.state.retry_budget();
     let mut candidates = Candidates::new(ranked, sequence);
@@ -34,13 +34,13 @@ pub(super) async fn run(
     let mut _retry = None;
     while let Some(index) = candidates.next(set) {
         let backend = set.backends()[index as usize].clone();
-        let request = head::for_attempt(&mut head, &backend, body.attempt(), retries_left == 0);
+        let request = head::for_attempt(head, &backend, body.attempt(), retries_left == 0);
         let error = match attempt(proxy, set, index, backend, request).await {
             Ok(response) => return Ok(response),
             Err(error) => error,
         };
         last_error = error;
-        if retries_left == 0 || !may_retry(error, &head.method, &body) {
+        if retries_left == 0 || !may_retry(error, &head.method, body) {
             break;
         }
         let Some(retry) = budget.try_retry() else {

@@ -43,7 +43,8 @@ async fn forward(
     let ranked = rank(state, sequence, client.socket, &request, &set);
     let (mut head, body) = request.into_parts();
     head::prepare(&mut head, client);
-    attempts::run(proxy, &set, ranked, sequence, head, RequestBody::new(body)).await
+    let body = RequestBody::new(body);
+    attempts::run(proxy, &set, ranked, sequence, &mut head, &body).await
 }
 
 /// Asks the policy to rank the backends of `set` for this request.

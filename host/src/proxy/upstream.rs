@@ -21,10 +21,11 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::request_body::AttemptBody;
-use crate::clock::{Clock, Millis};
+use crate::clock::Clock;
 
 /// Idle connections kept per backend at most; past it the oldest is closed. As with Envoy,
 /// the pool otherwise grows to the concurrency the traffic needs.
@@ -60,7 +61,7 @@ struct Pool {
 struct Idle {
     connection: Connection,
     /// When it was put back, on the pool's clock.
-    since: Millis,
+    since: Instant,
 }
 
 /// One connection to a backend: the handle that sends requests and the future that runs the
@@ -287,7 +288,7 @@ impl Pool {
         }
         let idle = Idle {
             connection,
-            since: self.clock.now(),
+            since: self.clock.instant(),
         };
         let evicted = {
             let mut pool = self.lock();
@@ -299,8 +300,8 @@ impl Pool {
     }
 
     /// Whether a connection put back at `since` has been idle for `idle_timeout` or longer.
-    fn expired(&self, since: Millis) -> bool {
-        self.clock.now().saturating_sub(since) >= self.idle_timeout.as_millis() as Millis
+    fn expired(&self, since: Instant) -> bool {
+        self.clock.instant().saturating_duration_since(since) >= self.idle_timeout
     }
 
     /// Takes out of `list` (oldest first, so the expired ones are a prefix) the connections idle

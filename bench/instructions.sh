@@ -6,6 +6,8 @@
 # it up, the counters are zeroed, and a second wrk run is counted. Kernel work is not counted.
 #
 #   bash bench/instructions.sh [SECONDS]      # default 10 s counted per target
+#   VANE=/path/to/vane bash bench/instructions.sh   # count that binary instead of building one,
+#                                                  # to compare two builds side by side
 #
 # The callgrind files stay in the printed folder, for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
@@ -13,7 +15,12 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_RUN=${1:-10}
 source bench/lib.sh
 need_tools nginx:nginx-light wrk:wrk valgrind:valgrind
-build_vane
+if [ -n "${VANE:-}" ]; then
+    bash scripts/build-plugins.sh >&2
+    PLUGINS=target/wasm32-wasip2/release
+else
+    build_vane
+fi
 start_backends
 
 port=19301

@@ -1,5 +1,5 @@
 //! Active health checks: every interval, one probe of each backend of the current set (over
-//! HTTP, [`http`]); each backend's verdict flips only after consecutive results
+//! HTTP, `http.rs`); each backend's verdict flips only after consecutive results
 //! ([`crate::backend::BackendHealth`]). Passive ejection is recorded by the proxy on real traffic.
 
 mod http;

@@ -35,17 +35,14 @@ pub enum Transition {
     BecameUnhealthy,
 }
 
-/// What one attempt did to a backend's ejection.
+/// What one attempt did to a backend's ejection; both can happen at once (the first attempt
+/// after an ejection fails and, with a streak of one, ejects it again).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttemptVerdict {
-    /// Nothing changed.
-    Unchanged,
+pub struct AttemptVerdict {
     /// The attempt is the first since an ejection ended: the backend is back in rotation.
-    Restored,
+    pub restored: bool,
     /// The attempt completed a streak of failures: the backend is out for this cool-down.
-    Ejected(Duration),
-    /// Both: the first attempt after an ejection failed and, with a streak of one, ejected it again.
-    RestoredAndEjected(Duration),
+    pub ejected: Option<Duration>,
 }
 
 impl BackendHealth {
@@ -77,14 +74,18 @@ impl BackendHealth {
     /// Whether passive detection has taken the backend out and its cool-down is not over. Reads
     /// the clock only while an ejection is recorded.
     pub fn ejected(&self) -> bool {
-        let until = self.ejected_until.load(Ordering::Relaxed);
-        until != 0 && self.clock.now() < until
+        self.ejection_end().is_some()
     }
 
     /// When the current ejection ends; `None` when not ejected.
     pub fn ejected_until(&self) -> Option<SystemTime> {
+        self.ejection_end().map(|until| self.clock.wall_time(until))
+    }
+
+    /// When the current ejection ends on the clock, if one is recorded and not over.
+    fn ejection_end(&self) -> Option<Millis> {
         let until = self.ejected_until.load(Ordering::Relaxed);
-        (until != 0 && self.clock.now() < until).then(|| self.clock.wall_time(until))
+        (until != 0 && self.clock.now() < until).then_some(until)
     }
 
     /// How many times passive detection has ejected the backend.
@@ -119,21 +120,16 @@ impl BackendHealth {
     /// backend if this failure completes a streak.
     pub fn record_attempt(&self, ok: bool, config: &EjectionConfig) -> AttemptVerdict {
         let restored = self.end_ejection_if_over();
-        if ok {
+        let ejected = if ok {
             // Most attempts succeed: write only when there is a streak to end.
             if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
                 self.consecutive_failures.store(0, Ordering::Relaxed);
             }
-        } else if let Some(cool_down) = self.count_failure(config) {
-            return match restored {
-                true => AttemptVerdict::RestoredAndEjected(cool_down),
-                false => AttemptVerdict::Ejected(cool_down),
-            };
-        }
-        match restored {
-            true => AttemptVerdict::Restored,
-            false => AttemptVerdict::Unchanged,
-        }
+            None
+        } else {
+            self.count_failure(config)
+        };
+        AttemptVerdict { restored, ejected }
     }
 
     /// Ends the recorded ejection if its cool-down is over, with a clean failure streak; answers
@@ -213,6 +209,22 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    const UNCHANGED: AttemptVerdict = AttemptVerdict {
+        restored: false,
+        ejected: None,
+    };
+    const RESTORED: AttemptVerdict = AttemptVerdict {
+        restored: true,
+        ejected: None,
+    };
+
+    fn ejected(cool_down: Duration) -> AttemptVerdict {
+        AttemptVerdict {
+            restored: false,
+            ejected: Some(cool_down),
+        }
+    }
+
     #[test]
     fn health_flips_only_after_consecutive_results() {
         let health = BackendHealth::new(Clock::new());
@@ -244,26 +256,14 @@ mod tests {
         let hand = ManualClock::new();
         let health = BackendHealth::new(hand.clock());
         let config = ejection(2, 30, 300);
-        assert_eq!(
-            health.record_attempt(false, &config),
-            AttemptVerdict::Unchanged
-        );
-        assert_eq!(
-            health.record_attempt(true, &config),
-            AttemptVerdict::Unchanged
-        );
-        assert_eq!(
-            health.record_attempt(false, &config),
-            AttemptVerdict::Unchanged
-        );
-        assert_eq!(
-            health.record_attempt(false, &config),
-            AttemptVerdict::Ejected(secs(30))
-        );
+        assert_eq!(health.record_attempt(false, &config), UNCHANGED);
+        assert_eq!(health.record_attempt(true, &config), UNCHANGED);
+        assert_eq!(health.record_attempt(false, &config), UNCHANGED);
+        assert_eq!(health.record_attempt(false, &config), ejected(secs(30)));
         assert!(health.ejected() && health.ejected_until().is_some());
         assert_eq!(
             health.record_attempt(false, &config),
-            AttemptVerdict::Unchanged,
+            UNCHANGED,
             "already ejected"
         );
 
@@ -273,13 +273,10 @@ mod tests {
         assert!(!health.ejected() && health.ejected_until().is_none());
         assert_eq!(
             health.record_attempt(true, &config),
-            AttemptVerdict::Restored,
+            RESTORED,
             "the first attempt after the cool-down"
         );
-        assert_eq!(
-            health.record_attempt(true, &config),
-            AttemptVerdict::Unchanged
-        );
+        assert_eq!(health.record_attempt(true, &config), UNCHANGED);
         assert_eq!(health.ejections(), 1);
     }
 
@@ -292,41 +289,22 @@ mod tests {
             health.record_attempt(false, &config);
             health.record_attempt(false, &config)
         };
-        assert_eq!(eject(), AttemptVerdict::Ejected(secs(30)));
+        assert_eq!(eject(), ejected(secs(30)));
         hand.advance(secs(30));
-        assert_eq!(
-            eject(),
-            AttemptVerdict::Ejected(secs(60)),
-            "at once again: twice as long"
-        );
+        assert_eq!(eject(), ejected(secs(60)), "at once again: twice as long");
         hand.advance(secs(60));
-        assert_eq!(
-            eject(),
-            AttemptVerdict::Ejected(secs(75)),
-            "capped at max_time"
-        );
+        assert_eq!(eject(), ejected(secs(75)), "capped at max_time");
         assert_eq!(health.ejections(), 3);
 
         // Level 3 now; each base time in rotation pays one back. 59 s pays back one.
         hand.advance(secs(75));
-        assert_eq!(
-            health.record_attempt(true, &config),
-            AttemptVerdict::Restored
-        );
+        assert_eq!(health.record_attempt(true, &config), RESTORED);
         hand.advance(secs(59));
-        assert_eq!(
-            eject(),
-            AttemptVerdict::Ejected(secs(75)),
-            "level 3: 90 s, capped"
-        );
+        assert_eq!(eject(), ejected(secs(75)), "level 3: 90 s, capped");
         hand.advance(secs(75));
         health.record_attempt(true, &config);
         hand.advance(secs(90));
-        assert_eq!(
-            eject(),
-            AttemptVerdict::Ejected(secs(30)),
-            "level 3, three paid back"
-        );
+        assert_eq!(eject(), ejected(secs(30)), "level 3, three paid back");
     }
 
     #[test]
@@ -334,14 +312,14 @@ mod tests {
         let hand = ManualClock::new();
         let health = BackendHealth::new(hand.clock());
         let config = ejection(1, 1, 10);
-        assert_eq!(
-            health.record_attempt(false, &config),
-            AttemptVerdict::Ejected(secs(1))
-        );
+        assert_eq!(health.record_attempt(false, &config), ejected(secs(1)));
         hand.advance(secs(1));
         assert_eq!(
             health.record_attempt(false, &config),
-            AttemptVerdict::RestoredAndEjected(secs(2))
+            AttemptVerdict {
+                restored: true,
+                ejected: Some(secs(2))
+            }
         );
     }
 
@@ -350,10 +328,7 @@ mod tests {
         let health = BackendHealth::new(Clock::new());
         let config = ejection(0, 30, 300);
         for _ in 0..100 {
-            assert_eq!(
-                health.record_attempt(false, &config),
-                AttemptVerdict::Unchanged
-            );
+            assert_eq!(health.record_attempt(false, &config), UNCHANGED);
         }
         assert!(!health.ejected());
     }

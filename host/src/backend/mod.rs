@@ -79,33 +79,23 @@ impl Backend {
     /// the failure that completes a streak ejects it for a cool-down, the first attempt after
     /// the cool-down puts it back, and both are logged.
     pub fn record_attempt(&self, ok: bool, config: &EjectionConfig) {
-        let ejected = match self.health.record_attempt(ok, config) {
-            AttemptVerdict::Unchanged => return,
-            AttemptVerdict::Restored => {
-                self.log_restored();
-                return;
-            }
-            AttemptVerdict::Ejected(cool_down) => cool_down,
-            AttemptVerdict::RestoredAndEjected(cool_down) => {
-                self.log_restored();
-                cool_down
-            }
-        };
-        tracing::warn!(
-            backend = %self.name,
-            address = %self.address,
-            failures = config.consecutive_failures,
-            cool_down = %humantime::format_duration(ejected),
-            "ejected after consecutive failures"
-        );
-    }
-
-    fn log_restored(&self) {
-        tracing::info!(
-            backend = %self.name,
-            address = %self.address,
-            "ejection over; the backend is tried again"
-        );
+        let verdict = self.health.record_attempt(ok, config);
+        if verdict.restored {
+            tracing::info!(
+                backend = %self.name,
+                address = %self.address,
+                "ejection over; the backend is tried again"
+            );
+        }
+        if let Some(cool_down) = verdict.ejected {
+            tracing::warn!(
+                backend = %self.name,
+                address = %self.address,
+                failures = config.consecutive_failures,
+                cool_down = %humantime::format_duration(cool_down),
+                "ejected after consecutive failures"
+            );
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::admin::serve_admin;
 use crate::backend::BackendSet;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::fd_limit;
 use crate::health::run_health_checks;
 use crate::plugin::{PluginEngine, PluginError};
 use crate::policy::Policy;
@@ -103,6 +104,7 @@ async fn start_with(
         None => None,
     };
     let policy = Policy::load(engine.as_ref(), config.policy.as_ref(), &set, &clock)?;
+    fd_limit::raise(config.proxy.max_connections);
     let (listener, proxy_address) = bind(config.listen).await?;
     let admin = match config.admin {
         Some(address) => Some(bind(address).await?),

@@ -8,7 +8,7 @@
 //! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
 //! - [`health`]: active health checks, a probe loop over the current backend set;
 //! - [`state`]: what proxy, health, admin and reload share: the live set and policy, the retry
-//!   budget, the clock;
+//!   budget, the client connection counts, the clock;
 //! - [`simulate`]: `vane plugin test`, a plugin run offline against simulated backends;
 //! - [`policy`]: the policy in force: the plugin's answer checked, or the built-in fallback, with
 //!   the plugin's circuit breaker;
@@ -17,7 +17,8 @@
 //! - [`backend`]: the backend set and each backend's live statistics and health;
 //! - [`demo`]: small loopback backends for `vane demo`;
 //! - [`config`]: the TOML file, checked into plain typed values with every error located;
-//! - [`clock`], [`histogram`], [`log_budget`]: time, latency histograms and log rate limits.
+//! - [`clock`], [`histogram`], [`log_budget`], [`fd_limit`]: time, latency histograms, log rate
+//!   limits and the open-file limit.
 
 pub mod admin;
 pub mod app;
@@ -26,6 +27,7 @@ pub mod balancer;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod fd_limit;
 pub mod health;
 pub mod histogram;
 pub mod log_budget;

@@ -4,12 +4,14 @@
 mod admin;
 mod balancing;
 mod cli;
+mod connections;
 mod errors;
 mod examples;
 mod failover;
 mod fallback;
 mod forwarding;
 mod hostile;
+mod http1;
 mod misfits;
 mod plugin_load;
 mod plugin_test;

@@ -8,6 +8,7 @@ pub mod files;
 pub mod load;
 pub mod plugins;
 pub mod proxy;
+pub mod raw;
 
 pub use backend::{Backend, BackendBuilder};
 pub use client::Client;

@@ -212,6 +212,22 @@ impl Collector for StateCollector {
             "Which policy is in force: 1 at start, one more for each reload that swapped it.",
             policy.generation(),
         )?;
+        let connections = self.0.client_connections();
+        gauge(
+            &mut encoder,
+            "vane_client_connections",
+            "Client connections open now.",
+            connections.open_now(),
+        )?;
+        counter(
+            encoder.encode_descriptor(
+                "vane_client_connections_refused",
+                "Client connections refused with 503 because max_connections were open.",
+                None,
+                MetricType::Counter,
+            )?,
+            connections.refused_total(),
+        )?;
         if let Some(bytes) = resident_memory_bytes() {
             gauge(
                 &mut encoder,

@@ -142,14 +142,18 @@ pub struct ProxyConfig {
     /// `request_timeout`: how long to wait from sending a request for the backend's response
     /// headers; default 30s. On expiry the client gets 504.
     pub request_timeout: Duration,
-    /// `header_read_timeout`: how long a client may take to send its request headers; default
-    /// 10s, after which the connection is closed.
+    /// `header_read_timeout`: how long a client may take to send its request headers, from
+    /// their first byte; default 10s, after which the connection is closed.
     pub header_read_timeout: Duration,
-    /// `max_header_size`: the largest request head accepted; default 64KiB, at least 8KiB
-    /// (hyper's smallest read buffer). A larger head gets 431.
+    /// `idle_timeout`: how long a client's keep-alive connection may wait between requests
+    /// before vane closes it; default 60s (nginx's `keepalive_timeout` is 75 s).
+    pub idle_timeout: Duration,
+    /// `max_header_size`: the largest request head accepted; default 64KiB, at least 8KiB.
+    /// A larger head gets 431 (414 if the request line alone is that large).
     pub max_header_size: usize,
-    /// `max_connections`: client connections served at once; default 4096. Past it, new
-    /// connections wait in the listen backlog until one closes.
+    /// `max_connections`: client connections served at once; default 4096. Past it, a new
+    /// connection gets 503 and is closed (counted in `vane_client_connections_refused_total`)
+    /// while the open ones go on being served.
     pub max_connections: usize,
     /// `upstream_idle_timeout`: how long an idle pooled connection to a backend is kept; default
     /// 4s, below the 5 s keep-alive of common backends (Node.js), so vane drops a connection
@@ -166,6 +170,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_header_size: 64 << 10,
             max_connections: 4096,
             upstream_idle_timeout: Duration::from_secs(4),

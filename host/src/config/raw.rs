@@ -48,6 +48,7 @@ pub(super) struct RawProxy {
     pub connect_timeout: Option<Spanned<String>>,
     pub request_timeout: Option<Spanned<String>>,
     pub header_read_timeout: Option<Spanned<String>>,
+    pub idle_timeout: Option<Spanned<String>>,
     pub max_header_size: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,

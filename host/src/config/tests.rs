@@ -42,6 +42,7 @@ cache_dir = "cache"
 connect_timeout = "500ms"
 request_timeout = "5s"
 header_read_timeout = "3s"
+idle_timeout = "20s"
 max_header_size = "32KiB"
 max_connections = 100
 upstream_idle_timeout = "1s"
@@ -96,6 +97,7 @@ fn a_full_config_reads_into_typed_values() {
             connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(3),
+            idle_timeout: Duration::from_secs(20),
             max_header_size: 32 << 10,
             max_connections: 100,
             upstream_idle_timeout: Duration::from_secs(1),
@@ -186,7 +188,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "46: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "47: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -201,7 +203,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("46: backends[1].weight: invalid type"),
+        found[0].starts_with("47: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");

@@ -20,7 +20,7 @@ use super::{
 /// The largest weight accepted; weights are relative, so more range buys nothing.
 const MAX_WEIGHT: i64 = 1_000_000;
 
-/// hyper's smallest read buffer, and so the smallest `max_header_size`.
+/// The smallest `max_header_size`: smaller limits refuse real browsers' heads.
 const MIN_HEADER_SIZE: usize = 8 << 10;
 
 /// Collects issues while checking a raw config.
@@ -276,6 +276,11 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             &proxy.header_read_timeout,
             "proxy.header_read_timeout",
             defaults.header_read_timeout,
+        ),
+        idle_timeout: check.duration(
+            &proxy.idle_timeout,
+            "proxy.idle_timeout",
+            defaults.idle_timeout,
         ),
         max_header_size: check.size(
             &proxy.max_header_size,

@@ -1,16 +1,18 @@
 //! The proxy: accepts HTTP/1.1 and h2c clients and forwards each request to the backend the
 //! policy picks, streaming bodies both ways over pooled upstream connections.
 //!
-//! One request's way through the files: `server` accepts the connection; `service` checks the
-//! head and asks the policy; `head` rewrites it for the backends; `attempts` tries the ranked
-//! backends one at a time on `upstream` connections, retrying where it is safe; `body` streams
-//! the response back and releases the in-flight count at its end; `error` is what the client
-//! gets when nothing could be forwarded.
+//! One request's way through the files: `server` accepts the connection and serves it, HTTP/1
+//! with vane's own `http1` and h2c with hyper's; `service` checks the head and asks the policy;
+//! `head` rewrites it for the backends; `attempts` tries the ranked backends one at a time on
+//! `upstream` connections, retrying where it is safe; `body` streams the response back and
+//! releases the in-flight count at its end; `error` is what the client gets when nothing could
+//! be forwarded.
 
 mod attempts;
 mod body;
 mod error;
 mod head;
+mod http1;
 mod request_body;
 mod server;
 mod service;

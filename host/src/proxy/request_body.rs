@@ -1,5 +1,6 @@
 //! The request body sent upstream, kept so that a failed attempt can be sent again: an empty
-//! body is rebuilt for free, and a streamed one is reclaimed if no byte of it was read.
+//! body is rebuilt for free, and a streamed one is reclaimed if no byte of it was read. A body
+//! comes from an HTTP/1 client (vane's own server) or an HTTP/2 one (hyper's).
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -8,6 +9,54 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+
+use super::http1;
+
+/// Any error a request body's stream may end with.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A client's request body as its connection delivers it.
+#[derive(Debug)]
+pub(crate) enum ClientBody {
+    /// No body.
+    Empty,
+    /// Read from an HTTP/1 connection.
+    Http1(http1::RequestBody),
+    /// The DATA frames of an HTTP/2 stream.
+    Http2(Incoming),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            ClientBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Http1(body) => body.is_end_stream(),
+            ClientBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Http1(body) => body.size_hint(),
+            ClientBody::Http2(body) => body.size_hint(),
+        }
+    }
+}
 
 /// A client's request body, owned across attempts.
 #[derive(Debug)]
@@ -21,7 +70,7 @@ pub(crate) enum RequestBody {
 /// The client's body and whether an attempt has started reading it.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    body: Incoming,
+    body: ClientBody,
     started: bool,
 }
 
@@ -36,7 +85,7 @@ pub(crate) enum AttemptBody {
 
 impl RequestBody {
     /// Keeps `body` for the attempts to come.
-    pub(crate) fn new(body: Incoming) -> Self {
+    pub(crate) fn new(body: ClientBody) -> Self {
         if body.is_end_stream() {
             RequestBody::Empty
         } else {
@@ -72,12 +121,12 @@ fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
 
 impl Body for AttemptBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             AttemptBody::Empty => Poll::Ready(None),
             AttemptBody::Streamed(slot) => {

@@ -1,22 +1,25 @@
-//! The accept loop: one task per client connection, HTTP/1.1 or h2c, at most `max_connections`
-//! at once, until shutdown; then a bounded drain of the connections still open, after which the
-//! rest are closed. The loop owns its connections' tasks: none outlives it.
+//! The accept loop: one task per client connection, HTTP/1.1 (vane's own `http1`) or h2c
+//! (hyper's), at most `max_connections` at once, until shutdown; then a bounded drain of the
+//! connections still open, after which the rest are closed. The loop owns its connections'
+//! tasks: none outlives it.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::Proxy;
 use super::head::ClientAddress;
+use super::request_body::ClientBody;
 use super::service::handle;
+use super::{Proxy, http1};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1 one.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -25,34 +28,25 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// connection is closed: dead peers must not hold connection slots.
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
+/// What a client connected past `max_connections` gets before vane closes its connection.
+const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 46\r\nretry-after: 1\r\nconnection: close\r\n\r\n503 Service Unavailable: too many connections\n";
+
 /// Serves clients from `listener` until `shutdown` completes, then lets open connections finish
 /// their requests for up to the configured `drain_timeout`.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let drain = proxy.config.drain_timeout;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(proxy.config.header_read_timeout)
-        .max_buf_size(proxy.config.max_header_size);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .keep_alive_interval(H2_KEEP_ALIVE)
         .keep_alive_timeout(H2_KEEP_ALIVE)
         .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
-    let graceful = GracefulShutdown::new();
+    let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
     let slots = Arc::new(Semaphore::new(proxy.config.max_connections));
     tokio::pin!(shutdown);
 
     loop {
-        // At the limit, stop accepting: new clients wait in the kernel's backlog, as with
-        // HAProxy's maxconn, instead of being accepted and starved.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, client) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -65,59 +59,120 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refuse_over_limit(&proxy, stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let proxy = proxy.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
         // Reap the finished ones, so the set holds only open connections.
         while connections.try_join_next().is_some() {}
-        connections.spawn(async move {
-            let _slot = slot;
-            if !request_started(&stream, proxy.config.header_read_timeout).await {
-                return;
-            }
-            let address = ClientAddress::new(client);
-            let service =
-                service_fn(move |request| handle(proxy.clone(), address.clone(), request));
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(connection.into_owned()).await {
-                tracing::debug!(%client, error = %err, "client connection ended with an error");
-            }
-        });
+        connections.spawn(connection(
+            proxy.clone(),
+            stream,
+            client,
+            http2.clone(),
+            stop.clone(),
+            slot,
+        ));
     }
 
     drop(listener);
+    stop.cancel();
     tracing::info!(
-        open = graceful.count(),
+        open = connections.len(),
         "stopped accepting; draining open connections"
     );
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(drain, drained).await.is_err() {
         tracing::warn!(
             ?drain,
             "drain deadline passed; closing the remaining connections"
         );
     }
-    // Connections still open here are past the deadline, or never sent a request.
+    // Connections still open here are past the deadline.
     connections.shutdown().await;
 }
 
-/// Waits, up to `limit`, until the client has sent enough to tell HTTP/1 from HTTP/2 (hyper's
-/// own header timeout only starts after that). A client that sends nothing, or stalls inside
-/// the HTTP/2 preface, is dropped.
-async fn request_started(stream: &TcpStream, limit: Duration) -> bool {
+/// Answers a client past the limit with 503 and closes its connection at once, without reading
+/// its request: the connections being served keep their share of the machine.
+fn refuse_over_limit(proxy: &Proxy, stream: TcpStream) {
+    proxy.state.client_connections().refused();
+    // A fresh socket's send buffer takes the whole answer; if it cannot, the client only sees
+    // the close.
+    let _ = stream.try_write(OVER_LIMIT);
+}
+
+/// One client connection, from its first bytes to its close.
+async fn connection(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    client: SocketAddr,
+    http2: http2::Builder<TokioExecutor>,
+    stop: CancellationToken,
+    slot: OwnedSemaphorePermit,
+) {
+    let _slot = slot;
+    let state = proxy.state.clone();
+    let _open = state.client_connections().open();
+    let started = tokio::select! {
+        started = request_started(&stream, proxy.config.header_read_timeout) => started,
+        () = stop.cancelled() => return,
+    };
+    let address = ClientAddress::new(client);
+    match started {
+        Started::Http1 => http1::serve(proxy, stream, address, stop).await,
+        Started::Http2 => {
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                handle(
+                    proxy.clone(),
+                    address.clone(),
+                    request.map(ClientBody::Http2),
+                )
+            });
+            let connection = http2.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = served {
+                tracing::debug!(%client, error = %err, "h2c client connection ended with an error");
+            }
+        }
+        Started::Nothing => {}
+    }
+}
+
+/// What a new connection's first bytes say.
+enum Started {
+    /// An HTTP/1 request.
+    Http1,
+    /// The HTTP/2 preface (h2c with prior knowledge).
+    Http2,
+    /// Nothing within the header read timeout, or a close.
+    Nothing,
+}
+
+/// Waits, up to `limit`, until the client has sent enough to tell HTTP/1 from HTTP/2, without
+/// reading it (nor holding a buffer for it). A client that sends nothing, or stalls inside the
+/// HTTP/2 preface, is dropped.
+async fn request_started(stream: &TcpStream, limit: Duration) -> Started {
     let mut start = [0u8; H2_PREFACE.len()];
     let peek = async {
         loop {
             match stream.peek(&mut start).await {
-                Ok(0) | Err(_) => return false,
-                Ok(n) if n == start.len() || start[..n] != H2_PREFACE[..n] => return true,
+                Ok(0) | Err(_) => return Started::Nothing,
+                Ok(n) if start[..n] != H2_PREFACE[..n] => return Started::Http1,
+                Ok(n) if n == start.len() => return Started::Http2,
                 // Part of the preface: wait for the rest (rare, so a short sleep is cheap).
                 Ok(_) => tokio::time::sleep(Duration::from_millis(5)).await,
             }
         }
     };
-    tokio::time::timeout(limit, peek).await.unwrap_or(false)
+    tokio::time::timeout(limit, peek)
+        .await
+        .unwrap_or(Started::Nothing)
 }

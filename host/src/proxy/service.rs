@@ -9,10 +9,9 @@ use std::sync::atomic::Ordering;
 
 use http::uri::PathAndQuery;
 use http::{Request, Response, header};
-use hyper::body::Incoming;
 
 use super::head::{self, ClientAddress};
-use super::request_body::RequestBody;
+use super::request_body::{ClientBody, RequestBody};
 use super::{Proxy, ProxyBody, ProxyError, attempts};
 use crate::backend::BackendSet;
 use crate::balancer::{Ranked, RequestInfo};
@@ -22,7 +21,7 @@ use crate::state::State;
 pub(super) async fn handle(
     proxy: Arc<Proxy>,
     client: ClientAddress,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     Ok(match forward(&proxy, &client, request).await {
         Ok(response) => response,
@@ -33,7 +32,7 @@ pub(super) async fn handle(
 async fn forward(
     proxy: &Proxy,
     client: &ClientAddress,
-    request: Request<Incoming>,
+    request: Request<ClientBody>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     head::check_host(&request)?;
     let state = &proxy.state;
@@ -52,7 +51,7 @@ fn rank(
     state: &State,
     sequence: u64,
     client: SocketAddr,
-    request: &Request<Incoming>,
+    request: &Request<ClientBody>,
     set: &BackendSet,
 ) -> Ranked {
     let headers = request.headers();

@@ -1,13 +1,16 @@
 //! What the proxy, the health checks, the admin API and reloads share: the live backend set and
 //! policy (each replaced whole, read without locks), the retry budget every request draws on,
-//! and the clock. Readers load snapshots; only a reload swaps new ones in.
+//! the count of client connections, and the clock. Readers load snapshots; only a reload swaps
+//! new ones in.
 
+mod client_connections;
 mod retry_budget;
 
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
+pub use client_connections::{ClientConnections, OpenConnection};
 pub use retry_budget::RetryBudget;
 
 use crate::backend::BackendSet;
@@ -20,6 +23,7 @@ pub struct State {
     backends: ArcSwap<BackendSet>,
     policy: ArcSwap<Policy>,
     retry_budget: RetryBudget,
+    client_connections: ClientConnections,
     clock: Clock,
 }
 
@@ -35,8 +39,14 @@ impl State {
             backends: ArcSwap::from_pointee(backends),
             policy: ArcSwap::from_pointee(policy),
             retry_budget: RetryBudget::new(retries),
+            client_connections: ClientConnections::default(),
             clock,
         })
+    }
+
+    /// The client connections open and refused.
+    pub fn client_connections(&self) -> &ClientConnections {
+        &self.client_connections
     }
 
     /// The backend set in force, for a short look (a status page, one probe round).

@@ -1,0 +1,179 @@
+//! vane's own HTTP/1.1 server side: one client connection, request after request. It exists so
+//! that an idle keep-alive connection costs almost nothing: between requests the connection
+//! holds no buffer, only its socket and this task, and waits for the socket to become
+//! readable (hyper's server keeps 16 KiB of buffers per connection for its whole life).
+//!
+//! A request's way: `request` parses and checks the head, refusing anything ambiguous; the
+//! body, if any, borrows the read side (`body`) and gives it back at its end; the proxy's
+//! service answers; `response` writes the answer. A connection is kept for another request
+//! only when both sides allow it, the body was read to its end and vane is not shutting down.
+
+mod body;
+mod request;
+mod response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::Request;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use body::RequestBody;
+
+use self::body::{READ_SIZE, Reader};
+use self::request::{Framing, Head, Parsed, Refusal};
+use self::response::Answering;
+use super::Proxy;
+use super::head::ClientAddress;
+use super::request_body::ClientBody;
+use super::service;
+
+/// After refusing a request, how long vane goes on reading (and dropping) what the client
+/// still sends before it closes, so that the refusal is not lost to a reset (nginx's lingering
+/// close).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most a refused client may send during the linger.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Serves the HTTP/1 client on `stream` until it closes, breaks a rule, stays idle past the
+/// idle timeout, or `stop` is cancelled (then after the request in progress).
+pub(super) async fn serve(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    client: ClientAddress,
+    stop: CancellationToken,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = Reader::new(read);
+    // The first request has started already (the accept loop waited for its first bytes).
+    let mut first = true;
+    loop {
+        if reader.buffer.is_empty() && !first {
+            // Idle: give the buffer's memory back while waiting.
+            reader.buffer = BytesMut::new();
+            let woke = tokio::select! {
+                ready = tokio::time::timeout(proxy.config.idle_timeout, reader.io.readable()) => ready,
+                () = stop.cancelled() => return,
+            };
+            if !matches!(woke, Ok(Ok(()))) {
+                return;
+            }
+        }
+        first = false;
+        let head = match read_head(&proxy, &mut reader).await {
+            Some(Parsed::Head(head)) => head,
+            Some(Parsed::Refused(refusal)) => return refuse(write, reader, refusal).await,
+            Some(Parsed::Partial) | None => return,
+        };
+        match exchange(&proxy, &client, &stop, &mut write, reader, *head).await {
+            Some(kept) => reader = kept,
+            None => return,
+        }
+    }
+}
+
+/// Reads until `reader` holds a whole request head, within the header read timeout: `None`
+/// when the client closed, failed or ran out of time first.
+async fn read_head(proxy: &Proxy, reader: &mut Reader) -> Option<Parsed> {
+    let deadline = proxy.state.clock().instant() + proxy.config.header_read_timeout;
+    loop {
+        match request::parse(&mut reader.buffer, proxy.config.max_header_size) {
+            Parsed::Partial => {}
+            parsed => return Some(parsed),
+        }
+        match tokio::time::timeout_at(deadline, reader.fill(READ_SIZE)).await {
+            Ok(Ok(read)) if read > 0 => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Where the connection's read side is while a request is served.
+enum ReadSide {
+    /// Here: the request had no body.
+    Here(Reader),
+    /// Lent to the request's body, which sends it back at its end.
+    Lent(oneshot::Receiver<Reader>),
+}
+
+/// Serves one request and writes its response: the read side back if the connection may
+/// carry another request.
+async fn exchange(
+    proxy: &Arc<Proxy>,
+    client: &ClientAddress,
+    stop: &CancellationToken,
+    write: &mut OwnedWriteHalf,
+    reader: Reader,
+    head: Head,
+) -> Option<Reader> {
+    let Head {
+        request,
+        framing,
+        keep_alive,
+        expect_continue,
+    } = head;
+    let mut answering = Answering::new(request.method(), request.version(), keep_alive);
+    let (parts, ()) = request.into_parts();
+    let mut wants_continue = None;
+    let (body, read_side) = if framing == Framing::Empty {
+        (ClientBody::Empty, ReadSide::Here(reader))
+    } else {
+        let (give_back, lent) = oneshot::channel();
+        let signal = expect_continue.then(|| {
+            let (signal, wanted) = oneshot::channel();
+            wants_continue = Some(wanted);
+            signal
+        });
+        let body = RequestBody::new(reader, framing, give_back, signal);
+        (ClientBody::Http1(body), ReadSide::Lent(lent))
+    };
+    let request = Request::from_parts(parts, body);
+    let mut answer = Box::pin(service::handle(proxy.clone(), client.clone(), request));
+    let answered = match wants_continue {
+        None => answer.await,
+        Some(mut wanted) => tokio::select! {
+            answered = &mut answer => answered,
+            signal = &mut wanted => {
+                if signal.is_ok() {
+                    write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.ok()?;
+                }
+                answer.await
+            }
+        },
+    };
+    let Ok(response) = answered;
+    let reader = match read_side {
+        ReadSide::Here(reader) => Some(reader),
+        ReadSide::Lent(mut lent) => lent.try_recv().ok(),
+    };
+    // A body not read to its end leaves the connection unusable: the next request would start
+    // somewhere inside it.
+    answering.keep_alive &= reader.is_some() && !stop.is_cancelled();
+    let kept = response::write(write, response, answering).await.ok()?;
+    if kept { reader } else { None }
+}
+
+/// Answers a refused request head, then lingers before closing.
+async fn refuse(mut write: OwnedWriteHalf, mut reader: Reader, refusal: Refusal) {
+    tracing::debug!(status = %refusal.status, reason = refusal.reason, "refused a request head");
+    if write.write_all(&response::refusal(refusal)).await.is_err() {
+        return;
+    }
+    let _ = write.shutdown().await;
+    let drain = async {
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            reader.buffer.clear();
+            match reader.fill(READ_SIZE).await {
+                Ok(read) if read > 0 => dropped += read,
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}

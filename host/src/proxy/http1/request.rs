@@ -1,0 +1,429 @@
+//! A client's request head, parsed (httparse) from the bytes read so far: the request line, the
+//! headers, how its body is framed (RFC 9112 §6) and whether the connection may carry another
+//! request. Anything ambiguous is refused with the status the client gets, before a byte of it
+//! reaches a backend.
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, StatusCode, Uri, Version};
+
+/// The most header fields one request may carry (hyper's limit was 100; nginx has none but
+/// its buffer size).
+const MAX_HEADERS: usize = 128;
+
+/// How a request's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body (no Content-Length and no Transfer-Encoding).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A complete request head and what it says about the connection.
+#[derive(Debug)]
+pub(super) struct Head {
+    /// The request, without its body yet.
+    pub(super) request: Request<()>,
+    /// How its body is delimited.
+    pub(super) framing: Framing,
+    /// Whether the client lets the connection carry another request after this one.
+    pub(super) keep_alive: bool,
+    /// Whether the client waits for `100 Continue` before it sends the body.
+    pub(super) expect_continue: bool,
+}
+
+/// A request vane refuses: the status and a short reason for the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Refusal {
+    /// The status the client gets.
+    pub(super) status: StatusCode,
+    /// Why, in a few words.
+    pub(super) reason: &'static str,
+}
+
+const fn refuse(status: StatusCode, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
+const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
+
+/// What `parse` makes of the bytes read so far.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    /// A whole head, taken from the front of the buffer.
+    Head(Box<Head>),
+    /// Not a whole head yet: read more (unless the buffer is at its limit).
+    Partial,
+    /// A head vane refuses.
+    Refused(Refusal),
+}
+
+/// Parses the request head at the front of `buffer`, taking it out of the buffer when whole.
+/// `max_size` bounds the head: a partial head that large is refused.
+pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Parsed {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let length = match request.parse(buffer) {
+        Ok(httparse::Status::Complete(length)) if length <= max_size => length,
+        Ok(httparse::Status::Complete(_)) => return Parsed::Refused(too_large(buffer)),
+        Ok(httparse::Status::Partial) if buffer.len() >= max_size => {
+            return Parsed::Refused(too_large(buffer));
+        }
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Refused(refuse(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too many header fields",
+            ));
+        }
+        Err(httparse::Error::Version) => {
+            return Parsed::Refused(refuse(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "only HTTP/1.0 and HTTP/1.1 are served here",
+            ));
+        }
+        Err(_) => return Parsed::Refused(refuse(BAD_REQUEST, "malformed request head")),
+    };
+    // Offsets into the buffer, taken before the head is split off and shared.
+    let base = buffer.as_ptr() as usize;
+    let span = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
+    let method = request.method.unwrap_or_default().as_bytes();
+    let target = span(request.path.unwrap_or_default().as_bytes());
+    let version = match request.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let count = request.headers.len();
+    let mut values = [(0, 0); MAX_HEADERS];
+    for (slot, field) in values.iter_mut().zip(request.headers.iter()) {
+        *slot = span(field.value);
+    }
+    let method = match Method::from_bytes(method) {
+        Ok(method) => method,
+        Err(_) => return Parsed::Refused(refuse(BAD_REQUEST, "malformed method")),
+    };
+    let names: Result<Vec<HeaderName>, _> = request
+        .headers
+        .iter()
+        .map(|field| HeaderName::from_bytes(field.name.as_bytes()))
+        .collect();
+    let Ok(names) = names else {
+        return Parsed::Refused(refuse(BAD_REQUEST, "malformed header name"));
+    };
+    let head = buffer.split_to(length).freeze();
+    let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
+    let Ok(uri) = Uri::from_maybe_shared(slice(target)) else {
+        return Parsed::Refused(refuse(BAD_REQUEST, "malformed request target"));
+    };
+    let mut headers = HeaderMap::with_capacity(count);
+    for (name, value) in names.into_iter().zip(values) {
+        match HeaderValue::from_maybe_shared(slice(value)) {
+            Ok(value) => headers.append(name, value),
+            Err(_) => return Parsed::Refused(refuse(BAD_REQUEST, "malformed header value")),
+        };
+    }
+    match head_from(method, uri, version, headers) {
+        Ok(head) => Parsed::Head(Box::new(head)),
+        Err(refusal) => Parsed::Refused(refusal),
+    }
+}
+
+/// 414 when the request line alone fills the limit, 431 otherwise.
+fn too_large(buffer: &[u8]) -> Refusal {
+    if buffer.contains(&b'\n') {
+        refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request head is too large",
+        )
+    } else {
+        refuse(StatusCode::URI_TOO_LONG, "the request line is too long")
+    }
+}
+
+fn head_from(
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+) -> Result<Head, Refusal> {
+    let framing = framing(version, &headers)?;
+    let keep_alive = keep_alive(version, &headers);
+    let expect_continue = version == Version::HTTP_11
+        && framing != Framing::Empty
+        && headers
+            .get(header::EXPECT)
+            .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(Head {
+        request,
+        framing,
+        keep_alive,
+        expect_continue,
+    })
+}
+
+/// How the body is delimited (RFC 9112 §6.1–6.3), refusing every ambiguous case: both
+/// Content-Length and Transfer-Encoding, Content-Lengths that disagree or are not plain digits,
+/// Transfer-Encoding from an HTTP/1.0 client, and codings other than one final `chunked`.
+fn framing(version: Version, headers: &HeaderMap) -> Result<Framing, Refusal> {
+    let has_length = headers.contains_key(header::CONTENT_LENGTH);
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        if has_length {
+            return Err(refuse(
+                BAD_REQUEST,
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        if version == Version::HTTP_10 {
+            return Err(refuse(
+                BAD_REQUEST,
+                "Transfer-Encoding in an HTTP/1.0 request",
+            ));
+        }
+        return transfer_coding(headers);
+    }
+    if !has_length {
+        return Ok(Framing::Empty);
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        // A list of identical values is one value (RFC 9110 §8.6); anything else is refused.
+        for item in value.as_bytes().split(|&byte| byte == b',') {
+            let item = item.trim_ascii();
+            let parsed =
+                parse_length(item).ok_or(refuse(BAD_REQUEST, "malformed Content-Length"))?;
+            if length.is_some_and(|earlier| earlier != parsed) {
+                return Err(refuse(BAD_REQUEST, "Content-Lengths that disagree"));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(match length {
+        Some(0) | None => Framing::Empty,
+        Some(length) => Framing::Length(length),
+    })
+}
+
+/// A Content-Length: decimal digits only, at most 18 of them (no sign, no space, no overflow).
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        digits
+            .iter()
+            .fold(0, |value, digit| value * 10 + u64::from(digit - b'0')),
+    )
+}
+
+/// Only `chunked`, once and last, is understood: a request with any other coding is refused
+/// (501: vane would have to forward a body it cannot delimit).
+fn transfer_coding(headers: &HeaderMap) -> Result<Framing, Refusal> {
+    let mut codings = Vec::new();
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        let text = value
+            .to_str()
+            .map_err(|_| refuse(BAD_REQUEST, "malformed Transfer-Encoding"))?;
+        codings.extend(
+            text.split(',')
+                .map(str::trim)
+                .filter(|coding| !coding.is_empty()),
+        );
+    }
+    match codings.as_slice() {
+        [coding] if coding.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+        [earlier @ .., last]
+            if last.eq_ignore_ascii_case("chunked")
+                && !earlier
+                    .iter()
+                    .any(|coding| coding.eq_ignore_ascii_case("chunked")) =>
+        {
+            Err(refuse(
+                StatusCode::NOT_IMPLEMENTED,
+                "only the chunked transfer coding is supported",
+            ))
+        }
+        _ => Err(refuse(
+            BAD_REQUEST,
+            "Transfer-Encoding must be chunked, once and last",
+        )),
+    }
+}
+
+/// HTTP/1.1 keeps the connection unless the client says `close`; HTTP/1.0 closes it unless the
+/// client says `keep-alive` (RFC 9112 §9.3).
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+    let mut close = false;
+    let mut keep = false;
+    for value in headers.get_all(header::CONNECTION) {
+        for token in value.as_bytes().split(|&byte| byte == b',') {
+            let token = token.trim_ascii();
+            close |= token.eq_ignore_ascii_case(b"close");
+            keep |= token.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    match version {
+        Version::HTTP_10 => keep && !close,
+        _ => !close,
+    }
+}
+
+/// Parses `bytes` as a whole buffer, with a 64 KiB limit.
+#[cfg(test)]
+fn parse_bytes(bytes: &[u8]) -> Parsed {
+    let mut buffer = BytesMut::from(bytes);
+    parse(&mut buffer, 64 << 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(bytes: &str) -> Head {
+        match parse_bytes(bytes.as_bytes()) {
+            Parsed::Head(head) => *head,
+            other => panic!("{bytes:?}: {other:?}"),
+        }
+    }
+
+    fn refused(bytes: &str) -> StatusCode {
+        match parse_bytes(bytes.as_bytes()) {
+            Parsed::Refused(refusal) => refusal.status,
+            other => panic!("{bytes:?} was not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_get_is_parsed_and_taken_from_the_buffer() {
+        let mut buffer = BytesMut::from(&b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\nNEXT"[..]);
+        let Parsed::Head(head) = parse(&mut buffer, 1024) else {
+            panic!("not parsed")
+        };
+        assert_eq!(&buffer[..], b"NEXT");
+        assert_eq!(head.request.method(), Method::GET);
+        assert_eq!(head.request.uri(), "/a?b");
+        assert_eq!(head.request.headers()["host"], "x");
+        assert_eq!(head.request.headers()["x-a"], "1");
+        assert_eq!(head.framing, Framing::Empty);
+        assert!(head.keep_alive);
+        assert!(!head.expect_continue);
+    }
+
+    #[test]
+    fn a_partial_head_asks_for_more_until_the_limit() {
+        let mut buffer = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n"[..]);
+        assert!(matches!(parse(&mut buffer, 1024), Parsed::Partial));
+        assert_eq!(buffer.len(), 25, "nothing is taken from a partial head");
+        match parse(&mut buffer, 20) {
+            Parsed::Refused(refusal) => {
+                assert_eq!(refusal.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut line = BytesMut::from(&b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..]);
+        match parse(&mut line, 20) {
+            Parsed::Refused(refusal) => assert_eq!(refusal.status, StatusCode::URI_TOO_LONG),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn body_framing_follows_rfc_9112() {
+        let framing =
+            |extra: &str| head(&format!("POST / HTTP/1.1\r\nhost: x\r\n{extra}\r\n")).framing;
+        assert_eq!(framing("content-length: 5\r\n"), Framing::Length(5));
+        assert_eq!(framing("content-length: 0\r\n"), Framing::Empty);
+        assert_eq!(
+            framing("content-length: 5, 5\r\ncontent-length: 5\r\n"),
+            Framing::Length(5)
+        );
+        assert_eq!(framing("transfer-encoding: chunked\r\n"), Framing::Chunked);
+        assert_eq!(framing("transfer-encoding: Chunked\r\n"), Framing::Chunked);
+        assert_eq!(framing(""), Framing::Empty);
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let post = |extra: &str| refused(&format!("POST / HTTP/1.1\r\nhost: x\r\n{extra}\r\n"));
+        assert_eq!(
+            post("content-length: 5\r\ntransfer-encoding: chunked\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(
+            post("content-length: 5\r\ncontent-length: 6\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(post("content-length: 5, 6\r\n"), BAD_REQUEST);
+        assert_eq!(post("content-length: +5\r\n"), BAD_REQUEST);
+        assert_eq!(post("content-length: 0x5\r\n"), BAD_REQUEST);
+        assert_eq!(
+            post("content-length: 99999999999999999999\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(post("transfer-encoding: chunked, gzip\r\n"), BAD_REQUEST);
+        assert_eq!(post("transfer-encoding: gzip\r\n"), BAD_REQUEST);
+        assert_eq!(
+            post("transfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(
+            post("transfer-encoding: gzip, chunked\r\n"),
+            StatusCode::NOT_IMPLEMENTED
+        );
+        assert_eq!(
+            refused("POST / HTTP/1.0\r\ntransfer-encoding: chunked\r\n\r\n"),
+            BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn malformed_heads_are_refused() {
+        assert_eq!(
+            refused("\x16\x03\x01 this is not http\r\n\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(refused("GET / HTTP/1.1\r\nhost : x\r\n\r\n"), BAD_REQUEST);
+        assert_eq!(
+            refused("GET / HTTP/1.1\r\nhost: x\r\n folded\r\n\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(
+            refused("GET / HTTP/1.1\r\nho\x01st: x\r\n\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(refused("GET / HTTP/1.1\r\nhost: a\rb\r\n\r\n"), BAD_REQUEST);
+        assert_eq!(
+            refused("GET / HTTP/2.0\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        let many: String = (0..200).map(|i| format!("x-{i}: 1\r\n")).collect();
+        assert_eq!(
+            refused(&format!("GET / HTTP/1.1\r\n{many}\r\n")),
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+    }
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_tokens() {
+        assert!(head("GET / HTTP/1.1\r\nhost: x\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nhost: x\r\nconnection: Close\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.0\r\n\r\n").keep_alive);
+        assert!(head("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n").keep_alive);
+        assert!(!head("GET / HTTP/1.1\r\nhost: x\r\nconnection: x, close\r\n\r\n").keep_alive);
+    }
+
+    #[test]
+    fn expect_continue_needs_http_1_1_and_a_body() {
+        let with_body =
+            "POST / HTTP/1.1\r\nhost: x\r\nexpect: 100-Continue\r\ncontent-length: 3\r\n\r\n";
+        assert!(head(with_body).expect_continue);
+        assert!(!head("GET / HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n\r\n").expect_continue);
+    }
+}

@@ -1,0 +1,189 @@
+//! vane's own HTTP/1.1 server side, seen from a raw client: bodies in chunks, pipelined
+//! requests, `100 Continue`, responses streamed in chunks or up to the close, and connections
+//! kept or closed exactly when they should be.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use vane_e2e::Vane;
+use vane_e2e::backend::{backend, refusing_port};
+use vane_e2e::proxy::config_for;
+use vane_e2e::raw::RawClient;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_upload_arrives_whole_and_the_connection_serves_again() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    let upload = "POST /echo HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n\
+                  5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n";
+    let reply = client.exchange(upload).await;
+    assert_eq!(reply.status(), 200, "{reply:?}");
+    assert_eq!(reply.text(), "hello world");
+    let again = client.exchange("GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert_eq!(
+        again.status(),
+        200,
+        "the same connection serves the next request"
+    );
+    assert_eq!(a.hits(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    client
+        .send(
+            b"POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 3\r\n\r\none\
+              GET /headers HTTP/1.1\r\nhost: second\r\n\r\n\
+              POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\n\r\nthree",
+        )
+        .await;
+    assert_eq!(client.response("POST").await.text(), "one");
+    let second = client.response("GET").await;
+    assert!(second.text().contains("host: second"), "{second:?}");
+    assert_eq!(client.response("POST").await.text(), "three");
+    assert_eq!(a.hits(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_gets_100_before_the_body_is_sent() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    client
+        .send(
+            b"POST /echo HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: 5\r\n\r\n",
+        )
+        .await;
+    let interim = client.read_through(b"\r\n\r\n").await;
+    assert_eq!(interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    client.send(b"hello").await;
+    let reply = client.response("POST").await;
+    assert_eq!((reply.status(), reply.text().as_str()), (200, "hello"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_vane_never_read_closes_the_connection() {
+    // The backend refuses connections, so vane answers 502 without reading the body: the
+    // bytes left on the connection must never be read as a request.
+    let (_held, address) = refusing_port();
+    let config =
+        format!("listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"x\"\naddress = \"{address}\"\n");
+    let vane = Vane::start(&config).await.unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    let smuggled = "GET /smuggled HTTP/1.1\r\nhost: a\r\n\r\n";
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: a\r\nexpect: 100-continue\r\ncontent-length: {}\r\n\r\n",
+        smuggled.len()
+    );
+    let reply = client.exchange(&request).await;
+    assert_eq!(reply.status(), 502, "{reply:?}");
+    assert_eq!(reply.header("connection"), Some("close"), "{reply:?}");
+    client.send(smuggled.as_bytes()).await;
+    assert!(
+        client.closed().await,
+        "the connection is closed, not read on"
+    );
+}
+
+/// A backend that answers every request with a body streamed in chunks, and no length.
+async fn chunked_backend() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    seen.clear();
+                    let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                                   5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_response_is_chunked_for_1_1_and_runs_to_the_close_for_1_0() {
+    let address = chunked_backend().await;
+    let config =
+        format!("listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"x\"\naddress = \"{address}\"\n");
+    let vane = Vane::start(&config).await.unwrap();
+
+    let mut client = RawClient::connect(vane.address).await;
+    let reply = client.exchange("GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert_eq!(
+        reply.header("transfer-encoding"),
+        Some("chunked"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.text(), "hello world");
+    let again = client.exchange("GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert_eq!(
+        again.text(),
+        "hello world",
+        "kept alive after a chunked response"
+    );
+
+    let mut old = RawClient::connect(vane.address).await;
+    let reply = old
+        .exchange("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+        .await;
+    assert!(reply.status_line.starts_with("HTTP/1.0 200"), "{reply:?}");
+    assert_eq!(reply.header("transfer-encoding"), None, "{reply:?}");
+    assert_eq!(reply.text(), "hello world", "delimited by the close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_keep_alive_is_honoured_and_head_gets_no_body() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "")).await.unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    let first = client
+        .exchange("GET / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+        .await;
+    assert_eq!(first.header("connection"), Some("keep-alive"), "{first:?}");
+    assert_eq!(first.text(), "a");
+    let head = client
+        .exchange("HEAD / HTTP/1.0\r\nconnection: keep-alive\r\n\r\n")
+        .await;
+    assert_eq!(head.status(), 200);
+    assert!(head.body.is_empty());
+    let last = client.exchange("GET / HTTP/1.0\r\n\r\n").await;
+    assert_eq!(last.text(), "a");
+    assert!(client.closed().await, "HTTP/1.0 without keep-alive closes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config_for(&[&a], "[proxy]\nidle_timeout = \"300ms\""))
+        .await
+        .unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    let reply = client.exchange("GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
+    assert_eq!(reply.status(), 200);
+    let idle_from = Instant::now();
+    assert!(
+        client.closed().await,
+        "vane kept an idle connection past its timeout"
+    );
+    let idle = idle_from.elapsed();
+    assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
+}

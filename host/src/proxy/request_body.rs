@@ -18,8 +18,6 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A client's request body as its connection delivers it.
 #[derive(Debug)]
 pub(crate) enum ClientBody {
-    /// No body.
-    Empty,
     /// Read from an HTTP/1 connection.
     Http1(http1::RequestBody),
     /// The DATA frames of an HTTP/2 stream.
@@ -35,7 +33,6 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            ClientBody::Empty => Poll::Ready(None),
             ClientBody::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
             ClientBody::Http2(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
@@ -43,7 +40,6 @@ impl Body for ClientBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            ClientBody::Empty => true,
             ClientBody::Http1(body) => body.is_end_stream(),
             ClientBody::Http2(body) => body.is_end_stream(),
         }
@@ -51,7 +47,6 @@ impl Body for ClientBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            ClientBody::Empty => SizeHint::with_exact(0),
             ClientBody::Http1(body) => body.size_hint(),
             ClientBody::Http2(body) => body.size_hint(),
         }

@@ -3,6 +3,7 @@
 //! connections still open, after which the rest are closed. The loop owns its connections'
 //! tasks: none outlives it.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +42,11 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
         .keep_alive_interval(H2_KEEP_ALIVE)
         .keep_alive_timeout(H2_KEEP_ALIVE)
         .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
+    let settings = http1::Settings {
+        header_read_timeout: proxy.config.header_read_timeout,
+        idle_timeout: proxy.config.idle_timeout,
+        max_header_size: proxy.config.max_header_size,
+    };
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
     let slots = Arc::new(Semaphore::new(proxy.config.max_connections));
@@ -70,6 +76,7 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             proxy.clone(),
             stream,
             client,
+            settings,
             http2.clone(),
             stop.clone(),
             slot,
@@ -107,6 +114,7 @@ async fn connection(
     proxy: Arc<Proxy>,
     stream: TcpStream,
     client: SocketAddr,
+    settings: http1::Settings,
     http2: http2::Builder<TokioExecutor>,
     stop: CancellationToken,
     slot: OwnedSemaphorePermit,
@@ -120,14 +128,25 @@ async fn connection(
     };
     let address = ClientAddress::new(client);
     match started {
-        Started::Http1 => http1::serve(proxy, stream, address, stop).await,
-        Started::Http2 => {
-            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        Started::Http1 => {
+            let clock = proxy.state.clock().clone();
+            let handler = move |request: http::Request<http1::RequestBody>| {
                 handle(
                     proxy.clone(),
                     address.clone(),
-                    request.map(ClientBody::Http2),
+                    request.map(ClientBody::Http1),
                 )
+            };
+            http1::serve(stream, settings, clock, stop, handler).await;
+        }
+        Started::Http2 => {
+            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                let answer = handle(
+                    proxy.clone(),
+                    address.clone(),
+                    request.map(ClientBody::Http2),
+                );
+                async move { Ok::<_, Infallible>(answer.await) }
             });
             let connection = http2.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);

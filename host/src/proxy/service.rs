@@ -2,7 +2,6 @@
 //! policy to rank the backends, rewrites the head for them and hands the request to the
 //! attempts; whatever fails becomes vane's own error response.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,11 +21,11 @@ pub(super) async fn handle(
     proxy: Arc<Proxy>,
     client: ClientAddress,
     request: Request<ClientBody>,
-) -> Result<Response<ProxyBody>, Infallible> {
-    Ok(match forward(&proxy, &client, request).await {
+) -> Response<ProxyBody> {
+    match forward(&proxy, &client, request).await {
         Ok(response) => response,
         Err(error) => error.response(),
-    })
+    }
 }
 
 async fn forward(

@@ -137,6 +137,16 @@ impl RequestBody {
         body
     }
 
+    /// The body of a request without one.
+    pub(super) fn empty() -> Self {
+        RequestBody {
+            reader: None,
+            decoder: Decoder::Done,
+            give_back: None,
+            wants_continue: None,
+        }
+    }
+
     /// Hands the reader back once the body was read to its end.
     fn finish_if_done(&mut self) {
         if self.decoder == Decoder::Done

@@ -4,19 +4,22 @@
 //! readable (hyper's server keeps 16 KiB of buffers per connection for its whole life).
 //!
 //! A request's way: `request` parses and checks the head, refusing anything ambiguous; the
-//! body, if any, borrows the read side (`body`) and gives it back at its end; the proxy's
-//! service answers; `response` writes the answer. A connection is kept for another request
-//! only when both sides allow it, the body was read to its end and vane is not shutting down.
+//! body, if any, borrows the read side (`body`) and gives it back at its end; the handler the
+//! caller gives (the proxy's service) answers; `response` writes the answer. A connection is
+//! kept for another request only when both sides allow it, the body was read to its end and
+//! vane is not shutting down. The module knows HTTP/1, not the proxy: it imports nothing from
+//! it.
 
 mod body;
 mod request;
 mod response;
 
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use http::Request;
+use bytes::{Bytes, BytesMut};
+use http::{Request, Response};
+use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -28,10 +31,18 @@ pub(crate) use body::RequestBody;
 use self::body::{READ_SIZE, Reader};
 use self::request::{Framing, Head, Parsed, Refusal};
 use self::response::Answering;
-use super::Proxy;
-use super::head::ClientAddress;
-use super::request_body::ClientBody;
-use super::service;
+use crate::clock::Clock;
+
+/// The limits an HTTP/1 connection is served with (from `[proxy]`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Settings {
+    /// How long a request head may take, from its first byte.
+    pub(super) header_read_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub(super) idle_timeout: Duration,
+    /// The largest request head.
+    pub(super) max_header_size: usize,
+}
 
 /// After refusing a request, how long vane goes on reading (and dropping) what the client
 /// still sends before it closes, so that the refusal is not lost to a reset (nginx's lingering
@@ -40,14 +51,20 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 /// The most a refused client may send during the linger.
 const LINGER_BYTES: usize = 1 << 20;
 
-/// Serves the HTTP/1 client on `stream` until it closes, breaks a rule, stays idle past the
-/// idle timeout, or `stop` is cancelled (then after the request in progress).
-pub(super) async fn serve(
-    proxy: Arc<Proxy>,
+/// Serves the HTTP/1 client on `stream`, each request answered by `handler`, until the client
+/// closes, breaks a rule, stays idle past the idle timeout, or `stop` is cancelled (then after
+/// the request in progress).
+pub(super) async fn serve<H, F, B>(
     stream: TcpStream,
-    client: ClientAddress,
+    settings: Settings,
+    clock: Clock,
     stop: CancellationToken,
-) {
+    mut handler: H,
+) where
+    H: FnMut(Request<RequestBody>) -> F,
+    F: Future<Output = Response<B>>,
+    B: Body<Data = Bytes> + Unpin,
+{
     let (read, mut write) = stream.into_split();
     let mut reader = Reader::new(read);
     // The first request has started already (the accept loop waited for its first bytes).
@@ -57,7 +74,7 @@ pub(super) async fn serve(
             // Idle: give the buffer's memory back while waiting.
             reader.buffer = BytesMut::new();
             let woke = tokio::select! {
-                ready = tokio::time::timeout(proxy.config.idle_timeout, reader.io.readable()) => ready,
+                ready = tokio::time::timeout(settings.idle_timeout, reader.io.readable()) => ready,
                 () = stop.cancelled() => return,
             };
             if !matches!(woke, Ok(Ok(()))) {
@@ -65,12 +82,14 @@ pub(super) async fn serve(
             }
         }
         first = false;
-        let head = match read_head(&proxy, &mut reader).await {
+        let head = match read_head(&settings, &clock, &mut reader).await {
             Some(Parsed::Head(head)) => head,
             Some(Parsed::Refused(refusal)) => return refuse(write, reader, refusal).await,
             Some(Parsed::Partial) | None => return,
         };
-        match exchange(&proxy, &client, &stop, &mut write, reader, *head).await {
+        let exchange = exchange(&mut handler, &stop, &mut write, reader, *head);
+        // Boxed, so that an idle connection's task does not carry a request's state.
+        match Box::pin(exchange).await {
             Some(kept) => reader = kept,
             None => return,
         }
@@ -79,10 +98,10 @@ pub(super) async fn serve(
 
 /// Reads until `reader` holds a whole request head, within the header read timeout: `None`
 /// when the client closed, failed or ran out of time first.
-async fn read_head(proxy: &Proxy, reader: &mut Reader) -> Option<Parsed> {
-    let deadline = proxy.state.clock().instant() + proxy.config.header_read_timeout;
+async fn read_head(settings: &Settings, clock: &Clock, reader: &mut Reader) -> Option<Parsed> {
+    let deadline = clock.instant() + settings.header_read_timeout;
     loop {
-        match request::parse(&mut reader.buffer, proxy.config.max_header_size) {
+        match request::parse(&mut reader.buffer, settings.max_header_size) {
             Parsed::Partial => {}
             parsed => return Some(parsed),
         }
@@ -103,14 +122,18 @@ enum ReadSide {
 
 /// Serves one request and writes its response: the read side back if the connection may
 /// carry another request.
-async fn exchange(
-    proxy: &Arc<Proxy>,
-    client: &ClientAddress,
+async fn exchange<H, F, B>(
+    handler: &mut H,
     stop: &CancellationToken,
     write: &mut OwnedWriteHalf,
     reader: Reader,
     head: Head,
-) -> Option<Reader> {
+) -> Option<Reader>
+where
+    H: FnMut(Request<RequestBody>) -> F,
+    F: Future<Output = Response<B>>,
+    B: Body<Data = Bytes> + Unpin,
+{
     let Head {
         request,
         framing,
@@ -121,7 +144,7 @@ async fn exchange(
     let (parts, ()) = request.into_parts();
     let mut wants_continue = None;
     let (body, read_side) = if framing == Framing::Empty {
-        (ClientBody::Empty, ReadSide::Here(reader))
+        (RequestBody::empty(), ReadSide::Here(reader))
     } else {
         let (give_back, lent) = oneshot::channel();
         let signal = expect_continue.then(|| {
@@ -130,11 +153,11 @@ async fn exchange(
             signal
         });
         let body = RequestBody::new(reader, framing, give_back, signal);
-        (ClientBody::Http1(body), ReadSide::Lent(lent))
+        (body, ReadSide::Lent(lent))
     };
     let request = Request::from_parts(parts, body);
-    let mut answer = Box::pin(service::handle(proxy.clone(), client.clone(), request));
-    let answered = match wants_continue {
+    let mut answer = std::pin::pin!(handler(request));
+    let response = match wants_continue {
         None => answer.await,
         Some(mut wanted) => tokio::select! {
             answered = &mut answer => answered,
@@ -146,7 +169,6 @@ async fn exchange(
             }
         },
     };
-    let Ok(response) = answered;
     let reader = match read_side {
         ReadSide::Here(reader) => Some(reader),
         ReadSide::Lent(mut lent) => lent.try_recv().ok(),

@@ -16,7 +16,6 @@ use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::request::Refusal;
-use crate::proxy::ProxyBody;
 
 /// Gathered bytes are sent once they reach this size, even if the body has more ready.
 const WRITE_SIZE: usize = 64 << 10;
@@ -61,11 +60,15 @@ enum Framing {
 
 /// Writes `response` to `io`: whether the connection may carry another request after it
 /// (the response was whole and both sides allow it). An error means the client went away.
-pub(super) async fn write<W: AsyncWrite + Unpin>(
+pub(super) async fn write<W, B>(
     io: &mut W,
-    response: Response<ProxyBody>,
+    response: Response<B>,
     answering: Answering,
-) -> std::io::Result<bool> {
+) -> std::io::Result<bool>
+where
+    W: AsyncWrite + Unpin,
+    B: Body<Data = Bytes> + Unpin,
+{
     let (mut parts, mut body) = response.into_parts();
     let framing = framing(&mut parts.headers, parts.status, &body, answering);
     let keep_alive = answering.keep_alive && framing != Framing::UntilClose;
@@ -154,10 +157,10 @@ async fn send_data<W: AsyncWrite + Unpin>(
 }
 
 /// Decides the body's framing and sets the headers that announce it.
-fn framing(
+fn framing<B: Body>(
     headers: &mut HeaderMap,
     status: StatusCode,
-    body: &ProxyBody,
+    body: &B,
     answering: Answering,
 ) -> Framing {
     headers.remove(header::TRANSFER_ENCODING);
@@ -245,7 +248,8 @@ pub(super) fn refusal(refusal: Refusal) -> Vec<u8> {
 
 thread_local! {
     /// The `Date` value of the current second, made once per second per thread.
-    static DATE: RefCell<(u64, HeaderValue)> = RefCell::new((u64::MAX, HeaderValue::from_static("")));
+    static DATE: RefCell<(u64, HeaderValue)> =
+        const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
 }
 
 /// The current time as an HTTP date (RFC 9110 §5.6.7), as hyper added it.
@@ -269,9 +273,15 @@ fn date() -> HeaderValue {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::Full;
+
     use super::*;
 
-    async fn written(response: Response<ProxyBody>, answering: Answering) -> (String, bool) {
+    fn message(text: &'static str) -> Response<Full<Bytes>> {
+        Response::new(Full::new(Bytes::from_static(text.as_bytes())))
+    }
+
+    async fn written(response: Response<Full<Bytes>>, answering: Answering) -> (String, bool) {
         let mut out = Vec::new();
         let keep = write(&mut out, response, answering).await.unwrap();
         (String::from_utf8(out).unwrap(), keep)
@@ -283,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_gets_its_length_and_a_date() {
-        let response = Response::new(ProxyBody::message("hi\n"));
+        let response = message("hi\n");
         let (text, keep) = written(response, answering(Version::HTTP_11, true)).await;
         assert!(keep);
         assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
@@ -295,7 +305,7 @@ mod tests {
 
     #[tokio::test]
     async fn http_1_0_gets_1_0_and_keep_alive_is_said() {
-        let response = Response::new(ProxyBody::message("x"));
+        let response = message("x");
         let (text, keep) = written(response, answering(Version::HTTP_10, true)).await;
         assert!(keep);
         assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
@@ -304,12 +314,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_closing_connection_says_close_and_head_has_no_body() {
-        let response = Response::new(ProxyBody::message("x"));
+        let response = message("x");
         let (text, keep) = written(response, answering(Version::HTTP_11, false)).await;
         assert!(!keep);
         assert!(text.contains("connection: close\r\n"), "{text}");
 
-        let response = Response::new(ProxyBody::message("body"));
+        let response = message("body");
         let head = Answering::new(&Method::HEAD, Version::HTTP_11, true);
         let (text, keep) = written(response, head).await;
         assert!(keep);

@@ -36,12 +36,6 @@ const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: te
 /// their requests for up to the configured `drain_timeout`.
 pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let drain = proxy.config.drain_timeout;
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .keep_alive_interval(H2_KEEP_ALIVE)
-        .keep_alive_timeout(H2_KEEP_ALIVE)
-        .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
     let settings = http1::Settings {
         header_read_timeout: proxy.config.header_read_timeout,
         idle_timeout: proxy.config.idle_timeout,
@@ -77,7 +71,6 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             stream,
             client,
             settings,
-            http2.clone(),
             stop.clone(),
             slot,
         ));
@@ -115,7 +108,6 @@ async fn connection(
     stream: TcpStream,
     client: SocketAddr,
     settings: http1::Settings,
-    http2: http2::Builder<TokioExecutor>,
     stop: CancellationToken,
     slot: OwnedSemaphorePermit,
 ) {
@@ -139,29 +131,47 @@ async fn connection(
             };
             http1::serve(stream, settings, clock, stop, handler).await;
         }
-        Started::Http2 => {
-            let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                let answer = handle(
-                    proxy.clone(),
-                    address.clone(),
-                    request.map(ClientBody::Http2),
-                );
-                async move { Ok::<_, Infallible>(answer.await) }
-            });
-            let connection = http2.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let served = tokio::select! {
-                served = connection.as_mut() => served,
-                () = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(err) = served {
-                tracing::debug!(%client, error = %err, "h2c client connection ended with an error");
-            }
-        }
+        // Boxed: an HTTP/2 connection's state is large, and most connections are HTTP/1 ones
+        // whose task should not be sized for it.
+        Started::Http2 => Box::pin(serve_http2(proxy, stream, address, stop)).await,
         Started::Nothing => {}
+    }
+}
+
+/// Serves an h2c client with hyper's HTTP/2 server until it closes, or gracefully (GOAWAY,
+/// then the streams in progress) once `stop` is cancelled.
+async fn serve_http2(
+    proxy: Arc<Proxy>,
+    stream: TcpStream,
+    address: ClientAddress,
+    stop: CancellationToken,
+) {
+    let client = address.socket;
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_KEEP_ALIVE)
+        .keep_alive_timeout(H2_KEEP_ALIVE)
+        .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+        let answer = handle(
+            proxy.clone(),
+            address.clone(),
+            request.map(ClientBody::Http2),
+        );
+        async move { Ok::<_, Infallible>(answer.await) }
+    });
+    let connection = http2.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(err) = served {
+        tracing::debug!(%client, error = %err, "h2c client connection ended with an error");
     }
 }
 

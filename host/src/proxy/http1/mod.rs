@@ -84,7 +84,10 @@ pub(super) async fn serve<H, F, B>(
         first = false;
         let head = match read_head(&settings, &clock, &mut reader).await {
             Some(Parsed::Head(head)) => head,
-            Some(Parsed::Refused(refusal)) => return refuse(write, reader, refusal).await,
+            // Boxed, as the exchange below: an idle connection's task carries neither.
+            Some(Parsed::Refused(refusal)) => {
+                return Box::pin(refuse(write, reader, refusal)).await;
+            }
             Some(Parsed::Partial) | None => return,
         };
         let exchange = exchange(&mut handler, &stop, &mut write, reader, *head);

@@ -7,6 +7,7 @@
 # needs (Debian: nginx-light, wrk), builds vane and the plugins, stops everything it started.
 #
 #   bash bench/connections.sh [N] [ROUNDS]      # default 10000 connections, 3 rounds
+#   H2=1 bash bench/connections.sh              # the held connections are h2c instead
 #
 # VANE=/path/to/vane measures that binary instead of a fresh release build. N is bounded by the
 # file-descriptor hard limit (`ulimit -Hn`): each proxy holds N client connections at once.
@@ -46,6 +47,7 @@ $servers
     }
     server {
         listen 127.0.0.1:19211 backlog=4096;
+        listen 127.0.0.1:19213 http2 backlog=4096;
         location / { proxy_pass http://lc; proxy_http_version 1.1; proxy_set_header Connection ""; }
     }
 }
@@ -91,8 +93,9 @@ latency() {
 results="$WORK/results.txt"
 : >"$results"
 for round in $(seq "$ROUNDS"); do
-    for target in "nginx 19211" "vane 19212"; do
-        read -r name port <<<"$target"
+    # target, port for new requests (HTTP/1.1), port the held connections use
+    for target in "nginx 19211 $([ -n "${H2:-}" ] && echo 19213 || echo 19211)" "vane 19212 19212"; do
+        read -r name port hold_port <<<"$target"
         start "$name"
         main_pid=$!
         wait_for "$port"
@@ -100,7 +103,7 @@ for round in $(seq "$ROUNDS"); do
         [ "$name" = nginx ] && pid=$(nginx_worker "$main_pid")
         read -r p50_none p99_none <<<"$(latency "$port")"
         idle=$(rss_kib "$pid")
-        coproc HOLD { python3 bench/idle_clients.py "127.0.0.1:$port" "$N"; }
+        coproc HOLD { python3 bench/idle_clients.py "127.0.0.1:$hold_port" "$N" ${H2:+--h2}; }
         read -r status opened open_seconds <&"${HOLD[0]}"
         [ "$status" = open ] || { echo "$name: $status $opened $open_seconds" >&2; exit 1; }
         sleep 1
@@ -115,7 +118,7 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$results" "$N" <<'EOF'
+python3 - "$results" "$N" "$([ -n "${H2:-}" ] && echo h2c || echo HTTP/1.1)" <<'EOF'
 import statistics, sys
 
 def ms(text):
@@ -137,7 +140,7 @@ for line in open(sys.argv[1]):
         row[key].append(ms(value))
     row["closed"].append(int(closed))
 
-print(f"{n} idle keep-alive connections, medians of {len(next(iter(rows.values()))['idle'])} rounds")
+print(f"{n} idle keep-alive {sys.argv[3]} connections, medians of {len(next(iter(rows.values()))['idle'])} rounds")
 print(f"{'target':<7} {'idle MiB':>8} {'held MiB':>8} {'KiB/conn':>8} {'open s':>6} {'p50 ms':>7} {'p99 ms':>7} {'p50 held':>8} {'p99 held':>8} {'p99 ×':>6} {'closed':>6}")
 for name, row in rows.items():
     m = {k: statistics.median(v) for k, v in row.items()}

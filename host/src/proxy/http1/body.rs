@@ -3,6 +3,7 @@
 //! connection's read side and hands it back at its last byte, so that the connection can read
 //! the next request; a body dropped before its end keeps it, and the connection closes.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -57,6 +58,29 @@ impl Reader {
     pub(super) async fn fill(&mut self, want: usize) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.poll_fill(cx, want)).await
     }
+
+    /// Reads what the socket has (up to `READ_SIZE`) through this thread's scratch area, so that
+    /// the buffer grows only by what arrived: a request head costs an allocation of its own
+    /// size, not a read buffer's. `Ok(0)` when the client closed.
+    pub(super) async fn fill_exact(&mut self) -> io::Result<usize> {
+        loop {
+            self.io.readable().await?;
+            let read = SCRATCH.with_borrow_mut(|scratch| {
+                let read = self.io.try_read(scratch)?;
+                self.buffer.extend_from_slice(&scratch[..read]);
+                Ok::<_, io::Error>(read)
+            });
+            match read {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                read => return read,
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Where `Reader::fill_exact` reads before it copies what arrived.
+    static SCRATCH: RefCell<[u8; READ_SIZE]> = const { RefCell::new([0; READ_SIZE]) };
 }
 
 /// Why a request body could not be read to its end.

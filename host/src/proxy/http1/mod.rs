@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) use body::RequestBody;
 
 use self::body::{READ_SIZE, Reader};
-use self::request::{Framing, Head, Parsed, Refusal};
+use self::request::{Framing, Head, Refusal};
 use self::response::Answering;
 use crate::clock::Clock;
 
@@ -73,24 +73,26 @@ pub(super) async fn serve<H, F, B>(
         if reader.buffer.is_empty() && !first {
             // Idle: give the buffer's memory back while waiting.
             reader.buffer = BytesMut::new();
+            // Reading, not only waiting for readiness: readiness can be left over from the last
+            // request, and only a read tells whether the client really sent more.
             let woke = tokio::select! {
-                ready = tokio::time::timeout(settings.idle_timeout, reader.io.readable()) => ready,
+                read = tokio::time::timeout(settings.idle_timeout, reader.fill_exact()) => read,
                 () = stop.cancelled() => return,
             };
-            if !matches!(woke, Ok(Ok(()))) {
+            if !matches!(woke, Ok(Ok(read)) if read > 0) {
                 return;
             }
         }
         first = false;
         let head = match read_head(&settings, &clock, &mut reader).await {
-            Some(Parsed::Head(head)) => head,
+            Some(Ok(head)) => head,
             // Boxed, as the exchange below: an idle connection's task carries neither.
-            Some(Parsed::Refused(refusal)) => {
+            Some(Err(refusal)) => {
                 return Box::pin(refuse(write, reader, refusal)).await;
             }
-            Some(Parsed::Partial) | None => return,
+            None => return,
         };
-        let exchange = exchange(&mut handler, &stop, &mut write, reader, *head);
+        let exchange = exchange(&mut handler, &stop, &mut write, reader, head);
         // Boxed, so that an idle connection's task does not carry a request's state.
         match Box::pin(exchange).await {
             Some(kept) => reader = kept,
@@ -101,14 +103,19 @@ pub(super) async fn serve<H, F, B>(
 
 /// Reads until `reader` holds a whole request head, within the header read timeout: `None`
 /// when the client closed, failed or ran out of time first.
-async fn read_head(settings: &Settings, clock: &Clock, reader: &mut Reader) -> Option<Parsed> {
+async fn read_head(
+    settings: &Settings,
+    clock: &Clock,
+    reader: &mut Reader,
+) -> Option<Result<Head, Refusal>> {
     let deadline = clock.instant() + settings.header_read_timeout;
     loop {
         match request::parse(&mut reader.buffer, settings.max_header_size) {
-            Parsed::Partial => {}
-            parsed => return Some(parsed),
+            Ok(None) => {}
+            Ok(Some(head)) => return Some(Ok(head)),
+            Err(refusal) => return Some(Err(refusal)),
         }
-        match tokio::time::timeout_at(deadline, reader.fill(READ_SIZE)).await {
+        match tokio::time::timeout_at(deadline, reader.fill_exact()).await {
             Ok(Ok(read)) if read > 0 => {}
             _ => return None,
         }
@@ -159,18 +166,22 @@ where
         (body, ReadSide::Lent(lent))
     };
     let request = Request::from_parts(parts, body);
-    let mut answer = std::pin::pin!(handler(request));
-    let response = match wants_continue {
-        None => answer.await,
-        Some(mut wanted) => tokio::select! {
-            answered = &mut answer => answered,
-            signal = &mut wanted => {
-                if signal.is_ok() {
-                    write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.ok()?;
+    // In a block of its own, so that the handler's future is gone (and its room reused) while
+    // the response is written.
+    let response = {
+        let mut answer = std::pin::pin!(handler(request));
+        match wants_continue {
+            None => answer.await,
+            Some(mut wanted) => tokio::select! {
+                answered = &mut answer => answered,
+                signal = &mut wanted => {
+                    if signal.is_ok() {
+                        write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.ok()?;
+                    }
+                    answer.await
                 }
-                answer.await
-            }
-        },
+            },
+        }
     };
     let reader = match read_side {
         ReadSide::Here(reader) => Some(reader),

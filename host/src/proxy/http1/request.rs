@@ -3,6 +3,8 @@
 //! request. Anything ambiguous is refused with the status the client gets, before a byte of it
 //! reaches a backend.
 
+use std::mem::MaybeUninit;
+
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
@@ -50,85 +52,95 @@ const fn refuse(status: StatusCode, reason: &'static str) -> Refusal {
 
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 
-/// What `parse` makes of the bytes read so far.
-#[derive(Debug)]
-pub(super) enum Parsed {
-    /// A whole head, taken from the front of the buffer.
-    Head(Box<Head>),
-    /// Not a whole head yet: read more (unless the buffer is at its limit).
-    Partial,
-    /// A head vane refuses.
-    Refused(Refusal),
+/// Header fields vane adds to every request it forwards (`X-Forwarded-For`, `-Proto`, `-Host`,
+/// and `Host` for an HTTP/1.0 client): room is made for them up front.
+const ADDED_FIELDS: usize = 4;
+
+/// The framing and connection fields a head carries, noted while its fields are read so that
+/// the common head (none but perhaps `Connection`) needs no lookup afterwards.
+#[derive(Debug, Default, Clone, Copy)]
+struct Noted {
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    expect: bool,
 }
 
-/// Parses the request head at the front of `buffer`, taking it out of the buffer when whole.
-/// `max_size` bounds the head: a partial head that large is refused.
-pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Parsed {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut fields);
-    let length = match request.parse(buffer) {
-        Ok(httparse::Status::Complete(length)) if length <= max_size => length,
-        Ok(httparse::Status::Complete(_)) => return Parsed::Refused(too_large(buffer)),
-        Ok(httparse::Status::Partial) if buffer.len() >= max_size => {
-            return Parsed::Refused(too_large(buffer));
+impl Noted {
+    fn note(&mut self, name: &HeaderName) {
+        if name == header::CONTENT_LENGTH {
+            self.content_length = true;
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if name == header::CONNECTION {
+            self.connection = true;
+        } else if name == header::EXPECT {
+            self.expect = true;
         }
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
+    }
+}
+
+/// Parses the request head at the front of `buffer`, taking it out of the buffer when whole:
+/// `Ok(None)` when the head is not whole yet (read more), an error when vane refuses it.
+/// `max_size` bounds the head: a partial head that large is refused.
+pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Result<Option<Head>, Refusal> {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let length = match request.parse_with_uninit_headers(buffer, &mut fields) {
+        Ok(httparse::Status::Complete(length)) if length <= max_size => length,
+        Ok(httparse::Status::Complete(_)) => return Err(too_large(buffer)),
+        Ok(httparse::Status::Partial) if buffer.len() >= max_size => {
+            return Err(too_large(buffer));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
-            return Parsed::Refused(refuse(
+            return Err(refuse(
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "too many header fields",
             ));
         }
         Err(httparse::Error::Version) => {
-            return Parsed::Refused(refuse(
+            return Err(refuse(
                 StatusCode::HTTP_VERSION_NOT_SUPPORTED,
                 "only HTTP/1.0 and HTTP/1.1 are served here",
             ));
         }
-        Err(_) => return Parsed::Refused(refuse(BAD_REQUEST, "malformed request head")),
+        Err(_) => return Err(refuse(BAD_REQUEST, "malformed request head")),
     };
-    // Offsets into the buffer, taken before the head is split off and shared.
-    let base = buffer.as_ptr() as usize;
-    let span = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
-    let method = request.method.unwrap_or_default().as_bytes();
-    let target = span(request.path.unwrap_or_default().as_bytes());
+    let Ok(method) = Method::from_bytes(request.method.unwrap_or_default().as_bytes()) else {
+        return Err(refuse(BAD_REQUEST, "malformed method"));
+    };
     let version = match request.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let count = request.headers.len();
-    let mut values = [(0, 0); MAX_HEADERS];
-    for (slot, field) in values.iter_mut().zip(request.headers.iter()) {
-        *slot = span(field.value);
+    // Names are made now; values are kept as offsets, to be cut from the head once it is
+    // split off the buffer and shared.
+    let base = buffer.as_ptr() as usize;
+    let span = |part: &[u8]| (part.as_ptr() as usize - base, part.len());
+    let target = span(request.path.unwrap_or_default().as_bytes());
+    let mut noted = Noted::default();
+    let mut fields = Vec::with_capacity(request.headers.len());
+    for field in request.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(field.name.as_bytes()) else {
+            return Err(refuse(BAD_REQUEST, "malformed header name"));
+        };
+        noted.note(&name);
+        fields.push((name, span(field.value)));
     }
-    let method = match Method::from_bytes(method) {
-        Ok(method) => method,
-        Err(_) => return Parsed::Refused(refuse(BAD_REQUEST, "malformed method")),
-    };
-    let names: Result<Vec<HeaderName>, _> = request
-        .headers
-        .iter()
-        .map(|field| HeaderName::from_bytes(field.name.as_bytes()))
-        .collect();
-    let Ok(names) = names else {
-        return Parsed::Refused(refuse(BAD_REQUEST, "malformed header name"));
-    };
     let head = buffer.split_to(length).freeze();
     let slice = |(start, len): (usize, usize)| head.slice(start..start + len);
     let Ok(uri) = Uri::from_maybe_shared(slice(target)) else {
-        return Parsed::Refused(refuse(BAD_REQUEST, "malformed request target"));
+        return Err(refuse(BAD_REQUEST, "malformed request target"));
     };
-    let mut headers = HeaderMap::with_capacity(count);
-    for (name, value) in names.into_iter().zip(values) {
+    let mut headers = HeaderMap::with_capacity(fields.len() + ADDED_FIELDS);
+    for (name, value) in fields {
         match HeaderValue::from_maybe_shared(slice(value)) {
             Ok(value) => headers.append(name, value),
-            Err(_) => return Parsed::Refused(refuse(BAD_REQUEST, "malformed header value")),
+            Err(_) => return Err(refuse(BAD_REQUEST, "malformed header value")),
         };
     }
-    match head_from(method, uri, version, headers) {
-        Ok(head) => Parsed::Head(Box::new(head)),
-        Err(refusal) => Parsed::Refused(refusal),
-    }
+    head_from(method, uri, version, headers, noted).map(Some)
 }
 
 /// 414 when the request line alone fills the limit, 431 otherwise.
@@ -148,11 +160,17 @@ fn head_from(
     uri: Uri,
     version: Version,
     headers: HeaderMap,
+    noted: Noted,
 ) -> Result<Head, Refusal> {
-    let framing = framing(version, &headers)?;
-    let keep_alive = keep_alive(version, &headers);
+    let framing = framing(version, &headers, noted)?;
+    let keep_alive = if noted.connection {
+        keep_alive(version, &headers)
+    } else {
+        version == Version::HTTP_11
+    };
     let expect_continue = version == Version::HTTP_11
         && framing != Framing::Empty
+        && noted.expect
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -172,9 +190,9 @@ fn head_from(
 /// How the body is delimited (RFC 9112 §6.1–6.3), refusing every ambiguous case: both
 /// Content-Length and Transfer-Encoding, Content-Lengths that disagree or are not plain digits,
 /// Transfer-Encoding from an HTTP/1.0 client, and codings other than one final `chunked`.
-fn framing(version: Version, headers: &HeaderMap) -> Result<Framing, Refusal> {
-    let has_length = headers.contains_key(header::CONTENT_LENGTH);
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+fn framing(version: Version, headers: &HeaderMap, noted: Noted) -> Result<Framing, Refusal> {
+    let has_length = noted.content_length;
+    if noted.transfer_encoding {
         if has_length {
             return Err(refuse(
                 BAD_REQUEST,
@@ -277,7 +295,7 @@ fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
 
 /// Parses `bytes` as a whole buffer, with a 64 KiB limit.
 #[cfg(test)]
-fn parse_bytes(bytes: &[u8]) -> Parsed {
+fn parse_bytes(bytes: &[u8]) -> Result<Option<Head>, Refusal> {
     let mut buffer = BytesMut::from(bytes);
     parse(&mut buffer, 64 << 10)
 }
@@ -288,14 +306,14 @@ mod tests {
 
     fn head(bytes: &str) -> Head {
         match parse_bytes(bytes.as_bytes()) {
-            Parsed::Head(head) => *head,
+            Ok(Some(head)) => head,
             other => panic!("{bytes:?}: {other:?}"),
         }
     }
 
     fn refused(bytes: &str) -> StatusCode {
         match parse_bytes(bytes.as_bytes()) {
-            Parsed::Refused(refusal) => refusal.status,
+            Err(refusal) => refusal.status,
             other => panic!("{bytes:?} was not refused: {other:?}"),
         }
     }
@@ -303,7 +321,7 @@ mod tests {
     #[test]
     fn a_plain_get_is_parsed_and_taken_from_the_buffer() {
         let mut buffer = BytesMut::from(&b"GET /a?b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\nNEXT"[..]);
-        let Parsed::Head(head) = parse(&mut buffer, 1024) else {
+        let Ok(Some(head)) = parse(&mut buffer, 1024) else {
             panic!("not parsed")
         };
         assert_eq!(&buffer[..], b"NEXT");
@@ -319,17 +337,17 @@ mod tests {
     #[test]
     fn a_partial_head_asks_for_more_until_the_limit() {
         let mut buffer = BytesMut::from(&b"GET / HTTP/1.1\r\nHost: x\r\n"[..]);
-        assert!(matches!(parse(&mut buffer, 1024), Parsed::Partial));
+        assert!(matches!(parse(&mut buffer, 1024), Ok(None)));
         assert_eq!(buffer.len(), 25, "nothing is taken from a partial head");
         match parse(&mut buffer, 20) {
-            Parsed::Refused(refusal) => {
+            Err(refusal) => {
                 assert_eq!(refusal.status, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
             }
             other => panic!("{other:?}"),
         }
         let mut line = BytesMut::from(&b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[..]);
         match parse(&mut line, 20) {
-            Parsed::Refused(refusal) => assert_eq!(refusal.status, StatusCode::URI_TOO_LONG),
+            Err(refusal) => assert_eq!(refusal.status, StatusCode::URI_TOO_LONG),
             other => panic!("{other:?}"),
         }
     }

@@ -17,6 +17,8 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::request::Refusal;
 
+/// Room for a typical response head, so that encoding it does not grow the buffer.
+const HEAD_CAPACITY: usize = 1024;
 /// Gathered bytes are sent once they reach this size, even if the body has more ready.
 const WRITE_SIZE: usize = 64 << 10;
 /// Body bytes up to this size are copied behind the head in one write; larger ones are sent
@@ -70,10 +72,11 @@ where
     B: Body<Data = Bytes> + Unpin,
 {
     let (mut parts, mut body) = response.into_parts();
-    let framing = framing(&mut parts.headers, parts.status, &body, answering);
+    let present = Present::in_headers(&parts.headers);
+    let framing = framing(&mut parts.headers, present, parts.status, &body, answering);
     let keep_alive = answering.keep_alive && framing != Framing::UntilClose;
-    set_connection(&mut parts.headers, answering.version, keep_alive);
-    let mut out = Vec::with_capacity(256);
+    set_connection(&mut parts.headers, present, answering.version, keep_alive);
+    let mut out = Vec::with_capacity(HEAD_CAPACITY);
     encode_head(&mut out, answering.version, parts.status, &parts.headers);
     if framing == Framing::None {
         drop(body);
@@ -156,14 +159,45 @@ async fn send_data<W: AsyncWrite + Unpin>(
     io.write_all(&data).await
 }
 
+/// Which of the fields vane sets itself a response already has: found in one pass over the
+/// names, so that the common response needs no lookup.
+#[derive(Debug, Default, Clone, Copy)]
+struct Present {
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+    date: bool,
+}
+
+impl Present {
+    fn in_headers(headers: &HeaderMap) -> Self {
+        let mut present = Present::default();
+        for name in headers.keys() {
+            if name == header::CONTENT_LENGTH {
+                present.content_length = true;
+            } else if name == header::TRANSFER_ENCODING {
+                present.transfer_encoding = true;
+            } else if name == header::CONNECTION {
+                present.connection = true;
+            } else if name == header::DATE {
+                present.date = true;
+            }
+        }
+        present
+    }
+}
+
 /// Decides the body's framing and sets the headers that announce it.
 fn framing<B: Body>(
     headers: &mut HeaderMap,
+    present: Present,
     status: StatusCode,
     body: &B,
     answering: Answering,
 ) -> Framing {
-    headers.remove(header::TRANSFER_ENCODING);
+    if present.transfer_encoding {
+        headers.remove(header::TRANSFER_ENCODING);
+    }
     if answering.head
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -171,14 +205,16 @@ fn framing<B: Body>(
     {
         return Framing::None;
     }
-    if let Some(length) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse().ok())
-    {
-        return Framing::Length(length);
+    if present.content_length {
+        if let Some(length) = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+        {
+            return Framing::Length(length);
+        }
+        headers.remove(header::CONTENT_LENGTH);
     }
-    headers.remove(header::CONTENT_LENGTH);
     if let Some(length) = body.size_hint().exact() {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         return Framing::Length(length);
@@ -194,9 +230,11 @@ fn framing<B: Body>(
 }
 
 /// Says `close` to an HTTP/1.1 client whose connection ends here, and `keep-alive` to an
-/// HTTP/1.0 one whose connection stays open (RFC 9112 §9.3).
-fn set_connection(headers: &mut HeaderMap, version: Version, keep_alive: bool) {
-    headers.remove(header::CONNECTION);
+/// HTTP/1.0 one whose connection stays open (RFC 9112 §9.3); adds `Date` if it is missing.
+fn set_connection(headers: &mut HeaderMap, present: Present, version: Version, keep_alive: bool) {
+    if present.connection {
+        headers.remove(header::CONNECTION);
+    }
     match (version, keep_alive) {
         (Version::HTTP_11, false) => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -206,7 +244,7 @@ fn set_connection(headers: &mut HeaderMap, version: Version, keep_alive: bool) {
         }
         _ => {}
     }
-    if !headers.contains_key(header::DATE) {
+    if !present.date {
         headers.insert(header::DATE, date());
     }
 }
@@ -239,8 +277,8 @@ pub(super) fn refusal(refusal: Refusal) -> Vec<u8> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(text.len()));
-    set_connection(&mut headers, Version::HTTP_11, false);
-    let mut out = Vec::with_capacity(256);
+    set_connection(&mut headers, Present::default(), Version::HTTP_11, false);
+    let mut out = Vec::with_capacity(HEAD_CAPACITY);
     encode_head(&mut out, Version::HTTP_11, refusal.status, &headers);
     out.extend_from_slice(text.as_bytes());
     out

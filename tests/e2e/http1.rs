@@ -187,3 +187,80 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let idle = idle_from.elapsed();
     assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
 }
+
+/// A backend that answers each request at once, before reading its body, then reads the body
+/// (by its Content-Length) and drops it, as nginx does with a body it does not need; the
+/// connection stays open for the next request.
+async fn early_answering_backend() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let end = loop {
+                        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&seen[..end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .map_or(0, |value| value.trim().parse().unwrap_or(0));
+                    seen.drain(..end);
+                    if stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    while seen.len() < length {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    seen.drain(..length);
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_answering_before_the_body_ends_leaves_no_connection_stuck_in_the_pool() {
+    // The backend answers before it reads the body, and this client sends only part of its
+    // body, then stalls: the connection to the backend is still sending it. It must not be
+    // pooled, or the next request on it would wait for the stalled client until the request
+    // timeout.
+    let address = early_answering_backend().await;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[proxy]\nrequest_timeout = \"60s\"\n\
+         [[backends]]\nname = \"x\"\naddress = \"{address}\"\n"
+    );
+    let vane = Vane::start(&config).await.unwrap();
+    let mut stalled = RawClient::connect(vane.address).await;
+    stalled
+        .send(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1000000\r\n\r\npartial")
+        .await;
+    let reply = stalled.response("POST").await;
+    assert_eq!(reply.status(), 200, "{reply:?}");
+    assert_eq!(reply.header("connection"), Some("close"), "{reply:?}");
+    for _ in 0..3 {
+        let next = tokio::time::timeout(Duration::from_secs(30), vane.client().get("/"))
+            .await
+            .expect("the next request is not stuck behind the stalled body")
+            .unwrap();
+        assert_eq!(next.status, 200);
+    }
+    drop(stalled);
+}

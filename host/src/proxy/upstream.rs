@@ -225,7 +225,10 @@ impl Connection {
     /// takes in whatever arrived while it sat idle (a close, or stray bytes, end it).
     fn alive(&mut self) -> bool {
         let mut nobody = Context::from_waker(Waker::noop());
-        self.drive(&mut nobody).is_pending() && !self.sender.is_closed()
+        // Ready, not only open: a connection still sending the previous request's body (its
+        // response came first) cannot take another request until that body ends, which may be
+        // never.
+        self.drive(&mut nobody).is_pending() && self.sender.is_ready()
     }
 }
 

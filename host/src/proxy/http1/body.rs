@@ -1,11 +1,13 @@
 //! A request body as an HTTP/1 client sends it: a Content-Length's worth of bytes, or chunks
-//! (RFC 9112 §7.1), decoded as the attempt that forwards it reads. The body borrows the
-//! connection's read side and hands it back at its last byte, so that the connection can read
-//! the next request; a body dropped before its end keeps it, and the connection closes.
+//! (RFC 9112 §7.1), decoded as the attempt that forwards it reads. The body reads through the
+//! connection's read side, lent to it in a slot the two share; it marks the slot at its last
+//! byte, so that the connection can read the next request. After the response the connection
+//! takes its read side back either way: a body not read to its end cannot read on.
 
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -89,6 +91,9 @@ pub(crate) enum BodyError {
     /// The client closed the connection before the body's end.
     #[error("the client closed the connection inside the request body")]
     Closed,
+    /// The connection took its read side back: its response was sent before the body was read.
+    #[error("the response was sent before the request body was read")]
+    TakenBack,
     /// The chunked framing was broken.
     #[error("malformed chunked body: {0}")]
     Malformed(&'static str),
@@ -112,6 +117,8 @@ enum Decoder {
     Trailers(usize),
     /// The body was read to its end.
     Done,
+    /// The body broke off (an error was returned); nothing more is read.
+    Failed,
 }
 
 /// One step of decoding what is buffered.
@@ -126,24 +133,58 @@ enum Step {
     Malformed(&'static str),
 }
 
+/// The connection's read side while a request body has it, and whether the body was read to
+/// its end.
+#[derive(Debug)]
+pub(super) struct Lent {
+    reader: Option<Reader>,
+    finished: bool,
+}
+
+/// A slot shared by a body and its connection.
+pub(super) type LentSlot = Arc<Mutex<Lent>>;
+
+/// Lends `reader` to a body.
+pub(super) fn lend(reader: Reader) -> LentSlot {
+    Arc::new(Mutex::new(Lent {
+        reader: Some(reader),
+        finished: false,
+    }))
+}
+
+/// Locks a slot; a panic while it was held leaves nothing half-updated, so a poisoned lock is
+/// used as is.
+fn lock(slot: &Mutex<Lent>) -> MutexGuard<'_, Lent> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether the body was read to its end.
+pub(super) fn finished(slot: &LentSlot) -> bool {
+    lock(slot).finished
+}
+
+/// Takes the read side back from the body, whether or not it was read to its end (`None` if the
+/// body failed and dropped it).
+pub(super) fn take_back(slot: &LentSlot) -> Option<Reader> {
+    lock(slot).reader.take()
+}
+
 /// A request body read from an HTTP/1 connection.
 #[derive(Debug)]
 pub(crate) struct RequestBody {
-    reader: Option<Reader>,
+    /// The connection's read side; `None` for a request without a body.
+    slot: Option<LentSlot>,
     decoder: Decoder,
-    /// Takes the reader back to the connection at the body's end.
-    give_back: Option<oneshot::Sender<Reader>>,
     /// Asks the connection to send `100 Continue`, the first time the body is read.
     wants_continue: Option<oneshot::Sender<()>>,
 }
 
 impl RequestBody {
-    /// A body framed by `framing` (not `Empty`), read through `reader`, which goes back through
-    /// `give_back` at the end; `wants_continue` is signalled at the first read, if given.
+    /// A body framed by `framing`, read through the reader lent in `slot`; `wants_continue` is
+    /// signalled at the first read, if given.
     pub(super) fn new(
-        reader: Reader,
+        slot: LentSlot,
         framing: Framing,
-        give_back: oneshot::Sender<Reader>,
         wants_continue: Option<oneshot::Sender<()>>,
     ) -> Self {
         let decoder = match framing {
@@ -151,47 +192,21 @@ impl RequestBody {
             Framing::Length(length) => Decoder::Length(length),
             Framing::Chunked => Decoder::ChunkSize,
         };
-        let mut body = RequestBody {
-            reader: Some(reader),
+        lock(&slot).finished = decoder == Decoder::Done;
+        RequestBody {
+            slot: Some(slot),
             decoder,
-            give_back: Some(give_back),
             wants_continue,
-        };
-        body.finish_if_done();
-        body
+        }
     }
 
     /// The body of a request without one.
     pub(super) fn empty() -> Self {
         RequestBody {
-            reader: None,
+            slot: None,
             decoder: Decoder::Done,
-            give_back: None,
             wants_continue: None,
         }
-    }
-
-    /// Hands the reader back once the body was read to its end.
-    fn finish_if_done(&mut self) {
-        if self.decoder == Decoder::Done
-            && let (Some(reader), Some(give_back)) = (self.reader.take(), self.give_back.take())
-        {
-            let _ = give_back.send(reader);
-        }
-    }
-
-    /// Decodes framing that is already buffered, without taking data: so that the reader goes
-    /// back as soon as the final chunk is in the buffer.
-    fn consume_framing(&mut self) {
-        while !matches!(self.decoder, Decoder::ChunkData(_) | Decoder::Done) {
-            let Some(reader) = self.reader.as_mut() else {
-                return;
-            };
-            if !matches!(step(&mut self.decoder, &mut reader.buffer), Step::Progress) {
-                return;
-            }
-        }
-        self.finish_if_done();
     }
 
     /// How much to ask the socket for next.
@@ -205,10 +220,20 @@ impl RequestBody {
     }
 }
 
+/// Decodes framing that is already buffered, without taking data: so that the body is marked
+/// finished as soon as the final chunk is in the buffer.
+fn consume_framing(decoder: &mut Decoder, buffer: &mut BytesMut) {
+    while !matches!(*decoder, Decoder::ChunkData(_) | Decoder::Done) {
+        if !matches!(step(decoder, buffer), Step::Progress) {
+            return;
+        }
+    }
+}
+
 /// Takes one step of decoding from `buffer`.
 fn step(decoder: &mut Decoder, buffer: &mut BytesMut) -> Step {
     match *decoder {
-        Decoder::Done => Step::Progress,
+        Decoder::Done | Decoder::Failed => Step::Progress,
         Decoder::Length(left) | Decoder::ChunkData(left) => {
             if buffer.is_empty() {
                 return Step::NeedMore;
@@ -304,8 +329,13 @@ fn chunk_size(line: &[u8]) -> Result<u64, &'static str> {
     if digits > 15 {
         return Err("chunk size too large");
     }
-    let rest = line[digits..].trim_ascii_start();
-    if !rest.is_empty() && rest[0] != b';' {
+    // Only spaces and tabs, and only before an extension's `;` (RFC 9112 §7.1.1).
+    let rest = &line[digits..];
+    let after_space = rest.trim_ascii_start();
+    let spaces_only = rest[..rest.len() - after_space.len()]
+        .iter()
+        .all(|&byte| byte == b' ' || byte == b'\t');
+    if !rest.is_empty() && (after_space.first() != Some(&b';') || !spaces_only) {
         return Err("junk after a chunk size");
     }
     if rest
@@ -330,49 +360,56 @@ impl http_body::Body for RequestBody {
         if let Some(wants_continue) = this.wants_continue.take() {
             let _ = wants_continue.send(());
         }
+        let Some(slot) = &this.slot else {
+            return Poll::Ready(None);
+        };
+        let mut lent = lock(slot);
         loop {
-            let want = this.want();
-            let Some(reader) = this.reader.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match step(&mut this.decoder, &mut reader.buffer) {
-                Step::Data(data) => {
-                    this.consume_framing();
-                    return Poll::Ready(Some(Ok(Frame::data(data))));
-                }
-                Step::Progress if this.decoder == Decoder::Done => {
-                    this.finish_if_done();
+            match this.decoder {
+                Decoder::Done => {
+                    lent.finished = true;
                     return Poll::Ready(None);
                 }
-                Step::Progress => {}
-                Step::NeedMore => match ready!(reader.poll_fill(cx, want)) {
-                    Ok(0) => return self::fail(this, BodyError::Closed),
-                    Ok(_) => {}
-                    Err(err) => return self::fail(this, BodyError::Io(err)),
-                },
-                Step::Malformed(reason) => return self::fail(this, BodyError::Malformed(reason)),
+                Decoder::Failed => return Poll::Ready(None),
+                _ => {}
             }
+            let want = this.want();
+            let Some(reader) = lent.reader.as_mut() else {
+                this.decoder = Decoder::Failed;
+                return Poll::Ready(Some(Err(BodyError::TakenBack)));
+            };
+            let error = match step(&mut this.decoder, &mut reader.buffer) {
+                Step::Data(data) => {
+                    consume_framing(&mut this.decoder, &mut reader.buffer);
+                    lent.finished = this.decoder == Decoder::Done;
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Step::Progress => continue,
+                Step::NeedMore => match ready!(reader.poll_fill(cx, want)) {
+                    Ok(0) => BodyError::Closed,
+                    Ok(_) => continue,
+                    Err(err) => BodyError::Io(err),
+                },
+                Step::Malformed(reason) => BodyError::Malformed(reason),
+            };
+            // The body cannot go on: the reader is dropped, so the connection closes.
+            lent.reader = None;
+            this.decoder = Decoder::Failed;
+            return Poll::Ready(Some(Err(error)));
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.decoder == Decoder::Done
+        matches!(self.decoder, Decoder::Done | Decoder::Failed)
     }
 
     fn size_hint(&self) -> SizeHint {
         match self.decoder {
             Decoder::Length(left) => SizeHint::with_exact(left),
-            Decoder::Done => SizeHint::with_exact(0),
+            Decoder::Done | Decoder::Failed => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
     }
-}
-
-/// Ends a body that cannot go on: the reader is dropped, so the connection closes.
-fn fail(body: &mut RequestBody, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-    body.reader = None;
-    body.decoder = Decoder::Done;
-    Poll::Ready(Some(Err(error)))
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use body::RequestBody;
 
-use self::body::{READ_SIZE, Reader};
+use self::body::{LentSlot, READ_SIZE, Reader};
 use self::request::{Framing, Head, Refusal};
 use self::response::Answering;
 use crate::clock::Clock;
@@ -126,8 +126,8 @@ async fn read_head(
 enum ReadSide {
     /// Here: the request had no body.
     Here(Reader),
-    /// Lent to the request's body, which sends it back at its end.
-    Lent(oneshot::Receiver<Reader>),
+    /// Lent to the request's body, taken back after the response.
+    Lent(LentSlot),
 }
 
 /// Serves one request and writes its response: the read side back if the connection may
@@ -156,14 +156,14 @@ where
     let (body, read_side) = if framing == Framing::Empty {
         (RequestBody::empty(), ReadSide::Here(reader))
     } else {
-        let (give_back, lent) = oneshot::channel();
+        let slot = body::lend(reader);
         let signal = expect_continue.then(|| {
             let (signal, wanted) = oneshot::channel();
             wants_continue = Some(wanted);
             signal
         });
-        let body = RequestBody::new(reader, framing, give_back, signal);
-        (body, ReadSide::Lent(lent))
+        let body = RequestBody::new(slot.clone(), framing, signal);
+        (body, ReadSide::Lent(slot))
     };
     let request = Request::from_parts(parts, body);
     // In a block of its own, so that the handler's future is gone (and its room reused) while
@@ -183,23 +183,42 @@ where
             },
         }
     };
-    let reader = match read_side {
-        ReadSide::Here(reader) => Some(reader),
-        ReadSide::Lent(mut lent) => lent.try_recv().ok(),
-    };
     // A body not read to its end leaves the connection unusable: the next request would start
     // somewhere inside it.
-    answering.keep_alive &= reader.is_some() && !stop.is_cancelled();
+    let body_read = match &read_side {
+        ReadSide::Here(_) => true,
+        ReadSide::Lent(slot) => body::finished(slot),
+    };
+    answering.keep_alive &= body_read && !stop.is_cancelled();
     let kept = response::write(write, response, answering).await.ok()?;
-    if kept { reader } else { None }
+    let reader = match read_side {
+        ReadSide::Here(reader) => Some(reader),
+        ReadSide::Lent(slot) => body::take_back(&slot),
+    };
+    if kept {
+        return reader;
+    }
+    if !body_read && let Some(reader) = reader {
+        // The client may still be sending the body: read it away before closing, so that the
+        // close does not reset the connection under the response.
+        linger(write, reader).await;
+    }
+    None
 }
 
 /// Answers a refused request head, then lingers before closing.
-async fn refuse(mut write: OwnedWriteHalf, mut reader: Reader, refusal: Refusal) {
+async fn refuse(mut write: OwnedWriteHalf, reader: Reader, refusal: Refusal) {
     tracing::debug!(status = %refusal.status, reason = refusal.reason, "refused a request head");
     if write.write_all(&response::refusal(refusal)).await.is_err() {
         return;
     }
+    linger(&mut write, reader).await;
+}
+
+/// Closes the sending side, then reads and drops what the client still sends, for a bounded
+/// time and size, so that the kernel does not answer it with a reset that could destroy the
+/// response in flight (nginx's lingering close).
+async fn linger(write: &mut OwnedWriteHalf, mut reader: Reader) {
     let _ = write.shutdown().await;
     let drain = async {
         let mut dropped = 0;

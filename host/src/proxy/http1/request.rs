@@ -174,6 +174,10 @@ fn head_from(
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut headers = headers;
+    if noted.content_length {
+        canonical_length(&mut headers, framing);
+    }
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -227,6 +231,21 @@ fn framing(version: Version, headers: &HeaderMap, noted: Noted) -> Result<Framin
         Some(0) | None => Framing::Empty,
         Some(length) => Framing::Length(length),
     })
+}
+
+/// Replaces the Content-Length the client sent (perhaps `5, 5`, two fields, or `005`) with one
+/// plain value, so that every backend reads the same length vane read.
+fn canonical_length(headers: &mut HeaderMap, framing: Framing) {
+    let length = match framing {
+        Framing::Length(length) => length,
+        _ => 0,
+    };
+    let canonical = HeaderValue::from(length);
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    let plain = values.next() == Some(&canonical) && values.next().is_none();
+    if !plain {
+        headers.insert(header::CONTENT_LENGTH, canonical);
+    }
 }
 
 /// A Content-Length: decimal digits only, at most 18 of them (no sign, no space, no overflow).
@@ -362,6 +381,16 @@ mod tests {
             framing("content-length: 5, 5\r\ncontent-length: 5\r\n"),
             Framing::Length(5)
         );
+        let repeated = head(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: 005, 5\r\ncontent-length: 5\r\n\r\n",
+        );
+        let lengths: Vec<_> = repeated
+            .request
+            .headers()
+            .get_all("content-length")
+            .iter()
+            .collect();
+        assert_eq!(lengths, ["5"], "one plain Content-Length goes on");
         assert_eq!(framing("transfer-encoding: chunked\r\n"), Framing::Chunked);
         assert_eq!(framing("transfer-encoding: Chunked\r\n"), Framing::Chunked);
         assert_eq!(framing(""), Framing::Empty);

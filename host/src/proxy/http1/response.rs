@@ -72,6 +72,16 @@ where
     B: Body<Data = Bytes> + Unpin,
 {
     let (mut parts, mut body) = response.into_parts();
+    if parts.status.is_informational() {
+        // An interim status as the final answer (a backend's unasked-for 101, say) would leave
+        // the client waiting for a response that never comes.
+        io.write_all(&refusal(Refusal {
+            status: StatusCode::BAD_GATEWAY,
+            reason: "the backend answered with an interim status",
+        }))
+        .await?;
+        return Ok(false);
+    }
     let present = Present::in_headers(&parts.headers);
     let framing = framing(&mut parts.headers, present, parts.status, &body, answering);
     let keep_alive = answering.keep_alive && framing != Framing::UntilClose;
@@ -198,11 +208,14 @@ fn framing<B: Body>(
     if present.transfer_encoding {
         headers.remove(header::TRANSFER_ENCODING);
     }
-    if answering.head
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-    {
+    if status == StatusCode::NO_CONTENT {
+        // A 204 has no body and says no length (RFC 9110 §8.6).
+        if present.content_length {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        return Framing::None;
+    }
+    if answering.head || status == StatusCode::NOT_MODIFIED {
         return Framing::None;
     }
     if present.content_length {

@@ -122,12 +122,14 @@ async fn connection(
     match started {
         Started::Http1 => {
             let clock = proxy.state.clock().clone();
+            // The request's future is boxed on its own: the exchange around it, boxed by
+            // `http1`, then stays small, and building each moves less memory.
             let handler = move |request: http::Request<http1::RequestBody>| {
-                handle(
+                Box::pin(handle(
                     proxy.clone(),
                     address.clone(),
                     request.map(ClientBody::Http1),
-                )
+                ))
             };
             http1::serve(stream, settings, clock, stop, handler).await;
         }

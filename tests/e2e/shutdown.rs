@@ -17,14 +17,7 @@ async fn a_request_still_running_after_the_drain_timeout_is_closed() {
     let vane = Vane::start(&config).await.unwrap();
     let client = vane.client();
     let request = tokio::spawn(async move { client.get("/").await });
-    let waiting = Instant::now();
-    while slow.hits() == 0 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "the request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    slow.wait_for_hits(1, Duration::from_secs(20)).await;
 
     let stopping = Instant::now();
     vane.stop().await;
@@ -54,14 +47,7 @@ async fn idle_connections_close_at_once_and_a_request_in_progress_finishes_with_
     assert_eq!(first.status(), 200);
     let mut busy = RawClient::connect(vane.address).await;
     busy.send(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;
-    let waiting = Instant::now();
-    while slow.hits() < 2 {
-        assert!(
-            waiting.elapsed() < Duration::from_secs(20),
-            "the request never arrived"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    slow.wait_for_hits(2, Duration::from_secs(20)).await;
 
     let stopping = Instant::now();
     vane.stop().await;

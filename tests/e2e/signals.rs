@@ -113,14 +113,7 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 
     let client = Client::new(vane.address);
     let in_flight = tokio::spawn(async move { client.get("/").await });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while slow.hits() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the request never reached the backend"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    slow.wait_for_hits(1, Duration::from_secs(10)).await;
     vane.signal("TERM");
 
     // New connections are refused while the slow request is still being served.

@@ -137,6 +137,21 @@ impl Backend {
         self.counters.hits.load(Ordering::SeqCst)
     }
 
+    /// Waits until it has received `count` requests; panics if that takes longer than
+    /// `within` (the request never arrived).
+    pub async fn wait_for_hits(&self, count: usize, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.hits() < count {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: {} of {count} requests arrived within {within:?}",
+                self.name,
+                self.hits()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Health probes it has received.
     pub fn probes(&self) -> usize {
         self.counters.probes.load(Ordering::SeqCst)

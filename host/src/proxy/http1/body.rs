@@ -223,7 +223,10 @@ impl RequestBody {
 /// Decodes framing that is already buffered, without taking data: so that the body is marked
 /// finished as soon as the final chunk is in the buffer.
 fn consume_framing(decoder: &mut Decoder, buffer: &mut BytesMut) {
-    while !matches!(*decoder, Decoder::ChunkData(_) | Decoder::Done) {
+    while matches!(
+        *decoder,
+        Decoder::ChunkEnd | Decoder::ChunkSize | Decoder::Trailers(_)
+    ) {
         if !matches!(step(decoder, buffer), Step::Progress) {
             return;
         }

@@ -1,11 +1,12 @@
 //! vane's own HTTP/1.1 server side: one client connection, request after request. It exists so
 //! that an idle keep-alive connection costs almost nothing: between requests the connection
-//! holds no buffer, only its socket and this task, and waits for the socket to become
-//! readable (hyper's server keeps 16 KiB of buffers per connection for its whole life).
+//! holds no buffer, only its socket and this task, until the client's next bytes arrive
+//! (hyper's server keeps 16 KiB of buffers per connection for its whole life).
 //!
 //! A request's way: `request` parses and checks the head, refusing anything ambiguous; the
-//! body, if any, borrows the read side (`body`) and gives it back at its end; the handler the
-//! caller gives (the proxy's service) answers; `response` writes the answer. A connection is
+//! body, if any, reads through the connection's read side, lent to it (`body`) and taken back
+//! after the response; the handler the caller gives (the proxy's service) answers; `response`
+//! writes the answer. A connection is
 //! kept for another request only when both sides allow it, the body was read to its end and
 //! vane is not shutting down. The module knows HTTP/1, not the proxy: it imports nothing from
 //! it.
@@ -44,11 +45,11 @@ pub(super) struct Settings {
     pub(super) max_header_size: usize,
 }
 
-/// After refusing a request, how long vane goes on reading (and dropping) what the client
-/// still sends before it closes, so that the refusal is not lost to a reset (nginx's lingering
-/// close).
+/// After refusing a request, or answering one whose body it did not read to the end, how long
+/// vane goes on reading (and dropping) what the client still sends before it closes, so that
+/// the answer is not lost to a reset (nginx's lingering close).
 const LINGER_TIME: Duration = Duration::from_secs(2);
-/// The most a refused client may send during the linger.
+/// The most a client may send during the linger.
 const LINGER_BYTES: usize = 1 << 20;
 
 /// Serves the HTTP/1 client on `stream`, each request answered by `handler`, until the client

@@ -159,7 +159,7 @@ fn head_from(
     method: Method,
     uri: Uri,
     version: Version,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     noted: Noted,
 ) -> Result<Head, Refusal> {
     let framing = framing(version, &headers, noted)?;
@@ -174,7 +174,6 @@ fn head_from(
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let mut headers = headers;
     if noted.content_length {
         canonical_length(&mut headers, framing);
     }

@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 use std::future::poll_fn;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -50,7 +51,7 @@ impl Answering {
 /// How a response's body is delimited on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Framing {
-    /// No body is sent (HEAD, 1xx, 204, 304).
+    /// No body is sent (HEAD, 204, 304).
     None,
     /// Exactly this many bytes.
     Length(u64),
@@ -132,7 +133,7 @@ where
             return Ok(false);
         }
         if framing == Framing::Chunked {
-            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            write!(out, "{:x}\r\n", data.len()).expect("writing to a Vec cannot fail");
         }
         send_data(io, &mut out, data).await?;
         if framing == Framing::Chunked {

@@ -19,6 +19,7 @@ mod pooling;
 mod reload;
 mod shutdown;
 mod signals;
+mod smuggling;
 
 use std::collections::BTreeMap;
 

@@ -9,6 +9,7 @@ pub mod load;
 pub mod plugins;
 pub mod proxy;
 pub mod raw;
+pub mod recorder;
 
 pub use backend::{Backend, BackendBuilder};
 pub use client::Client;

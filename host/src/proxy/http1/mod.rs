@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use body::RequestBody;
+pub(super) use request::is_valid_host;
 
 use self::body::{LentSlot, READ_SIZE, Reader};
 use self::request::{Framing, Head, Refusal};

@@ -64,6 +64,7 @@ struct Noted {
     transfer_encoding: bool,
     connection: bool,
     expect: bool,
+    hosts: u8,
 }
 
 impl Noted {
@@ -76,6 +77,8 @@ impl Noted {
             self.connection = true;
         } else if name == header::EXPECT {
             self.expect = true;
+        } else if name == header::HOST {
+            self.hosts = self.hosts.saturating_add(1);
         }
     }
 }
@@ -99,12 +102,7 @@ pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Result<Option<Hea
                 "too many header fields",
             ));
         }
-        Err(httparse::Error::Version) => {
-            return Err(refuse(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "only HTTP/1.0 and HTTP/1.1 are served here",
-            ));
-        }
+        Err(httparse::Error::Version) => return Err(version_refusal(buffer)),
         Err(_) => return Err(refuse(BAD_REQUEST, "malformed request head")),
     };
     let Ok(method) = Method::from_bytes(request.method.unwrap_or_default().as_bytes()) else {
@@ -143,6 +141,28 @@ pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Result<Option<Hea
     head_from(method, uri, version, headers, noted).map(Some)
 }
 
+/// 505 for a well-formed request line of another HTTP version; 400 for a line httparse could
+/// not read a version from at all (such as a target with a space in it).
+fn version_refusal(buffer: &[u8]) -> Refusal {
+    let line = buffer
+        .split(|&byte| byte == b'\n')
+        .next()
+        .unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let words: Vec<&[u8]> = line.split(|&byte| byte == b' ').collect();
+    match words.as_slice() {
+        [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            refuse(
+                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+                "only HTTP/1.0 and HTTP/1.1 are served here",
+            )
+        }
+        _ => refuse(BAD_REQUEST, "malformed request line"),
+    }
+}
+
 /// 414 when the request line alone fills the limit, 431 otherwise.
 fn too_large(buffer: &[u8]) -> Refusal {
     if buffer.contains(&b'\n') {
@@ -168,12 +188,18 @@ fn head_from(
     } else {
         version == Version::HTTP_11
     };
-    let expect_continue = version == Version::HTTP_11
-        && framing != Framing::Empty
-        && noted.expect
+    check_host(version, &headers, noted)?;
+    // vane answers `100-continue` itself, when the body is first read; the backends get the
+    // body without being asked.
+    let continue_asked = noted.expect
         && headers
             .get(header::EXPECT)
             .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if continue_asked {
+        headers.remove(header::EXPECT);
+    }
+    let expect_continue =
+        continue_asked && version == Version::HTTP_11 && framing != Framing::Empty;
     if noted.content_length {
         canonical_length(&mut headers, framing);
     }
@@ -188,6 +214,35 @@ fn head_from(
         keep_alive,
         expect_continue,
     })
+}
+
+/// Refuses a request without exactly one valid Host where HTTP/1.1 needs one (RFC 9112 §3.2):
+/// none from an HTTP/1.1 client, two, or a value that is not a host and optional port.
+fn check_host(version: Version, headers: &HeaderMap, noted: Noted) -> Result<(), Refusal> {
+    let valid = match noted.hosts {
+        0 => version == Version::HTTP_10,
+        1 => headers
+            .get(header::HOST)
+            .is_some_and(|host| is_valid_host(host.as_bytes())),
+        _ => false,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(refuse(
+            BAD_REQUEST,
+            "the request needs exactly one valid Host",
+        ))
+    }
+}
+
+/// Whether `value` can be a Host field: a registered name, an IPv4 address or a bracketed IPv6
+/// literal, with an optional port (RFC 3986 §3.2.2); no userinfo, path or whitespace.
+pub(in crate::proxy) fn is_valid_host(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value
+            .iter()
+            .all(|&byte| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&byte))
 }
 
 /// How the body is delimited (RFC 9112 §6.1–6.3), refusing every ambiguous case: both
@@ -471,5 +526,42 @@ mod tests {
             "POST / HTTP/1.1\r\nhost: x\r\nexpect: 100-Continue\r\ncontent-length: 3\r\n\r\n";
         assert!(head(with_body).expect_continue);
         assert!(!head("GET / HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n\r\n").expect_continue);
+    }
+
+    #[test]
+    fn the_expectation_is_not_forwarded() {
+        let asked =
+            "PUT / HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\n";
+        assert!(head(asked).request.headers().get("expect").is_none());
+        let other = "PUT / HTTP/1.1\r\nhost: x\r\nexpect: other\r\ncontent-length: 3\r\n\r\n";
+        assert_eq!(head(other).request.headers()["expect"], "other");
+    }
+
+    #[test]
+    fn http_1_1_needs_exactly_one_valid_host() {
+        assert_eq!(refused("GET / HTTP/1.1\r\n\r\n"), BAD_REQUEST);
+        assert_eq!(
+            refused("GET / HTTP/1.1\r\nhost: a\r\nhost: a\r\n\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(
+            refused("GET / HTTP/1.1\r\nhost: user@a\r\n\r\n"),
+            BAD_REQUEST
+        );
+        assert_eq!(refused("GET / HTTP/1.1\r\nhost: a/b\r\n\r\n"), BAD_REQUEST);
+        assert_eq!(refused("GET / HTTP/1.1\r\nhost: \r\n\r\n"), BAD_REQUEST);
+        head("GET / HTTP/1.0\r\n\r\n");
+        head("GET / HTTP/1.1\r\nhost: [::1]:8080\r\n\r\n");
+        head("GET / HTTP/1.1\r\nhost: a-b.example.com:80\r\n\r\n");
+    }
+
+    #[test]
+    fn only_a_well_formed_other_version_gets_505() {
+        assert_eq!(
+            refused("GET / HTTP/3.0\r\nhost: x\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
+        assert_eq!(refused("GET /a b HTTP/1.1\r\nhost: x\r\n\r\n"), BAD_REQUEST);
+        assert_eq!(refused("GET / HTTX/1.1\r\nhost: x\r\n\r\n"), BAD_REQUEST);
     }
 }

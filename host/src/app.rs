@@ -110,6 +110,12 @@ async fn start_with(
         Some(address) => Some(bind(address).await?),
         None => None,
     };
+    if let Some(token) = config.admin_token.as_ref().filter(|t| t.readable_by_others) {
+        tracing::warn!(
+            file = %token.path.display(),
+            "the admin token file is readable by other users; chmod 600 it"
+        );
+    }
     let backends: Vec<String> = set
         .backends()
         .iter()
@@ -118,6 +124,7 @@ async fn start_with(
     tracing::info!(
         listen = %proxy_address,
         admin = ?admin.as_ref().map(|(_, address)| *address),
+        admin_token = config.admin_token.is_some(),
         backends = %backends.join(","),
         policy = policy.plugin_name().unwrap_or("built-in round-robin"),
         health_checks = config.health.is_some(),

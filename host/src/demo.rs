@@ -52,6 +52,7 @@ pub fn config(
     Config {
         listen,
         admin: Some(admin),
+        admin_token: None,
         workers: None,
         policy: Some(PolicyConfig::for_plugin(plugin)),
         proxy: ProxyConfig::default(),

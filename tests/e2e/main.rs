@@ -2,6 +2,7 @@
 //! One binary, a module per topic.
 
 mod admin;
+mod admin_auth;
 mod balancing;
 mod cli;
 mod connections;

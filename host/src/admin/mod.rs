@@ -1,7 +1,8 @@
 //! The admin listener: JSON status of the backends and the policy, Prometheus metrics, and
-//! `POST /reload`. It serves operators, never clients, and must stay off the proxy's hot path:
+//! `POST /reload`, each behind the bearer token when the config names one. It serves operators, never clients, and must stay off the proxy's hot path:
 //! every answer is built from the same atomics the proxy updates, at the moment it is asked for.
 
+mod auth;
 mod metrics;
 mod status;
 
@@ -68,6 +69,16 @@ async fn answer(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let Admin { state, reloader } = &admin;
+    if let Err(refused) = auth::check(reloader.admin_token().as_deref(), request.headers()) {
+        let mut response = json(
+            refused.status(),
+            serde_json::json!({ "error": refused.message() }),
+        );
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, refused.challenge());
+        return Ok(response);
+    }
     let path = request.uri().path();
     let response = match (request.method(), path) {
         (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(state)),

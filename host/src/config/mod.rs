@@ -1,6 +1,7 @@
 //! The configuration file: TOML read into a raw mirror that refuses unknown keys, then checked
 //! into typed values. Every error names the file, the line and the key, and all are reported at once.
 
+mod admin_token;
 mod error;
 mod raw;
 mod validate;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use http::uri::PathAndQuery;
 
+pub use admin_token::{AdminToken, MIN_TOKEN_LENGTH};
 pub use error::{ConfigError, ConfigIssue};
 
 /// A checked configuration, ready to start vane with.
@@ -20,6 +22,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the admin API listens (`admin`); none by default.
     pub admin: Option<SocketAddr>,
+    /// The token every admin API call must carry (`admin_token_file`); required when `admin`
+    /// is not a loopback address.
+    pub admin_token: Option<AdminToken>,
     /// `workers`: the threads that serve requests (tokio workers), 1 to 1024; by default one
     /// per core. Only `vane run` uses it; a change needs a restart.
     pub workers: Option<usize>,

@@ -12,6 +12,7 @@ use super::ConfigIssue;
 pub(super) struct RawConfig {
     pub listen: Option<Spanned<String>>,
     pub admin: Option<Spanned<String>>,
+    pub admin_token_file: Option<Spanned<String>>,
     pub workers: Option<Spanned<i64>>,
     pub policy: Option<Spanned<RawPolicy>>,
     #[serde(default)]

@@ -13,8 +13,8 @@ use super::raw::{
     RawBackend, RawConfig, RawEjection, RawHealth, RawPolicy, RawProxy, RawRetries, line_of,
 };
 use super::{
-    BackendConfig, BreakerConfig, Config, ConfigIssue, EjectionConfig, HealthConfig, PluginLimits,
-    PolicyConfig, ProxyConfig, RetryConfig, parse_size,
+    AdminToken, BackendConfig, BreakerConfig, Config, ConfigIssue, EjectionConfig, HealthConfig,
+    PluginLimits, PolicyConfig, ProxyConfig, RetryConfig, parse_size,
 };
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
@@ -152,6 +152,23 @@ pub(super) fn validate(
         .admin
         .as_ref()
         .and_then(|value| check.address(value, "admin"));
+    let admin_token = raw
+        .admin_token_file
+        .as_ref()
+        .and_then(|file| check_admin_token(&mut check, file, base));
+    if let (Some(address), Some(value)) = (admin, &raw.admin)
+        && !address.ip().is_loopback()
+        && raw.admin_token_file.is_none()
+    {
+        check.issue(
+            Some(value.span().start),
+            "admin",
+            format!(
+                "the admin API would listen on {address}, reachable from other machines, with no \
+                 token: set `admin_token_file` to a file holding one, or listen on 127.0.0.1"
+            ),
+        );
+    }
     let workers = raw
         .workers
         .is_some()
@@ -175,6 +192,7 @@ pub(super) fn validate(
     Ok(Config {
         listen: listen.expect("an address without an issue"),
         admin,
+        admin_token,
         workers,
         policy,
         proxy,
@@ -183,6 +201,20 @@ pub(super) fn validate(
         retries,
         backends,
     })
+}
+
+fn check_admin_token(
+    check: &mut Checker<'_>,
+    file: &Spanned<String>,
+    base: &Path,
+) -> Option<AdminToken> {
+    match AdminToken::read(&base.join(file.get_ref())) {
+        Ok(token) => Some(token),
+        Err(message) => {
+            check.issue(Some(file.span().start), "admin_token_file", message);
+            None
+        }
+    }
 }
 
 fn check_policy(

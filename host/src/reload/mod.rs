@@ -11,12 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwapOption;
+
 pub use watch::{PluginChanges, PluginWatch, follow_changes};
 
 use crate::backend::BackendSet;
 use crate::balancer::FallbackReason;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{AdminToken, Config, ConfigError};
 use crate::plugin::{PluginEngine, PluginError, file_sha256};
 use crate::policy::Policy;
 use crate::state::State;
@@ -80,6 +82,8 @@ pub struct Reloader {
     /// The config in force; held for the whole of a reload, so reloads never interleave.
     config: tokio::sync::Mutex<Config>,
     status: Mutex<ReloadStatus>,
+    /// The admin API's token in force, read again by every reload of the config file.
+    admin_token: ArcSwapOption<AdminToken>,
     /// The watch on the plugin file, moved to another file by a reload that names one.
     watch: PluginWatch,
 }
@@ -99,6 +103,7 @@ impl Reloader {
             state,
             config_path,
             engine: Mutex::new(engine),
+            admin_token: ArcSwapOption::from_pointee(config.admin_token.clone()),
             config: tokio::sync::Mutex::new(config),
             status: Mutex::new(ReloadStatus::default()),
             watch,
@@ -132,6 +137,11 @@ impl Reloader {
         let result = self.apply(&mut current, next, true).await.transpose()?;
         self.record(&result);
         Some(result)
+    }
+
+    /// The token every admin API call must carry, if the config names one.
+    pub fn admin_token(&self) -> Option<Arc<AdminToken>> {
+        self.admin_token.load_full()
     }
 
     /// What reloads have done so far.
@@ -178,7 +188,7 @@ impl Reloader {
         let Some(Admitted {
             set,
             policy,
-            changes,
+            mut changes,
         }) = admitted
         else {
             return Ok(None);
@@ -186,6 +196,11 @@ impl Reloader {
         self.state.swap(set, policy);
         if let Some(watch) = next_watch {
             self.watch.switch(watch);
+        }
+        if next.admin_token != current.admin_token {
+            self.admin_token
+                .store(next.admin_token.clone().map(Arc::new));
+            changes.push("the admin API token was replaced".to_owned());
         }
         *current = next;
         Ok(Some(Reloaded { changes }))

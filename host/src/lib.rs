@@ -36,4 +36,5 @@ pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod simulate;
+pub mod stall;
 pub mod state;

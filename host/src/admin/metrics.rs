@@ -13,7 +13,7 @@ use crate::backend::{Backend, Outcome};
 use crate::histogram::HistogramSnapshot;
 use crate::policy::BreakerState;
 use crate::reload::ReloadStatus;
-use crate::state::State;
+use crate::state::{ClientFault, State};
 
 /// The content type of the answer: OpenMetrics text, which Prometheus reads.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -228,6 +228,25 @@ impl Collector for StateCollector {
             )?,
             connections.refused_total(),
         )?;
+        counter(
+            encoder.encode_descriptor(
+                "vane_client_connections_evicted",
+                "Idle keep-alive client connections closed to make room for a new client at max_connections.",
+                None,
+                MetricType::Counter,
+            )?,
+            connections.evicted_total(),
+        )?;
+        let mut metric = encoder.encode_descriptor(
+            "vane_client_faults",
+            "Requests refused and connections closed for what the client did, by fault.",
+            None,
+            MetricType::Counter,
+        )?;
+        for fault in ClientFault::ALL {
+            let labels: Labels<'_> = [("fault", fault.label())];
+            counter(metric.encode_family(&labels)?, connections.faults(fault))?;
+        }
         if let Some(bytes) = resident_memory_bytes() {
             gauge(
                 &mut encoder,

@@ -167,6 +167,17 @@ pub struct ProxyConfig {
     /// `drain_timeout`: on shutdown (SIGTERM, Ctrl-C), how long requests in flight may take to
     /// finish before their connections are closed; default 30s.
     pub drain_timeout: Duration,
+    /// `body_read_timeout`: the longest a request body may send nothing, between two reads;
+    /// default 60s (nginx's `client_body_timeout`). On expiry the client gets 408 if no response
+    /// has started, and the connection is closed.
+    pub body_read_timeout: Duration,
+    /// `send_timeout`: the longest a client may read nothing of its response while vane has
+    /// more to send; default 60s (nginx's `send_timeout`). On expiry the connection is closed.
+    pub send_timeout: Duration,
+    /// `max_body_size`: the largest request body accepted, in bytes; none by default. A larger
+    /// Content-Length gets 413 before anything is forwarded; a chunked body that grows past
+    /// it is cut off (413 if no response has started).
+    pub max_body_size: Option<u64>,
 }
 
 impl Default for ProxyConfig {
@@ -180,6 +191,9 @@ impl Default for ProxyConfig {
             max_connections: 4096,
             upstream_idle_timeout: Duration::from_secs(4),
             drain_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            max_body_size: None,
         }
     }
 }

@@ -47,6 +47,9 @@ max_header_size = "32KiB"
 max_connections = 100
 upstream_idle_timeout = "1s"
 drain_timeout = "10s"
+body_read_timeout = "15s"
+send_timeout = "25s"
+max_body_size = "10MiB"
 
 [health]
 path = "/status?full=1"
@@ -102,6 +105,9 @@ fn a_full_config_reads_into_typed_values() {
             max_connections: 100,
             upstream_idle_timeout: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(15),
+            send_timeout: Duration::from_secs(25),
+            max_body_size: Some(10 << 20),
         }
     );
     assert_eq!(
@@ -188,7 +194,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "47: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "50: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -203,7 +209,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("47: backends[1].weight: invalid type"),
+        found[0].starts_with("50: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");

@@ -335,6 +335,20 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             "proxy.drain_timeout",
             defaults.drain_timeout,
         ),
+        body_read_timeout: check.duration(
+            &proxy.body_read_timeout,
+            "proxy.body_read_timeout",
+            defaults.body_read_timeout,
+        ),
+        send_timeout: check.duration(
+            &proxy.send_timeout,
+            "proxy.send_timeout",
+            defaults.send_timeout,
+        ),
+        max_body_size: proxy
+            .max_body_size
+            .is_some()
+            .then(|| check.size(&proxy.max_body_size, "proxy.max_body_size", 0) as u64),
     };
     if let Some(value) = &proxy.max_header_size
         && config.max_header_size < MIN_HEADER_SIZE

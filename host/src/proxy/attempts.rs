@@ -37,6 +37,8 @@ pub(super) async fn run(
         let request = head::for_attempt(head, &backend, body.attempt(), retries_left == 0);
         let error = match attempt(proxy, set, index, backend, request).await {
             Ok(response) => return Ok(response),
+            // Why the body broke off is known where it was read.
+            Err(ProxyError::ClientBody) => body.fault().map_or(ProxyError::ClientBody, Into::into),
             Err(error) => error,
         };
         last_error = error;
@@ -110,7 +112,9 @@ fn may_retry(error: ProxyError, method: &Method, body: &RequestBody) -> bool {
         ProxyError::NoBackend
         | ProxyError::Timeout
         | ProxyError::BadHost
-        | ProxyError::ClientBody => false,
+        | ProxyError::ClientBody
+        | ProxyError::ClientBodyTimeout
+        | ProxyError::BodyTooLarge => false,
     };
     safe && body.replayable()
 }

@@ -4,6 +4,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::ProxyBody;
+use super::request_body::BodyFault;
 
 /// A request that could not be served by a backend; small and `Copy`, made on the hot path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -23,9 +24,26 @@ pub enum ProxyError {
     /// An HTTP/1.1 request without a Host header, or with more than one (client; RFC 9112 §3.2).
     #[error("the request needs exactly one Host header")]
     BadHost,
-    /// The client's request body broke off while it was being forwarded (client).
+    /// The client's request body broke off while it was being forwarded, or its framing
+    /// broke (client).
     #[error("the request body broke off")]
     ClientBody,
+    /// The client's request body sent nothing for `body_read_timeout` (client).
+    #[error("the request body sent nothing for too long")]
+    ClientBodyTimeout,
+    /// The client's request body is larger than `max_body_size` (client).
+    #[error("the request body is too large")]
+    BodyTooLarge,
+}
+
+impl From<BodyFault> for ProxyError {
+    fn from(fault: BodyFault) -> Self {
+        match fault {
+            BodyFault::Malformed => ProxyError::ClientBody,
+            BodyFault::TimedOut => ProxyError::ClientBodyTimeout,
+            BodyFault::TooLarge => ProxyError::BodyTooLarge,
+        }
+    }
 }
 
 impl ProxyError {
@@ -36,6 +54,8 @@ impl ProxyError {
             ProxyError::Connect | ProxyError::Upstream => StatusCode::BAD_GATEWAY,
             ProxyError::Timeout => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadHost | ProxyError::ClientBody => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -48,6 +68,10 @@ impl ProxyError {
             ProxyError::Timeout => "504 Gateway Timeout: the backend did not respond in time\n",
             ProxyError::BadHost => "400 Bad Request: the request needs exactly one Host header\n",
             ProxyError::ClientBody => "400 Bad Request: the request body broke off\n",
+            ProxyError::ClientBodyTimeout => {
+                "408 Request Timeout: the request body sent nothing for too long\n"
+            }
+            ProxyError::BodyTooLarge => "413 Content Too Large: the request body is too large\n",
         }
     }
 

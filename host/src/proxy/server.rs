@@ -29,6 +29,9 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// connection is closed: dead peers must not hold connection slots.
 const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
+/// How long a new client waits at most for the slot of an idle connection asked to close.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
+
 /// What a client connected past `max_connections` gets before vane closes its connection.
 const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 46\r\nretry-after: 1\r\nconnection: close\r\n\r\n503 Service Unavailable: too many connections\n";
 
@@ -40,6 +43,7 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
         header_read_timeout: proxy.config.header_read_timeout,
         idle_timeout: proxy.config.idle_timeout,
         max_header_size: proxy.config.max_header_size,
+        send_timeout: proxy.config.send_timeout,
     };
     let stop = CancellationToken::new();
     let mut connections = JoinSet::new();
@@ -59,7 +63,7 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let Some(slot) = take_slot(&proxy, &slots).await else {
             refuse_over_limit(&proxy, stream);
             continue;
         };
@@ -93,6 +97,24 @@ pub async fn serve(proxy: Arc<Proxy>, listener: TcpListener, shutdown: impl Futu
     connections.shutdown().await;
 }
 
+/// A connection slot for a new client: a free one, or else the slot of the connection idle the
+/// longest, which is asked to close (nginx reuses idle keep-alive connections so). `None` when
+/// every connection is busy.
+async fn take_slot(proxy: &Proxy, slots: &Arc<Semaphore>) -> Option<OwnedSemaphorePermit> {
+    if let Ok(slot) = slots.clone().try_acquire_owned() {
+        return Some(slot);
+    }
+    if !proxy.state.client_connections().evict_idle() {
+        return None;
+    }
+    // The evicted connection's task returns at its next poll, freeing its slot; the bound only
+    // guards against a connection that took a request at that very moment.
+    tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
+}
+
 /// Answers a client past the limit with 503 and closes its connection at once, without reading
 /// its request: the connections being served keep their share of the machine.
 fn refuse_over_limit(proxy: &Proxy, stream: TcpStream) {
@@ -114,9 +136,11 @@ async fn connection(
     let _slot = slot;
     let state = proxy.state.clone();
     let _open = state.client_connections().open();
+    // Until its first bytes, a connection is idle: it gives its slot up to a new client.
     let started = tokio::select! {
         started = request_started(&stream, proxy.config.header_read_timeout) => started,
         () = stop.cancelled() => return,
+        () = state.client_connections().until_evicted() => return,
     };
     let address = ClientAddress::new(client);
     match started {
@@ -131,7 +155,12 @@ async fn connection(
                     request.map(ClientBody::Http1),
                 ))
             };
-            http1::serve(stream, settings, clock, stop, handler).await;
+            let shared = http1::Shared {
+                clock: &clock,
+                stop: &stop,
+                connections: state.client_connections(),
+            };
+            http1::serve(stream, settings, shared, handler).await;
         }
         // Boxed: an HTTP/2 connection's state is large, and most connections are HTTP/1 ones
         // whose task should not be sized for it.

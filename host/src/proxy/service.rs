@@ -10,7 +10,7 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, header};
 
 use super::head::{self, ClientAddress};
-use super::request_body::{ClientBody, RequestBody};
+use super::request_body::{BodyLimits, ClientBody, RequestBody};
 use super::{Proxy, ProxyBody, ProxyError, attempts};
 use crate::backend::BackendSet;
 use crate::balancer::{Ranked, RequestInfo};
@@ -41,7 +41,11 @@ async fn forward(
     let ranked = rank(state, sequence, client.socket, &request, &set);
     let (mut head, body) = request.into_parts();
     head::prepare(&mut head, client);
-    let body = RequestBody::new(body);
+    let limits = BodyLimits {
+        read_timeout: proxy.config.body_read_timeout,
+        max_size: proxy.config.max_body_size,
+    };
+    let body = RequestBody::new(body, limits, &proxy.state)?;
     attempts::run(proxy, &set, ranked, sequence, &mut head, &body).await
 }
 

@@ -1,12 +1,70 @@
-//! How many client connections a vane holds, and how many it refused at `max_connections`.
+//! vane's client connections: how many are open, how many were refused at `max_connections`,
+//! which of them wait idle (and may be closed to make room for a new client), and what clients
+//! did wrong, by kind.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counts of client connections, read by `/metrics`.
+use tokio::sync::Notify;
+
+/// Something a client did that vane answered by refusing a request or closing its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFault {
+    /// A request head vane cannot read one way (400).
+    Malformed,
+    /// A request line or head over `max_header_size`, or too many fields (414, 431).
+    HeadTooLarge,
+    /// A version or transfer coding vane does not serve (505, 501).
+    Unsupported,
+    /// A request head not whole within `header_read_timeout` (408).
+    HeaderTimeout,
+    /// A request body whose framing broke (400).
+    BodyMalformed,
+    /// A request body that sent nothing for `body_read_timeout` (408).
+    BodyTimeout,
+    /// A request body over `max_body_size` (413).
+    BodyTooLarge,
+    /// A response the client read nothing of for `send_timeout` (connection closed).
+    SendTimeout,
+}
+
+impl ClientFault {
+    /// Every fault, in the order of the metric's samples.
+    pub const ALL: [ClientFault; 8] = [
+        ClientFault::Malformed,
+        ClientFault::HeadTooLarge,
+        ClientFault::Unsupported,
+        ClientFault::HeaderTimeout,
+        ClientFault::BodyMalformed,
+        ClientFault::BodyTimeout,
+        ClientFault::BodyTooLarge,
+        ClientFault::SendTimeout,
+    ];
+
+    /// The label in `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientFault::Malformed => "malformed",
+            ClientFault::HeadTooLarge => "head_too_large",
+            ClientFault::Unsupported => "unsupported",
+            ClientFault::HeaderTimeout => "header_timeout",
+            ClientFault::BodyMalformed => "body_malformed",
+            ClientFault::BodyTimeout => "body_timeout",
+            ClientFault::BodyTooLarge => "body_too_large",
+            ClientFault::SendTimeout => "send_timeout",
+        }
+    }
+}
+
+/// Counts of client connections and of what their clients did wrong, read by `/metrics`; and
+/// the idle connections, one of which gives up its slot when a new client finds none.
 #[derive(Debug, Default)]
 pub struct ClientConnections {
     open: AtomicU64,
     refused: AtomicU64,
+    idle: AtomicU64,
+    evicted: AtomicU64,
+    evict: Notify,
+    faults: [AtomicU64; ClientFault::ALL.len()],
 }
 
 impl ClientConnections {
@@ -21,6 +79,29 @@ impl ClientConnections {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a fault of a client's.
+    pub fn fault(&self, fault: ClientFault) {
+        self.faults[fault as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Resolves when this idle connection is asked to close, to make room for a new client:
+    /// the connection idle the longest is asked first. Counts the connection as idle while the
+    /// future lives, and as evicted when it resolves.
+    pub async fn until_evicted(&self) {
+        let _idle = Idle::new(self);
+        self.evict.notified().await;
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Asks the connection idle the longest to close: whether there was one to ask.
+    pub fn evict_idle(&self) -> bool {
+        if self.idle.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        self.evict.notify_one();
+        true
+    }
+
     /// Connections open now.
     pub fn open_now(&self) -> u64 {
         self.open.load(Ordering::Relaxed)
@@ -29,6 +110,16 @@ impl ClientConnections {
     /// Connections refused since start.
     pub fn refused_total(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections closed to make room for new clients, since start.
+    pub fn evicted_total(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Faults of `fault`'s kind since start.
+    pub fn faults(&self, fault: ClientFault) -> u64 {
+        self.faults[fault as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -39,5 +130,56 @@ pub struct OpenConnection<'a>(&'a ClientConnections);
 impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A connection counted as idle until dropped.
+struct Idle<'a>(&'a ClientConnections);
+
+impl<'a> Idle<'a> {
+    fn new(connections: &'a ClientConnections) -> Self {
+        connections.idle.fetch_add(1, Ordering::Relaxed);
+        Idle(connections)
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.idle.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_longest_idle_connection_is_evicted_first() {
+        let connections = ClientConnections::default();
+        assert!(!connections.evict_idle(), "no idle connection to ask");
+        let mut first = Box::pin(connections.until_evicted());
+        let mut second = Box::pin(connections.until_evicted());
+        // Polled once each, in order, as connections going idle one after the other are.
+        assert!(futures_poll(first.as_mut()).is_pending());
+        assert!(futures_poll(second.as_mut()).is_pending());
+        assert!(connections.evict_idle());
+        assert!(
+            futures_poll(first.as_mut()).is_ready(),
+            "the first idle goes"
+        );
+        assert!(
+            futures_poll(second.as_mut()).is_pending(),
+            "the second stays"
+        );
+        assert_eq!(connections.evicted_total(), 1);
+        drop(second);
+        assert!(!connections.evict_idle(), "none idle is left");
+    }
+
+    fn futures_poll<F: std::future::Future>(
+        future: std::pin::Pin<&mut F>,
+    ) -> std::task::Poll<F::Output> {
+        let waker = std::task::Waker::noop();
+        future.poll(&mut std::task::Context::from_waker(waker))
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 
-pub use client_connections::{ClientConnections, OpenConnection};
+pub use client_connections::{ClientConnections, ClientFault, OpenConnection};
 pub use retry_budget::RetryBudget;
 
 use crate::backend::BackendSet;

@@ -14,6 +14,7 @@
 mod body;
 mod request;
 mod response;
+mod sender;
 
 use std::future::Future;
 use std::time::Duration;
@@ -23,17 +24,18 @@ use http::{Request, Response};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use body::RequestBody;
+pub(crate) use body::{BodyError, RequestBody};
 pub(super) use request::is_valid_host;
 
 use self::body::{LentSlot, READ_SIZE, Reader};
 use self::request::{Framing, Head, Refusal};
 use self::response::Answering;
+use self::sender::Sender;
 use crate::clock::Clock;
+use crate::state::ClientConnections;
 
 /// The limits an HTTP/1 connection is served with (from `[proxy]`).
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +46,8 @@ pub(super) struct Settings {
     pub(super) idle_timeout: Duration,
     /// The largest request head.
     pub(super) max_header_size: usize,
+    /// How long a response may wait for the client to read some of it.
+    pub(super) send_timeout: Duration,
 }
 
 /// After refusing a request, or answering one whose body it did not read to the end, how long
@@ -53,21 +57,33 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 /// The most a client may send during the linger.
 const LINGER_BYTES: usize = 1 << 20;
 
+/// What a connection shares with the rest of vane: its clock, the signal to stop, and the
+/// client connections' counts and idle list.
+#[derive(Clone, Copy)]
+pub(super) struct Shared<'a> {
+    /// vane's clock.
+    pub(super) clock: &'a Clock,
+    /// Cancelled when vane shuts down.
+    pub(super) stop: &'a CancellationToken,
+    /// Where faults are counted and idle connections are asked to make room.
+    pub(super) connections: &'a ClientConnections,
+}
+
 /// Serves the HTTP/1 client on `stream`, each request answered by `handler`, until the client
-/// closes, breaks a rule, stays idle past the idle timeout, or `stop` is cancelled (then after
-/// the request in progress).
+/// closes, breaks a rule, stays idle past the idle timeout (or while a new client needs its
+/// slot), or `stop` is cancelled (then after the request in progress).
 pub(super) async fn serve<H, F, B>(
     stream: TcpStream,
     settings: Settings,
-    clock: Clock,
-    stop: CancellationToken,
+    shared: Shared<'_>,
     mut handler: H,
 ) where
     H: FnMut(Request<RequestBody>) -> F,
     F: Future<Output = Response<B>>,
     B: Body<Data = Bytes> + Unpin,
 {
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    let mut write = Sender::new(write, settings.send_timeout, shared.connections);
     let mut reader = Reader::new(read);
     // The first request has started already (the accept loop waited for its first bytes).
     let mut first = true;
@@ -79,22 +95,24 @@ pub(super) async fn serve<H, F, B>(
             // request, and only a read tells whether the client really sent more.
             let woke = tokio::select! {
                 read = tokio::time::timeout(settings.idle_timeout, reader.fill_exact()) => read,
-                () = stop.cancelled() => return,
+                () = shared.stop.cancelled() => return,
+                () = shared.connections.until_evicted() => return,
             };
             if !matches!(woke, Ok(Ok(read)) if read > 0) {
                 return;
             }
         }
         first = false;
-        let head = match read_head(&settings, &clock, &mut reader).await {
+        let head = match read_head(&settings, shared.clock, &mut reader).await {
             Some(Ok(head)) => head,
             // Boxed, as the exchange below: an idle connection's task carries neither.
             Some(Err(refusal)) => {
+                shared.connections.fault(refusal.fault());
                 return Box::pin(refuse(write, reader, refusal)).await;
             }
             None => return,
         };
-        let exchange = exchange(&mut handler, &stop, &mut write, reader, head);
+        let exchange = exchange(&mut handler, shared.stop, &mut write, reader, head);
         // Boxed, so that an idle connection's task does not carry a request's state.
         match Box::pin(exchange).await {
             Some(kept) => reader = kept,
@@ -104,7 +122,7 @@ pub(super) async fn serve<H, F, B>(
 }
 
 /// Reads until `reader` holds a whole request head, within the header read timeout: `None`
-/// when the client closed, failed or ran out of time first.
+/// when the client closed or failed first, a 408 refusal when it ran out of time inside a head.
 async fn read_head(
     settings: &Settings,
     clock: &Clock,
@@ -119,6 +137,7 @@ async fn read_head(
         }
         match tokio::time::timeout_at(deadline, reader.fill_exact()).await {
             Ok(Ok(read)) if read > 0 => {}
+            Err(_elapsed) if !reader.buffer.is_empty() => return Some(Err(request::TIMED_OUT)),
             _ => return None,
         }
     }
@@ -137,7 +156,7 @@ enum ReadSide {
 async fn exchange<H, F, B>(
     handler: &mut H,
     stop: &CancellationToken,
-    write: &mut OwnedWriteHalf,
+    write: &mut Sender<'_>,
     reader: Reader,
     head: Head,
 ) -> Option<Reader>
@@ -209,7 +228,7 @@ where
 }
 
 /// Answers a refused request head, then lingers before closing.
-async fn refuse(mut write: OwnedWriteHalf, reader: Reader, refusal: Refusal) {
+async fn refuse(mut write: Sender<'_>, reader: Reader, refusal: Refusal) {
     tracing::debug!(status = %refusal.status, reason = refusal.reason, "refused a request head");
     if write.write_all(&response::refusal(refusal)).await.is_err() {
         return;
@@ -220,7 +239,7 @@ async fn refuse(mut write: OwnedWriteHalf, reader: Reader, refusal: Refusal) {
 /// Closes the sending side, then reads and drops what the client still sends, for a bounded
 /// time and size, so that the kernel does not answer it with a reset that could destroy the
 /// response in flight (nginx's lingering close).
-async fn linger(write: &mut OwnedWriteHalf, mut reader: Reader) {
+async fn linger(write: &mut Sender<'_>, mut reader: Reader) {
     let _ = write.shutdown().await;
     let drain = async {
         let mut dropped = 0;

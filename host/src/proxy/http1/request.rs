@@ -9,6 +9,8 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
+use crate::state::ClientFault;
+
 /// The most header fields one request may carry (hyper's limit was 100; nginx has none but
 /// its buffer size).
 const MAX_HEADERS: usize = 128;
@@ -49,6 +51,28 @@ pub(super) struct Refusal {
 const fn refuse(status: StatusCode, reason: &'static str) -> Refusal {
     Refusal { status, reason }
 }
+
+impl Refusal {
+    /// How the refusal is counted.
+    pub(super) fn fault(self) -> ClientFault {
+        match self.status {
+            StatusCode::REQUEST_TIMEOUT => ClientFault::HeaderTimeout,
+            StatusCode::URI_TOO_LONG | StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+                ClientFault::HeadTooLarge
+            }
+            StatusCode::NOT_IMPLEMENTED | StatusCode::HTTP_VERSION_NOT_SUPPORTED => {
+                ClientFault::Unsupported
+            }
+            _ => ClientFault::Malformed,
+        }
+    }
+}
+
+/// A request head not whole within the header read timeout.
+pub(super) const TIMED_OUT: Refusal = refuse(
+    StatusCode::REQUEST_TIMEOUT,
+    "the request head took too long",
+);
 
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 

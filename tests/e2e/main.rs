@@ -10,6 +10,7 @@ mod errors;
 mod examples;
 mod failover;
 mod fallback;
+mod floods;
 mod forwarding;
 mod hostile;
 mod http1;

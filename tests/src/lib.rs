@@ -14,3 +14,16 @@ pub mod recorder;
 pub use backend::{Backend, BackendBuilder};
 pub use client::Client;
 pub use proxy::Vane;
+
+/// Waits until `done` holds, such as vane having seen what a client did; fails after 10 s
+/// (something that never happened), naming `what`.
+pub async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -107,6 +107,11 @@ impl ClientConnections {
         self.open.load(Ordering::Relaxed)
     }
 
+    /// Connections idle now: waiting for a request, and giving their slot up if asked.
+    pub fn idle_now(&self) -> u64 {
+        self.idle.load(Ordering::Relaxed)
+    }
+
     /// Connections refused since start.
     pub fn refused_total(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)

@@ -12,6 +12,7 @@ mod failover;
 mod fallback;
 mod floods;
 mod forwarding;
+mod h2_floods;
 mod hostile;
 mod http1;
 mod misfits;

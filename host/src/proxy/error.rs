@@ -36,6 +36,11 @@ pub enum ProxyError {
     BodyTooLarge,
 }
 
+/// Marks vane's answer to a request whose body broke off: over HTTP/2, the client reset the
+/// stream before its response, which the rapid reset defence counts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BodyBrokeOff;
+
 impl From<BodyFault> for ProxyError {
     fn from(fault: BodyFault) -> Self {
         match fault {
@@ -83,10 +88,14 @@ impl ProxyError {
         )
     }
 
-    /// The response the client gets: the status, with the short body as plain text.
+    /// The response the client gets: the status, with the short body as plain text. A
+    /// response to a body that broke off is marked with [`BodyBrokeOff`].
     pub fn response(self) -> Response<ProxyBody> {
         let mut response = Response::new(ProxyBody::message(self.body()));
         *response.status_mut() = self.status();
+        if self == ProxyError::ClientBody {
+            response.extensions_mut().insert(BodyBrokeOff);
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -13,6 +13,7 @@ mod body;
 mod error;
 mod head;
 mod http1;
+mod http2;
 mod request_body;
 mod server;
 mod service;

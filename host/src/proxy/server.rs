@@ -3,15 +3,11 @@
 //! connections still open, after which the rest are closed. The loop owns its connections'
 //! tasks: none outlives it.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -20,14 +16,10 @@ use tokio_util::sync::CancellationToken;
 use super::head::ClientAddress;
 use super::request_body::ClientBody;
 use super::service::handle;
-use super::{Proxy, http1};
+use super::{Proxy, http1, http2};
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1 one.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// How often an idle HTTP/2 client is pinged, and how long its answer may take before the
-/// connection is closed: dead peers must not hold connection slots.
-const H2_KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// How long a new client waits at most for the slot of an idle connection asked to close.
 const EVICTION_WAIT: Duration = Duration::from_secs(1);
@@ -164,45 +156,8 @@ async fn connection(
         }
         // Boxed: an HTTP/2 connection's state is large, and most connections are HTTP/1 ones
         // whose task should not be sized for it.
-        Started::Http2 => Box::pin(serve_http2(proxy, stream, address, stop)).await,
+        Started::Http2 => Box::pin(http2::serve(proxy, stream, address, stop)).await,
         Started::Nothing => {}
-    }
-}
-
-/// Serves an h2c client with hyper's HTTP/2 server until it closes, or gracefully (GOAWAY,
-/// then the streams in progress) once `stop` is cancelled.
-async fn serve_http2(
-    proxy: Arc<Proxy>,
-    stream: TcpStream,
-    address: ClientAddress,
-    stop: CancellationToken,
-) {
-    let client = address.socket;
-    let mut http2 = http2::Builder::new(TokioExecutor::new());
-    http2
-        .timer(TokioTimer::new())
-        .keep_alive_interval(H2_KEEP_ALIVE)
-        .keep_alive_timeout(H2_KEEP_ALIVE)
-        .max_header_list_size(u32::try_from(proxy.config.max_header_size).unwrap_or(u32::MAX));
-    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        let answer = handle(
-            proxy.clone(),
-            address.clone(),
-            request.map(ClientBody::Http2),
-        );
-        async move { Ok::<_, Infallible>(answer.await) }
-    });
-    let connection = http2.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        () = stop.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
-    if let Err(err) = served {
-        tracing::debug!(%client, error = %err, "h2c client connection ended with an error");
     }
 }
 

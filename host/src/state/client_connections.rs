@@ -25,11 +25,16 @@ pub enum ClientFault {
     BodyTooLarge,
     /// A response the client read nothing of for `send_timeout` (connection closed).
     SendTimeout,
+    /// An HTTP/2 flood: rapid resets, CONTINUATION frames past the limit, too many refused
+    /// streams (connection closed).
+    Http2Flood,
+    /// An HTTP/2 client that answered no PING within `send_timeout` (connection closed).
+    Unresponsive,
 }
 
 impl ClientFault {
     /// Every fault, in the order of the metric's samples.
-    pub const ALL: [ClientFault; 8] = [
+    pub const ALL: [ClientFault; 10] = [
         ClientFault::Malformed,
         ClientFault::HeadTooLarge,
         ClientFault::Unsupported,
@@ -38,6 +43,8 @@ impl ClientFault {
         ClientFault::BodyTimeout,
         ClientFault::BodyTooLarge,
         ClientFault::SendTimeout,
+        ClientFault::Http2Flood,
+        ClientFault::Unresponsive,
     ];
 
     /// The label in `/metrics`.
@@ -51,6 +58,8 @@ impl ClientFault {
             ClientFault::BodyTimeout => "body_timeout",
             ClientFault::BodyTooLarge => "body_too_large",
             ClientFault::SendTimeout => "send_timeout",
+            ClientFault::Http2Flood => "h2_flood",
+            ClientFault::Unresponsive => "unresponsive",
         }
     }
 }

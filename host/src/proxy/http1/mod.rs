@@ -6,10 +6,12 @@
 //! A request's way: `request` parses and checks the head, refusing anything ambiguous; the
 //! body, if any, reads through the connection's read side, lent to it (`body`) and taken back
 //! after the response; the handler the caller gives (the proxy's service) answers; `response`
-//! writes the answer. A connection is
-//! kept for another request only when both sides allow it, the body was read to its end and
-//! vane is not shutting down. The module knows HTTP/1, not the proxy: it imports nothing from
-//! it.
+//! writes the answer through `sender`, which holds it to `send_timeout`. A connection is kept
+//! for another request only when both sides allow it, the body was read to its end and vane is
+//! not shutting down. While it waits for its next request, an idle connection gives its slot
+//! up if a new client needs it. Refusals and timeouts are counted as client faults. The module
+//! knows HTTP/1, not the proxy: it imports nothing from it (only the clock, the stall timer and
+//! the client connections' counts).
 
 mod body;
 mod request;

@@ -502,3 +502,100 @@ mod tests {
         );
     }
 }
+
+/// Properties of the chunked decoder over generated input: any encoding of any data decodes to
+/// that data however the bytes arrive, and any bytes at all decode the same fed whole or in
+/// pieces, without a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What decoding `pieces`, fed one after the other, gives: the data, and whether the body
+    /// ended (or why it broke).
+    fn decode(pieces: &[&[u8]]) -> (Vec<u8>, Result<bool, &'static str>) {
+        let mut buffer = BytesMut::new();
+        let mut decoder = Decoder::ChunkSize;
+        let mut data = Vec::new();
+        for piece in pieces {
+            buffer.extend_from_slice(piece);
+            loop {
+                match step(&mut decoder, &mut buffer) {
+                    Step::Data(bytes) => data.extend_from_slice(&bytes),
+                    Step::Progress if decoder == Decoder::Done => return (data, Ok(true)),
+                    Step::Progress => {}
+                    Step::NeedMore => break,
+                    Step::Malformed(reason) => return (data, Err(reason)),
+                }
+            }
+        }
+        (data, Ok(false))
+    }
+
+    /// Splits `bytes` at the given fractions of its length.
+    fn split<'a>(bytes: &'a [u8], cuts: &[f64]) -> Vec<&'a [u8]> {
+        let mut at: Vec<usize> = cuts
+            .iter()
+            .map(|cut| (cut * bytes.len() as f64) as usize)
+            .collect();
+        at.sort_unstable();
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for end in at {
+            pieces.push(&bytes[start..end]);
+            start = end;
+        }
+        pieces.push(&bytes[start..]);
+        pieces
+    }
+
+    fn chunk() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
+        (
+            proptest::collection::vec(any::<u8>(), 1..300),
+            proptest::option::of("[a-z]{1,8}(=[a-z0-9]{0,8})?"),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn any_encoding_decodes_to_its_data_however_it_arrives(
+            chunks in proptest::collection::vec(chunk(), 0..8),
+            trailers in proptest::collection::vec("x-[a-z]{1,6}: [a-z0-9]{0,10}", 0..3),
+            uppercase in any::<bool>(),
+            cuts in proptest::collection::vec(0.0..1.0f64, 0..6),
+        ) {
+            let mut encoded = Vec::new();
+            let mut expected = Vec::new();
+            for (data, extension) in &chunks {
+                let size = if uppercase { format!("{:X}", data.len()) } else { format!("{:x}", data.len()) };
+                encoded.extend_from_slice(size.as_bytes());
+                if let Some(extension) = extension {
+                    encoded.extend_from_slice(format!(";{extension}").as_bytes());
+                }
+                encoded.extend_from_slice(b"\r\n");
+                encoded.extend_from_slice(data);
+                encoded.extend_from_slice(b"\r\n");
+                expected.extend_from_slice(data);
+            }
+            encoded.extend_from_slice(b"0\r\n");
+            for trailer in &trailers {
+                encoded.extend_from_slice(trailer.as_bytes());
+                encoded.extend_from_slice(b"\r\n");
+            }
+            encoded.extend_from_slice(b"\r\n");
+            prop_assert_eq!(decode(&split(&encoded, &cuts)), (expected, Ok(true)));
+        }
+
+        #[test]
+        fn any_bytes_decode_the_same_whole_or_in_pieces(
+            bytes in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(b'\r'), Just(b'\n'), Just(b'0'), Just(b';')],
+                0..200,
+            ),
+            cuts in proptest::collection::vec(0.0..1.0f64, 1..6),
+        ) {
+            prop_assert_eq!(decode(&split(&bytes, &cuts)), decode(&[&bytes]));
+        }
+    }
+}

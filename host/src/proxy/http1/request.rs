@@ -165,18 +165,20 @@ pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Result<Option<Hea
     head_from(method, uri, version, headers, noted).map(Some)
 }
 
-/// 505 for a well-formed request line of another HTTP version; 400 for a line httparse could
-/// not read a version from at all (such as a target with a space in it).
+/// 505 for a request line naming another HTTP version (`HTTP/` and a digit: httparse stops at
+/// the first byte that is not 1.0 or 1.1, so the rest may not have arrived); 400 for a line
+/// httparse could not read a version from at all (such as a target with a space in it).
 fn version_refusal(buffer: &[u8]) -> Refusal {
     let line = buffer
         .split(|&byte| byte == b'\n')
         .next()
         .unwrap_or_default();
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let words: Vec<&[u8]> = line.split(|&byte| byte == b' ').collect();
     match words.as_slice() {
-        [_, _, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]]
-            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        [_, _, version]
+            if version.len() > 5
+                && version.starts_with(b"HTTP/")
+                && version[5].is_ascii_digit() =>
         {
             refuse(
                 StatusCode::HTTP_VERSION_NOT_SUPPORTED,
@@ -587,5 +589,126 @@ mod tests {
         );
         assert_eq!(refused("GET /a b HTTP/1.1\r\nhost: x\r\n\r\n"), BAD_REQUEST);
         assert_eq!(refused("GET / HTTX/1.1\r\nhost: x\r\n\r\n"), BAD_REQUEST);
+    }
+}
+
+/// Properties of head parsing over generated input: no input makes it panic, a head reads the
+/// same whole or in two pieces, and whatever it accepts is framed one way.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What parsing `bytes` fed in two pieces gives, compared as text: the first piece alone
+    /// must ask for more unless it already decides.
+    fn outcome(first: &[u8], rest: &[u8]) -> String {
+        let mut buffer = BytesMut::from(first);
+        let parsed = match parse(&mut buffer, 64 << 10) {
+            Ok(None) => {
+                buffer.extend_from_slice(rest);
+                parse(&mut buffer, 64 << 10)
+            }
+            decided => {
+                buffer.extend_from_slice(rest);
+                decided
+            }
+        };
+        describe(parsed, &buffer)
+    }
+
+    fn describe(parsed: Result<Option<Head>, Refusal>, left: &[u8]) -> String {
+        match parsed {
+            Ok(Some(head)) => format!(
+                "{:?} {:?} {:?} {:?} {} {} left {}",
+                head.request.method(),
+                head.request.uri(),
+                head.request.headers(),
+                head.framing,
+                head.keep_alive,
+                head.expect_continue,
+                left.len()
+            ),
+            Ok(None) => "more".to_owned(),
+            Err(refusal) => format!("refused {}", refusal.status),
+        }
+    }
+
+    /// Head-like bytes: a request line (now and then a broken one), then fields, framing
+    /// fields among them, with odd bytes and line endings at times.
+    fn head_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let request_line = prop_oneof![
+            4 => Just("GET / HTTP/1.1".to_owned()),
+            4 => Just("POST /x?y=1 HTTP/1.1".to_owned()),
+            2 => Just("PUT /up HTTP/1.0".to_owned()),
+            1 => "[A-Z]{0,4} [/a-z ]{0,4} HTTP/[0-9].[0-9]".prop_map(|s| s),
+        ];
+        let field = prop_oneof![
+            3 => Just("host: a.example".to_owned()),
+            1 => Just("Host: b".to_owned()),
+            3 => "[Cc]ontent-[Ll]ength: ?[0-9 ,+-]{0,6}".prop_map(|s| s),
+            3 => "[Tt]ransfer-[Ee]ncoding: ?(chunked|gzip|identity|, )*".prop_map(|s| s),
+            1 => Just("connection: close".to_owned()),
+            1 => Just("expect: 100-continue".to_owned()),
+            2 => "[a-zA-Z0-9 \\-@:\t]{0,12}".prop_map(|s| s),
+        ];
+        let ending =
+            prop_oneof![8 => Just("\r\n"), 1 => Just("\n"), 1 => Just("\r"), 1 => Just(" \r\n")];
+        let fields = proptest::collection::vec((field, ending), 0..8);
+        (request_line, proptest::bool::weighted(0.8), fields).prop_map(|(line, host, fields)| {
+            let mut bytes = line.into_bytes();
+            bytes.extend_from_slice(b"\r\n");
+            if host {
+                bytes.extend_from_slice(b"host: h\r\n");
+            }
+            for (field, ending) in fields {
+                bytes.extend_from_slice(field.as_bytes());
+                bytes.extend_from_slice(ending.as_bytes());
+            }
+            bytes.extend_from_slice(b"\r\nBODY");
+            bytes
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn a_head_reads_the_same_whole_or_in_two_pieces(bytes in head_bytes(), cut in 0.0..1.0f64) {
+            let at = (cut * bytes.len() as f64) as usize;
+            prop_assert_eq!(outcome(&bytes[..at], &bytes[at..]), outcome(&bytes, &[]));
+        }
+
+        #[test]
+        fn whatever_is_accepted_is_framed_one_way(bytes in head_bytes()) {
+            let mut buffer = BytesMut::from(&bytes[..]);
+            let parsed = parse(&mut buffer, 64 << 10);
+            if let Ok(Some(head)) = parsed {
+                let headers = head.request.headers();
+                let lengths: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+                let codings = headers.get_all(header::TRANSFER_ENCODING).iter().count();
+                match head.framing {
+                    Framing::Chunked => {
+                        prop_assert!(lengths.is_empty());
+                        prop_assert_eq!(codings, 1);
+                    }
+                    Framing::Length(length) => {
+                        prop_assert_eq!(codings, 0);
+                        let canonical = HeaderValue::from(length);
+                        prop_assert_eq!(lengths, vec![&canonical]);
+                    }
+                    Framing::Empty => {
+                        prop_assert_eq!(codings, 0);
+                        let zero = HeaderValue::from(0);
+                        prop_assert!(lengths.is_empty() || lengths == vec![&zero]);
+                    }
+                }
+                prop_assert!(headers.get(header::EXPECT).is_none_or(|v| v != "100-continue"));
+            }
+        }
+
+        #[test]
+        fn no_bytes_make_parsing_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut buffer = BytesMut::from(&bytes[..]);
+            let _ = parse(&mut buffer, 256);
+        }
     }
 }

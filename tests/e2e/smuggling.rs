@@ -336,6 +336,11 @@ const CASES: &[(&str, &str, Verdict)] = &[
         ]),
     ),
     (
+        "Host named in Connection stays",
+        "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: host\r\n\r\n",
+        Verdict::Forwarded(&[GET_ROOT]),
+    ),
+    (
         "a hop-by-hop field named by Connection is dropped",
         "GET / HTTP/1.1\r\nHost: a.example\r\nConnection: x-secret\r\nX-Secret: 1\r\nUpgrade: h2c\r\n\r\n",
         Verdict::Forwarded(&[GET_ROOT]),

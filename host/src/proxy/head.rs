@@ -63,11 +63,13 @@ pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Whether a `Connection` token is `close` or names a header removed anyway, such as
-/// `keep-alive`: no header to look up.
+/// Whether a `Connection` token is `close`, names a header removed anyway, such as
+/// `keep-alive`, or names `Host`, which a client may not strip this way (the backend would see
+/// another host than the one asked for): no header to remove for it.
 fn is_connection_option(token: &str) -> bool {
     token.is_empty()
         || token.eq_ignore_ascii_case("close")
+        || token.eq_ignore_ascii_case("host")
         || HOP_BY_HOP
             .iter()
             .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
@@ -294,5 +296,113 @@ mod tests {
         let mut single = map(&[("cookie", "a=1")]);
         join_cookies(&mut single);
         assert_eq!(single["cookie"], "a=1");
+    }
+}
+
+/// Properties of head rewriting over generated heads: whatever the client sends, no hop-by-hop
+/// header and no header its `Connection` names reaches a backend, every other header does, and
+/// the forwarding headers end with this hop.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A header name: one of the hop-by-hop ones (in any case), a forwarding one, or another.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(&HOP_BY_HOP[..]).prop_map(|name| name.as_str().to_owned()),
+            Just("x-forwarded-for".to_owned()),
+            Just("x-forwarded-host".to_owned()),
+            Just("host".to_owned()),
+            Just("cookie".to_owned()),
+            "x-[a-z]{1,3}",
+        ]
+    }
+
+    /// A value: a list of names (as `Connection` carries), or any visible text.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(prop_oneof![name(), Just("close".to_owned())], 0..4)
+                .prop_map(|names| names.join(", ")),
+            "[ -~]{0,12}",
+        ]
+    }
+
+    fn headers() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::vec((name(), value()), 0..12)
+    }
+
+    proptest! {
+        #[test]
+        fn no_hop_by_hop_header_is_forwarded_and_every_other_one_is(
+            fields in headers(),
+            host in proptest::option::weighted(0.9, prop_oneof![Just("a.example"), Just("b:8080")]),
+            absolute in any::<bool>(),
+            http2 in any::<bool>(),
+        ) {
+            let mut request = Request::new(());
+            *request.uri_mut() = if absolute {
+                Uri::from_static("http://asked.example/p?q")
+            } else {
+                Uri::from_static("/p?q")
+            };
+            *request.version_mut() = if http2 { Version::HTTP_2 } else { Version::HTTP_11 };
+            if let Some(host) = host {
+                request.headers_mut().insert(header::HOST, HeaderValue::from_static(host));
+            }
+            for (name, value) in &fields {
+                request.headers_mut().append(
+                    HeaderName::try_from(name.as_str()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            // The service refuses a head without exactly one valid Host before rewriting it.
+            prop_assume!(check_host(&request).is_ok());
+            let named: Vec<String> = request
+                .headers()
+                .get_all(header::CONNECTION)
+                .iter()
+                .flat_map(|value| value.to_str().unwrap().split(','))
+                .map(|token| token.trim().to_ascii_lowercase())
+                .collect();
+            let (mut head, ()) = request.into_parts();
+            let client = ClientAddress::new("192.0.2.7:5000".parse().unwrap());
+            prepare(&mut head, &client);
+
+            prop_assert_eq!(head.version, Version::HTTP_11);
+            prop_assert_eq!(head.uri.to_string(), "/p?q");
+            for hop in &HOP_BY_HOP {
+                prop_assert!(!head.headers.contains_key(hop), "{} forwarded", hop);
+            }
+            let set_by_vane = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "host", "cookie"];
+            for name in &named {
+                if !set_by_vane.contains(&name.as_str()) {
+                    prop_assert!(!head.headers.contains_key(name.as_str()), "{} forwarded", name);
+                }
+            }
+            for (name, value) in &fields {
+                let kept = !HOP_BY_HOP.iter().any(|hop| hop == name.as_str())
+                    && !named.contains(name)
+                    && !set_by_vane.contains(&name.as_str());
+                if kept {
+                    let forwarded: Vec<_> = head.headers.get_all(name.as_str()).iter().collect();
+                    prop_assert!(forwarded.iter().any(|v| *v == value.as_str()), "{} lost", name);
+                }
+            }
+            let forwarded_for = head.headers[&X_FORWARDED_FOR].to_str().unwrap();
+            prop_assert!(forwarded_for.ends_with("192.0.2.7"), "{}", forwarded_for);
+            prop_assert_eq!(&head.headers[&X_FORWARDED_PROTO], "http");
+            if absolute {
+                prop_assert_eq!(&head.headers[header::HOST], "asked.example");
+            } else if let Some(host) = host {
+                prop_assert_eq!(&head.headers[header::HOST], host, "Host is kept");
+            }
+            prop_assert!(head.headers.get_all(header::HOST).iter().count() <= 1);
+            prop_assert_eq!(
+                head.headers.get(&X_FORWARDED_HOST),
+                head.headers.get(header::HOST)
+            );
+        }
     }
 }

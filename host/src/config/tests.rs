@@ -310,3 +310,81 @@ fn workers_default_to_the_cores_and_are_bounded() {
         ["2: workers: must be between 1 and 1024, not 0"]
     );
 }
+
+/// Properties of reading over generated config text: no text makes it panic, every issue is
+/// located on a line of the text, and a config that reads has what vane needs to start.
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A line of config: a table header, a known key with a value that may or may not fit it,
+    /// or something else.
+    fn line() -> impl Strategy<Value = String> {
+        let table = proptest::sample::select(vec![
+            "[proxy]",
+            "[policy]",
+            "[health]",
+            "[ejection]",
+            "[retries]",
+            "[[backends]]",
+            "[nothing]",
+        ])
+        .prop_map(str::to_owned);
+        let key = proptest::sample::select(vec![
+            "listen",
+            "admin",
+            "workers",
+            "name",
+            "address",
+            "weight",
+            "tags",
+            "plugin",
+            "pick_timeout",
+            "memory_limit",
+            "max_header_size",
+            "max_connections",
+            "max_body_size",
+            "idle_timeout",
+            "interval",
+            "max_retries",
+            "unknown",
+        ]);
+        let value = prop_oneof![
+            Just("\"127.0.0.1:8080\"".to_owned()),
+            Just("\"10.0.0.1:80\"".to_owned()),
+            Just("\"2s\"".to_owned()),
+            Just("\"64KiB\"".to_owned()),
+            Just("[\"a\", \"b\"]".to_owned()),
+            (-5i64..100_000).prop_map(|n| n.to_string()),
+            "\"[ -~]{0,10}\"",
+            "[ -~]{0,6}",
+        ];
+        prop_oneof![
+            2 => table,
+            6 => (key, value).prop_map(|(key, value)| format!("{key} = {value}")),
+            1 => "[ -~]{0,16}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_issue_is_on_a_line_of_the_text(lines in proptest::collection::vec(line(), 0..20)) {
+            let text = lines.join("\n");
+            match parse(&text) {
+                Ok(config) => {
+                    prop_assert!(!config.backends.is_empty());
+                }
+                Err(error) => {
+                    prop_assert!(!error.issues.is_empty());
+                    let count = text.lines().count().max(1);
+                    for issue in &error.issues {
+                        if let Some(line) = issue.line {
+                            prop_assert!((1..=count + 1).contains(&line), "{:?} in {:?}", issue, text);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -124,6 +124,15 @@ fn checked(entry: &[u8]) -> Option<&[u8]> {
     (Sha256::digest(compiled).as_slice() == digest).then_some(compiled)
 }
 
+/// An entry's bytes: the magic line, the SHA-256 of the compiled code, the code.
+fn encoded(compiled: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(MAGIC.len() + 32 + compiled.len());
+    entry.extend_from_slice(MAGIC);
+    entry.extend_from_slice(&Sha256::digest(compiled));
+    entry.extend_from_slice(compiled);
+    entry
+}
+
 /// Writes an entry beside its final name and renames it into place, so a reader never sees
 /// half an entry; only vane's user may read or write it.
 fn store(entry: &Path, compiled: &[u8]) -> std::io::Result<()> {
@@ -134,9 +143,7 @@ fn store(entry: &Path, compiled: &[u8]) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&partial)?;
-    file.write_all(MAGIC)?;
-    file.write_all(&Sha256::digest(compiled))?;
-    file.write_all(compiled)?;
+    file.write_all(&encoded(compiled))?;
     file.sync_all()?;
     fs::rename(&partial, entry)
 }
@@ -232,5 +239,48 @@ mod tests {
     fn wat_component() -> Vec<u8> {
         // `(component)` in the binary format: magic, version 0x0d, layer 1.
         b"\0asm\x0d\0\x01\0".to_vec()
+    }
+}
+
+/// Properties of the entry check, which decides whether machine code read from disk is run:
+/// a whole entry gives back exactly its code, and an entry with any byte changed, any byte
+/// missing or anything added is refused.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn only_an_entry_exactly_as_written_is_run(
+            compiled in proptest::collection::vec(any::<u8>(), 0..2048),
+            at in any::<prop::sample::Index>(),
+            flip in 1..=255u8,
+            cut in any::<prop::sample::Index>(),
+            extra in proptest::collection::vec(any::<u8>(), 1..16),
+        ) {
+            let entry = encoded(&compiled);
+            prop_assert_eq!(checked(&entry), Some(&compiled[..]));
+
+            let mut changed = entry.clone();
+            changed[at.index(entry.len())] ^= flip;
+            prop_assert_eq!(checked(&changed), None);
+
+            let shorter = &entry[..cut.index(entry.len())];
+            prop_assert_eq!(checked(shorter), None);
+
+            let mut longer = entry.clone();
+            longer.extend_from_slice(&extra);
+            prop_assert_eq!(checked(&longer), None);
+        }
+
+        #[test]
+        fn no_bytes_make_the_check_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut entry = MAGIC.to_vec();
+            entry.extend_from_slice(&bytes);
+            let _ = checked(&entry);
+            let _ = checked(&bytes);
+        }
     }
 }

@@ -201,3 +201,66 @@ mod tests {
         }
     }
 }
+
+/// Properties of the import check over generated import names: only vane's own interfaces of
+/// this version and WASI 0.2 packages vane grants pass, and a refusal always names the import.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn import_name() -> impl Strategy<Value = String> {
+        let package = prop_oneof![
+            Just("vane:balancer".to_owned()),
+            proptest::sample::select(&WASI_PACKAGES[..]).prop_map(|p| format!("wasi:{p}")),
+            Just("wasi:http".to_owned()),
+            "[a-z]{1,5}:[a-z]{1,5}",
+        ];
+        let interface = prop_oneof![
+            proptest::sample::select(&HOST_INTERFACES[..]).prop_map(str::to_owned),
+            "[a-z-]{0,8}",
+        ];
+        let version = prop_oneof![
+            Just(PACKAGE_VERSION.to_owned()),
+            "0\\.[0-9]\\.[0-9]{1,2}",
+            "[0-9.]{0,6}",
+        ];
+        (package, interface, version, any::<bool>()).prop_map(
+            |(package, interface, version, versioned)| {
+                if versioned {
+                    format!("{package}/{interface}@{version}")
+                } else {
+                    format!("{package}/{interface}")
+                }
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn only_vanes_interfaces_and_granted_wasi_pass(name in import_name()) {
+            let (path, version) = name.split_once('@').unwrap_or((&name, ""));
+            let (package, interface) = path.split_once('/').unwrap_or((path, ""));
+            let ours = package == "vane:balancer"
+                && version == PACKAGE_VERSION
+                && HOST_INTERFACES.contains(&interface);
+            let granted_wasi = package
+                .strip_prefix("wasi:")
+                .is_some_and(|wasi| WASI_PACKAGES.contains(&wasi))
+                && version.starts_with("0.2.");
+            match import_problem(&name) {
+                None => prop_assert!(ours || granted_wasi, "{} passed", name),
+                Some(problem) => {
+                    prop_assert!(!ours && !granted_wasi, "{} refused", name);
+                    prop_assert!(problem.contains(&name), "{}", problem);
+                }
+            }
+        }
+
+        #[test]
+        fn no_name_makes_the_check_panic(name in "\\PC{0,40}") {
+            let _ = import_problem(&name);
+        }
+    }
+}

@@ -91,3 +91,47 @@ mod tests {
         assert_eq!(counts.snapshot()[0], (FallbackReason::Trap, 2));
     }
 }
+
+/// Properties of the answer check over generated answers and backend states: whatever a plugin
+/// answers, a ranking that is used names only backends that exist and may take the request, in
+/// the plugin's order, and one that is not used is refused for the first reason that applies.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::backend::test_set;
+
+    proptest! {
+        #[test]
+        fn a_used_ranking_names_only_eligible_backends_in_the_plugins_order(
+            in_rotation in proptest::collection::vec(any::<bool>(), 1..8),
+            ranked in proptest::collection::vec(0..10u32, 0..12),
+        ) {
+            let set = test_set(&vec![1; in_rotation.len()]);
+            for (backend, &up) in set.backends().iter().zip(&in_rotation) {
+                backend.health.set_healthy(up);
+            }
+            let eligibility = set.eligibility();
+            let eligible = |index: u32| {
+                (index as usize) < set.len() && eligibility.allows(&set.backends()[index as usize])
+            };
+            match checked(ranked.clone(), &set, eligibility) {
+                Ok(used) => {
+                    prop_assert!(!used.is_empty());
+                    prop_assert!(used.iter().all(|&index| eligible(index)));
+                    let kept: Vec<u32> = ranked.iter().copied().filter(|&i| eligible(i)).collect();
+                    prop_assert_eq!(used, kept, "the plugin's order, ineligible ones dropped");
+                }
+                Err(FallbackReason::Declined) => prop_assert!(ranked.is_empty()),
+                Err(FallbackReason::BadIndex) => {
+                    prop_assert!(ranked.iter().any(|&i| i as usize >= set.len()));
+                }
+                Err(FallbackReason::Ineligible) => {
+                    prop_assert!((ranked[0] as usize) < set.len() && !eligible(ranked[0]));
+                }
+                Err(other) => prop_assert!(false, "not a reason of the check: {:?}", other),
+            }
+        }
+    }
+}

@@ -28,6 +28,9 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod fd_limit;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod histogram;
 pub mod log_budget;

@@ -17,6 +17,7 @@ mod hostile;
 mod http1;
 mod misfits;
 mod plugin_load;
+mod plugin_memory;
 mod plugin_test;
 mod pooling;
 mod reload;

@@ -62,9 +62,13 @@ impl BackendBuilder {
 
     /// Binds a free loopback port and starts serving.
     pub async fn start(self) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        self.start_on("127.0.0.1:0".parse().expect("an address"))
             .await
-            .expect("bind a backend");
+    }
+
+    /// Binds `address` and starts serving: a backend that died comes back where it was.
+    pub async fn start_on(self, address: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(address).await.expect("bind a backend");
         let address = listener.local_addr().expect("a bound address");
         let counters = Arc::new(Counters {
             healthy: AtomicBool::new(true),

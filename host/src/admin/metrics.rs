@@ -208,6 +208,12 @@ impl Collector for StateCollector {
         }
         gauge(
             &mut encoder,
+            "vane_plugin_memory_bytes",
+            "Linear memory the plugin's instances hold together (at most total_memory_limit).",
+            policy.memory_bytes(),
+        )?;
+        gauge(
+            &mut encoder,
             "vane_policy_generation",
             "Which policy is in force: 1 at start, one more for each reload that swapped it.",
             policy.generation(),
@@ -246,6 +252,14 @@ impl Collector for StateCollector {
         for fault in ClientFault::ALL {
             let labels: Labels<'_> = [("fault", fault.label())];
             counter(metric.encode_family(&labels)?, connections.faults(fault))?;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            gauge(
+                &mut encoder,
+                "vane_runtime_tasks",
+                "Tasks alive in vane's runtime: connections, requests in flight on HTTP/2, background tasks.",
+                runtime.metrics().num_alive_tasks() as u64,
+            )?;
         }
         if let Some(bytes) = resident_memory_bytes() {
             gauge(

@@ -190,7 +190,7 @@ impl Eligibility {
 
 /// A set of backends on made-up loopback addresses with these weights, named `b0`, `b1`...,
 /// for unit tests.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 pub(crate) fn test_set(weights: &[u32]) -> BackendSet {
     let clock = Clock::new();
     let backends = weights

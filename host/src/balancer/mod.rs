@@ -64,6 +64,11 @@ pub trait Balancer: Send + Sync {
         (0, 0)
     }
 
+    /// The linear memory the plugin's instances hold now, in bytes.
+    fn memory_bytes(&self) -> u64 {
+        0
+    }
+
     /// Learns the outcome of a request sent to backend `index` of `set` (status 0: no response);
     /// an error says the call failed.
     fn observe(

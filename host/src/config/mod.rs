@@ -71,6 +71,11 @@ pub struct PluginLimits {
     pub configure_timeout: Duration,
     /// `memory_limit`: the cap on one instance's linear memory, in bytes; default 16MiB.
     pub memory_limit: usize,
+    /// `total_memory_limit`: the cap on the linear memory of all the plugin's instances
+    /// together (vane keeps a pool of them, about two per core); default 1GiB, at least
+    /// `memory_limit`. An instance that would pass it is refused memory, and the pick falls back
+    /// (counted as `memory`).
+    pub total_memory_limit: usize,
 }
 
 impl PluginLimits {
@@ -89,6 +94,7 @@ impl Default for PluginLimits {
             pick_timeout: Duration::from_millis(1),
             configure_timeout: Duration::from_secs(1),
             memory_limit: 16 << 20,
+            total_memory_limit: 1 << 30,
         }
     }
 }

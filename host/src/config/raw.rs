@@ -35,6 +35,7 @@ pub(super) struct RawPolicy {
     pub pick_timeout: Option<Spanned<String>>,
     pub configure_timeout: Option<Spanned<String>>,
     pub memory_limit: Option<Spanned<String>>,
+    pub total_memory_limit: Option<Spanned<String>>,
     pub breaker_failures: Option<Spanned<i64>>,
     pub breaker_cool_down: Option<Spanned<String>>,
     pub watch: Option<bool>,

@@ -241,7 +241,21 @@ fn check_policy(
             "policy.memory_limit",
             defaults.memory_limit,
         ),
+        total_memory_limit: check.size(
+            &policy.total_memory_limit,
+            "policy.total_memory_limit",
+            defaults.total_memory_limit,
+        ),
     };
+    if let Some(total) = &policy.total_memory_limit
+        && limits.total_memory_limit < limits.memory_limit
+    {
+        check.issue(
+            Some(total.span().start),
+            "policy.total_memory_limit",
+            "must be at least memory_limit: not even one instance would fit",
+        );
+    }
     check.at_most(
         &policy.pick_timeout,
         "policy.pick_timeout",

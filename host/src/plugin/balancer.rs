@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::BalancerPre;
-use super::instance::{ConfigureError, PluginInstance};
-use super::limits::LOG_LINES_PER_SECOND;
+use super::instance::{ConfigureError, OutOfMemory, PluginInstance};
+use super::limits::{LOG_LINES_PER_SECOND, MemoryBudget};
 use super::{PluginEngine, PluginError};
 use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo};
@@ -47,6 +47,8 @@ pub struct PluginBalancer {
     feedback: bool,
     log_budget: Arc<LogBudget>,
     idle: ArrayQueue<PluginInstance>,
+    /// The linear memory all its instances may hold together.
+    memory: Arc<MemoryBudget>,
 }
 
 impl PluginBalancer {
@@ -114,6 +116,7 @@ impl PluginBalancer {
                 clock.clone(),
             )),
             idle: ArrayQueue::new(pool_size.max(4)),
+            memory: MemoryBudget::new(limits.total_memory_limit),
         };
         let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {
             path: path.to_owned(),
@@ -160,6 +163,7 @@ impl PluginBalancer {
             self.name.clone(),
             self.log_budget.clone(),
             self.limits,
+            self.memory.clone(),
         )
     }
 
@@ -167,7 +171,13 @@ impl PluginBalancer {
     fn checkout(&self, set: &BackendSet) -> Result<PluginInstance, FallbackReason> {
         let mut instance = match self.idle.pop() {
             Some(instance) => instance,
-            None => self.instantiate().map_err(|_| FallbackReason::Trap)?,
+            None => self.instantiate().map_err(|err| {
+                if err.is::<OutOfMemory>() {
+                    FallbackReason::Memory
+                } else {
+                    FallbackReason::Trap
+                }
+            })?,
         };
         if !instance.is_configured_for(set.generation()) {
             instance
@@ -208,6 +218,10 @@ impl Balancer for PluginBalancer {
 
     fn log_lines(&self) -> (u64, u64) {
         self.log_budget.totals()
+    }
+
+    fn memory_bytes(&self) -> u64 {
+        self.memory.used() as u64
     }
 
     fn observe(

@@ -242,6 +242,17 @@ mod tests {
     }
 }
 
+/// The fuzz target for the entry check, which decides whether machine code read from disk is
+/// run: whatever the bytes, only an entry exactly as vane writes it gives code back.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz(data: &[u8]) {
+    for entry in [data.to_vec(), [MAGIC, data].concat()] {
+        if let Some(compiled) = checked(&entry) {
+            assert_eq!(encoded(compiled), entry);
+        }
+    }
+}
+
 /// Properties of the entry check, which decides whether machine code read from disk is run:
 /// a whole entry gives back exactly its code, and an entry with any byte changed, any byte
 /// missing or anything added is refused.

@@ -264,3 +264,17 @@ mod properties {
         }
     }
 }
+
+/// The fuzz target for the fit check: whatever component the bytes make, telling how it does
+/// not fit vane's world never panics (bytes that are no component are refused by wasmtime).
+#[cfg(fuzzing)]
+pub(crate) fn fuzz(data: &[u8]) {
+    use std::sync::OnceLock;
+    static ENGINE: OnceLock<super::PluginEngine> = OnceLock::new();
+    let engine = &ENGINE
+        .get_or_init(|| super::PluginEngine::new().expect("an engine"))
+        .engine;
+    if let Ok(component) = Component::new(engine, data) {
+        let _ = problems(engine, &component);
+    }
+}

@@ -17,7 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{
     BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request, Target,
 };
-use super::limits::{InstanceLimiter, MAX_LOG_LINE, deadline_ticks};
+use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, deadline_ticks};
 use super::output::{PluginOutput, Stream};
 use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
@@ -94,13 +94,21 @@ pub(crate) struct PluginInstance {
     states: BackendStates,
 }
 
+/// An instance could not start because its memory would pass `memory_limit` or the plugin's
+/// `total_memory_limit`.
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin's memory limit leaves no room for another instance")]
+pub(crate) struct OutOfMemory;
+
 impl PluginInstance {
-    /// Instantiates the plugin in a fresh Store that grants nothing.
+    /// Instantiates the plugin in a fresh Store that grants nothing, its memory taken from
+    /// `memory`.
     pub(crate) fn new(
         pre: &BalancerPre<InstanceState>,
         plugin: Arc<str>,
         log_budget: Arc<LogBudget>,
         limits: PluginLimits,
+        memory: Arc<MemoryBudget>,
     ) -> wasmtime::Result<Self> {
         // No preopens, no environment, no arguments, no network; stdin is empty; stdout and
         // stderr go to the log line by line, within the plugin's log budget.
@@ -124,14 +132,21 @@ impl PluginInstance {
             table: ResourceTable::new(),
             plugin,
             log_budget,
-            limiter: InstanceLimiter::new(limits.memory_limit),
+            limiter: InstanceLimiter::new(limits.memory_limit, memory),
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.set_epoch_deadline(deadline_ticks(limits.configure_timeout));
         store.epoch_deadline_trap();
         let bindings = finish_now(pre.instantiate_async(&mut store))
-            .ok_or_else(|| wasmtime::format_err!("the plugin blocked while starting"))??;
+            .ok_or_else(|| wasmtime::format_err!("the plugin blocked while starting"))?
+            .map_err(|err| {
+                if store.data().limiter.hit_memory_limit() {
+                    wasmtime::Error::new(OutOfMemory)
+                } else {
+                    err
+                }
+            })?;
         Ok(PluginInstance {
             store,
             bindings,

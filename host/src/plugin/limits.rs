@@ -1,8 +1,10 @@
 //! The sandbox's limits, in one place: the deadline of every call (counted in epoch ticks), the
-//! memory and table caps of an instance (a wasmtime [`ResourceLimiter`]), and how much a plugin
-//! may write to the log. The values an operator sets, with their defaults and the most vane
+//! memory and table caps of an instance (a wasmtime [`ResourceLimiter`]), the memory budget all
+//! of a plugin's instances share, and how much a plugin may write to the log. The values an operator sets, with their defaults and the most vane
 //! accepts, come from `[policy]` ([`crate::config::PluginLimits`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
@@ -28,19 +30,62 @@ pub(super) fn deadline_ticks(timeout: Duration) -> u64 {
     timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
 }
 
-/// One instance's memory and table caps, and whether the current call ran into the memory cap
-/// (so that its failure is counted as `memory`, not as a plain trap).
+/// The linear memory all instances of one plugin may hold together (`total_memory_limit`):
+/// each instance reserves what it grows to and gives it back when it is dropped. Without it the
+/// worst case would be the pool's size times `memory_limit`.
+#[derive(Debug)]
+pub(crate) struct MemoryBudget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl MemoryBudget {
+    /// A budget of `limit` bytes, none of it used.
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(MemoryBudget {
+            limit,
+            used: AtomicUsize::new(0),
+        })
+    }
+
+    /// The bytes the plugin's instances hold now.
+    pub(crate) fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` from the budget, if that many are left.
+    fn reserve(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |used| {
+                used.checked_add(bytes).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// One instance's memory and table caps, its share of the plugin's memory budget, and whether
+/// the current call ran into a memory cap (so that its failure is counted as `memory`, not as a
+/// plain trap).
 #[derive(Debug)]
 pub(super) struct InstanceLimiter {
     memory_limit: usize,
+    budget: Arc<MemoryBudget>,
+    /// What this instance has taken from the budget: its linear memory's size.
+    reserved: usize,
     hit_memory_limit: bool,
 }
 
 impl InstanceLimiter {
-    /// Caps linear memory at `memory_limit` bytes.
-    pub(super) fn new(memory_limit: usize) -> Self {
+    /// Caps linear memory at `memory_limit` bytes, and takes it from `budget`.
+    pub(super) fn new(memory_limit: usize, budget: Arc<MemoryBudget>) -> Self {
         InstanceLimiter {
             memory_limit,
+            budget,
+            reserved: 0,
             hit_memory_limit: false,
         }
     }
@@ -50,20 +95,30 @@ impl InstanceLimiter {
         self.hit_memory_limit = false;
     }
 
-    /// Whether the call since [`InstanceLimiter::arm`] tried to grow memory past the cap.
+    /// Whether the call since [`InstanceLimiter::arm`] tried to grow memory past a cap.
     pub(super) fn hit_memory_limit(&self) -> bool {
         self.hit_memory_limit
+    }
+}
+
+impl Drop for InstanceLimiter {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
     }
 }
 
 impl ResourceLimiter for InstanceLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_limit;
+        let growth = desired.saturating_sub(current);
+        let allowed = desired <= self.memory_limit && self.budget.reserve(growth);
+        if allowed {
+            self.reserved += growth;
+        }
         self.hit_memory_limit |= !allowed;
         Ok(allowed)
     }
@@ -91,12 +146,35 @@ mod tests {
 
     #[test]
     fn growing_past_the_memory_cap_is_refused_and_remembered_until_armed() {
-        let mut limiter = InstanceLimiter::new(1 << 20);
+        let mut limiter = InstanceLimiter::new(1 << 20, MemoryBudget::new(8 << 20));
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!limiter.hit_memory_limit());
         assert!(!limiter.memory_growing(0, (1 << 20) + 1, None).unwrap());
         assert!(limiter.hit_memory_limit());
         limiter.arm();
         assert!(!limiter.hit_memory_limit());
+    }
+
+    #[test]
+    fn instances_share_the_budget_and_give_it_back_when_dropped() {
+        let budget = MemoryBudget::new(3 << 20);
+        let mut first = InstanceLimiter::new(2 << 20, budget.clone());
+        let mut second = InstanceLimiter::new(2 << 20, budget.clone());
+        assert!(first.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(first.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert!(second.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(budget.used(), 3 << 20);
+        assert!(
+            !second.memory_growing(1 << 20, 2 << 20, None).unwrap(),
+            "within its own cap, but past the plugin's total"
+        );
+        assert!(second.hit_memory_limit());
+        drop(first);
+        assert_eq!(
+            budget.used(),
+            1 << 20,
+            "the dropped instance's memory is free again"
+        );
+        assert!(second.memory_growing(1 << 20, 2 << 20, None).unwrap());
     }
 }

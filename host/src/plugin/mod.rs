@@ -14,6 +14,10 @@ mod fit;
 mod instance;
 mod limits;
 mod output;
+#[cfg(fuzzing)]
+pub(crate) use cache::fuzz as fuzz_cache_entry;
+#[cfg(fuzzing)]
+pub(crate) use fit::fuzz as fuzz_component_fit;
 
 pub use balancer::{PluginBalancer, PluginInfo, file_sha256};
 pub use cache::{CacheError, PluginCache};

@@ -92,6 +92,63 @@ mod tests {
     }
 }
 
+/// Answer checks shared by the property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub(super) mod checks {
+    use super::checked;
+    use crate::backend::test_set;
+    use crate::balancer::FallbackReason;
+
+    /// Checks `ranked` against a set whose backends are in rotation as `in_rotation` says: a
+    /// ranking that is used names only backends that exist and may take the request, in the
+    /// plugin's order; one that is not is refused for the first reason that applies.
+    pub(crate) fn answer_holds(in_rotation: &[bool], ranked: Vec<u32>) -> Result<(), String> {
+        let set = test_set(&vec![1; in_rotation.len()]);
+        for (backend, &up) in set.backends().iter().zip(in_rotation) {
+            backend.health.set_healthy(up);
+        }
+        let eligibility = set.eligibility();
+        let eligible = |index: u32| {
+            (index as usize) < set.len() && eligibility.allows(&set.backends()[index as usize])
+        };
+        let verdict = checked(ranked.clone(), &set, eligibility);
+        let holds = match &verdict {
+            Ok(used) => {
+                let kept: Vec<u32> = ranked.iter().copied().filter(|&i| eligible(i)).collect();
+                !used.is_empty() && *used == kept
+            }
+            Err(FallbackReason::Declined) => ranked.is_empty(),
+            Err(FallbackReason::BadIndex) => ranked.iter().any(|&i| i as usize >= set.len()),
+            Err(FallbackReason::Ineligible) => {
+                (ranked[0] as usize) < set.len() && !eligible(ranked[0])
+            }
+            Err(_) => false,
+        };
+        if holds {
+            Ok(())
+        } else {
+            Err(format!("{ranked:?} with {in_rotation:?} gave {verdict:?}"))
+        }
+    }
+
+    /// The fuzz target: the first byte says how many backends (1 to 8), the next ones which
+    /// are in rotation, the rest is the ranking.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz(data: &[u8]) {
+        let Some((&count, rest)) = data.split_first() else {
+            return;
+        };
+        let count = usize::from(count % 8) + 1;
+        if rest.len() < count {
+            return;
+        }
+        let (states, ranked) = rest.split_at(count);
+        let in_rotation: Vec<bool> = states.iter().map(|byte| byte % 2 == 0).collect();
+        let ranked = ranked.iter().map(|&byte| u32::from(byte % 12)).collect();
+        answer_holds(&in_rotation, ranked).unwrap();
+    }
+}
+
 /// Properties of the answer check over generated answers and backend states: whatever a plugin
 /// answers, a ranking that is used names only backends that exist and may take the request, in
 /// the plugin's order, and one that is not used is refused for the first reason that applies.
@@ -99,8 +156,7 @@ mod tests {
 mod properties {
     use proptest::prelude::*;
 
-    use super::*;
-    use crate::backend::test_set;
+    use super::checks::answer_holds;
 
     proptest! {
         #[test]
@@ -108,30 +164,7 @@ mod properties {
             in_rotation in proptest::collection::vec(any::<bool>(), 1..8),
             ranked in proptest::collection::vec(0..10u32, 0..12),
         ) {
-            let set = test_set(&vec![1; in_rotation.len()]);
-            for (backend, &up) in set.backends().iter().zip(&in_rotation) {
-                backend.health.set_healthy(up);
-            }
-            let eligibility = set.eligibility();
-            let eligible = |index: u32| {
-                (index as usize) < set.len() && eligibility.allows(&set.backends()[index as usize])
-            };
-            match checked(ranked.clone(), &set, eligibility) {
-                Ok(used) => {
-                    prop_assert!(!used.is_empty());
-                    prop_assert!(used.iter().all(|&index| eligible(index)));
-                    let kept: Vec<u32> = ranked.iter().copied().filter(|&i| eligible(i)).collect();
-                    prop_assert_eq!(used, kept, "the plugin's order, ineligible ones dropped");
-                }
-                Err(FallbackReason::Declined) => prop_assert!(ranked.is_empty()),
-                Err(FallbackReason::BadIndex) => {
-                    prop_assert!(ranked.iter().any(|&i| i as usize >= set.len()));
-                }
-                Err(FallbackReason::Ineligible) => {
-                    prop_assert!((ranked[0] as usize) < set.len() && !eligible(ranked[0]));
-                }
-                Err(other) => prop_assert!(false, "not a reason of the check: {:?}", other),
-            }
+            prop_assert_eq!(answer_holds(&in_rotation, ranked), Ok(()));
         }
     }
 }

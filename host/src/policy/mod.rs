@@ -5,6 +5,8 @@
 mod breaker;
 mod fallback;
 mod load;
+#[cfg(fuzzing)]
+pub(crate) use fallback::checks::fuzz as fuzz_answer_check;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -128,6 +130,13 @@ impl Policy {
         self.plugin
             .as_ref()
             .map_or((0, 0), |(_, plugin)| plugin.log_lines())
+    }
+
+    /// The linear memory the plugin's instances hold now, in bytes (0 for the built-in).
+    pub fn memory_bytes(&self) -> u64 {
+        self.plugin
+            .as_ref()
+            .map_or(0, |(_, plugin)| plugin.memory_bytes())
     }
 
     /// The plugin's circuit breaker (always closed for the built-in round-robin).

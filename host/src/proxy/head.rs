@@ -299,6 +299,124 @@ mod tests {
     }
 }
 
+/// Rewriting checks shared by the property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub(super) mod checks {
+    use http::header::{self, HeaderValue};
+    use http::request::Parts;
+    use http::{Request, Version};
+
+    use super::{
+        ClientAddress, HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, prepare,
+    };
+
+    /// Headers vane sets itself, whatever the client's `Connection` says of them.
+    const SET_BY_VANE: [&str; 5] = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "host",
+        "cookie",
+    ];
+
+    /// Rewrites `request` (whose Host was checked) from client 192.0.2.7 and checks what every
+    /// rewrite must hold: HTTP/1.1, no hop-by-hop header and none `Connection` names, every
+    /// other header kept, `X-Forwarded-For` ending with the client, one Host at most and
+    /// `X-Forwarded-Host` equal to it. Answers the rewritten head.
+    pub(crate) fn rewritten(request: Request<()>) -> Result<Parts, String> {
+        let named: Vec<String> = request
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(|token| token.trim().to_ascii_lowercase())
+            .collect();
+        let sent = request.headers().clone();
+        let (mut head, ()) = request.into_parts();
+        prepare(
+            &mut head,
+            &ClientAddress::new("192.0.2.7:5000".parse().expect("an address")),
+        );
+        let headers = &head.headers;
+        let mut problems = Vec::new();
+        if head.version != Version::HTTP_11 {
+            problems.push(format!("version {:?}", head.version));
+        }
+        for hop in &HOP_BY_HOP {
+            if headers.contains_key(hop) {
+                problems.push(format!("{hop} forwarded"));
+            }
+        }
+        for name in named
+            .iter()
+            .filter(|name| !SET_BY_VANE.contains(&name.as_str()))
+        {
+            if headers.contains_key(name.as_str()) {
+                problems.push(format!("{name}, named in Connection, forwarded"));
+            }
+        }
+        for (name, value) in &sent {
+            let kept = !HOP_BY_HOP.contains(name)
+                && !named.iter().any(|named| named == name.as_str())
+                && !SET_BY_VANE.contains(&name.as_str());
+            if kept
+                && !headers
+                    .get_all(name)
+                    .iter()
+                    .any(|forwarded| forwarded == value)
+            {
+                problems.push(format!("{name}: {value:?} lost"));
+            }
+        }
+        let forwarded_for = headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes);
+        if !forwarded_for.is_some_and(|value| value.ends_with(b"192.0.2.7")) {
+            problems.push(format!("x-forwarded-for {forwarded_for:?}"));
+        }
+        if headers
+            .get(&X_FORWARDED_PROTO)
+            .is_none_or(|proto| proto != "http")
+        {
+            problems.push("x-forwarded-proto is not http".to_owned());
+        }
+        if headers.get_all(header::HOST).iter().count() > 1
+            || headers.get(&X_FORWARDED_HOST) != headers.get(header::HOST)
+        {
+            problems.push("Host and X-Forwarded-Host disagree".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(head)
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// The fuzz target: header lines `name: value` from the bytes, on a GET; every head whose
+    /// Host passes the check is rewritten as [`rewritten`] requires.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz(data: &[u8]) {
+        let mut request = Request::new(());
+        if data.first().is_some_and(|first| first % 2 == 1) {
+            *request.version_mut() = Version::HTTP_2;
+        }
+        for line in data.split(|&byte| byte == b'\n') {
+            let Some(colon) = line.iter().position(|&byte| byte == b':') else {
+                continue;
+            };
+            let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+            if let (Ok(name), Ok(value)) = (
+                header::HeaderName::from_bytes(name),
+                HeaderValue::from_bytes(value),
+            ) {
+                request.headers_mut().append(name, value);
+            }
+        }
+        if super::check_host(&request).is_ok() {
+            rewritten(request).unwrap();
+        }
+    }
+}
+
 /// Properties of head rewriting over generated heads: whatever the client sends, no hop-by-hop
 /// header and no header its `Connection` names reaches a backend, every other header does, and
 /// the forwarding headers end with this hop.
@@ -306,6 +424,7 @@ mod tests {
 mod properties {
     use proptest::prelude::*;
 
+    use super::checks::rewritten;
     use super::*;
 
     /// A header name: one of the hop-by-hop ones (in any case), a forwarding one, or another.
@@ -359,50 +478,16 @@ mod properties {
             }
             // The service refuses a head without exactly one valid Host before rewriting it.
             prop_assume!(check_host(&request).is_ok());
-            let named: Vec<String> = request
-                .headers()
-                .get_all(header::CONNECTION)
-                .iter()
-                .flat_map(|value| value.to_str().unwrap().split(','))
-                .map(|token| token.trim().to_ascii_lowercase())
-                .collect();
-            let (mut head, ()) = request.into_parts();
-            let client = ClientAddress::new("192.0.2.7:5000".parse().unwrap());
-            prepare(&mut head, &client);
-
-            prop_assert_eq!(head.version, Version::HTTP_11);
+            let head = match rewritten(request) {
+                Ok(head) => head,
+                Err(problem) => return Err(TestCaseError::fail(problem)),
+            };
             prop_assert_eq!(head.uri.to_string(), "/p?q");
-            for hop in &HOP_BY_HOP {
-                prop_assert!(!head.headers.contains_key(hop), "{} forwarded", hop);
-            }
-            let set_by_vane = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "host", "cookie"];
-            for name in &named {
-                if !set_by_vane.contains(&name.as_str()) {
-                    prop_assert!(!head.headers.contains_key(name.as_str()), "{} forwarded", name);
-                }
-            }
-            for (name, value) in &fields {
-                let kept = !HOP_BY_HOP.iter().any(|hop| hop == name.as_str())
-                    && !named.contains(name)
-                    && !set_by_vane.contains(&name.as_str());
-                if kept {
-                    let forwarded: Vec<_> = head.headers.get_all(name.as_str()).iter().collect();
-                    prop_assert!(forwarded.iter().any(|v| *v == value.as_str()), "{} lost", name);
-                }
-            }
-            let forwarded_for = head.headers[&X_FORWARDED_FOR].to_str().unwrap();
-            prop_assert!(forwarded_for.ends_with("192.0.2.7"), "{}", forwarded_for);
-            prop_assert_eq!(&head.headers[&X_FORWARDED_PROTO], "http");
             if absolute {
                 prop_assert_eq!(&head.headers[header::HOST], "asked.example");
             } else if let Some(host) = host {
                 prop_assert_eq!(&head.headers[header::HOST], host, "Host is kept");
             }
-            prop_assert!(head.headers.get_all(header::HOST).iter().count() <= 1);
-            prop_assert_eq!(
-                head.headers.get(&X_FORWARDED_HOST),
-                head.headers.get(header::HOST)
-            );
         }
     }
 }

@@ -11,6 +11,12 @@
 mod attempts;
 mod body;
 mod error;
+#[cfg(fuzzing)]
+pub(crate) mod fuzz {
+    //! The proxy's fuzz entry points, for `crate::fuzzing`.
+    pub(crate) use super::head::checks::fuzz as head_rewrite;
+    pub(crate) use super::http1::fuzz::{chunked_body, http1_request};
+}
 mod head;
 mod http1;
 mod http2;

@@ -503,18 +503,16 @@ mod tests {
     }
 }
 
-/// Properties of the chunked decoder over generated input: any encoding of any data decodes to
-/// that data however the bytes arrive, and any bytes at all decode the same fed whole or in
-/// pieces, without a panic.
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
+/// Decoding bytes fed in pieces, for the property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub(super) mod checks {
+    use bytes::BytesMut;
 
-    use super::*;
+    use super::{Decoder, Step, step};
 
     /// What decoding `pieces`, fed one after the other, gives: the data, and whether the body
     /// ended (or why it broke).
-    fn decode(pieces: &[&[u8]]) -> (Vec<u8>, Result<bool, &'static str>) {
+    pub(crate) fn decode(pieces: &[&[u8]]) -> (Vec<u8>, Result<bool, &'static str>) {
         let mut buffer = BytesMut::new();
         let mut decoder = Decoder::ChunkSize;
         let mut data = Vec::new();
@@ -534,7 +532,7 @@ mod properties {
     }
 
     /// Splits `bytes` at the given fractions of its length.
-    fn split<'a>(bytes: &'a [u8], cuts: &[f64]) -> Vec<&'a [u8]> {
+    pub(crate) fn split<'a>(bytes: &'a [u8], cuts: &[f64]) -> Vec<&'a [u8]> {
         let mut at: Vec<usize> = cuts
             .iter()
             .map(|cut| (cut * bytes.len() as f64) as usize)
@@ -549,6 +547,30 @@ mod properties {
         pieces.push(&bytes[start..]);
         pieces
     }
+
+    /// The fuzz target: the bytes after the first decode the same whole or cut into pieces
+    /// where the first byte says, and nothing panics.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz(data: &[u8]) {
+        let Some((&cut, bytes)) = data.split_first() else {
+            return;
+        };
+        let cuts = [
+            f64::from(cut) / 255.0,
+            f64::from(cut.rotate_left(4)) / 255.0,
+        ];
+        assert_eq!(decode(&split(bytes, &cuts)), decode(&[bytes]));
+    }
+}
+
+/// Properties of the chunked decoder over generated input: any encoding of any data decodes to
+/// that data however the bytes arrive, and any bytes at all decode the same fed whole or in
+/// pieces, without a panic.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::checks::{decode, split};
 
     fn chunk() -> impl Strategy<Value = (Vec<u8>, Option<String>)> {
         (

@@ -18,6 +18,13 @@ mod request;
 mod response;
 mod sender;
 
+#[cfg(fuzzing)]
+pub(super) mod fuzz {
+    //! HTTP/1's fuzz entry points, for `crate::fuzzing`.
+    pub(crate) use super::body::checks::fuzz as chunked_body;
+    pub(crate) use super::request::checks::fuzz as http1_request;
+}
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -592,17 +592,17 @@ mod tests {
     }
 }
 
-/// Properties of head parsing over generated input: no input makes it panic, a head reads the
-/// same whole or in two pieces, and whatever it accepts is framed one way.
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
+/// Parsing checks shared by the property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub(super) mod checks {
+    use bytes::BytesMut;
+    use http::header::{self, HeaderValue};
 
-    use super::*;
+    use super::{Framing, Head, Refusal, parse};
 
     /// What parsing `bytes` fed in two pieces gives, compared as text: the first piece alone
     /// must ask for more unless it already decides.
-    fn outcome(first: &[u8], rest: &[u8]) -> String {
+    pub(crate) fn outcome(first: &[u8], rest: &[u8]) -> String {
         let mut buffer = BytesMut::from(first);
         let parsed = match parse(&mut buffer, 64 << 10) {
             Ok(None) => {
@@ -633,6 +633,54 @@ mod properties {
             Err(refusal) => format!("refused {}", refusal.status),
         }
     }
+
+    /// Whether an accepted head is framed one way: one plain Content-Length matching its
+    /// framing, or a lone chunked Transfer-Encoding, never both; no `100-continue` forwarded.
+    pub(crate) fn framed_one_way(head: &Head) -> Result<(), String> {
+        let headers = head.request.headers();
+        let lengths: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+        let codings = headers.get_all(header::TRANSFER_ENCODING).iter().count();
+        let fine = match head.framing {
+            Framing::Chunked => lengths.is_empty() && codings == 1,
+            Framing::Length(length) => codings == 0 && lengths == [&HeaderValue::from(length)],
+            Framing::Empty => {
+                codings == 0 && (lengths.is_empty() || lengths == [&HeaderValue::from(0)])
+            }
+        };
+        let continues = headers
+            .get(header::EXPECT)
+            .is_some_and(|value| value == "100-continue");
+        if fine && !continues {
+            Ok(())
+        } else {
+            Err(format!("{:?} framed as {:?}", headers, head.framing))
+        }
+    }
+
+    /// The fuzz target: a head reads the same whole or cut where the first byte says, and an
+    /// accepted one is framed one way.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz(data: &[u8]) {
+        let Some((&cut, bytes)) = data.split_first() else {
+            return;
+        };
+        let at = usize::from(cut) * bytes.len() / 255;
+        assert_eq!(outcome(&bytes[..at], &bytes[at..]), outcome(bytes, &[]));
+        let mut buffer = BytesMut::from(bytes);
+        if let Ok(Some(head)) = parse(&mut buffer, 64 << 10) {
+            framed_one_way(&head).unwrap();
+        }
+    }
+}
+
+/// Properties of head parsing over generated input: no input makes it panic, a head reads the
+/// same whole or in two pieces, and whatever it accepts is framed one way.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::checks::{framed_one_way, outcome};
+    use super::*;
 
     /// Head-like bytes: a request line (now and then a broken one), then fields, framing
     /// fields among them, with odd bytes and line endings at times.
@@ -682,26 +730,7 @@ mod properties {
             let mut buffer = BytesMut::from(&bytes[..]);
             let parsed = parse(&mut buffer, 64 << 10);
             if let Ok(Some(head)) = parsed {
-                let headers = head.request.headers();
-                let lengths: Vec<_> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
-                let codings = headers.get_all(header::TRANSFER_ENCODING).iter().count();
-                match head.framing {
-                    Framing::Chunked => {
-                        prop_assert!(lengths.is_empty());
-                        prop_assert_eq!(codings, 1);
-                    }
-                    Framing::Length(length) => {
-                        prop_assert_eq!(codings, 0);
-                        let canonical = HeaderValue::from(length);
-                        prop_assert_eq!(lengths, vec![&canonical]);
-                    }
-                    Framing::Empty => {
-                        prop_assert_eq!(codings, 0);
-                        let zero = HeaderValue::from(0);
-                        prop_assert!(lengths.is_empty() || lengths == vec![&zero]);
-                    }
-                }
-                prop_assert!(headers.get(header::EXPECT).is_none_or(|v| v != "100-continue"));
+                prop_assert_eq!(framed_one_way(&head), Ok(()));
             }
         }
 

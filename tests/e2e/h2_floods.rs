@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vane::state::ClientFault;
@@ -105,6 +106,19 @@ fn goaway_code(frames: &[(u8, u8, u32, Vec<u8>)]) -> Option<u32> {
         .map(|(_, _, _, payload)| u32::from_be_bytes(payload[4..8].try_into().unwrap()))
 }
 
+/// Opens a stream for a POST whose body never comes, so that the backend never answers it:
+/// its body's sending side, or `None` once vane has closed the connection.
+async fn unfinished_post(
+    client: &h2::client::SendRequest<Bytes>,
+    vane: &Vane,
+) -> Option<h2::SendStream<Bytes>> {
+    let mut sender = client.clone().ready().await.ok()?;
+    let request = http::Request::post(format!("http://{}/echo", vane.address))
+        .body(())
+        .unwrap();
+    sender.send_request(request, false).ok().map(|(_, body)| body)
+}
+
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 const REFUSED_STREAM: u32 = 0x7;
 
@@ -132,13 +146,7 @@ async fn rapid_reset_closes_the_connection() {
     // which the client cancels at once: every one costs vane a pick and a backend request.
     let mut opened = 0;
     for _ in 0..5000 {
-        let Ok(mut sender) = client.clone().ready().await else {
-            break;
-        };
-        let request = http::Request::post(format!("http://{}/echo", vane.address))
-            .body(())
-            .unwrap();
-        let Ok((_, mut body)) = sender.send_request(request, false) else {
+        let Some(mut body) = unfinished_post(&client, &vane).await else {
             break;
         };
         body.send_reset(h2::Reason::CANCEL);
@@ -169,13 +177,7 @@ async fn streams_cancelled_after_reaching_a_backend_close_the_connection() {
     // vane has forwarded it, so each costs a backend request.
     let mut cancelled = 0;
     for sent in 1..=1000 {
-        let Ok(mut sender) = client.clone().ready().await else {
-            break;
-        };
-        let request = http::Request::post(format!("http://{}/echo", vane.address))
-            .body(())
-            .unwrap();
-        let Ok((_, mut body)) = sender.send_request(request, false) else {
+        let Some(mut body) = unfinished_post(&client, &vane).await else {
             break;
         };
         wait_until("the stream forwarded, or the connection closed", || {

@@ -165,27 +165,29 @@ pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Result<Option<Hea
     head_from(method, uri, version, headers, noted).map(Some)
 }
 
-/// 505 for a request line naming another HTTP version (`HTTP/` and a digit: httparse stops at
-/// the first byte that is not 1.0 or 1.1, so the rest may not have arrived); 400 for a line
-/// httparse could not read a version from at all (such as a target with a space in it).
+/// 505 for a request line naming another HTTP version (`HTTP/2`, `HTTP/1.2`); 400 for one
+/// httparse could not read a version from (a target with a space in it, `HTTP/1O`). httparse
+/// stops at the first byte that cannot be 1.0 or 1.1, and a head read in pieces may end there,
+/// so only the version's first eight bytes decide, and only those that must have arrived.
 fn version_refusal(buffer: &[u8]) -> Refusal {
-    let line = buffer
-        .split(|&byte| byte == b'\n')
-        .next()
-        .unwrap_or_default();
-    let words: Vec<&[u8]> = line.split(|&byte| byte == b' ').collect();
-    match words.as_slice() {
-        [_, _, version]
-            if version.len() > 5
-                && version.starts_with(b"HTTP/")
-                && version[5].is_ascii_digit() =>
-        {
-            refuse(
-                StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-                "only HTTP/1.0 and HTTP/1.1 are served here",
-            )
+    let line = buffer.split(|&byte| byte == b'\n').next().unwrap_or_default();
+    let version = line.splitn(3, |&byte| byte == b' ').nth(2).unwrap_or_default();
+    let other = match version {
+        [b'H', b'T', b'T', b'P', b'/', major, ..] if major.is_ascii_digit() && *major != b'1' => {
+            true
         }
-        _ => refuse(BAD_REQUEST, "malformed request line"),
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', minor, ..] => {
+            minor.is_ascii_digit() && *minor != b'0' && *minor != b'1'
+        }
+        _ => false,
+    };
+    if other {
+        refuse(
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED,
+            "only HTTP/1.0 and HTTP/1.1 are served here",
+        )
+    } else {
+        refuse(BAD_REQUEST, "malformed request line")
     }
 }
 
@@ -587,8 +589,18 @@ mod tests {
             refused("GET / HTTP/3.0\r\nhost: x\r\n\r\n"),
             StatusCode::HTTP_VERSION_NOT_SUPPORTED
         );
+        assert_eq!(
+            refused("GET / HTTP/1.2\r\nhost: x\r\n\r\n"),
+            StatusCode::HTTP_VERSION_NOT_SUPPORTED
+        );
         assert_eq!(refused("GET /a b HTTP/1.1\r\nhost: x\r\n\r\n"), BAD_REQUEST);
         assert_eq!(refused("GET / HTTX/1.1\r\nhost: x\r\n\r\n"), BAD_REQUEST);
+        assert_eq!(refused("GET / HTTP/1.1x\r\nhost: x\r\n\r\n"), BAD_REQUEST);
+        // Found by fuzzing (fuzz/corpus/http1_request/regression-version-cut): cut after
+        // `HTTP/1OS` this line was 505, whole it was 400.
+        let line = "POST / HTTP/1OST / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(refused(&line[..15]), BAD_REQUEST);
+        assert_eq!(refused(line), BAD_REQUEST);
     }
 }
 

@@ -116,7 +116,10 @@ async fn unfinished_post(
     let request = http::Request::post(format!("http://{}/echo", vane.address))
         .body(())
         .unwrap();
-    sender.send_request(request, false).ok().map(|(_, body)| body)
+    sender
+        .send_request(request, false)
+        .ok()
+        .map(|(_, body)| body)
 }
 
 const ENHANCE_YOUR_CALM: u32 = 0xb;

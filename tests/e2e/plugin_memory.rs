@@ -39,7 +39,9 @@ async fn all_instances_together_stay_within_total_memory_limit() {
     );
     let metrics = vane.metrics().await;
     for (key, count) in &metrics {
-        if key.starts_with("vane_plugin_fallbacks_total") && !key.contains("reason=memory") {
+        // Memory failures count toward the plugin's breaker, which may open on them.
+        let expected = key.contains("reason=memory") || key.contains("reason=circuit_open");
+        if key.starts_with("vane_plugin_fallbacks_total") && !expected {
             assert_eq!(*count, 0.0, "{key}: only memory may be refused here");
         }
     }

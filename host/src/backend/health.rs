@@ -117,8 +117,13 @@ impl BackendHealth {
     }
 
     /// Folds one request attempt in: ends an ejection whose cool-down is over, and ejects the
-    /// backend if this failure completes a streak.
-    pub fn record_attempt(&self, ok: bool, config: &EjectionConfig) -> AttemptVerdict {
+    /// backend if this failure completes a streak and `may_eject` agrees (asked only then).
+    pub fn record_attempt(
+        &self,
+        ok: bool,
+        config: &EjectionConfig,
+        may_eject: impl FnOnce() -> bool,
+    ) -> AttemptVerdict {
         let restored = self.end_ejection_if_over();
         let ejected = if ok {
             // Most attempts succeed: write only when there is a streak to end.
@@ -127,7 +132,7 @@ impl BackendHealth {
             }
             None
         } else {
-            self.count_failure(config)
+            self.count_failure(config, may_eject)
         };
         AttemptVerdict { restored, ejected }
     }
@@ -151,9 +156,16 @@ impl BackendHealth {
     }
 
     /// Counts one failed attempt; answers the cool-down if it ejects the backend.
-    fn count_failure(&self, config: &EjectionConfig) -> Option<Duration> {
+    fn count_failure(
+        &self,
+        config: &EjectionConfig,
+        may_eject: impl FnOnce() -> bool,
+    ) -> Option<Duration> {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;
         if config.consecutive_failures == 0 || failures < config.consecutive_failures {
+            return None;
+        }
+        if !may_eject() {
             return None;
         }
         // Envoy's outlier detection: the cool-down is the base time times the ejection level,
@@ -202,6 +214,7 @@ mod tests {
             consecutive_failures: failures,
             base_time: Duration::from_secs(base_s),
             max_time: Duration::from_secs(max_s),
+            max_percent: 100,
         }
     }
 
@@ -256,13 +269,16 @@ mod tests {
         let hand = ManualClock::new();
         let health = BackendHealth::new(hand.clock());
         let config = ejection(2, 30, 300);
-        assert_eq!(health.record_attempt(false, &config), UNCHANGED);
-        assert_eq!(health.record_attempt(true, &config), UNCHANGED);
-        assert_eq!(health.record_attempt(false, &config), UNCHANGED);
-        assert_eq!(health.record_attempt(false, &config), ejected(secs(30)));
+        assert_eq!(health.record_attempt(false, &config, || true), UNCHANGED);
+        assert_eq!(health.record_attempt(true, &config, || true), UNCHANGED);
+        assert_eq!(health.record_attempt(false, &config, || true), UNCHANGED);
+        assert_eq!(
+            health.record_attempt(false, &config, || true),
+            ejected(secs(30))
+        );
         assert!(health.ejected() && health.ejected_until().is_some());
         assert_eq!(
-            health.record_attempt(false, &config),
+            health.record_attempt(false, &config, || true),
             UNCHANGED,
             "already ejected"
         );
@@ -272,11 +288,11 @@ mod tests {
         hand.advance(Duration::from_millis(1));
         assert!(!health.ejected() && health.ejected_until().is_none());
         assert_eq!(
-            health.record_attempt(true, &config),
+            health.record_attempt(true, &config, || true),
             RESTORED,
             "the first attempt after the cool-down"
         );
-        assert_eq!(health.record_attempt(true, &config), UNCHANGED);
+        assert_eq!(health.record_attempt(true, &config, || true), UNCHANGED);
         assert_eq!(health.ejections(), 1);
     }
 
@@ -286,8 +302,8 @@ mod tests {
         let health = BackendHealth::new(hand.clock());
         let config = ejection(2, 30, 75);
         let eject = || {
-            health.record_attempt(false, &config);
-            health.record_attempt(false, &config)
+            health.record_attempt(false, &config, || true);
+            health.record_attempt(false, &config, || true)
         };
         assert_eq!(eject(), ejected(secs(30)));
         hand.advance(secs(30));
@@ -298,11 +314,11 @@ mod tests {
 
         // Level 3 now; each base time in rotation pays one back. 59 s pays back one.
         hand.advance(secs(75));
-        assert_eq!(health.record_attempt(true, &config), RESTORED);
+        assert_eq!(health.record_attempt(true, &config, || true), RESTORED);
         hand.advance(secs(59));
         assert_eq!(eject(), ejected(secs(75)), "level 3: 90 s, capped");
         hand.advance(secs(75));
-        health.record_attempt(true, &config);
+        health.record_attempt(true, &config, || true);
         hand.advance(secs(90));
         assert_eq!(eject(), ejected(secs(30)), "level 3, three paid back");
     }
@@ -312,10 +328,13 @@ mod tests {
         let hand = ManualClock::new();
         let health = BackendHealth::new(hand.clock());
         let config = ejection(1, 1, 10);
-        assert_eq!(health.record_attempt(false, &config), ejected(secs(1)));
+        assert_eq!(
+            health.record_attempt(false, &config, || true),
+            ejected(secs(1))
+        );
         hand.advance(secs(1));
         assert_eq!(
-            health.record_attempt(false, &config),
+            health.record_attempt(false, &config, || true),
             AttemptVerdict {
                 restored: true,
                 ejected: Some(secs(2))
@@ -328,7 +347,7 @@ mod tests {
         let health = BackendHealth::new(Clock::new());
         let config = ejection(0, 30, 300);
         for _ in 0..100 {
-            assert_eq!(health.record_attempt(false, &config), UNCHANGED);
+            assert_eq!(health.record_attempt(false, &config, || true), UNCHANGED);
         }
         assert!(!health.ejected());
     }

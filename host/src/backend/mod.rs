@@ -75,11 +75,13 @@ impl Backend {
         self.health.healthy() && !self.health.ejected()
     }
 
-    /// Records one attempt on this backend for passive ejection (Envoy's outlier detection):
-    /// the failure that completes a streak ejects it for a cool-down, the first attempt after
-    /// the cool-down puts it back, and both are logged.
-    pub fn record_attempt(&self, ok: bool, config: &EjectionConfig) {
-        let verdict = self.health.record_attempt(ok, config);
+    /// Records one attempt on this backend, one of `set`, for passive ejection (Envoy's outlier
+    /// detection): the failure that completes a streak ejects it for a cool-down unless
+    /// `max_percent` of the set is ejected already, the first attempt after the cool-down puts
+    /// it back, and both are logged.
+    pub fn record_attempt(&self, ok: bool, config: &EjectionConfig, set: &BackendSet) {
+        let may_eject = || set.ejected() < set.ejection_cap(config);
+        let verdict = self.health.record_attempt(ok, config, may_eject);
         if verdict.restored {
             tracing::info!(
                 backend = %self.name,
@@ -159,6 +161,17 @@ impl BackendSet {
         &self.schedule
     }
 
+    /// How many of its backends are ejected now.
+    pub fn ejected(&self) -> usize {
+        self.backends.iter().filter(|b| b.health.ejected()).count()
+    }
+
+    /// The most of its backends passive ejection may hold out at once: `max_percent` of them,
+    /// and always one.
+    pub fn ejection_cap(&self, config: &EjectionConfig) -> usize {
+        (self.backends.len() * config.max_percent as usize / 100).max(1)
+    }
+
     /// Which backends may receive a request now.
     pub fn eligibility(&self) -> Eligibility {
         Eligibility {
@@ -226,5 +239,35 @@ mod tests {
         let eligibility = set.eligibility();
         assert!(eligibility.is_panic());
         assert!(eligibility.allows(a) && eligibility.allows(b));
+    }
+
+    #[test]
+    fn passive_ejection_holds_out_at_most_max_percent_of_the_set() {
+        let fail_five_times = |set: &BackendSet, index: usize, config: &EjectionConfig| {
+            for _ in 0..5 {
+                set.backends()[index].record_attempt(false, config, set);
+            }
+        };
+        // 10 % of four backends: one, since one may always be ejected.
+        let set = test_set(&[1, 1, 1, 1]);
+        let config = EjectionConfig::default();
+        fail_five_times(&set, 0, &config);
+        fail_five_times(&set, 1, &config);
+        assert_eq!(set.ejected(), 1);
+        assert!(set.backends()[0].health.ejected());
+        assert!(
+            set.backends()[1].in_rotation(),
+            "the second stays in rotation"
+        );
+        // Half of four: two.
+        let set = test_set(&[1, 1, 1, 1]);
+        let half = EjectionConfig {
+            max_percent: 50,
+            ..config
+        };
+        for index in 0..4 {
+            fail_five_times(&set, index, &half);
+        }
+        assert_eq!(set.ejected(), 2);
     }
 }

@@ -242,6 +242,11 @@ pub struct EjectionConfig {
     pub base_time: Duration,
     /// `max_time`: the longest cool-down; default 300s, as Envoy's.
     pub max_time: Duration,
+    /// `max_percent`: the most of the backend set ejected at once, in percent; default 10, as
+    /// Envoy's, and one backend may always be ejected. A backend whose streak completes past it
+    /// stays in rotation (health checks can still take it out): passive ejection must not
+    /// empty the set because of a fault all backends share, or one that kills them in turn.
+    pub max_percent: u32,
 }
 
 impl Default for EjectionConfig {
@@ -250,6 +255,7 @@ impl Default for EjectionConfig {
             consecutive_failures: 5,
             base_time: Duration::from_secs(30),
             max_time: Duration::from_secs(300),
+            max_percent: 10,
         }
     }
 }

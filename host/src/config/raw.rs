@@ -75,6 +75,7 @@ pub(super) struct RawHealth {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEjection {
+    pub max_percent: Option<Spanned<i64>>,
     pub consecutive_failures: Option<Spanned<i64>>,
     pub base_time: Option<Spanned<String>>,
     pub max_time: Option<Spanned<String>>,

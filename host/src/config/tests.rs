@@ -62,6 +62,7 @@ healthy_threshold = 4
 consecutive_failures = 3
 base_time = "10s"
 max_time = "1m"
+max_percent = 50
 
 [retries]
 max_retries = 1
@@ -126,6 +127,7 @@ fn a_full_config_reads_into_typed_values() {
             consecutive_failures: 3,
             base_time: Duration::from_secs(10),
             max_time: Duration::from_secs(60),
+            max_percent: 50,
         }
     );
     assert_eq!(
@@ -194,7 +196,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "50: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "51: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -209,7 +211,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("50: backends[1].weight: invalid type"),
+        found[0].starts_with("51: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");

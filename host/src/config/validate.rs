@@ -435,6 +435,12 @@ fn check_ejection(check: &mut Checker<'_>, ejection: &RawEjection) -> EjectionCo
             defaults.base_time,
         ),
         max_time: check.duration(&ejection.max_time, "ejection.max_time", defaults.max_time),
+        max_percent: check.integer(
+            &ejection.max_percent,
+            "ejection.max_percent",
+            0..=100,
+            defaults.max_percent,
+        ),
     };
     if let Some(max_time) = &ejection.max_time
         && config.max_time < config.base_time

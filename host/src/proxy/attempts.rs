@@ -78,7 +78,7 @@ async fn attempt(
             backend
                 .stats
                 .record_outcome(Outcome::Status(status), latency);
-            backend.record_attempt(true, &proxy.ejection);
+            backend.record_attempt(true, &proxy.ejection, set);
             observe(proxy, set, index, status, latency);
             let mut response = response.map(|body| ProxyBody::Upstream {
                 body,
@@ -95,7 +95,7 @@ async fn attempt(
     };
     if error.is_upstream() {
         backend.stats.record_outcome(Outcome::NoResponse, latency);
-        backend.record_attempt(false, &proxy.ejection);
+        backend.record_attempt(false, &proxy.ejection, set);
         observe(proxy, set, index, 0, latency);
     }
     Err(error)

@@ -105,12 +105,13 @@ async fn main() {
     std::fs::write(&config_path, config(listen, admin, &addresses, 0)).expect("write the config");
     let mut vane = Command::new(&args.vane)
         .arg("run")
+        .arg("--config")
         .arg(&config_path)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("vane.log")).expect("a log file"))
         .spawn()
         .unwrap_or_else(|err| panic!("cannot start {}: {err}", args.vane.display()));
-    wait_until_serving(admin).await;
+    wait_until_serving(admin, &dir.join("vane.log")).await;
     println!(
         "soak: vane pid {} on {listen}, {} clients, {} minutes, log in {}",
         vane.id(),
@@ -196,7 +197,7 @@ fn config(listen: SocketAddr, admin: SocketAddr, backends: &[SocketAddr], policy
     text
 }
 
-async fn wait_until_serving(admin: SocketAddr) {
+async fn wait_until_serving(admin: SocketAddr, log: &Path) {
     let client = Client::new(admin);
     for _ in 0..300 {
         if client
@@ -208,7 +209,7 @@ async fn wait_until_serving(admin: SocketAddr) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("vane did not start: see its log");
+    panic!("vane did not start: see {}", log.display());
 }
 
 /// One client: GETs (idempotent) and, one in ten, a POST with a body, as fast as it can.

@@ -170,8 +170,14 @@ pub(super) fn parse(buffer: &mut BytesMut, max_size: usize) -> Result<Option<Hea
 /// stops at the first byte that cannot be 1.0 or 1.1, and a head read in pieces may end there,
 /// so only the version's first eight bytes decide, and only those that must have arrived.
 fn version_refusal(buffer: &[u8]) -> Refusal {
-    let line = buffer.split(|&byte| byte == b'\n').next().unwrap_or_default();
-    let version = line.splitn(3, |&byte| byte == b' ').nth(2).unwrap_or_default();
+    let line = buffer
+        .split(|&byte| byte == b'\n')
+        .next()
+        .unwrap_or_default();
+    let version = line
+        .splitn(3, |&byte| byte == b' ')
+        .nth(2)
+        .unwrap_or_default();
     let other = match version {
         [b'H', b'T', b'T', b'P', b'/', major, ..] if major.is_ascii_digit() && *major != b'1' => {
             true

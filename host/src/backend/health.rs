@@ -93,6 +93,25 @@ impl BackendHealth {
         self.ejections.load(Ordering::Relaxed)
     }
 
+    /// Ends the current ejection now, as a passing health check does (Envoy's
+    /// `successful_active_health_check_uneject_host`, on by default): a backend that answers
+    /// its checks again need not sit out its whole cool-down, and its place under `max_percent`
+    /// is free for the next one. Answers whether there was an ejection to end.
+    pub fn end_ejection_early(&self) -> bool {
+        let Some(until) = self.ejection_end() else {
+            return false;
+        };
+        let ended = self
+            .ejected_until
+            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok();
+        if ended {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+            self.restored_at.store(self.clock.now(), Ordering::Relaxed);
+        }
+        ended
+    }
+
     /// Folds one probe result in; answers the transition if a threshold was just reached.
     pub fn record_probe(&self, ok: bool, config: &HealthConfig) -> Option<Transition> {
         // One probe loop owns these streaks, so plain loads and stores suffice.
@@ -349,6 +368,33 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(health.record_attempt(false, &config, || true), UNCHANGED);
         }
+        assert!(!health.ejected());
+    }
+
+    #[test]
+    fn a_passing_health_check_ends_an_ejection_early() {
+        let hand = ManualClock::new();
+        let health = BackendHealth::new(hand.clock());
+        let config = ejection(2, 30, 300);
+        assert!(!health.end_ejection_early(), "nothing to end");
+        health.record_attempt(false, &config, || true);
+        assert_eq!(
+            health.record_attempt(false, &config, || true),
+            ejected(secs(30))
+        );
+        hand.advance(secs(1));
+        assert!(health.end_ejection_early());
+        assert!(!health.ejected());
+        assert_eq!(
+            health.record_attempt(false, &config, || true),
+            UNCHANGED,
+            "a fresh streak starts"
+        );
+        assert_eq!(
+            health.record_attempt(false, &config, || false),
+            UNCHANGED,
+            "no room to eject it"
+        );
         assert!(!health.ejected());
     }
 }

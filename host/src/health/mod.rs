@@ -49,6 +49,13 @@ async fn run_rounds<P: Probe>(
             round.spawn(async move {
                 let ok = probe.probe(&backend).await;
                 report(&backend, backend.health.record_probe(ok, &config));
+                if ok && backend.health.end_ejection_early() {
+                    tracing::info!(
+                        backend = %backend.name,
+                        address = %backend.address,
+                        "ejection ended early: the backend passed a health check"
+                    );
+                }
             });
         }
         tokio::select! {

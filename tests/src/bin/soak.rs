@@ -163,6 +163,7 @@ async fn main() {
     }
     running.store(false, Ordering::SeqCst);
     while tasks.join_next().await.is_some() {}
+    print_counters(admin).await;
     stop(&mut vane);
     let verdict = verdict(&minutes, &outcomes.lock().expect("outcomes"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -346,6 +347,34 @@ async fn report(minute: usize, outcomes: &Mutex<Outcomes>, admin: SocketAddr, pi
         .map(|entries| entries.count())
         .unwrap_or_default();
     seen
+}
+
+/// Prints what vane counted of the churn: retries, ejections, fallbacks, reloads.
+async fn print_counters(admin: SocketAddr) {
+    let Ok(reply) = Client::new(admin).get("/metrics").await else {
+        return;
+    };
+    let mut counted: Vec<(String, f64)> = samples(&reply.text())
+        .into_iter()
+        .filter(|(key, value)| {
+            *value > 0.0
+                && [
+                    "retr",
+                    "ejections",
+                    "fallbacks",
+                    "reloads",
+                    "client_faults",
+                    "evicted",
+                ]
+                .iter()
+                .any(|part| key.contains(part))
+        })
+        .collect();
+    counted.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("\nvane counted:");
+    for (key, value) in counted {
+        println!("  {key} {value}");
+    }
 }
 
 /// Stops vane as systemd would: SIGTERM, then waits for it to drain and exit.

@@ -208,10 +208,11 @@ async fn when_no_backend_is_in_rotation_requests_go_to_all_of_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_never_exceed_their_bound_or_budget_when_every_backend_fails() {
+    // Each backend takes the request and breaks off: every retry would be done again.
     let backends: Vec<Backend> = vec![
-        backend("r1").resetting().start().await,
-        backend("r2").resetting().start().await,
-        backend("r3").resetting().start().await,
+        backend("r1").breaking().start().await,
+        backend("r2").breaking().start().await,
+        backend("r3").breaking().start().await,
     ];
     let refs: Vec<&Backend> = backends.iter().collect();
     let retries = "[retries]\nmax_retries = 2\nbudget_percent = 20\nmin_retry_concurrency = 2\n\
@@ -245,4 +246,35 @@ async fn retries_never_exceed_their_bound_or_budget_when_every_backend_fails() {
     assert!(total <= 50 * 3, "{total}");
     assert_eq!(total as u64, 50 + budget.retries());
     assert!(budget.exhausted() > 0, "the budget never refused a retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_reached_no_backend_is_sent_on_without_taking_from_the_budget() {
+    // Three ports that refuse connections: no request reaches a backend.
+    let held: Vec<(TcpSocket, String)> = (0..3).map(|_| refusing_port()).collect();
+    let mut text = format!(
+        "listen = \"127.0.0.1:0\"\n{ADMIN}[retries]\nmax_retries = 2\nbudget_percent = 20\n\
+         min_retry_concurrency = 2\n[ejection]\nconsecutive_failures = 0\n"
+    );
+    for (i, (_, address)) in held.iter().enumerate() {
+        text.push_str(&format!(
+            "[[backends]]\nname = \"dead-{i}\"\naddress = \"{address}\"\n"
+        ));
+    }
+    let vane = Vane::start(&text).await.unwrap();
+    // Forty at once, as above: each is sent to all three, still at most max_retries more.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let client = vane.client();
+        tasks.spawn(async move { client.get("/").await.unwrap().status.as_u16() });
+    }
+    let statuses = tasks.join_all().await;
+    assert!(statuses.iter().all(|&s| s == 502), "{statuses:?}");
+    let budget = vane.state().retry_budget();
+    assert_eq!(budget.exhausted(), 0, "nothing was refused");
+    assert_eq!(
+        budget.retries(),
+        80,
+        "two more attempts for each of the forty"
+    );
 }

@@ -4,7 +4,8 @@
 //! back, `GET /headers` lists the request headers it received, one `name: value` per line, and
 //! `GET /healthz` answers 200 or 503 as [`Backend::set_healthy`] says (probes are counted apart
 //! from other requests). A backend built with [`BackendBuilder::resetting`] closes every
-//! connection as soon as it is accepted.
+//! connection as soon as it is accepted; one built with [`BackendBuilder::breaking`] reads the
+//! request first.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -29,6 +31,7 @@ pub struct BackendBuilder {
     delay: Duration,
     status: StatusCode,
     resetting: bool,
+    breaking: bool,
 }
 
 /// A backend named `name` answering 200 at once.
@@ -38,6 +41,7 @@ pub fn backend(name: &str) -> BackendBuilder {
         delay: Duration::ZERO,
         status: StatusCode::OK,
         resetting: false,
+        breaking: false,
     }
 }
 
@@ -57,6 +61,13 @@ impl BackendBuilder {
     /// Accepts connections and closes them at once, without reading a byte.
     pub fn resetting(mut self) -> Self {
         self.resetting = true;
+        self
+    }
+
+    /// Reads each connection's first request, then closes it without an answer: the request
+    /// reached the backend, which broke off.
+    pub fn breaking(mut self) -> Self {
+        self.breaking = true;
         self
     }
 
@@ -87,6 +98,15 @@ impl BackendBuilder {
                 if spec.resetting {
                     let _ = stream.set_zero_linger();
                     drop(stream);
+                    continue;
+                }
+                if spec.breaking {
+                    connections.spawn(async move {
+                        let mut stream = stream;
+                        let mut request = [0u8; 4096];
+                        let _ = stream.read(&mut request).await;
+                        let _ = stream.set_zero_linger();
+                    });
                     continue;
                 }
                 let spec = spec.clone();

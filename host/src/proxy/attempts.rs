@@ -45,10 +45,18 @@ pub(super) async fn run(
         if retries_left == 0 || !may_retry(error, &head.method, body) {
             break;
         }
-        let Some(retry) = budget.try_retry() else {
-            break;
-        };
-        _retry = Some(retry);
+        if error == ProxyError::Connect {
+            // Nothing reached a backend: sending the request to the next one adds no work
+            // anywhere, so it takes nothing from the budget (which bounds retries of requests
+            // that may be done twice). The soak found the budget refusing these when a
+            // backend died under load.
+            budget.count_reroute();
+        } else {
+            let Some(retry) = budget.try_retry() else {
+                break;
+            };
+            _retry = Some(retry);
+        }
         retries_left -= 1;
     }
     Err(last_error)

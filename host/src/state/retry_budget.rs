@@ -1,6 +1,6 @@
 //! The retry budget, after Envoy's: retries in flight may be at most a share of the requests in
 //! flight (never fewer than a floor), so that when every backend fails, retries cannot multiply
-//! the load on them.
+//! the load on them. A request that reached no backend is sent on without taking from it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -55,6 +55,12 @@ impl RetryBudget {
     pub(crate) fn start_request(&self) -> ActiveRequest<'_> {
         self.active_requests.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(self)
+    }
+
+    /// Counts a retry that takes nothing from the budget: a request that reached no backend
+    /// (its connection was refused or timed out), sent to the next one.
+    pub(crate) fn count_reroute(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes a retry from the budget, or counts the refusal and answers `None`.

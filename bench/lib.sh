@@ -36,11 +36,9 @@ build_vane() {
 # Ports: backends 19101-19103; targets 19201...
 BACKENDS=(19101 19102 19103)
 
-# start_backends: one nginx per backend port, one worker each, answering a short body (and
-# 16 MiB at /big).
+# start_backends: one nginx per backend port, one worker each, answering a short body.
 start_backends() {
     local port
-    head -c $((16 << 20)) /dev/zero >"$WORK/big.bin"
     for port in "${BACKENDS[@]}"; do
         mkdir -p "$WORK/backend-$port"
         cat >"$WORK/backend-$port/nginx.conf" <<EOF
@@ -55,7 +53,6 @@ http {
     server {
         listen 127.0.0.1:$port;
         location / { return 200 "hello from $port\n"; }
-        location = /big { alias $WORK/big.bin; }
     }
 }
 EOF

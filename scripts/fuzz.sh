@@ -24,7 +24,14 @@ for target in "${targets[@]}"; do
     # Components are larger than libFuzzer's default input size.
     max_len=4096
     [ "$target" = component_fit ] && max_len=131072
-    (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 2>&1 | tail -15)
+    log="fuzz/artifacts/$target.log"
+    mkdir -p fuzz/artifacts
+    if ! (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" -- \
+        -max_total_time="$seconds" -max_len="$max_len" -print_final_stats=1 >"../$log" 2>&1); then
+        grep -E -A20 "panicked|ERROR|SUMMARY" "$log" | head -60
+        echo "== $target failed: the input is in fuzz/artifacts/$target/, the whole output in $log"
+        exit 1
+    fi
+    grep -E "^Done|stat::(number_of_executed_units|new_units_added)" "$log"
 done
-echo "== corpus: $(find fuzz/corpus -type f | wc -l) inputs; keep it small with: cargo +nightly fuzz cmin TARGET"
+echo "== corpus: $(find fuzz/corpus -type f | wc -l) inputs (the repository keeps the seeds and regression inputs; commit new ones only after cargo +nightly fuzz cmin TARGET)"

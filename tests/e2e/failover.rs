@@ -229,13 +229,7 @@ async fn retries_never_exceed_their_bound_or_budget_when_every_backend_fails() {
     assert_eq!(attempts(&backends), 30);
 
     // Forty at once: 20% of 40 is 8 retries in flight at most, so many are refused.
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..40 {
-        let client = vane.client();
-        tasks.spawn(async move { client.get("/").await.unwrap().status.as_u16() });
-    }
-    let statuses = tasks.join_all().await;
-    assert!(statuses.iter().all(|&s| s == 502), "{statuses:?}");
+    forty_at_once_get_502(&vane).await;
     let budget = vane.state().retry_budget();
     let total = attempts(&backends);
     println!(
@@ -263,13 +257,7 @@ async fn a_request_that_reached_no_backend_is_sent_on_without_taking_from_the_bu
     }
     let vane = Vane::start(&text).await.unwrap();
     // Forty at once, as above: each is sent to all three, still at most max_retries more.
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..40 {
-        let client = vane.client();
-        tasks.spawn(async move { client.get("/").await.unwrap().status.as_u16() });
-    }
-    let statuses = tasks.join_all().await;
-    assert!(statuses.iter().all(|&s| s == 502), "{statuses:?}");
+    forty_at_once_get_502(&vane).await;
     let budget = vane.state().retry_budget();
     assert_eq!(budget.exhausted(), 0, "nothing was refused");
     assert_eq!(
@@ -277,4 +265,15 @@ async fn a_request_that_reached_no_backend_is_sent_on_without_taking_from_the_bu
         80,
         "two more attempts for each of the forty"
     );
+}
+
+/// Sends forty GETs at once; fails unless every one gets 502.
+async fn forty_at_once_get_502(vane: &Vane) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let client = vane.client();
+        tasks.spawn(async move { client.get("/").await.unwrap().status.as_u16() });
+    }
+    let statuses = tasks.join_all().await;
+    assert!(statuses.iter().all(|&s| s == 502), "{statuses:?}");
 }

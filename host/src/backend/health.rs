@@ -98,16 +98,20 @@ impl BackendHealth {
     /// its checks again need not sit out its whole cool-down, and its place under `max_percent`
     /// is free for the next one. Answers whether there was an ejection to end.
     pub fn end_ejection_early(&self) -> bool {
-        let Some(until) = self.ejection_end() else {
-            return false;
-        };
+        self.ejection_end()
+            .is_some_and(|until| self.end_ejection(until, self.clock.now()))
+    }
+
+    /// Ends the ejection recorded to last until `until`, unless another call ended it first,
+    /// with a clean failure streak and `restored` as the moment it returned.
+    fn end_ejection(&self, until: Millis, restored: Millis) -> bool {
         let ended = self
             .ejected_until
             .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok();
         if ended {
             self.consecutive_failures.store(0, Ordering::Relaxed);
-            self.restored_at.store(self.clock.now(), Ordering::Relaxed);
+            self.restored_at.store(restored, Ordering::Relaxed);
         }
         ended
     }
@@ -163,15 +167,7 @@ impl BackendHealth {
         if until == 0 || self.clock.now() < until {
             return false;
         }
-        let ended = self
-            .ejected_until
-            .compare_exchange(until, 0, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok();
-        if ended {
-            self.consecutive_failures.store(0, Ordering::Relaxed);
-            self.restored_at.store(until, Ordering::Relaxed);
-        }
-        ended
+        self.end_ejection(until, until)
     }
 
     /// Counts one failed attempt; answers the cool-down if it ejects the backend.

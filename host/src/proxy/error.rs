@@ -89,7 +89,7 @@ impl ProxyError {
     }
 
     /// The response the client gets: the status, with the short body as plain text. A
-    /// response to a body that broke off is marked with [`BodyBrokeOff`].
+    /// response to a body that broke off is marked with a `BodyBrokeOff` extension.
     pub fn response(self) -> Response<ProxyBody> {
         let mut response = Response::new(ProxyBody::message(self.body()));
         *response.status_mut() = self.status();

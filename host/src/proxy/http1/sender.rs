@@ -35,8 +35,17 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// What a write that had to wait answers: still waiting, or the timeout.
-    fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+    /// What a write answers: progress stops the stall timer; a write that has to wait is
+    /// still waiting, or past the timeout.
+    fn written(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        if polled.is_ready() {
+            self.stall.progress();
+            return polled;
+        }
         if self.stall.poll_expired(cx) {
             self.connections.fault(ClientFault::SendTimeout);
             return Poll::Ready(Err(io::Error::new(
@@ -55,13 +64,8 @@ impl AsyncWrite for Sender<'_> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.write).poll_write(cx, buf) {
-            Poll::Pending => this.waiting(cx),
-            ready => {
-                this.stall.progress();
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.write).poll_write(cx, buf);
+        this.written(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -70,13 +74,8 @@ impl AsyncWrite for Sender<'_> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.write).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.waiting(cx),
-            ready => {
-                this.stall.progress();
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.write).poll_write_vectored(cx, bufs);
+        this.written(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

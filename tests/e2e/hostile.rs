@@ -1,5 +1,6 @@
-//! Hostile plugins under load, each beside its well-behaved twin: two vanes in this process, one
-//! running the violation and one the twin, loaded at the same time so the machine's noise hits
+//! Hostile plugins under load, each beside its well-behaved twin: two vanes in a process of
+//! their own (the test runs again alone, so that resident memory is theirs and not the rest of
+//! the suite's, and one such run at a time), one running the violation and one the twin, loaded at the same time so the machine's noise hits
 //! both alike. Every client request must be answered 200 by a real backend, the violation must
 //! be counted under its reason in `/metrics`, the circuit breaker must open where the plugin is
 //! broken (so a looping plugin does not cost every request its deadline), the added p99 stays
@@ -12,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use vane::clock::ManualClock;
+use vane_e2e::alone::ran_alone;
 use vane_e2e::backend::backend;
 use vane_e2e::files::{scratch_folder, write_file};
 use vane_e2e::load::{Flood, Tally};
@@ -46,14 +48,9 @@ const MAX_LOAD_TIME: Duration = Duration::from_secs(180);
 /// reaches it well within the pick deadline even on a loaded machine.
 const MEMORY_LIMIT: &str = "8MiB";
 
-/// The most this process's resident memory may grow during a hostile run (two vanes): a few
-/// instances at the cap at once, and nothing that accumulates.
+/// The most the resident memory of a hostile run's own process (two vanes, their backends and
+/// clients) may grow: a few instances at the cap at once, and nothing that accumulates.
 const MAX_RSS_GROWTH: f64 = 96.0 * 1024.0 * 1024.0;
-
-/// Held by each hostile run for its whole length. Resident memory is measured for the whole
-/// test process, so runs that overlapped would count one another's memory; one at a time, they
-/// also share the machine only with the rest of the suite.
-static ONE_RUN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A config for vane with the misbehave plugin in `mode`, and an admin listener.
 fn config(backends: &[&Backend], mode: &str) -> String {
@@ -179,7 +176,6 @@ struct Expect {
 
 /// Runs `violation` and `twin` side by side and checks both.
 async fn pair(violation: &str, twin: &str, expect: Expect, prepare: fn(&Vane)) -> (Run, Run) {
-    let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let (bad, good) = tokio::join!(run(violation, prepare), run(twin, prepare));
     bad.report();
     good.report();
@@ -251,6 +247,9 @@ const BREAKS: Expect = Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_looping_in_pick_costs_a_few_requests_their_deadline_then_is_skipped() {
+    if ran_alone() {
+        return;
+    }
     let expect = Expect {
         reason: "deadline",
         ..BREAKS
@@ -267,6 +266,9 @@ async fn a_plugin_looping_in_pick_costs_a_few_requests_their_deadline_then_is_sk
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_growing_memory_without_end_hits_its_cap() {
+    if ran_alone() {
+        return;
+    }
     let expect = Expect {
         reason: "memory",
         ..BREAKS
@@ -277,11 +279,17 @@ async fn a_plugin_growing_memory_without_end_hits_its_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_panicking_on_its_first_call_is_replaced_and_skipped() {
+    if ran_alone() {
+        return;
+    }
     pair("panic-first", "behave", BREAKS, as_started).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_panicking_on_every_tenth_call_serves_the_other_nine() {
+    if ran_alone() {
+        return;
+    }
     let expect = Expect {
         opens_breaker: false,
         ..BREAKS
@@ -299,6 +307,9 @@ async fn a_plugin_panicking_on_every_tenth_call_serves_the_other_nine() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_answering_out_of_range_is_skipped() {
+    if ran_alone() {
+        return;
+    }
     let expect = Expect {
         reason: "bad_index",
         ..BREAKS
@@ -308,6 +319,9 @@ async fn a_plugin_answering_out_of_range_is_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_declines_is_served_around_but_not_skipped() {
+    if ran_alone() {
+        return;
+    }
     // Declining is an answer, not a failure: the breaker stays closed.
     let expect = Expect {
         reason: "declined",
@@ -319,6 +333,9 @@ async fn a_plugin_that_declines_is_served_around_but_not_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_picking_a_backend_out_of_rotation_is_overruled() {
+    if ran_alone() {
+        return;
+    }
     let expect = Expect {
         reason: "ineligible",
         opens_breaker: false,
@@ -334,6 +351,9 @@ async fn a_plugin_picking_a_backend_out_of_rotation_is_overruled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_sleeping_on_a_wasi_clock_is_abandoned_at_once() {
+    if ran_alone() {
+        return;
+    }
     let expect = Expect {
         reason: "deadline",
         ..BREAKS
@@ -343,6 +363,9 @@ async fn a_plugin_sleeping_on_a_wasi_clock_is_abandoned_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_calling_exit_traps_and_vane_keeps_running() {
+    if ran_alone() {
+        return;
+    }
     pair("exit", "behave", BREAKS, as_started).await;
 }
 
@@ -350,7 +373,9 @@ async fn a_plugin_calling_exit_traps_and_vane_keeps_running() {
 /// plugin's budget of 20 a second are dropped and counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_flooding_stdout_is_rate_limited() {
-    let _alone = ONE_RUN_AT_A_TIME.lock().await;
+    if ran_alone() {
+        return;
+    }
     let (flood, print) = tokio::join!(run("flood:100000", as_started), run("print", as_started));
     let lines_per_pick = 100.0;
     flood.report();
@@ -385,6 +410,9 @@ async fn a_plugin_flooding_stdout_is_rate_limited() {
 /// never reaches the listener it names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_reaching_for_files_env_and_network_gets_nothing() {
+    if ran_alone() {
+        return;
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -395,7 +423,6 @@ async fn a_plugin_reaching_for_files_env_and_network_gets_nothing() {
         }
     });
     let mode = format!("capabilities:{target}");
-    let _alone = ONE_RUN_AT_A_TIME.lock().await;
     let (reaching, behaving) = tokio::join!(run(&mode, as_started), run("behave", as_started));
     reaching.report();
     behaving.report();

@@ -39,8 +39,13 @@ async fn all_instances_together_stay_within_total_memory_limit() {
     );
     let metrics = vane.metrics().await;
     for (key, count) in &metrics {
-        // Memory failures count toward the plugin's breaker, which may open on them.
-        let expected = key.contains("reason=memory") || key.contains("reason=circuit_open");
+        // Memory failures count toward the plugin's breaker, which may open on them. The pick
+        // deadline is wall-clock time: a pick preempted past it on a loaded machine (it happened
+        // once in CI beside the rest of the suite) falls back as `deadline`, which is not what
+        // this test is about.
+        let expected = ["reason=memory", "reason=circuit_open", "reason=deadline"]
+            .iter()
+            .any(|reason| key.contains(reason));
         if key.starts_with("vane_plugin_fallbacks_total") && !expected {
             assert_eq!(*count, 0.0, "{key}: only memory may be refused here");
         }

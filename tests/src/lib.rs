@@ -1,6 +1,7 @@
 //! The harness for vane's end-to-end tests: real backends on loopback, vane started from a
 //! config, the plugins built from this repository, and a plain HTTP client.
 
+pub mod alone;
 pub mod backend;
 pub mod client;
 pub mod command;

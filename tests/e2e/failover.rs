@@ -90,6 +90,54 @@ async fn killing_a_backend_under_load_loses_no_request() {
     );
 }
 
+/// A policy sends every request to one backend, which dies with sixteen of them in flight: all
+/// sixteen break at once and are retried together, past the budget's share of requests in
+/// flight (3) and its floor (2), because retries were rare until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_dying_with_every_request_in_flight_on_it_costs_none_of_them() {
+    // `a` holds each request far longer than the test needs to kill it.
+    let [a, b, c] = [
+        backend("a").delay(Duration::from_secs(30)).start().await,
+        backend("b").start().await,
+        backend("c").start().await,
+    ];
+    let retries = "[retries]\nmax_retries = 2\nbudget_percent = 20\nmin_retry_concurrency = 2\n";
+    let extra = format!("{ADMIN}{retries}{}", policy("misbehave", "behave"));
+    let vane = Vane::start(&config_for(&[&a, &b, &c], &extra))
+        .await
+        .unwrap();
+    let first = || vane.state().backends().backends()[0].health.clone();
+    // A hundred ordinary requests while `a` is out of rotation (the plugin picks `b`)...
+    first().set_healthy(false);
+    let served = tally(&vane.client(), 100).await;
+    assert_eq!(served.keys().collect::<Vec<_>>(), ["b"], "{served:?}");
+    // ...then sixteen at once, all sent to `a`, which dies with them.
+    first().set_healthy(true);
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let client = vane.client();
+        requests.spawn(async move { client.get("/").await.unwrap() });
+    }
+    a.wait_for_hits(16, Duration::from_secs(10)).await;
+    a.stop();
+    let replies = requests.join_all().await;
+    let budget = vane.state().retry_budget();
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status.as_u16()).collect();
+    assert_eq!(
+        statuses,
+        [200; 16],
+        "retries refused: {}",
+        budget.exhausted()
+    );
+    assert!(
+        replies
+            .iter()
+            .all(|reply| reply.backend.as_deref() != Some("a")),
+        "served by a backend that died"
+    );
+    assert_eq!((budget.retries(), budget.exhausted()), (16, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_failing_its_health_check_leaves_rotation_and_comes_back() {
     let [a, b, c] = [

@@ -265,8 +265,9 @@ impl Default for EjectionConfig {
 pub struct RetryConfig {
     /// `max_retries`: further attempts after the first; default 2. 0 turns retries off.
     pub max_retries: u32,
-    /// `budget_percent`: retries in flight may be at most this share of the requests in
-    /// flight; default 20, as Envoy's retry budget.
+    /// `budget_percent`: a retry is refused when retries in flight are past this share of the
+    /// requests in flight (Envoy's budget) and the retries of the last 10 to 20 seconds are past
+    /// this share of that time's requests (Finagle's); default 20.
     pub budget_percent: f64,
     /// `min_retry_concurrency`: retries in flight always allowed, whatever the share; default
     /// 10. Envoy's default is 3, but when a backend dies, every request in flight on it fails

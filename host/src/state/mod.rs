@@ -38,7 +38,7 @@ impl State {
         Arc::new(State {
             backends: ArcSwap::from_pointee(backends),
             policy: ArcSwap::from_pointee(policy),
-            retry_budget: RetryBudget::new(retries),
+            retry_budget: RetryBudget::new(retries, clock.clone()),
             client_connections: ClientConnections::default(),
             clock,
         })

@@ -1,19 +1,45 @@
-//! The retry budget, after Envoy's: retries in flight may be at most a share of the requests in
-//! flight (never fewer than a floor), so that when every backend fails, retries cannot multiply
-//! the load on them. A request that reached no backend is sent on without taking from it.
+//! The retry budget, after Envoy's and Finagle's: a retry is refused only when retries in
+//! flight are past a share of the requests in flight (never fewer than a floor, as Envoy's)
+//! *and* retries of late are past the same share of the requests of late (as Finagle's and
+//! linkerd's budgets, over the last 10 to 20 s). When every backend fails, retries are soon
+//! past that share and cannot multiply the load on them; when one backend dies with many
+//! requests in flight on it, they are all retried at once, as retries are otherwise rare.
+//! A request that reached no backend is sent on without taking from the budget.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::clock::{Clock, Millis};
 use crate::config::RetryConfig;
 
-/// Counts requests and retries in flight, and the retries made and refused.
+/// How long a window of "late" requests and retries lasts: the share is taken over the current
+/// window and the one before it, so over the last 10 to 20 seconds.
+const WINDOW: Millis = 10_000;
+
+/// Counts requests and retries in flight and of late, and the retries made and refused.
 #[derive(Debug)]
 pub struct RetryBudget {
     config: RetryConfig,
+    clock: Clock,
     active_requests: AtomicU32,
     active_retries: AtomicU32,
+    requests: AtomicU64,
     retries: AtomicU64,
     exhausted: AtomicU64,
+    /// The totals when the previous window began, and when the current one began (read only
+    /// when a retry is over the in-flight share, which is rare).
+    windows: Mutex<Windows>,
+}
+
+/// Where the previous and the current window of late requests and retries began.
+#[derive(Debug, Default)]
+struct Windows {
+    /// When the current window began.
+    current_since: Millis,
+    /// The totals (requests, retries) when the current window began.
+    current: (u64, u64),
+    /// The totals when the previous window began.
+    previous: (u64, u64),
 }
 
 /// Counts one request as in flight until dropped.
@@ -25,14 +51,21 @@ pub(crate) struct ActiveRequest<'a>(&'a RetryBudget);
 pub(crate) struct ActiveRetry<'a>(&'a RetryBudget);
 
 impl RetryBudget {
-    /// A budget with these settings and nothing in flight.
-    pub fn new(config: RetryConfig) -> Self {
+    /// A budget with these settings and nothing in flight, keeping time by `clock`.
+    pub fn new(config: RetryConfig, clock: Clock) -> Self {
+        let current_since = clock.now();
         RetryBudget {
             config,
+            clock,
             active_requests: AtomicU32::new(0),
             active_retries: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             exhausted: AtomicU64::new(0),
+            windows: Mutex::new(Windows {
+                current_since,
+                ..Windows::default()
+            }),
         }
     }
 
@@ -54,6 +87,7 @@ impl RetryBudget {
     /// Counts a request in flight, until the guard drops.
     pub(crate) fn start_request(&self) -> ActiveRequest<'_> {
         self.active_requests.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(self)
     }
 
@@ -69,13 +103,38 @@ impl RetryBudget {
         let share = (f64::from(requests) * self.config.budget_percent / 100.0) as u32;
         let allowed = share.max(self.config.min_retry_concurrency);
         let before = self.active_retries.fetch_add(1, Ordering::Relaxed);
-        if before >= allowed {
+        if before >= allowed && !self.rare_of_late() {
             self.active_retries.fetch_sub(1, Ordering::Relaxed);
             self.exhausted.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         self.retries.fetch_add(1, Ordering::Relaxed);
         Some(ActiveRetry(self))
+    }
+
+    /// Whether one more retry keeps the retries of late (this window and the one before)
+    /// within `budget_percent` of the requests of late.
+    fn rare_of_late(&self) -> bool {
+        let now = self.clock.now();
+        let totals = (
+            self.requests.load(Ordering::Relaxed),
+            self.retries.load(Ordering::Relaxed),
+        );
+        let mut windows = self.windows.lock().unwrap_or_else(|err| err.into_inner());
+        let elapsed = now.saturating_sub(windows.current_since);
+        if elapsed >= WINDOW {
+            // A window passed, or more than one: the previous one holds nothing after two.
+            windows.previous = if elapsed >= 2 * WINDOW {
+                totals
+            } else {
+                windows.current
+            };
+            windows.current = totals;
+            windows.current_since = now - elapsed % WINDOW;
+        }
+        let requests = totals.0 - windows.previous.0;
+        let retries = totals.1 - windows.previous.1;
+        (retries + 1) as f64 <= requests as f64 * self.config.budget_percent / 100.0
     }
 }
 
@@ -93,14 +152,22 @@ impl Drop for ActiveRetry<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::clock::ManualClock;
 
     fn budget(percent: f64, floor: u32) -> RetryBudget {
-        RetryBudget::new(RetryConfig {
+        budget_on(percent, floor, Clock::new())
+    }
+
+    fn budget_on(percent: f64, floor: u32, clock: Clock) -> RetryBudget {
+        let config = RetryConfig {
             max_retries: 2,
             budget_percent: percent,
             min_retry_concurrency: floor,
-        })
+        };
+        RetryBudget::new(config, clock)
     }
 
     #[test]
@@ -131,5 +198,50 @@ mod tests {
             budget.try_retry().is_none(),
             "no requests, no floor: no retries"
         );
+    }
+
+    #[test]
+    fn a_burst_past_the_share_in_flight_passes_while_retries_are_rare_of_late() {
+        let budget = budget(20.0, 2);
+        for _ in 0..100 {
+            drop(budget.start_request());
+        }
+        // A backend dies with 16 requests in flight on it: all 16 are retried at once.
+        let requests: Vec<_> = (0..16).map(|_| budget.start_request()).collect();
+        let retries: Vec<_> = (0..16).filter_map(|_| budget.try_retry()).collect();
+        assert_eq!(
+            retries.len(),
+            16,
+            "16 retries of 116 requests are within 20%"
+        );
+        // Past 20% of late, only the share in flight (3 of 16) and the floor (2) count.
+        let more: Vec<_> = (0..16).filter_map(|_| budget.try_retry()).collect();
+        assert_eq!(more.len(), 7, "up to 23 retries of late");
+        assert!(budget.try_retry().is_none());
+        drop(requests);
+    }
+
+    #[test]
+    fn retries_of_late_are_forgotten_after_two_windows() {
+        let time = ManualClock::new();
+        let budget = budget_on(20.0, 0, time.clock());
+        for _ in 0..10 {
+            drop(budget.start_request());
+        }
+        let _request = budget.start_request();
+        let spent: Vec<_> = (0..5).filter_map(|_| budget.try_retry()).collect();
+        assert_eq!(spent.len(), 2, "20% of 11 requests");
+        drop(spent);
+        // The next window still remembers them.
+        time.advance(Duration::from_millis(WINDOW));
+        assert!(budget.try_retry().is_none());
+        // Two windows on, only requests made since count, and there are none.
+        time.advance(Duration::from_millis(WINDOW));
+        assert!(budget.try_retry().is_none());
+        for _ in 0..5 {
+            drop(budget.start_request());
+        }
+        assert!(budget.try_retry().is_some(), "one retry of 5 requests");
+        assert!(budget.try_retry().is_none());
     }
 }

@@ -123,11 +123,17 @@ impl RetryBudget {
         let mut windows = self.windows.lock().unwrap_or_else(|err| err.into_inner());
         let elapsed = now.saturating_sub(windows.current_since);
         if elapsed >= WINDOW {
-            // A window passed, or more than one: the previous one holds nothing after two.
-            windows.previous = if elapsed >= 2 * WINDOW {
-                totals
-            } else {
+            windows.previous = if elapsed < 2 * WINDOW {
                 windows.current
+            } else {
+                // Nobody looked for two windows or more (retries past the in-flight share are
+                // rare): what came since is taken as spread evenly over that time.
+                let span = WINDOW + elapsed % WINDOW;
+                let since = |total: u64, then: u64| total - (total - then) * span / elapsed;
+                (
+                    since(totals.0, windows.current.0),
+                    since(totals.1, windows.current.1),
+                )
             };
             windows.current = totals;
             windows.current_since = now - elapsed % WINDOW;
@@ -219,6 +225,20 @@ mod tests {
         assert_eq!(more.len(), 7, "up to 23 retries of late");
         assert!(budget.try_retry().is_none());
         drop(requests);
+    }
+
+    #[test]
+    fn requests_of_late_count_however_long_since_the_last_look() {
+        let time = ManualClock::new();
+        let budget = budget_on(20.0, 0, time.clock());
+        // 300 requests over 30 s, and no retry meanwhile: about 100 of them in the last 10 to
+        // 20 s, whose 20 % allow 20 retries.
+        for _ in 0..300 {
+            drop(budget.start_request());
+        }
+        time.advance(Duration::from_millis(3 * WINDOW));
+        let retries: Vec<_> = (0..30).filter_map(|_| budget.try_retry()).collect();
+        assert_eq!(retries.len(), 20);
     }
 
     #[test]

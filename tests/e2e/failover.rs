@@ -9,7 +9,7 @@ use vane::clock::ManualClock;
 use vane_e2e::backend::{backend, refusing_port};
 use vane_e2e::load::Flood;
 use vane_e2e::proxy::{config_for, policy};
-use vane_e2e::{Backend, Vane};
+use vane_e2e::{Backend, Vane, wait_until};
 
 use super::tally;
 
@@ -54,14 +54,19 @@ async fn killing_a_backend_under_load_loses_no_request() {
         backend("c").start().await,
     ];
     let extra = format!("{ADMIN}{}", policy("least_conn", ""));
-    let vane = Vane::start(&config_for(&[&a, &b, &c], &extra))
-        .await
-        .unwrap();
+    // vane's clock stands still: b's ejection lasts until the end, however slow the machine.
+    let vane = Vane::start_with_clock(
+        &config_for(&[&a, &b, &c], &extra),
+        ManualClock::new().clock(),
+    )
+    .await
+    .unwrap();
     let flood = Flood::start(&vane, 8);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until("b served requests", || b.hits() >= 10).await;
     let before_kill = b.hits();
     b.stop();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let ejected = vane.state().backends().backends()[1].health.clone();
+    wait_until("b ejected", || ejected.ejected()).await;
     let during = flood.stop().await;
     let statuses = &during.statuses;
     let budget = vane.state().retry_budget();
@@ -90,9 +95,11 @@ async fn killing_a_backend_under_load_loses_no_request() {
     );
 }
 
-/// A policy sends every request to one backend, which dies with sixteen of them in flight: all
-/// sixteen break at once and are retried together, past the budget's share of requests in
-/// flight (3) and its floor (2), because retries were rare until then.
+/// Every request in flight is on one backend, which dies with sixteen of them: all sixteen break
+/// at once and are retried together, past the budget's share of requests in flight (3) and its
+/// floor (2), because retries were rare until then. Requests are steered by which backends are
+/// in rotation (any picker sends them there), and vane's clock stands still, so the recent
+/// requests stay recent however slow the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_dying_with_every_request_in_flight_on_it_costs_none_of_them() {
     // `a` holds each request far longer than the test needs to kill it.
@@ -102,23 +109,29 @@ async fn a_backend_dying_with_every_request_in_flight_on_it_costs_none_of_them()
         backend("c").start().await,
     ];
     let retries = "[retries]\nmax_retries = 2\nbudget_percent = 20\nmin_retry_concurrency = 2\n";
-    let extra = format!("{ADMIN}{retries}{}", policy("misbehave", "behave"));
-    let vane = Vane::start(&config_for(&[&a, &b, &c], &extra))
+    let config = config_for(&[&a, &b, &c], &format!("{ADMIN}{retries}"));
+    let vane = Vane::start_with_clock(&config, ManualClock::new().clock())
         .await
         .unwrap();
-    let first = || vane.state().backends().backends()[0].health.clone();
-    // A hundred ordinary requests while `a` is out of rotation (the plugin picks `b`)...
-    first().set_healthy(false);
+    let in_rotation = |names: &[&str]| {
+        for backend in vane.state().backends().backends() {
+            let name = backend.name.as_str();
+            backend.health.set_healthy(names.contains(&name));
+        }
+    };
+    // A hundred ordinary requests to `b`...
+    in_rotation(&["b"]);
     let served = tally(&vane.client(), 100).await;
     assert_eq!(served.keys().collect::<Vec<_>>(), ["b"], "{served:?}");
-    // ...then sixteen at once, all sent to `a`, which dies with them.
-    first().set_healthy(true);
+    // ...then sixteen at once to `a`, which dies with them while `b` and `c` are there.
+    in_rotation(&["a"]);
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..16 {
         let client = vane.client();
         requests.spawn(async move { client.get("/").await.unwrap() });
     }
     a.wait_for_hits(16, Duration::from_secs(10)).await;
+    in_rotation(&["b", "c"]);
     a.stop();
     let replies = requests.join_all().await;
     let budget = vane.state().retry_budget();

@@ -2,8 +2,8 @@
 //! large, too many header fields, a client that never reads its response, and idle connections
 //! filling `max_connections`. For each, vane answers or closes that client, counts the fault in
 //! `/metrics`, and goes on serving everyone else (a flood of ordinary clients runs beside the
-//! hostile one and must see no failure). Timeouts are set short here; what the test checks is
-//! what happens at them, never how long they took.
+//! hostile one and must see no failure). Each test sets the limit it tests short; what it checks
+//! is what happens at the limit, never how long it took.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,14 +15,19 @@ use vane_e2e::backend::backend;
 use vane_e2e::load::Flood;
 use vane_e2e::proxy::config_for;
 use vane_e2e::raw::RawClient;
-use vane_e2e::{Vane, wait_until};
+use vane_e2e::{Backend, Vane, wait_until};
 
 const GET: &str = "GET / HTTP/1.1\r\nhost: a\r\n\r\n";
 
-/// `[proxy]` settings that make every limit short, with an admin listener for `/metrics`.
-const SHORT_LIMITS: &str = "admin = \"127.0.0.1:0\"\n[proxy]\nheader_read_timeout = \"300ms\"\n\
-                            body_read_timeout = \"300ms\"\nsend_timeout = \"300ms\"\n\
-                            max_body_size = \"1KiB\"\n";
+/// A config for vane in front of `a` with these `[proxy]` settings and an admin listener for
+/// `/metrics`. Each test shortens only the limit it tests: with `header_read_timeout` short,
+/// an ordinary client whose first bytes came late on a loaded machine would be closed too.
+fn config_with(a: &Backend, proxy: &str) -> String {
+    config_for(
+        &[a],
+        &format!("admin = \"127.0.0.1:0\"\n[proxy]\n{proxy}\n"),
+    )
+}
 
 /// The count of `fault` in vane's `/metrics`.
 async fn faults(vane: &Vane, fault: &str) -> f64 {
@@ -46,7 +51,9 @@ async fn beside_a_flood<F: std::future::Future<Output = ()>>(vane: &Vane, hostil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_that_never_ends_gets_408() {
     let a = backend("a").start().await;
-    let vane = Vane::start(&config_for(&[&a], SHORT_LIMITS)).await.unwrap();
+    let vane = Vane::start(&config_with(&a, "header_read_timeout = \"300ms\""))
+        .await
+        .unwrap();
     beside_a_flood(&vane, async {
         let mut slow = RawClient::connect(vane.address).await;
         slow.send(b"GET / HTTP/1.1\r\nhost: a\r\nx-slow: ").await;
@@ -62,7 +69,9 @@ async fn a_head_that_never_ends_gets_408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stalls_gets_408() {
     let a = backend("a").start().await;
-    let vane = Vane::start(&config_for(&[&a], SHORT_LIMITS)).await.unwrap();
+    let vane = Vane::start(&config_with(&a, "body_read_timeout = \"300ms\""))
+        .await
+        .unwrap();
     beside_a_flood(&vane, async {
         let mut slow = RawClient::connect(vane.address).await;
         slow.send(b"POST /echo HTTP/1.1\r\nhost: a\r\ncontent-length: 10\r\n\r\nabc")
@@ -80,7 +89,9 @@ async fn a_body_that_stalls_gets_408() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_over_max_body_size_gets_413() {
     let a = backend("a").start().await;
-    let vane = Vane::start(&config_for(&[&a], SHORT_LIMITS)).await.unwrap();
+    let vane = Vane::start(&config_with(&a, "max_body_size = \"1KiB\""))
+        .await
+        .unwrap();
     // Announced: refused before anything is forwarded.
     let mut announced = RawClient::connect(vane.address).await;
     announced
@@ -117,7 +128,7 @@ async fn a_body_over_max_body_size_gets_413() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_header_fields_get_431() {
     let a = backend("a").start().await;
-    let vane = Vane::start(&config_for(&[&a], SHORT_LIMITS)).await.unwrap();
+    let vane = Vane::start(&config_with(&a, "")).await.unwrap();
     beside_a_flood(&vane, async {
         let fields: String = (0..200).map(|i| format!("x-{i}: 1\r\n")).collect();
         let mut client = RawClient::connect(vane.address).await;
@@ -170,7 +181,7 @@ async fn a_client_that_never_reads_is_closed_and_holds_little() {
     const SIZE: u64 = 256 << 20;
     let (address, written) = streaming_backend(SIZE).await;
     let config = format!(
-        "listen = \"127.0.0.1:0\"\n{SHORT_LIMITS}\n[[backends]]\nname = \"big\"\naddress = \"{address}\"\n"
+        "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n[proxy]\nsend_timeout = \"300ms\"\n[[backends]]\nname = \"big\"\naddress = \"{address}\"\n"
     );
     let vane = Vane::start(&config).await.unwrap();
     let mut stuck = RawClient::connect(vane.address).await;

@@ -3,6 +3,12 @@
 # build installs its tools) and vane, then the unit and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The end-to-end tests run curl (the TLS tests speak to vane as a user's curl does).
+if ! command -v curl >/dev/null; then
+    as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    as_root apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates
+fi
 bash scripts/build-plugins.sh
 bash scripts/build-examples.sh
 # One build of vane and every test target together, so the binary the end-to-end tests run and

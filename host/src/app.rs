@@ -1,6 +1,6 @@
 //! Wires a checked [`Config`] into a running vane: backends, policy (plugin or built-in), proxy
-//! listener, health checks, plugin watch and admin listener. Owns start-up, the clock, every
-//! background task, and shutdown.
+//! listeners (their TLS certificates read), health checks, plugin watch and admin listener.
+//! Owns start-up, the clock, every background task, and shutdown.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,12 +19,21 @@ use crate::health::run_health_checks;
 use crate::plugin::{PluginEngine, PluginError};
 use crate::policy::Policy;
 use crate::proxy::{self, Proxy};
-use crate::reload::{PluginWatch, Reloader, follow_changes};
+use crate::reload::{FileWatch, Reloader, Watched, follow_changes, watched_files};
 use crate::state::State;
+use crate::tls::{Certificates, TlsError, TlsListener};
 
 /// Why vane could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A TLS listener's certificates could not be used.
+    #[error("listener {address}: {source}")]
+    Tls {
+        /// The listener's address.
+        address: SocketAddr,
+        /// What is wrong, naming the file.
+        source: TlsError,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -43,8 +52,11 @@ pub enum StartError {
 
 /// A vane that is serving; stop it with [`Running::shutdown`].
 pub struct Running {
-    /// The address the proxy listens on (useful when the config asked for port 0).
+    /// The address the proxy's first listener listens on (useful when the config asked for
+    /// port 0).
     pub proxy_address: SocketAddr,
+    /// The address of every listener, in the config's order.
+    pub listener_addresses: Vec<SocketAddr>,
     /// The address the admin API listens on, if the config asked for one.
     pub admin_address: Option<SocketAddr>,
     /// The live backend set and policy, the retry budget and the clock.
@@ -96,8 +108,11 @@ async fn start_with(
     clock: Clock,
 ) -> Result<Running, StartError> {
     let config = &config;
-    // Watching starts before the plugin is read, so no change to it goes unseen.
-    let (plugin_watch, plugin_changes) = PluginWatch::start(config);
+    // Watching starts before the plugin and the certificates are read, so no change to them
+    // goes unseen.
+    let watch = |watched| FileWatch::start(watched, watched_files(config, watched));
+    let (plugin_watch, plugin_changes) = watch(Watched::Plugin);
+    let (certificate_watch, certificate_changes) = watch(Watched::Certificates);
     let set = BackendSet::from_config(config, &clock);
     let engine = match &config.policy {
         Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),
@@ -105,7 +120,18 @@ async fn start_with(
     };
     let policy = Policy::load(engine.as_ref(), config.policy.as_ref(), &set, &clock)?;
     fd_limit::raise(config.proxy.max_connections);
-    let (listener, proxy_address) = bind(config.listen).await?;
+    let tls = tls_listeners(config)?;
+    let mut listeners = Vec::new();
+    let mut listener_addresses = Vec::new();
+    for (listener, tls) in config.listeners.iter().zip(&tls) {
+        let (tcp, address) = bind(listener.address).await?;
+        listeners.push(proxy::Listener {
+            tcp,
+            tls: tls.clone(),
+        });
+        listener_addresses.push(address);
+    }
+    let proxy_address = listener_addresses[0];
     let admin = match config.admin {
         Some(address) => Some(bind(address).await?),
         None => None,
@@ -121,8 +147,14 @@ async fn start_with(
         .iter()
         .map(|b| format!("{}={}", b.name, b.address))
         .collect();
+    let join = |addresses: Vec<&SocketAddr>| {
+        let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        addresses.join(",")
+    };
+    let tls_addresses = listener_addresses.iter().zip(&tls).filter(|(_, tls)| tls.is_some());
     tracing::info!(
-        listen = %proxy_address,
+        listen = %join(listener_addresses.iter().collect()),
+        tls = %join(tls_addresses.map(|(address, _)| address).collect()),
         admin = ?admin.as_ref().map(|(_, address)| *address),
         admin_token = config.admin_token.is_some(),
         backends = %backends.join(","),
@@ -132,15 +164,19 @@ async fn start_with(
     );
 
     let state = State::new(set, policy, config.retries, clock);
-    let reloader = Reloader::new(state.clone(), config.clone(), path, engine, plugin_watch);
+    let tls: Vec<Arc<TlsListener>> = tls.into_iter().flatten().collect();
+    let reloader = Reloader::new(
+        state.clone(),
+        config.clone(),
+        path,
+        engine,
+        [plugin_watch, certificate_watch],
+        tls,
+    );
     let proxy = Proxy::new(state.clone(), config);
     let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    tasks.spawn(proxy::serve(
-        proxy.clone(),
-        listener,
-        stop.clone().cancelled_owned(),
-    ));
+    tasks.spawn(proxy::serve(proxy.clone(), listeners, stop.clone()));
     tasks.spawn(proxy.close_idle_connections(stop.clone()));
     if let Some(health) = &config.health {
         tasks.spawn(run_health_checks(
@@ -149,11 +185,17 @@ async fn start_with(
             stop.clone(),
         ));
     }
-    tasks.spawn(follow_changes(
-        plugin_changes,
-        reloader.clone(),
-        stop.clone(),
-    ));
+    for (changes, watched) in [
+        (plugin_changes, Watched::Plugin),
+        (certificate_changes, Watched::Certificates),
+    ] {
+        tasks.spawn(follow_changes(
+            changes,
+            watched,
+            reloader.clone(),
+            stop.clone(),
+        ));
+    }
     let admin_address = admin.as_ref().map(|(_, address)| *address);
     if let Some((listener, _)) = admin {
         tasks.spawn(serve_admin(
@@ -165,12 +207,31 @@ async fn start_with(
     }
     Ok(Running {
         proxy_address,
+        listener_addresses,
         admin_address,
         state,
         reloader,
         stop,
         tasks,
     })
+}
+
+/// The TLS side of each listener of `config` (`None` for a plaintext one), its certificates
+/// read.
+fn tls_listeners(config: &Config) -> Result<Vec<Option<Arc<TlsListener>>>, StartError> {
+    let mut all = Vec::new();
+    for listener in &config.listeners {
+        let Some(tls) = &listener.tls else {
+            all.push(None);
+            continue;
+        };
+        let address = listener.address;
+        let certificates =
+            Certificates::load(tls).map_err(|source| StartError::Tls { address, source })?;
+        certificates.warn_of_expiry();
+        all.push(Some(TlsListener::new(address, certificates)));
+    }
+    Ok(all)
 }
 
 /// Binds a listener on `address`, answering the address it got (port 0 becomes a real port).

@@ -18,7 +18,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::config::{
-    BackendConfig, Config, EjectionConfig, HealthConfig, PolicyConfig, ProxyConfig, RetryConfig,
+    BackendConfig, Config, EjectionConfig, HealthConfig, ListenerConfig, PolicyConfig, ProxyConfig,
+    RetryConfig,
 };
 
 /// The longest `?delay=` a demo backend honours.
@@ -50,7 +51,10 @@ pub fn config(
     backends: Vec<BackendConfig>,
 ) -> Config {
     Config {
-        listen,
+        listeners: vec![ListenerConfig {
+            address: listen,
+            tls: None,
+        }],
         admin: Some(admin),
         admin_token: None,
         workers: None,

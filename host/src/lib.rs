@@ -16,6 +16,7 @@
 //! - [`balancer`]: the `Balancer` seam and the built-in round-robin;
 //! - [`backend`]: the backend set and each backend's live statistics and health;
 //! - [`demo`]: small loopback backends for `vane demo`;
+//! - [`tls`]: TLS listeners' certificates (chosen by SNI, replaced by reloads) and handshakes;
 //! - [`config`]: the TOML file, checked into plain typed values with every error located;
 //! - [`clock`], [`histogram`], [`log_budget`], [`fd_limit`]: time, latency histograms, log rate
 //!   limits and the open-file limit.
@@ -41,3 +42,4 @@ pub mod reload;
 pub mod simulate;
 pub mod stall;
 pub mod state;
+pub mod tls;

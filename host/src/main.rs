@@ -201,10 +201,20 @@ fn check(path: &Path) -> anyhow::Result<()> {
     let clock = Clock::new();
     let set = BackendSet::from_config(&config, &clock);
     let policy = Policy::load(None, config.policy.as_ref(), &set, &clock)?;
+    for listener in &config.listeners {
+        if let Some(tls) = &listener.tls {
+            let certificates = vane::tls::Certificates::load(tls)
+                .with_context(|| format!("listener {}", listener.address))?;
+            for line in certificates.describe() {
+                println!("{}: {line}", listener.address);
+            }
+        }
+    }
+    let listen: Vec<String> = config.listeners.iter().map(ToString::to_string).collect();
     println!(
         "{}: ok: listen {}, {} backend{}, policy {}",
         path.display(),
-        config.listen,
+        listen.join(", "),
         set.len(),
         if set.len() == 1 { "" } else { "s" },
         policy.plugin_name().unwrap_or("built-in round-robin"),

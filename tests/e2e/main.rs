@@ -24,6 +24,7 @@ mod reload;
 mod shutdown;
 mod signals;
 mod smuggling;
+mod tls;
 
 use std::collections::BTreeMap;
 

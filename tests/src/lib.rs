@@ -11,6 +11,7 @@ pub mod plugins;
 pub mod proxy;
 pub mod raw;
 pub mod recorder;
+pub mod tls;
 
 pub use backend::{Backend, BackendBuilder};
 pub use client::Client;

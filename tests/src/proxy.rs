@@ -37,8 +37,10 @@ pub fn policy(name: &str, config: &str) -> String {
 /// A vane serving in this process.
 pub struct Vane {
     running: Option<Running>,
-    /// Where it listens.
+    /// Where its first listener listens.
     pub address: SocketAddr,
+    /// Where each of its listeners listens, in the config's order.
+    pub listeners: Vec<SocketAddr>,
     /// Where its admin API listens, if the config has `admin`.
     pub admin: Option<SocketAddr>,
 }
@@ -60,6 +62,7 @@ impl Vane {
     fn serving(running: Running) -> Vane {
         Vane {
             address: running.proxy_address,
+            listeners: running.listener_addresses.clone(),
             admin: running.admin_address,
             running: Some(running),
         }
@@ -120,6 +123,11 @@ impl Vane {
     /// vane's live state: the backend set and policy in force, the retry budget, the clock.
     pub fn state(&self) -> &vane::state::State {
         &self.running().state
+    }
+
+    /// What reloads vane: the config, the plugin, the TLS certificates.
+    pub fn reloader(&self) -> &vane::reload::Reloader {
+        &self.running().reloader
     }
 
     /// How often the plugin's answer was replaced by the built-in round-robin for `reason`.

@@ -12,26 +12,29 @@ use prometheus_client::registry::Registry;
 use crate::backend::{Backend, Outcome};
 use crate::histogram::HistogramSnapshot;
 use crate::policy::BreakerState;
-use crate::reload::ReloadStatus;
+use crate::reload::{ReloadStatus, Reloader};
 use crate::state::{ClientFault, State};
+use crate::tls::TlsListener;
 
 /// The content type of the answer: OpenMetrics text, which Prometheus reads.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Encodes every metric of `state`, and the reload counts of `reloads`, as OpenMetrics text.
-pub fn encode_metrics(
-    state: &Arc<State>,
-    reloads: &ReloadStatus,
-) -> Result<String, std::fmt::Error> {
+/// Encodes every metric of `state`, and the reload counts and TLS listeners of `reloader`, as
+/// OpenMetrics text.
+pub fn encode_metrics(state: &Arc<State>, reloader: &Reloader) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StateCollector(state.clone(), reloads.clone())));
+    registry.register_collector(Box::new(StateCollector(
+        state.clone(),
+        reloader.status(),
+        reloader.tls_listeners().to_vec(),
+    )));
     let mut text = String::new();
     text::encode(&mut text, &registry)?;
     Ok(text)
 }
 
 /// Reads the proxy's state at each scrape.
-struct StateCollector(Arc<State>, ReloadStatus);
+struct StateCollector(Arc<State>, ReloadStatus, Vec<Arc<TlsListener>>);
 
 impl std::fmt::Debug for StateCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -279,6 +282,46 @@ impl Collector for StateCollector {
         for (result, count) in [("ok", reloads.succeeded), ("refused", reloads.refused)] {
             let labels: Labels<'_> = [("result", result)];
             counter(metric.encode_family(&labels)?, count)?;
+        }
+        self.encode_tls(&mut encoder)
+    }
+}
+
+impl StateCollector {
+    /// Handshakes per TLS listener, and when each certificate expires.
+    fn encode_tls(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let listeners = &self.2;
+        if listeners.is_empty() {
+            return Ok(());
+        }
+        let mut metric = encoder.encode_descriptor(
+            "vane_tls_handshakes",
+            "TLS handshakes done, by listener (failures are client faults: tls_handshake, tls_timeout).",
+            None,
+            MetricType::Counter,
+        )?;
+        for listener in listeners {
+            let address = listener.address().to_string();
+            let labels: Labels<'_> = [("listener", &address)];
+            counter(metric.encode_family(&labels)?, listener.handshakes())?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "vane_tls_certificate_expiry_timestamp_seconds",
+            "When each certificate of each TLS listener expires, in seconds since the Unix epoch.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for listener in listeners {
+            let address = listener.address().to_string();
+            for certificate in listener.certificates().list() {
+                let file = certificate.files.cert.display().to_string();
+                let labels = [("listener", address.as_str()), ("cert", file.as_str())];
+                let expiry = certificate
+                    .not_after
+                    .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs());
+                metric.encode_family(&labels)?.encode_gauge(&expiry)?;
+            }
         }
         Ok(())
     }

@@ -83,6 +83,7 @@ async fn answer(
     let response = match (request.method(), path) {
         (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(state)),
         (&Method::GET, "/policy") => json(StatusCode::OK, status::policy(state, reloader.status())),
+        (&Method::GET, "/tls") => json(StatusCode::OK, status::tls(reloader.tls_listeners())),
         (&Method::POST, "/reload") => match reloader.reload().await {
             Ok(reloaded) => json(
                 StatusCode::OK,
@@ -93,7 +94,7 @@ async fn answer(
                 serde_json::json!({ "reloaded": false, "error": err.to_string() }),
             ),
         },
-        (&Method::GET, "/metrics") => match encode_metrics(state, &reloader.status()) {
+        (&Method::GET, "/metrics") => match encode_metrics(state, reloader) {
             Ok(text) => reply(StatusCode::OK, metrics::CONTENT_TYPE, text),
             Err(_) => reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -101,7 +102,7 @@ async fn answer(
                 "cannot encode the metrics\n".into(),
             ),
         },
-        (_, "/backends" | "/policy" | "/metrics") => reply(
+        (_, "/backends" | "/policy" | "/tls" | "/metrics") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only GET is allowed here\n".into(),
@@ -114,7 +115,7 @@ async fn answer(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try GET /backends, /policy or /metrics, or POST /reload\n".into(),
+            "not found; try GET /backends, /policy, /tls or /metrics, or POST /reload\n".into(),
         ),
     };
     Ok(response)
@@ -126,7 +127,9 @@ fn refusal_status(err: &ReloadError) -> StatusCode {
     match err {
         ReloadError::Config(_) => StatusCode::BAD_REQUEST,
         ReloadError::NeedsRestart(_) => StatusCode::CONFLICT,
-        ReloadError::Plugin(_) | ReloadError::Probe { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ReloadError::Plugin(_) | ReloadError::Probe { .. } | ReloadError::Tls { .. } => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
         ReloadError::Aborted(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -1,4 +1,4 @@
-//! `GET /backends` and `GET /policy`: what the proxy knows, as JSON.
+//! `GET /backends`, `GET /policy` and `GET /tls`: what the proxy knows, as JSON.
 
 use std::time::SystemTime;
 
@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use crate::backend::Outcome;
 use crate::reload::ReloadStatus;
 use crate::state::State;
+use crate::tls::TlsListener;
 
 /// Every backend of the current set: its facts, health and live statistics.
 pub(super) fn backends(state: &State) -> Value {
@@ -83,6 +84,39 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,
     })
+}
+
+/// Every TLS listener: its certificates (files, names, expiry) and handshakes done.
+pub(super) fn tls(listeners: &[std::sync::Arc<TlsListener>]) -> Value {
+    let now = SystemTime::now();
+    let listeners: Vec<Value> = listeners
+        .iter()
+        .map(|listener| {
+            let certificates: Vec<Value> = listener
+                .certificates()
+                .list()
+                .iter()
+                .map(|certificate| {
+                    let left = certificate.not_after.duration_since(now);
+                    json!({
+                        "cert": certificate.files.cert.display().to_string(),
+                        "key": certificate.files.key.display().to_string(),
+                        "names": certificate.names,
+                        "not_after": rfc3339(certificate.not_after),
+                        "days_left": left.as_ref().map_or(0, |left| left.as_secs() / 86_400),
+                        "expired": left.is_err(),
+                        "expires_soon": certificate.expires_soon(now),
+                    })
+                })
+                .collect();
+            json!({
+                "address": listener.address().to_string(),
+                "handshakes": listener.handshakes(),
+                "certificates": certificates,
+            })
+        })
+        .collect();
+    json!({ "listeners": listeners })
 }
 
 fn rfc3339(time: SystemTime) -> String {

@@ -18,8 +18,9 @@ pub use error::{ConfigError, ConfigIssue};
 /// A checked configuration, ready to start vane with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where the proxy listens (`listen`, required).
-    pub listen: SocketAddr,
+    /// Where the proxy listens: `listen` (plaintext) first if given, then each
+    /// `[[listeners]]` entry in file order; at least one, no address twice.
+    pub listeners: Vec<ListenerConfig>,
     /// Where the admin API listens (`admin`); none by default.
     pub admin: Option<SocketAddr>,
     /// The token every admin API call must carry (`admin_token_file`); required when `admin`
@@ -40,6 +41,41 @@ pub struct Config {
     pub retries: RetryConfig,
     /// The backends (`[[backends]]`, at least one), in file order.
     pub backends: Vec<BackendConfig>,
+}
+
+/// One address the proxy listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// `address`, as `ip:port`.
+    pub address: SocketAddr,
+    /// `tls`: terminate TLS with these certificates; plaintext without it.
+    pub tls: Option<TlsConfig>,
+}
+
+impl std::fmt::Display for ListenerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tls {
+            Some(_) => write!(f, "{} (TLS)", self.address),
+            None => write!(f, "{}", self.address),
+        }
+    }
+}
+
+/// A listener's `tls` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `certificates` (at least one): each a certificate chain and its key. A client's SNI name
+    /// chooses the certificate whose names cover it; the first serves every other client.
+    pub certificates: Vec<CertificateFiles>,
+}
+
+/// One certificate of a TLS listener: PEM files, resolved against the config file's folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFiles {
+    /// `cert`: the certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// `key`: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// The `[policy]` table.

@@ -11,6 +11,7 @@ use super::ConfigIssue;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     pub listen: Option<Spanned<String>>,
+    pub listeners: Option<Spanned<Vec<Spanned<RawListener>>>>,
     pub admin: Option<Spanned<String>>,
     pub admin_token_file: Option<Spanned<String>>,
     pub workers: Option<Spanned<i64>>,
@@ -23,6 +24,29 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub retries: RawRetries,
     pub backends: Option<Spanned<Vec<Spanned<RawBackend>>>>,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawListener {
+    pub address: Option<Spanned<String>>,
+    pub tls: Option<Spanned<RawTls>>,
+}
+
+/// A listener's `tls` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub certificates: Option<Spanned<Vec<Spanned<RawCertificate>>>>,
+}
+
+/// One entry of a listener's `tls.certificates`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCertificate {
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
 }
 
 /// `[policy]`.

@@ -83,7 +83,12 @@ tags = ["zone-a", "canary"]
 #[test]
 fn a_full_config_reads_into_typed_values() {
     let config = parse(FULL).unwrap();
-    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+    let listen: Vec<_> = config
+        .listeners
+        .iter()
+        .map(|l| (l.address, l.tls.is_some()))
+        .collect();
+    assert_eq!(listen, [("127.0.0.1:8080".parse().unwrap(), false)]);
     assert_eq!(config.admin, Some("127.0.0.1:9901".parse().unwrap()));
     let policy = config.policy.unwrap();
     assert_eq!(

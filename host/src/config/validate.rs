@@ -10,11 +10,13 @@ use serde_spanned::Spanned;
 use http::uri::PathAndQuery;
 
 use super::raw::{
-    RawBackend, RawConfig, RawEjection, RawHealth, RawPolicy, RawProxy, RawRetries, line_of,
+    RawBackend, RawConfig, RawEjection, RawHealth, RawListener, RawPolicy, RawProxy, RawRetries,
+    RawTls, line_of,
 };
 use super::{
-    AdminToken, BackendConfig, BreakerConfig, Config, ConfigIssue, EjectionConfig, HealthConfig,
-    PluginLimits, PolicyConfig, ProxyConfig, RetryConfig, parse_size,
+    AdminToken, BackendConfig, BreakerConfig, CertificateFiles, Config, ConfigIssue,
+    EjectionConfig, HealthConfig, ListenerConfig, PluginLimits, PolicyConfig, ProxyConfig,
+    RetryConfig, TlsConfig, parse_size,
 };
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
@@ -145,9 +147,7 @@ pub(super) fn validate(
         text,
         issues: Vec::new(),
     };
-    let listen = check
-        .required(&raw.listen, "listen", None)
-        .and_then(|value| check.address(value, "listen"));
+    let listeners = check_listeners(&mut check, &raw, base);
     let admin = raw
         .admin
         .as_ref()
@@ -190,7 +190,7 @@ pub(super) fn validate(
         return Err(check.issues);
     }
     Ok(Config {
-        listen: listen.expect("an address without an issue"),
+        listeners,
         admin,
         admin_token,
         workers,
@@ -201,6 +201,91 @@ pub(super) fn validate(
         retries,
         backends,
     })
+}
+
+/// `listen` and `[[listeners]]`: at least one address, none twice.
+fn check_listeners(check: &mut Checker<'_>, raw: &RawConfig, base: &Path) -> Vec<ListenerConfig> {
+    let mut listeners = Vec::new();
+    let mut seen = HashSet::new();
+    let mut add = |check: &mut Checker<'_>, listener: ListenerConfig, at: usize, key: &str| {
+        // Port 0 asks the system for a free port, a different one each time.
+        if listener.address.port() == 0 || seen.insert(listener.address) {
+            listeners.push(listener);
+        } else {
+            let message = format!("{} is already a listener's address", listener.address);
+            check.issue(Some(at), key, message);
+        }
+    };
+    if let Some(value) = &raw.listen
+        && let Some(address) = check.address(value, "listen")
+    {
+        let listener = ListenerConfig { address, tls: None };
+        add(check, listener, value.span().start, "listen");
+    }
+    let entries = raw
+        .listeners
+        .as_ref()
+        .map_or(&[][..], |list| list.get_ref());
+    for (index, entry) in entries.iter().enumerate() {
+        let key = |field: &str| format!("listeners[{index}].{field}");
+        let raw: &RawListener = entry.get_ref();
+        let address = check
+            .required(&raw.address, &key("address"), Some(entry.span().start))
+            .and_then(|value| Some((check.address(value, &key("address"))?, value)));
+        let tls = match &raw.tls {
+            None => None,
+            Some(tls) => match check_tls(check, tls, &key("tls"), base) {
+                Some(tls) => Some(tls),
+                None => continue,
+            },
+        };
+        if let Some((address, value)) = address {
+            let listener = ListenerConfig { address, tls };
+            add(check, listener, value.span().start, &key("address"));
+        }
+    }
+    if raw.listen.is_none() && entries.is_empty() {
+        check.issue(
+            None,
+            "listen",
+            "is required but missing (or give one or more [[listeners]])",
+        );
+    }
+    listeners
+}
+
+/// A listener's `tls` table (`key` names it): its certificate files, resolved against `base`.
+/// Their content is read when vane starts or reloads, and refused then if it is wrong.
+fn check_tls(
+    check: &mut Checker<'_>,
+    tls: &Spanned<RawTls>,
+    key: &str,
+    base: &Path,
+) -> Option<TlsConfig> {
+    let table = Some(tls.span().start);
+    let entries = match &tls.get_ref().certificates {
+        Some(list) if !list.get_ref().is_empty() => list.get_ref(),
+        _ => {
+            let message = "needs at least one certificate: certificates = [{ cert = \"site.pem\", key = \"site.key\" }]";
+            check.issue(table, &format!("{key}.certificates"), message);
+            return None;
+        }
+    };
+    let mut certificates = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let key = |field: &str| format!("{key}.certificates[{index}].{field}");
+        let at = Some(entry.span().start);
+        let raw = entry.get_ref();
+        let cert = check.required(&raw.cert, &key("cert"), at);
+        let private = check.required(&raw.key, &key("key"), at);
+        if let (Some(cert), Some(private)) = (cert, private) {
+            certificates.push(CertificateFiles {
+                cert: base.join(cert.get_ref()),
+                key: base.join(private.get_ref()),
+            });
+        }
+    }
+    (certificates.len() == entries.len()).then_some(TlsConfig { certificates })
 }
 
 fn check_admin_token(

@@ -82,6 +82,8 @@ pub(super) struct ClientAddress {
     /// Where the connection comes from.
     pub(super) socket: SocketAddr,
     forwarded_for: HeaderValue,
+    /// Whether the connection is TLS (`X-Forwarded-Proto: https`).
+    tls: bool,
 }
 
 impl ClientAddress {
@@ -92,12 +94,18 @@ impl ClientAddress {
             socket,
             forwarded_for: HeaderValue::from_maybe_shared(Bytes::from(text))
                 .expect("an IP address is a valid header value"),
+            tls: false,
         }
+    }
+
+    /// The same client, connected over TLS.
+    pub(super) fn over_tls(self) -> Self {
+        ClientAddress { tls: true, ..self }
     }
 }
 
 /// Adds the client's address to `X-Forwarded-For` (keeping any earlier hops), and sets
-/// `X-Forwarded-Proto` to `http` and `X-Forwarded-Host` to the host the client asked for,
+/// `X-Forwarded-Proto` to `https` or `http` (whether the client's connection is TLS) and `X-Forwarded-Host` to the host the client asked for,
 /// replacing what the client sent: vane is where the client's connection ends.
 fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&HeaderValue>) {
     let mut forwarded_for = Vec::new();
@@ -117,7 +125,8 @@ fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&
     if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if client.tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     match host {
         Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
         None => headers.remove(&X_FORWARDED_HOST),
@@ -267,6 +276,8 @@ mod tests {
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "example.com");
+        add_forwarded(&mut headers, &client("127.0.0.2:1").over_tls(), Some(&host));
+        assert_eq!(headers["x-forwarded-proto"], "https");
 
         let mut two_lines = map(&[
             ("x-forwarded-for", "10.0.0.1"),

@@ -23,7 +23,6 @@ use std::time::Duration;
 use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::Proxy;
@@ -31,6 +30,7 @@ use super::error::BodyBrokeOff;
 use super::head::ClientAddress;
 use super::request_body::ClientBody;
 use super::service::handle;
+use super::transport::ClientStream;
 use crate::state::ClientFault;
 
 /// How often a client that sent nothing is pinged at most; the answer may take `send_timeout`.
@@ -50,11 +50,11 @@ const MAX_SEND_BUFFER: usize = 64 << 10;
 /// 100 streams, `envoy.restart_features.send_goaway_for_premature_rst_streams`).
 const PREMATURE_RESETS: u64 = 100;
 
-/// Serves an h2c client until it closes, floods, stops answering, or `stop` is cancelled
+/// Serves an HTTP/2 client (h2c, or h2 over TLS) until it closes, floods, stops answering, or `stop` is cancelled
 /// (then gracefully: GOAWAY, and the streams in progress finish).
 pub(super) async fn serve(
     proxy: Arc<Proxy>,
-    stream: TcpStream,
+    stream: ClientStream,
     address: ClientAddress,
     stop: CancellationToken,
 ) {
@@ -96,6 +96,11 @@ pub(super) async fn serve(
             return;
         }
         () = stop.cancelled() => {
+            // A connection that never opened a stream (after TLS, one whose client has not
+            // sent its preface yet) has nothing to finish: it closes at once.
+            if streams.opened.load(Ordering::Relaxed) == 0 {
+                return;
+            }
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -23,6 +23,7 @@ mod http2;
 mod request_body;
 mod server;
 mod service;
+mod transport;
 mod upstream;
 
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use body::ProxyBody;
 pub use error::ProxyError;
-pub use server::serve;
+pub use server::{Listener, serve};
 
 use crate::config::{Config, EjectionConfig, ProxyConfig};
 use crate::state::State;

@@ -11,8 +11,14 @@ use crate::config::Config;
 /// The settings a reload cannot change, named as in the file, that differ between `old` and `new`.
 pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut changed = Vec::new();
-    if old.listen != new.listen {
-        changed.push("listen");
+    let addresses = |config: &Config| {
+        let listeners = config.listeners.iter();
+        listeners
+            .map(|listener| (listener.address, listener.tls.is_some()))
+            .collect::<Vec<_>>()
+    };
+    if addresses(old) != addresses(new) {
+        changed.push("listen or [[listeners]] (an address, or whether it is TLS)");
     }
     if old.admin != new.admin {
         changed.push("admin");
@@ -174,7 +180,13 @@ mod tests {
         )
         .parse()
         .unwrap();
-        assert_eq!(needs_restart(&first, &second), vec!["listen", "[proxy]"]);
+        assert_eq!(
+            needs_restart(&first, &second),
+            vec![
+                "listen or [[listeners]] (an address, or whether it is TLS)",
+                "[proxy]"
+            ]
+        );
         assert!(needs_restart(&first, &first).is_empty());
     }
 }

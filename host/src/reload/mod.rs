@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
-pub use watch::{PluginChanges, PluginWatch, follow_changes};
+pub use watch::{FileChanges, FileWatch, Watched, follow_changes};
 
 use crate::backend::BackendSet;
 use crate::balancer::FallbackReason;
@@ -22,6 +22,7 @@ use crate::config::{AdminToken, Config, ConfigError};
 use crate::plugin::{PluginEngine, PluginError, file_sha256};
 use crate::policy::Policy;
 use crate::state::State;
+use crate::tls::{Certificates, TlsError, TlsListener};
 
 /// How many picks a new plugin must answer before it replaces the old one: enough to run a
 /// round-robin through a few backends and catch a plugin that fails every n-th call early.
@@ -48,6 +49,14 @@ pub enum ReloadError {
         pick: u64,
         /// How it failed.
         reason: FallbackReason,
+    },
+    /// A TLS listener's certificates could not be read; the old ones keep serving.
+    #[error("listener {address}: {source}")]
+    Tls {
+        /// The listener's address.
+        address: std::net::SocketAddr,
+        /// What is wrong, naming the file.
+        source: TlsError,
     },
     /// The reload task itself failed (a panic in the host).
     #[error("the reload did not finish: {0}")]
@@ -85,20 +94,27 @@ pub struct Reloader {
     /// The admin API's token in force, read again by every reload of the config file.
     admin_token: ArcSwapOption<AdminToken>,
     /// The watch on the plugin file, moved to another file by a reload that names one.
-    watch: PluginWatch,
+    plugin_watch: FileWatch,
+    /// The watch on the TLS listeners' certificate and key files, moved likewise.
+    certificate_watch: FileWatch,
+    /// The TLS listeners, whose certificates every reload reads again.
+    tls: Vec<Arc<TlsListener>>,
 }
 
 impl Reloader {
     /// A reloader for the vane serving `state` with `config`, read from `config_path` if vane
-    /// was started from a file (without one, reloads re-read only the plugin), whose plugin
-    /// file `watch` watches.
+    /// was started from a file (without one, reloads re-read only the plugin and the
+    /// certificates), with the TLS listeners `tls`, watching the files `watches` names (the
+    /// plugin's first, then the certificates').
     pub(crate) fn new(
         state: Arc<State>,
         config: Config,
         config_path: Option<PathBuf>,
         engine: Option<PluginEngine>,
-        watch: PluginWatch,
+        watches: [FileWatch; 2],
+        tls: Vec<Arc<TlsListener>>,
     ) -> Arc<Self> {
+        let [plugin_watch, certificate_watch] = watches;
         Arc::new(Reloader {
             state,
             config_path,
@@ -106,8 +122,61 @@ impl Reloader {
             admin_token: ArcSwapOption::from_pointee(config.admin_token.clone()),
             config: tokio::sync::Mutex::new(config),
             status: Mutex::new(ReloadStatus::default()),
-            watch,
+            plugin_watch,
+            certificate_watch,
+            tls,
         })
+    }
+
+    /// The TLS listeners, in the config's order.
+    pub fn tls_listeners(&self) -> &[Arc<TlsListener>] {
+        &self.tls
+    }
+
+    /// Reads the TLS listeners' certificates again with the config in force, as a change of
+    /// their files does; a file at fault refuses them all, and the old ones keep serving.
+    pub async fn reload_certificates(&self) -> Result<Reloaded, ReloadError> {
+        let current = self.config.lock().await;
+        let result = self.load_certificates(&current).map(|loaded| {
+            let changes = self.replace_certificates(loaded);
+            Reloaded { changes }
+        });
+        drop(current);
+        self.record(&result);
+        result
+    }
+
+    /// Reads the certificates `config` names for each TLS listener. A reload keeps the TLS
+    /// listeners (a change of them needs a restart), so `config`'s are vane's, in order.
+    fn load_certificates(&self, config: &Config) -> Result<Vec<Certificates>, ReloadError> {
+        let configured = config.listeners.iter().filter_map(|next| next.tls.as_ref());
+        self.tls
+            .iter()
+            .zip(configured)
+            .map(|(listener, tls)| {
+                let address = listener.address();
+                Certificates::load(tls).map_err(|source| ReloadError::Tls { address, source })
+            })
+            .collect()
+    }
+
+    /// Puts `loaded` in force, one per TLS listener; answers what changed.
+    fn replace_certificates(&self, loaded: Vec<Certificates>) -> Vec<String> {
+        let mut changes = Vec::new();
+        for (listener, certificates) in self.tls.iter().zip(loaded) {
+            let names: Vec<String> = certificates
+                .list()
+                .iter()
+                .map(|certificate| certificate.names.join(","))
+                .collect();
+            changes.push(format!(
+                "listener {}: certificates read again ({})",
+                listener.address(),
+                names.join("; ")
+            ));
+            listener.replace(certificates);
+        }
+        changes
     }
 
     /// Reloads the config file (if vane was started from one) and the plugin, as SIGHUP and
@@ -165,8 +234,13 @@ impl Reloader {
             Some(policy) => Some(self.engine(policy.cache.as_deref())?),
             None => None,
         };
-        // A plugin file newly named is watched before it is read.
-        let next_watch = self.watch.prepare(&next);
+        // A plugin or certificate file newly named is watched before it is read.
+        let next_plugin_watch = self
+            .plugin_watch
+            .prepare(watched_files(&next, Watched::Plugin));
+        let next_certificate_watch = self
+            .certificate_watch
+            .prepare(watched_files(&next, Watched::Certificates));
         let set = self.state.hold_backends();
         let old_policy = self.state.hold_policy();
         let clock = self.state.clock().clone();
@@ -193,9 +267,19 @@ impl Reloader {
         else {
             return Ok(None);
         };
+        // Certificates are read again by a reload of the config, not of the plugin alone.
+        let certificates = if skip_unchanged {
+            Vec::new()
+        } else {
+            self.load_certificates(&next)?
+        };
         self.state.swap(set, policy);
-        if let Some(watch) = next_watch {
-            self.watch.switch(watch);
+        changes.extend(self.replace_certificates(certificates));
+        if let Some(watch) = next_plugin_watch {
+            self.plugin_watch.switch(watch);
+        }
+        if let Some(watch) = next_certificate_watch {
+            self.certificate_watch.switch(watch);
         }
         if next.admin_token != current.admin_token {
             self.admin_token
@@ -305,13 +389,24 @@ fn describe_policy(old: &Policy, new: &Policy) -> String {
     }
 }
 
-/// The plugin file a config asks to watch.
-fn watched_plugin(config: &Config) -> Option<PathBuf> {
-    config
-        .policy
-        .as_ref()
-        .filter(|policy| policy.watch)
-        .map(|policy| policy.plugin.clone())
+/// The files `config` asks to watch for `watched`: the plugin file (unless `watch = false`),
+/// or every TLS listener's certificate and key files.
+pub fn watched_files(config: &Config, watched: Watched) -> Vec<PathBuf> {
+    match watched {
+        Watched::Plugin => config
+            .policy
+            .iter()
+            .filter(|policy| policy.watch)
+            .map(|policy| policy.plugin.clone())
+            .collect(),
+        Watched::Certificates => config
+            .listeners
+            .iter()
+            .filter_map(|listener| listener.tls.as_ref())
+            .flat_map(|tls| &tls.certificates)
+            .flat_map(|files| [files.cert.clone(), files.key.clone()])
+            .collect(),
+    }
 }
 
 /// Locks a mutex whose holder cannot leave it inconsistent, poisoned or not.

@@ -1,11 +1,14 @@
-//! Watches the plugin file and reloads the plugin when it changes. Editors and build tools
-//! write files in many ways (in place, truncate-and-write, atomic rename, bursts of events), so
-//! the folder is watched rather than the file, events are debounced until the file has been
-//! quiet for a moment, and a reload of a file whose content is already loaded does nothing.
+//! Watches files and reloads when they change: the plugin file (the plugin is reloaded) and
+//! the TLS listeners' certificate and key files (the certificates are read again). Editors,
+//! build tools and certificate renewers write files in many ways (in place,
+//! truncate-and-write, atomic rename, bursts of events), so the folders are watched rather than
+//! the files, events are debounced until the files have been quiet for a moment, and a reload
+//! of a plugin whose content is already loaded does nothing.
 //!
-//! A file is watched before its plugin is read, at start and at a reload that names another
-//! file, so no change made meanwhile goes unseen.
+//! Files are watched before they are read, at start and at a reload that names others, so no
+//! change made meanwhile goes unseen.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,62 +19,73 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{Reloader, lock, watched_plugin};
-use crate::config::Config;
+use super::{Reloader, lock};
 
-/// How long the file must be quiet before it is read: long enough for a build tool's burst of
-/// writes, short enough that a swap feels immediate.
+/// How long the files must be quiet before they are read: long enough for a build tool's burst
+/// of writes (or a certificate written before its key), short enough that a swap feels
+/// immediate.
 const QUIET: Duration = Duration::from_millis(250);
 
-/// The watch on the plugin file the config in force names (if it asks for watching). Every
-/// event that may have changed the file goes to one channel, [`PluginChanges`], for the life
-/// of vane, whichever file is watched.
-pub struct PluginWatch {
-    watching: Mutex<FileWatch>,
+/// What a [`FileWatch`] watches, and so what a change reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watched {
+    /// The plugin file: the plugin is reloaded.
+    Plugin,
+    /// The TLS listeners' certificate and key files: the certificates are read again.
+    Certificates,
+}
+
+/// A watch on the files the config in force names for one purpose. Every event that may have
+/// changed one goes to one channel, [`FileChanges`], for the life of vane, whichever files are
+/// watched.
+pub struct FileWatch {
+    watched: Watched,
+    watching: Mutex<Watching>,
     changes: mpsc::UnboundedSender<()>,
 }
 
-/// The events [`PluginWatch`] sends; [`follow_changes`] reloads on them.
-pub struct PluginChanges(mpsc::UnboundedReceiver<()>);
+/// The events a [`FileWatch`] sends; [`follow_changes`] reloads on them.
+pub struct FileChanges(mpsc::UnboundedReceiver<()>);
 
-/// One watched file, or none.
-pub(super) struct FileWatch {
-    path: Option<PathBuf>,
+/// The files watched now, if any.
+pub(super) struct Watching {
+    paths: Vec<PathBuf>,
     _watcher: Option<RecommendedWatcher>,
 }
 
-impl PluginWatch {
-    /// Starts watching the plugin file `config` names; call it before the plugin is read.
-    pub fn start(config: &Config) -> (PluginWatch, PluginChanges) {
+impl FileWatch {
+    /// Starts watching `paths` for `watched`; call it before they are read.
+    pub fn start(watched: Watched, paths: Vec<PathBuf>) -> (FileWatch, FileChanges) {
         let (send, receive) = mpsc::unbounded_channel();
-        let watching = FileWatch::start(watched_plugin(config), &send);
-        let watch = PluginWatch {
+        let watching = Watching::start(watched, paths, &send);
+        let watch = FileWatch {
+            watched,
             watching: Mutex::new(watching),
             changes: send,
         };
-        (watch, PluginChanges(receive))
+        (watch, FileChanges(receive))
     }
 
-    /// A watch on the file `next` names, if that is not the file watched now (`None` if it
-    /// is). Made before `next`'s plugin is read; [`PluginWatch::switch`] puts it in force.
-    pub(super) fn prepare(&self, next: &Config) -> Option<FileWatch> {
-        let path = watched_plugin(next);
-        if lock(&self.watching).path == path {
+    /// A watch on `paths`, if they are not the files watched now (`None` if they are). Made
+    /// before the files are read; [`FileWatch::switch`] puts it in force.
+    pub(super) fn prepare(&self, paths: Vec<PathBuf>) -> Option<Watching> {
+        if lock(&self.watching).paths == paths {
             return None;
         }
-        Some(FileWatch::start(path, &self.changes))
+        Some(Watching::start(self.watched, paths, &self.changes))
     }
 
-    /// Watches `next`'s file from now on, and no longer the one watched before.
-    pub(super) fn switch(&self, next: FileWatch) {
+    /// Watches `next`'s files from now on, and no longer the ones watched before.
+    pub(super) fn switch(&self, next: Watching) {
         *lock(&self.watching) = next;
     }
 }
 
-/// Reloads the plugin whenever its file changes (once the changes pause for a moment), until
-/// `stop` is cancelled.
+/// Reloads what `changes` watches whenever its files change (once the changes pause for a
+/// moment), until `stop` is cancelled.
 pub async fn follow_changes(
-    mut changes: PluginChanges,
+    mut changes: FileChanges,
+    watched: Watched,
     reloader: Arc<Reloader>,
     stop: CancellationToken,
 ) {
@@ -83,54 +97,73 @@ pub async fn follow_changes(
                 }
                 while let Ok(Some(())) = tokio::time::timeout(QUIET, changes.0.recv()).await {}
                 // The outcome is logged and recorded by the reloader.
-                let _ = reloader.reload_plugin().await;
+                match watched {
+                    Watched::Plugin => drop(reloader.reload_plugin().await),
+                    Watched::Certificates => drop(reloader.reload_certificates().await),
+                }
             }
             () = stop.cancelled() => return,
         }
     }
 }
 
-impl FileWatch {
-    /// Watches `path` (nothing if `None`), sending to `changes`; logs why if it cannot.
-    fn start(path: Option<PathBuf>, changes: &mpsc::UnboundedSender<()>) -> FileWatch {
-        let watcher = path
-            .as_deref()
-            .and_then(|path| match watch_file(path, changes.clone()) {
+impl Watching {
+    /// Watches `paths` (nothing if empty), sending to `changes`; logs why if it cannot.
+    fn start(
+        watched: Watched,
+        paths: Vec<PathBuf>,
+        changes: &mpsc::UnboundedSender<()>,
+    ) -> Watching {
+        let watcher = (!paths.is_empty())
+            .then(|| match watch_files(&paths, changes.clone()) {
                 Ok(watcher) => Some(watcher),
                 Err(err) => {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot watch the plugin file; reload with SIGHUP or POST /reload");
+                    let files: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
+                    tracing::warn!(files = %files.join(","), error = %err, ?watched, "cannot watch these files; reload with SIGHUP or POST /reload");
                     None
                 }
-            });
-        FileWatch {
-            path,
+            })
+            .flatten();
+        Watching {
+            paths,
             _watcher: watcher,
         }
     }
 }
 
-/// Starts watching `path`'s folder; each event on the file sends one message to `changes`.
-fn watch_file(
-    path: &Path,
+/// Starts watching the folders of `paths`; each event on one of the files sends one message
+/// to `changes`.
+fn watch_files(
+    paths: &[PathBuf],
     changes: mpsc::UnboundedSender<()>,
 ) -> notify::Result<RecommendedWatcher> {
-    let name: Option<OsString> = path.file_name().map(ToOwned::to_owned);
-    let folder: PathBuf = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-        _ => PathBuf::from("."),
-    };
+    let names: BTreeSet<OsString> = paths
+        .iter()
+        .filter_map(|path| path.file_name().map(ToOwned::to_owned))
+        .collect();
+    let folders: BTreeSet<PathBuf> = paths.iter().map(|path| folder_of(path)).collect();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
         let Ok(event) = event else { return };
-        let about_the_file = event
+        let about_the_files = event
             .paths
             .iter()
-            .any(|changed| changed.file_name() == name.as_deref());
-        if about_the_file && writes(&event.kind) {
+            .any(|changed| changed.file_name().is_some_and(|name| names.contains(name)));
+        if about_the_files && writes(&event.kind) {
             let _ = changes.send(());
         }
     })?;
-    watcher.watch(&folder, RecursiveMode::NonRecursive)?;
+    for folder in &folders {
+        watcher.watch(folder, RecursiveMode::NonRecursive)?;
+    }
     Ok(watcher)
+}
+
+/// The folder a file is in (`.` for a bare name).
+fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Whether an event may have changed the file's content. Reads (vane's own included) and

@@ -30,11 +30,18 @@ pub enum ClientFault {
     Http2Flood,
     /// An HTTP/2 client that answered no PING within `send_timeout` (connection closed).
     Unresponsive,
+    /// A TLS handshake that failed: no protocol, cipher or certificate in common, or bytes
+    /// that are not TLS (connection closed).
+    TlsHandshake,
+    /// A TLS handshake not done within `header_read_timeout` (connection closed).
+    TlsTimeout,
+    /// A plaintext HTTP request on a TLS listener (400, connection closed).
+    PlainHttpOnTls,
 }
 
 impl ClientFault {
     /// Every fault, in the order of the metric's samples.
-    pub const ALL: [ClientFault; 10] = [
+    pub const ALL: [ClientFault; 13] = [
         ClientFault::Malformed,
         ClientFault::HeadTooLarge,
         ClientFault::Unsupported,
@@ -45,6 +52,9 @@ impl ClientFault {
         ClientFault::SendTimeout,
         ClientFault::Http2Flood,
         ClientFault::Unresponsive,
+        ClientFault::TlsHandshake,
+        ClientFault::TlsTimeout,
+        ClientFault::PlainHttpOnTls,
     ];
 
     /// The label in `/metrics`.
@@ -60,6 +70,9 @@ impl ClientFault {
             ClientFault::SendTimeout => "send_timeout",
             ClientFault::Http2Flood => "h2_flood",
             ClientFault::Unresponsive => "unresponsive",
+            ClientFault::TlsHandshake => "tls_handshake",
+            ClientFault::TlsTimeout => "tls_timeout",
+            ClientFault::PlainHttpOnTls => "plain_http_on_tls",
         }
     }
 }

@@ -12,16 +12,17 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
 use super::request::Framing;
+use crate::proxy::transport::ClientRead;
 
 /// What a connection reads with: the socket's read side and the bytes read but not used yet.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    /// The socket's read side.
-    pub(super) io: OwnedReadHalf,
+    /// The connection's read side.
+    pub(super) io: ClientRead,
     /// Bytes read from it and not yet parsed or forwarded.
     pub(super) buffer: BytesMut,
 }
@@ -37,7 +38,7 @@ const MAX_TRAILERS: usize = 16 << 10;
 
 impl Reader {
     /// A reader with nothing buffered yet.
-    pub(super) fn new(io: OwnedReadHalf) -> Self {
+    pub(super) fn new(io: ClientRead) -> Self {
         Reader {
             io,
             buffer: BytesMut::new(),
@@ -65,18 +66,15 @@ impl Reader {
     /// the buffer grows only by what arrived: a request head costs an allocation of its own
     /// size, not a read buffer's. `Ok(0)` when the client closed.
     pub(super) async fn fill_exact(&mut self) -> io::Result<usize> {
-        loop {
-            self.io.readable().await?;
-            let read = SCRATCH.with_borrow_mut(|scratch| {
-                let read = self.io.try_read(scratch)?;
-                self.buffer.extend_from_slice(&scratch[..read]);
-                Ok::<_, io::Error>(read)
-            });
-            match read {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                read => return read,
-            }
-        }
+        std::future::poll_fn(|cx| {
+            SCRATCH.with_borrow_mut(|scratch| {
+                let mut read = ReadBuf::new(scratch);
+                ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
+                self.buffer.extend_from_slice(read.filled());
+                Poll::Ready(Ok(read.filled().len()))
+            })
+        })
+        .await
     }
 }
 

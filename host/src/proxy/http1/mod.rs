@@ -32,7 +32,6 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +43,7 @@ use self::request::{Framing, Head, Refusal};
 use self::response::Answering;
 use self::sender::Sender;
 use crate::clock::Clock;
+use crate::proxy::transport::ClientStream;
 use crate::state::ClientConnections;
 
 /// The limits an HTTP/1 connection is served with (from `[proxy]`).
@@ -80,9 +80,13 @@ pub(super) struct Shared<'a> {
 
 /// Serves the HTTP/1 client on `stream`, each request answered by `handler`, until the client
 /// closes, breaks a rule, stays idle past the idle timeout (or while a new client needs its
-/// slot), or `stop` is cancelled (then after the request in progress).
+/// slot), or `stop` is cancelled (then after the request in progress). With `started`, the
+/// client's first bytes have come (the accept loop peeked at them); without, the connection
+/// waits for them as an idle one does, for up to the header read timeout (after a TLS
+/// handshake).
 pub(super) async fn serve<H, F, B>(
-    stream: TcpStream,
+    stream: ClientStream,
+    started: bool,
     settings: Settings,
     shared: Shared<'_>,
     mut handler: H,
@@ -94,16 +98,16 @@ pub(super) async fn serve<H, F, B>(
     let (read, write) = stream.into_split();
     let mut write = Sender::new(write, settings.send_timeout, shared.connections);
     let mut reader = Reader::new(read);
-    // The first request has started already (the accept loop waited for its first bytes).
-    let mut first = true;
+    // How long to wait for the next request's first bytes, if they have not come yet.
+    let mut wait = (!started).then_some(settings.header_read_timeout);
     loop {
-        if reader.buffer.is_empty() && !first {
+        if let Some(limit) = wait {
             // Idle: give the buffer's memory back while waiting.
             reader.buffer = BytesMut::new();
             // Reading, not only waiting for readiness: readiness can be left over from the last
             // request, and only a read tells whether the client really sent more.
             let woke = tokio::select! {
-                read = tokio::time::timeout(settings.idle_timeout, reader.fill_exact()) => read,
+                read = tokio::time::timeout(limit, reader.fill_exact()) => read,
                 () = shared.stop.cancelled() => return,
                 () = shared.connections.until_evicted() => return,
             };
@@ -111,7 +115,6 @@ pub(super) async fn serve<H, F, B>(
                 return;
             }
         }
-        first = false;
         let head = match read_head(&settings, shared.clock, &mut reader).await {
             Some(Ok(head)) => head,
             // Boxed, as the exchange below: an idle connection's task carries neither.
@@ -127,6 +130,8 @@ pub(super) async fn serve<H, F, B>(
             Some(kept) => reader = kept,
             None => return,
         }
+        // A pipelined request may be buffered already; if not, the connection is idle.
+        wait = reader.buffer.is_empty().then_some(settings.idle_timeout);
     }
 }
 

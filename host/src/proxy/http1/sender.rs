@@ -8,14 +8,14 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::AsyncWrite;
-use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::proxy::transport::ClientWrite;
 use crate::stall::StallTimer;
 use crate::state::{ClientConnections, ClientFault};
 
 /// A client connection's write half, with the send timeout.
 pub(super) struct Sender<'a> {
-    write: OwnedWriteHalf,
+    write: ClientWrite,
     stall: StallTimer,
     connections: &'a ClientConnections,
 }
@@ -24,7 +24,7 @@ impl<'a> Sender<'a> {
     /// Writes to `write`, waiting at most `send_timeout` for the client to read; a timeout is
     /// counted in `connections`.
     pub(super) fn new(
-        write: OwnedWriteHalf,
+        write: ClientWrite,
         send_timeout: Duration,
         connections: &'a ClientConnections,
     ) -> Self {

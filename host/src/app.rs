@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin::serve_admin;
 use crate::backend::BackendSet;
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, ListenerConfig};
 use crate::fd_limit;
 use crate::health::run_health_checks;
 use crate::plugin::{PluginEngine, PluginError};
@@ -120,14 +120,17 @@ async fn start_with(
     };
     let policy = Policy::load(engine.as_ref(), config.policy.as_ref(), &set, &clock)?;
     fd_limit::raise(config.proxy.max_connections);
-    let tls = tls_listeners(config)?;
+    let certificates = read_certificates(config)?;
     let mut listeners = Vec::new();
     let mut listener_addresses = Vec::new();
-    for (listener, tls) in config.listeners.iter().zip(&tls) {
+    let mut tls = Vec::new();
+    for (listener, certificates) in config.listeners.iter().zip(certificates) {
         let (tcp, address) = bind(listener.address).await?;
+        let listener_tls = certificates.map(|certificates| TlsListener::new(address, certificates));
+        tls.push(listener_tls.clone());
         listeners.push(proxy::Listener {
             tcp,
-            tls: tls.clone(),
+            tls: listener_tls,
         });
         listener_addresses.push(address);
     }
@@ -151,7 +154,10 @@ async fn start_with(
         let addresses: Vec<String> = addresses.iter().map(ToString::to_string).collect();
         addresses.join(",")
     };
-    let tls_addresses = listener_addresses.iter().zip(&tls).filter(|(_, tls)| tls.is_some());
+    let tls_addresses = listener_addresses
+        .iter()
+        .zip(&tls)
+        .filter(|(_, tls)| tls.is_some());
     tracing::info!(
         listen = %join(listener_addresses.iter().collect()),
         tls = %join(tls_addresses.map(|(address, _)| address).collect()),
@@ -216,22 +222,20 @@ async fn start_with(
     })
 }
 
-/// The TLS side of each listener of `config` (`None` for a plaintext one), its certificates
-/// read.
-fn tls_listeners(config: &Config) -> Result<Vec<Option<Arc<TlsListener>>>, StartError> {
-    let mut all = Vec::new();
-    for listener in &config.listeners {
+/// The certificates of each listener of `config` (`None` for a plaintext one), read before
+/// anything is bound.
+fn read_certificates(config: &Config) -> Result<Vec<Option<Certificates>>, StartError> {
+    let read = |listener: &ListenerConfig| {
         let Some(tls) = &listener.tls else {
-            all.push(None);
-            continue;
+            return Ok(None);
         };
         let address = listener.address;
         let certificates =
             Certificates::load(tls).map_err(|source| StartError::Tls { address, source })?;
         certificates.warn_of_expiry();
-        all.push(Some(TlsListener::new(address, certificates)));
-    }
-    Ok(all)
+        Ok(Some(certificates))
+    };
+    config.listeners.iter().map(read).collect()
 }
 
 /// Binds a listener on `address`, answering the address it got (port 0 becomes a real port).

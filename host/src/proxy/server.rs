@@ -20,7 +20,7 @@ use super::request_body::ClientBody;
 use super::service::handle;
 use super::transport::ClientStream;
 use super::{Proxy, http1, http2};
-use crate::state::ClientFault;
+use crate::state::{ClientConnections, ClientFault};
 use crate::tls::TlsListener;
 
 /// The HTTP/2 connection preface (RFC 9113 §3.4), which tells an h2c client from an HTTP/1 one.
@@ -181,27 +181,31 @@ async fn connection(
         () = connections.until_evicted() => return,
     };
     let address = ClientAddress::new(client);
-    // Whether an HTTP/1 client's first request has started (after a TLS handshake, not yet).
-    let mut request_begun = true;
-    let (stream, address, started) = match (started, tls) {
+    // The bytes peeked at were a request's (plaintext), or a TLS handshake's: after it, an
+    // HTTP/1 client's first request has not begun yet.
+    let (stream, address, started, request_begun) = match (started, tls) {
         (Started::Tls, Some(tls)) => {
             let Some((stream, http2)) = handshake(&tls, stream, limit, connections).await else {
                 return;
             };
-            request_begun = false;
             let started = if http2 {
                 Started::Http2
             } else {
                 Started::Http1
             };
-            (ClientStream::Tls(stream), address.over_tls(), started)
+            (
+                ClientStream::Tls(stream),
+                address.over_tls(),
+                started,
+                false,
+            )
         }
         (Started::PlainOnTls, _) => {
             connections.fault(ClientFault::PlainHttpOnTls);
             let _ = stream.try_write(PLAIN_ON_TLS);
             return;
         }
-        (started, _) => (ClientStream::Plain(stream), address, started),
+        (started, _) => (ClientStream::Plain(stream), address, started, true),
     };
     match started {
         Started::Http1 => {
@@ -238,7 +242,7 @@ async fn handshake(
     tls: &TlsListener,
     stream: TcpStream,
     limit: Duration,
-    connections: &crate::state::ClientConnections,
+    connections: &ClientConnections,
 ) -> Option<(Box<tokio_rustls::server::TlsStream<TcpStream>>, bool)> {
     match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
         Ok(Ok(stream)) => {

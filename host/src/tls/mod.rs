@@ -36,7 +36,7 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// A listener on `address` serving `certificates`.
+    /// A listener bound to `address` serving `certificates`.
     pub fn new(address: SocketAddr, certificates: Certificates) -> Arc<Self> {
         let certificates = Arc::new(ArcSwap::from_pointee(certificates));
         let resolver = Resolver(certificates.clone());
@@ -59,7 +59,7 @@ impl TlsListener {
         })
     }
 
-    /// Where it listens (as configured; port 0 stays 0).
+    /// Where it listens.
     pub fn address(&self) -> SocketAddr {
         self.address
     }

@@ -19,26 +19,7 @@ build_vane
 start_backends
 
 # nginx as the balancer: round-robin on 19201, least_conn on 19202, upstream keepalive.
-mkdir -p "$WORK/nginx-lb"
-servers=$(printf '        server 127.0.0.1:%s;\n' "${BACKENDS[@]}")
-cat >"$WORK/nginx-lb/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx-lb/nginx.pid;
-error_log /dev/null crit;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    upstream rr {
-$servers
-        keepalive 64;
-    }
-    upstream lc {
-        least_conn;
-$servers
-        keepalive 64;
-    }
+start_nginx_lb '
     server {
         listen 127.0.0.1:19201;
         location / { proxy_pass http://rr; proxy_http_version 1.1; proxy_set_header Connection ""; }
@@ -46,12 +27,7 @@ $servers
     server {
         listen 127.0.0.1:19202;
         location / { proxy_pass http://lc; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
-"$NGINX" -p "$WORK/nginx-lb" -c "$WORK/nginx-lb/nginx.conf" &
-PIDS+=($!)
-NGINX_LB=$!
+    }'
 
 # HAProxy: roundrobin on 19203, leastconn on 19204, one thread, connection reuse.
 haproxy_servers=""

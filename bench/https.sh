@@ -24,33 +24,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
     -addext subjectAltName=DNS:localhost 2>/dev/null
 cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/haproxy.pem"
 
-mkdir -p "$WORK/nginx-lb"
-servers=$(printf '        server 127.0.0.1:%s;\n' "${BACKENDS[@]}")
-cat >"$WORK/nginx-lb/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $WORK/nginx-lb/nginx.pid;
-error_log /dev/null crit;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    upstream rr {
-$servers
-        keepalive 64;
-    }
+start_nginx_lb "
     server {
         listen 127.0.0.1:19211 ssl http2;
         ssl_certificate $WORK/cert.pem;
         ssl_certificate_key $WORK/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
-        location / { proxy_pass http://rr; proxy_http_version 1.1; proxy_set_header Connection ""; }
-    }
-}
-EOF
-"$NGINX" -p "$WORK/nginx-lb" -c "$WORK/nginx-lb/nginx.conf" &
-PIDS+=($!)
-NGINX_LB=$!
+        location / { proxy_pass http://rr; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
+    }"
 
 haproxy_servers=""
 for port in "${BACKENDS[@]}"; do haproxy_servers+="    server s$port 127.0.0.1:$port"$'\n'; done

@@ -69,3 +69,36 @@ vane_config() {
     done
     printf '%b' "$text"
 }
+
+# start_nginx_lb SERVERS: nginx as the balancer, one worker, with upstreams `rr` (round-robin)
+# and `lc` (least_conn) over the backends (keep-alive to them), and the `server` blocks
+# SERVERS; sets NGINX_LB to its master's pid.
+start_nginx_lb() {
+    local servers
+    mkdir -p "$WORK/nginx-lb"
+    servers=$(printf '        server 127.0.0.1:%s;\n' "${BACKENDS[@]}")
+    cat >"$WORK/nginx-lb/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx-lb/nginx.pid;
+error_log /dev/null crit;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    upstream rr {
+$servers
+        keepalive 64;
+    }
+    upstream lc {
+        least_conn;
+$servers
+        keepalive 64;
+    }
+$1
+}
+EOF
+    "$NGINX" -p "$WORK/nginx-lb" -c "$WORK/nginx-lb/nginx.conf" &
+    PIDS+=($!)
+    NGINX_LB=$!
+}

@@ -63,25 +63,23 @@ macro_rules! each {
     };
 }
 
-impl AsyncRead for ClientStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        each!(self.get_mut(), io => Pin::new(io).poll_read(cx, buf))
-    }
+/// `AsyncRead` by delegation to the stream inside.
+macro_rules! delegate_read {
+    ($type:ty) => {
+        impl AsyncRead for $type {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                each!(self.get_mut(), io => Pin::new(io).poll_read(cx, buf))
+            }
+        }
+    };
 }
 
-impl AsyncRead for ClientRead {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        each!(self.get_mut(), io => Pin::new(io).poll_read(cx, buf))
-    }
-}
+delegate_read!(ClientStream);
+delegate_read!(ClientRead);
 
 /// `AsyncWrite` by delegation to the stream inside.
 macro_rules! delegate_write {

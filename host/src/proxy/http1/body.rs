@@ -66,15 +66,35 @@ impl Reader {
     /// the buffer grows only by what arrived: a request head costs an allocation of its own
     /// size, not a read buffer's. `Ok(0)` when the client closed.
     pub(super) async fn fill_exact(&mut self) -> io::Result<usize> {
-        std::future::poll_fn(|cx| {
-            SCRATCH.with_borrow_mut(|scratch| {
-                let mut read = ReadBuf::new(scratch);
-                ready!(Pin::new(&mut self.io).poll_read(cx, &mut read))?;
-                self.buffer.extend_from_slice(read.filled());
-                Poll::Ready(Ok(read.filled().len()))
-            })
-        })
-        .await
+        let Reader { io, buffer } = self;
+        match io {
+            // Plain TCP: wait for readiness, then read what is there (cheaper than `poll_read`,
+            // which this path runs once per request).
+            ClientRead::Plain(io) => loop {
+                io.readable().await?;
+                let read = SCRATCH.with_borrow_mut(|scratch| {
+                    let read = io.try_read(scratch)?;
+                    buffer.extend_from_slice(&scratch[..read]);
+                    Ok::<_, io::Error>(read)
+                });
+                match read {
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    read => return read,
+                }
+            },
+            // TLS: what is there is what the session decrypts.
+            ClientRead::Tls(_) => {
+                std::future::poll_fn(|cx| {
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        let mut read = ReadBuf::new(scratch);
+                        ready!(Pin::new(&mut *io).poll_read(cx, &mut read))?;
+                        buffer.extend_from_slice(read.filled());
+                        Poll::Ready(Ok(read.filled().len()))
+                    })
+                })
+                .await
+            }
+        }
     }
 }
 

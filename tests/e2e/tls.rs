@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use vane::state::ClientFault;
 use vane_e2e::backend::backend;
+use vane_e2e::command::run_vane;
 use vane_e2e::files::{scratch_folder, write_file};
 use vane_e2e::raw::RawClient;
 use vane_e2e::tls::{Issued, TestCa, TlsClient, served_certificate};
@@ -291,4 +292,48 @@ async fn what_is_not_tls_on_the_tls_port_is_refused_and_counted() {
         1.0
     );
     vane.stop().await;
+}
+
+#[test]
+fn vane_check_shows_each_certificate_and_refuses_a_bad_one_naming_its_file() {
+    let folder = scratch_folder("tls-check");
+    let ca = TestCa::new();
+    let good = ca.issue(&folder, "good", &["site.test", "*.site.test"]);
+    let other = ca.issue(&folder, "other", &["other.test"]);
+    let config = |certificate: &Issued| {
+        format!(
+            "[[listeners]]\naddress = \"127.0.0.1:8443\"\ntls = {{ certificates = [{}] }}\n\
+             [[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n",
+            certificate.toml()
+        )
+    };
+    let path = write_file(&folder, "good.toml", config(&good));
+    let ran = run_vane(["check".as_ref(), "--config".as_ref(), path.as_os_str()]);
+    assert!(ran.ok, "{}", ran.stderr);
+    assert!(
+        ran.stdout.contains("site.test, *.site.test; expires in"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("listen 127.0.0.1:8443 (TLS)"),
+        "{}",
+        ran.stdout
+    );
+
+    let mismatched = Issued {
+        key: other.key.clone(),
+        ..good.clone()
+    };
+    let path = write_file(&folder, "bad.toml", config(&mismatched));
+    let ran = run_vane(["check".as_ref(), "--config".as_ref(), path.as_os_str()]);
+    assert!(!ran.ok, "{}", ran.stdout);
+    let key = other.key.display().to_string();
+    assert!(
+        ran.stderr.contains(&format!(
+            "{key}: this key does not belong to the certificate"
+        )),
+        "{}",
+        ran.stderr
+    );
 }

@@ -33,7 +33,6 @@ for side in a b; do
     done
 done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 results="$WORK/results.txt"
 for round in $(seq "$ROUNDS"); do
     for side in a b; do

@@ -81,16 +81,7 @@ TARGETS=(
     "vane-lc-plugin 19207 ${VANE_PIDS[lc]}"
 )
 
-sleep 1
-for target in "${TARGETS[@]}"; do
-    read -r name port _ <<<"$target"
-    curl -fsS "http://127.0.0.1:$port/" >/dev/null || { echo "$name on $port does not answer" >&2; exit 1; }
-done
-
-# CPU ticks (user + system) of a process and its threads.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# The nginx worker is the master's child.
-nginx_worker() { pgrep -P "$1" | head -1; }
+check_targets http
 
 paced_lua="$WORK/paced.lua"
 echo 'function delay() return 1 end' >"$paced_lua"

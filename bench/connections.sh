@@ -80,7 +80,6 @@ wait_for() {
 }
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
-nginx_worker() { pgrep -P "$1" | head -1; }
 paced_lua="$WORK/paced.lua"
 echo 'function delay() return 1 end' >"$paced_lua"
 # p50 and p99 of paced requests on 8 fresh keep-alive connections.

@@ -72,14 +72,7 @@ TARGETS=(
     "vane 19215 $VANE_PID"
 )
 
-sleep 1
-for target in "${TARGETS[@]}"; do
-    read -r name port _ <<<"$target"
-    curl -fsSk "https://127.0.0.1:$port/" >/dev/null || { echo "$name on $port does not answer" >&2; exit 1; }
-done
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-nginx_worker() { pgrep -P "$1" | head -1; }
+check_targets https
 
 results="$WORK/results.txt"
 : >"$results"

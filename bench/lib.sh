@@ -102,3 +102,19 @@ EOF
     PIDS+=($!)
     NGINX_LB=$!
 }
+
+# check_targets SCHEME: after a second, fails unless every entry of TARGETS ("name port ...")
+# answers SCHEME://127.0.0.1:port/ (certificates not checked).
+check_targets() {
+    local target name port
+    sleep 1
+    for target in "${TARGETS[@]}"; do
+        read -r name port _ <<<"$target"
+        curl -fsSk "$1://127.0.0.1:$port/" >/dev/null || { echo "$name on $port does not answer" >&2; exit 1; }
+    done
+}
+
+# CPU ticks (user + system) of a process and its threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The nginx worker is the master's child.
+nginx_worker() { pgrep -P "$1" | head -1; }

@@ -116,11 +116,12 @@ impl RetryBudget {
     /// within `budget_percent` of the requests of late.
     fn rare_of_late(&self) -> bool {
         let now = self.clock.now();
+        let mut windows = self.windows.lock().unwrap_or_else(|err| err.into_inner());
+        // Read under the lock: the totals only grow, so none kept in `windows` is past them.
         let totals = (
             self.requests.load(Ordering::Relaxed),
             self.retries.load(Ordering::Relaxed),
         );
-        let mut windows = self.windows.lock().unwrap_or_else(|err| err.into_inner());
         let elapsed = now.saturating_sub(windows.current_since);
         if elapsed >= WINDOW {
             windows.previous = if elapsed < 2 * WINDOW {

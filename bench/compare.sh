@@ -14,7 +14,6 @@ CONNECTIONS=32            # throughput runs: wrk -t1 -c32
 PACED_CONNECTIONS=8       # latency runs: 8 connections, each waiting 1 ms between requests
 source bench/lib.sh
 need_tools nginx:nginx-light haproxy:haproxy wrk:wrk
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 build_vane
 start_backends
 
@@ -30,33 +29,12 @@ start_nginx_lb '
     }'
 
 # HAProxy: roundrobin on 19203, leastconn on 19204, one thread, connection reuse.
-haproxy_servers=""
-for port in "${BACKENDS[@]}"; do haproxy_servers+="    server s$port 127.0.0.1:$port"$'\n'; done
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-    nbthread 1
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
-frontend rr
+start_haproxy "frontend rr
     bind 127.0.0.1:19203
     default_backend rr
 frontend lc
     bind 127.0.0.1:19204
-    default_backend lc
-backend rr
-    balance roundrobin
-$haproxy_servers
-backend lc
-    balance leastconn
-$haproxy_servers
-EOF
-"$HAPROXY" -f "$WORK/haproxy.cfg" -db &
-PIDS+=($!)
-HAPROXY_PID=$!
+    default_backend lc"
 
 # vane three ways, one worker each: built-in round-robin, round-robin plugin, least-conn plugin.
 declare -A VANE_PIDS

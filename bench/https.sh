@@ -14,7 +14,6 @@ SECONDS_PER_RUN=${2:-5}
 CONNECTIONS=32
 source bench/lib.sh
 need_tools nginx:nginx-light haproxy:haproxy wrk:wrk openssl:openssl
-HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 build_vane
 start_backends
 
@@ -33,28 +32,9 @@ start_nginx_lb "
         location / { proxy_pass http://rr; proxy_http_version 1.1; proxy_set_header Connection \"\"; }
     }"
 
-haproxy_servers=""
-for port in "${BACKENDS[@]}"; do haproxy_servers+="    server s$port 127.0.0.1:$port"$'\n'; done
-cat >"$WORK/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    ssl-default-bind-options ssl-min-ver TLSv1.2
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 30s
-    timeout server 30s
-    http-reuse always
-frontend rr
+start_haproxy "frontend rr
     bind 127.0.0.1:19213 ssl crt $WORK/haproxy.pem alpn h2,http/1.1
-    default_backend rr
-backend rr
-    balance roundrobin
-$haproxy_servers
-EOF
-"$HAPROXY" -f "$WORK/haproxy.cfg" -db &
-PIDS+=($!)
-HAPROXY_PID=$!
+    default_backend rr"
 
 {
     vane_config 19214 ""

@@ -118,3 +118,32 @@ check_targets() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The nginx worker is the master's child.
 nginx_worker() { pgrep -P "$1" | head -1; }
+
+# start_haproxy FRONTENDS: HAProxy as the balancer, one thread, connection reuse, with
+# backends `rr` (roundrobin) and `lc` (leastconn) over the backends, and the `frontend`
+# sections FRONTENDS; sets HAPROXY_PID.
+start_haproxy() {
+    local servers="" port
+    for port in "${BACKENDS[@]}"; do servers+="    server s$port 127.0.0.1:$port"$'\n'; done
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    ssl-default-bind-options ssl-min-ver TLSv1.2
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    http-reuse always
+$1
+backend rr
+    balance roundrobin
+$servers
+backend lc
+    balance leastconn
+$servers
+EOF
+    "$(command -v haproxy || echo /usr/sbin/haproxy)" -f "$WORK/haproxy.cfg" -db &
+    PIDS+=($!)
+    HAPROXY_PID=$!
+}

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -38,10 +37,6 @@ const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: te
 
 /// What a plaintext HTTP request on a TLS listener gets before vane closes its connection.
 const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 61\r\nconnection: close\r\n\r\n400 Bad Request: a plain HTTP request sent to a TLS listener\n";
-
-/// How long, and for how many bytes, a refused plaintext client is read from before closing.
-const LINGER_TIME: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 64 << 10;
 
 /// A bound listening socket, plaintext or TLS.
 pub struct Listener {
@@ -207,7 +202,8 @@ async fn connection(
         }
         (Started::PlainOnTls, _) => {
             connections.fault(ClientFault::PlainHttpOnTls);
-            refuse_plaintext(stream).await;
+            let stream = ClientStream::Plain(stream);
+            http1::answer_and_close(stream, PLAIN_ON_TLS, *settings, connections).await;
             return;
         }
         (started, _) => (ClientStream::Plain(stream), address, started, true),
@@ -239,27 +235,6 @@ async fn connection(
         }
         Started::Tls | Started::PlainOnTls | Started::Nothing => {}
     }
-}
-
-/// Answers a plaintext request on a TLS listener with 400, then reads away what the client
-/// still sends (for a moment, and a little of it) before closing, so that the close does not
-/// reset the connection under the answer.
-async fn refuse_plaintext(mut stream: TcpStream) {
-    if stream.write_all(PLAIN_ON_TLS).await.is_err() {
-        return;
-    }
-    let _ = stream.shutdown().await;
-    let drain = async {
-        let mut dropped = [0u8; 4096];
-        let mut read = 0;
-        while read < LINGER_BYTES {
-            match stream.read(&mut dropped).await {
-                Ok(n) if n > 0 => read += n,
-                _ => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// The TLS handshake on a connection whose first bytes came, within `limit`: the TLS stream

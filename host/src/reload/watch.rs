@@ -114,16 +114,18 @@ impl Watching {
         paths: Vec<PathBuf>,
         changes: &mpsc::UnboundedSender<()>,
     ) -> Watching {
-        let watcher = (!paths.is_empty())
-            .then(|| match watch_files(&paths, changes.clone()) {
+        let watcher = if paths.is_empty() {
+            None
+        } else {
+            match watch_files(&paths, changes.clone()) {
                 Ok(watcher) => Some(watcher),
                 Err(err) => {
                     let files: Vec<_> = paths.iter().map(|p| p.display().to_string()).collect();
                     tracing::warn!(files = %files.join(","), error = %err, ?watched, "cannot watch these files; reload with SIGHUP or POST /reload");
                     None
                 }
-            })
-            .flatten();
+            }
+        };
         Watching {
             paths,
             _watcher: watcher,

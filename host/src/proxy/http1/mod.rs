@@ -242,9 +242,28 @@ where
 }
 
 /// Answers a refused request head, then lingers before closing.
-async fn refuse(mut write: Sender<'_>, reader: Reader, refusal: Refusal) {
+async fn refuse(write: Sender<'_>, reader: Reader, refusal: Refusal) {
     tracing::debug!(status = %refusal.status, reason = refusal.reason, "refused a request head");
-    if write.write_all(&response::refusal(refusal)).await.is_err() {
+    answer_and_linger(write, reader, &response::refusal(refusal)).await;
+}
+
+/// Answers `answer`, a whole response that closes the connection, to a client on `stream`
+/// whose request vane does not read (such as plaintext HTTP on a TLS listener), then lingers
+/// before closing.
+pub(super) async fn answer_and_close(
+    stream: ClientStream,
+    answer: &[u8],
+    settings: Settings,
+    connections: &ClientConnections,
+) {
+    let (read, write) = stream.into_split();
+    let write = Sender::new(write, settings.send_timeout, connections);
+    answer_and_linger(write, Reader::new(read), answer).await;
+}
+
+/// Writes `answer`, then lingers before closing.
+async fn answer_and_linger(mut write: Sender<'_>, reader: Reader, answer: &[u8]) {
+    if write.write_all(answer).await.is_err() {
         return;
     }
     linger(&mut write, reader).await;

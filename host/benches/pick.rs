@@ -15,7 +15,7 @@ use http::{HeaderMap, Method};
 use vane::backend::{Backend, BackendSet};
 use vane::balancer::{Balancer, RequestInfo, RoundRobin};
 use vane::clock::Clock;
-use vane::config::{BackendConfig, PluginLimits};
+use vane::config::{BackendConfig, BackendProtocol, PluginLimits};
 use vane::plugin::{PluginBalancer, PluginEngine};
 
 const SIZES: [usize; 4] = [3, 16, 64, 256];
@@ -40,8 +40,10 @@ fn backends(count: usize, clock: &Clock) -> BackendSet {
                 address: format!("127.0.0.1:{}", 10_000 + i).parse().unwrap(),
                 weight: 1 + (i % 3) as u32,
                 tags: vec![],
+                protocol: BackendProtocol::Http1,
+                tls: None,
             };
-            Arc::new(Backend::new(&config, clock))
+            Arc::new(Backend::new(&config, None, clock))
         })
         .collect();
     BackendSet::new(1, backends)

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::serve_admin;
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, BackendTlsError};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ListenerConfig};
 use crate::fd_limit;
@@ -34,6 +34,9 @@ pub enum StartError {
         /// What is wrong, naming the file.
         source: TlsError,
     },
+    /// A backend's TLS files could not be used.
+    #[error(transparent)]
+    BackendTls(#[from] BackendTlsError),
     /// A listener could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -113,7 +116,7 @@ async fn start_with(
     let watch = |watched| FileWatch::start(watched, watched_files(config, watched));
     let (plugin_watch, plugin_changes) = watch(Watched::Plugin);
     let (certificate_watch, certificate_changes) = watch(Watched::Certificates);
-    let set = BackendSet::from_config(config, &clock);
+    let set = BackendSet::from_config(config, &clock)?;
     let engine = match &config.policy {
         Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),
         None => None,
@@ -188,6 +191,7 @@ async fn start_with(
         tasks.spawn(run_health_checks(
             state.clone(),
             health.clone(),
+            config.proxy.max_header_size,
             stop.clone(),
         ));
     }

@@ -18,8 +18,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::config::{
-    BackendConfig, Config, EjectionConfig, HealthConfig, ListenerConfig, PolicyConfig, ProxyConfig,
-    RetryConfig,
+    BackendConfig, BackendProtocol, Config, EjectionConfig, HealthConfig, ListenerConfig,
+    PolicyConfig, ProxyConfig, RetryConfig,
 };
 
 /// The longest `?delay=` a demo backend honours.
@@ -36,6 +36,8 @@ pub async fn start_backends(count: usize) -> std::io::Result<Vec<BackendConfig>>
             address: listener.local_addr()?,
             weight: 1,
             tags: vec!["demo".into()],
+            protocol: BackendProtocol::Http1,
+            tls: None,
         });
         tokio::spawn(serve_backend(listener, name));
     }

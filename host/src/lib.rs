@@ -7,6 +7,8 @@
 //! - [`reload`]: config and plugin reloads, admitted before they are swapped in;
 //! - [`proxy`]: the HTTP server that forwards each request to the backend the policy picks;
 //! - [`health`]: active health checks, a probe loop over the current backend set;
+//! - [`dial`]: opening a connection to a backend (TCP, TLS, the HTTP handshake of its protocol),
+//!   for the proxy and the health checks;
 //! - [`state`]: what proxy, health, admin and reload share: the live set and policy, the retry
 //!   budget, the client connection counts, the clock;
 //! - [`simulate`]: `vane plugin test`, a plugin run offline against simulated backends;
@@ -16,7 +18,8 @@
 //! - [`balancer`]: the `Balancer` seam and the built-in round-robin;
 //! - [`backend`]: the backend set and each backend's live statistics and health;
 //! - [`demo`]: small loopback backends for `vane demo`;
-//! - [`tls`]: TLS listeners' certificates (chosen by SNI, replaced by reloads) and handshakes;
+//! - [`tls`]: TLS listeners' certificates (chosen by SNI, replaced by reloads) and handshakes,
+//!   and the client side of TLS to backends;
 //! - [`config`]: the TOML file, checked into plain typed values with every error located;
 //! - [`clock`], [`histogram`], [`log_budget`], [`fd_limit`]: time, latency histograms, log rate
 //!   limits and the open-file limit.
@@ -28,6 +31,7 @@ pub mod balancer;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod dial;
 pub mod fd_limit;
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -199,7 +199,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
     let runtime = runtime()?;
     let _inside = runtime.enter();
     let clock = Clock::new();
-    let set = BackendSet::from_config(&config, &clock);
+    let set = BackendSet::from_config(&config, &clock)?;
     let policy = Policy::load(None, config.policy.as_ref(), &set, &clock)?;
     for listener in &config.listeners {
         if let Some(tls) = &listener.tls {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_auth;
+mod backend_protocols;
 mod balancing;
 mod cli;
 mod connections;

@@ -5,7 +5,10 @@
 //! `GET /healthz` answers 200 or 503 as [`Backend::set_healthy`] says (probes are counted apart
 //! from other requests). A backend built with [`BackendBuilder::resetting`] closes every
 //! connection as soon as it is accepted; one built with [`BackendBuilder::breaking`] reads the
-//! request first.
+//! request first. Over HTTP/2 (h2c with prior knowledge, or h2 over TLS with
+//! [`BackendBuilder::tls`]) it serves the same; `x-version` names the HTTP version a request
+//! came in, and `POST /trailers` answers the request's trailers back as response trailers,
+//! with `grpc-status: 0` added.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -15,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -23,6 +27,7 @@ use hyper_util::server::conn::auto;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 /// Describes a backend to start.
 #[derive(Debug, Clone)]
@@ -32,6 +37,7 @@ pub struct BackendBuilder {
     status: StatusCode,
     resetting: bool,
     breaking: bool,
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A backend named `name` answering 200 at once.
@@ -42,6 +48,7 @@ pub fn backend(name: &str) -> BackendBuilder {
         status: StatusCode::OK,
         resetting: false,
         breaking: false,
+        tls: None,
     }
 }
 
@@ -68,6 +75,13 @@ impl BackendBuilder {
     /// reached the backend, which broke off.
     pub fn breaking(mut self) -> Self {
         self.breaking = true;
+        self
+    }
+
+    /// Serves over TLS with `config` (HTTP/1.1 or HTTP/2 as ALPN and the client's first bytes
+    /// say); a failed handshake closes the connection.
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
         self
     }
 
@@ -112,6 +126,7 @@ impl BackendBuilder {
                 let spec = spec.clone();
                 let shared = shared.clone();
                 connections.spawn(async move {
+                    let tls = spec.tls.clone();
                     let service = service_fn(move |request| {
                         let probe = request.uri().path() == "/healthz";
                         let counter = if probe { &shared.probes } else { &shared.hits };
@@ -119,9 +134,16 @@ impl BackendBuilder {
                         let healthy = shared.healthy.load(Ordering::SeqCst);
                         answer(spec.clone(), request, healthy)
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let server = auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => server.serve_connection(TokioIo::new(stream), service).await,
+                        Some(config) => {
+                            let Ok(stream) = TlsAcceptor::from(config).accept(stream).await else {
+                                return;
+                            };
+                            server.serve_connection(TokioIo::new(stream), service).await
+                        }
+                    };
                 });
                 while connections.try_join_next().is_some() {}
             }
@@ -212,13 +234,16 @@ impl Drop for Backend {
     }
 }
 
+/// A response body, with or without trailers.
+type AnswerBody = BoxBody<Bytes, Infallible>;
+
 async fn answer(
     spec: Arc<BackendBuilder>,
     request: Request<Incoming>,
     healthy: bool,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<AnswerBody>, Infallible> {
     if request.uri().path() == "/healthz" {
-        let mut response = Response::new(Full::new(Bytes::from_static(b"health\n")));
+        let mut response = Response::new(Full::new(Bytes::from_static(b"health\n")).boxed());
         if !healthy {
             *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         }
@@ -226,6 +251,10 @@ async fn answer(
     }
     if !spec.delay.is_zero() {
         tokio::time::sleep(spec.delay).await;
+    }
+    let version = format!("{:?}", request.version());
+    if request.uri().path() == "/trailers" {
+        return Ok(echo_trailers(&spec, request, &version).await);
     }
     let body = match request.uri().path() {
         "/echo" => request
@@ -247,12 +276,40 @@ async fn answer(
         }
         _ => Bytes::from(spec.name.clone()),
     };
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(Full::new(body).boxed());
     *response.status_mut() = spec.status;
-    response
-        .headers_mut()
-        .insert("x-backend", spec.name.parse().expect("a header-safe name"));
+    name_response(&mut response, &spec, &version);
     Ok(response)
+}
+
+/// Names the backend and the request's HTTP version in the response's headers.
+fn name_response(response: &mut Response<AnswerBody>, spec: &BackendBuilder, version: &str) {
+    let headers = response.headers_mut();
+    headers.insert("x-backend", spec.name.parse().expect("a header-safe name"));
+    headers.insert("x-version", version.parse().expect("a header-safe version"));
+}
+
+/// The request's body back, and its trailers back as trailers with `grpc-status: 0` added.
+async fn echo_trailers(
+    spec: &BackendBuilder,
+    request: Request<Incoming>,
+    version: &str,
+) -> Response<AnswerBody> {
+    let collected = request.into_body().collect().await;
+    let (body, mut trailers) = match collected {
+        Ok(collected) => {
+            let trailers = collected.trailers().cloned().unwrap_or_default();
+            (collected.to_bytes(), trailers)
+        }
+        Err(_) => (Bytes::new(), http::HeaderMap::new()),
+    };
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let body = Full::new(body)
+        .with_trailers(async move { Some(Ok(trailers)) })
+        .boxed();
+    let mut response = Response::new(body);
+    name_response(&mut response, spec, version);
+    response
 }
 
 /// A loopback port that refuses connections: bound, so no other test can take it, but not

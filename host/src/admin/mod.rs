@@ -127,9 +127,10 @@ fn refusal_status(err: &ReloadError) -> StatusCode {
     match err {
         ReloadError::Config(_) => StatusCode::BAD_REQUEST,
         ReloadError::NeedsRestart(_) => StatusCode::CONFLICT,
-        ReloadError::Plugin(_) | ReloadError::Probe { .. } | ReloadError::Tls { .. } => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
+        ReloadError::Plugin(_)
+        | ReloadError::Probe { .. }
+        | ReloadError::Tls { .. }
+        | ReloadError::BackendTls(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ReloadError::Aborted(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -19,7 +19,8 @@ pub use health::{AttemptVerdict, BackendHealth, Transition};
 pub use stats::{BackendStats, InFlightGuard, Outcome};
 
 use crate::clock::Clock;
-use crate::config::{BackendConfig, Config, EjectionConfig};
+use crate::config::{BackendConfig, BackendProtocol, Config, EjectionConfig};
+use crate::tls::{ClientTls, TlsError};
 
 /// One backend: where it is, how much traffic it should take, and what it has done so far.
 #[derive(Debug)]
@@ -32,6 +33,10 @@ pub struct Backend {
     pub weight: u32,
     /// Free-form labels from the config file, handed to the plugin.
     pub tags: Vec<String>,
+    /// The protocol requests travel in.
+    pub protocol: BackendProtocol,
+    /// How vane connects over TLS, if the backend takes TLS.
+    pub tls: Option<Arc<ClientTls>>,
     /// `address` as a URI authority, built once for every forwarded request.
     pub(crate) authority: Authority,
     /// Live statistics; kept across a reload that changes only the weight or tags.
@@ -41,9 +46,10 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// The backend `config` describes, with fresh statistics; it starts healthy, and its
-    /// ejections are timed by `clock`.
-    pub fn new(config: &BackendConfig, clock: &Clock) -> Self {
+    /// The backend `config` describes, reached over `tls` if it takes TLS (see
+    /// [`load_tls`]), with fresh statistics; it starts healthy, and its ejections are timed by
+    /// `clock`.
+    pub fn new(config: &BackendConfig, tls: Option<Arc<ClientTls>>, clock: &Clock) -> Self {
         let authority = Authority::try_from(config.address.to_string())
             .expect("a socket address is always a valid URI authority");
         Backend {
@@ -51,19 +57,24 @@ impl Backend {
             address: config.address,
             weight: config.weight.max(1),
             tags: config.tags.clone(),
+            protocol: config.protocol,
+            tls,
             authority,
             stats: Arc::default(),
             health: Arc::new(BackendHealth::new(clock.clone())),
         }
     }
 
-    /// The same backend (name, address, statistics and health) with a new weight and tags.
-    pub fn reweighted(&self, weight: u32, tags: Vec<String>) -> Self {
+    /// The same backend (name, address, statistics and health) with the weight, tags, protocol
+    /// and TLS of `config` (whose name and address are this backend's).
+    pub fn updated(&self, config: &BackendConfig, tls: Option<Arc<ClientTls>>) -> Self {
         Backend {
             name: self.name.clone(),
             address: self.address,
-            weight: weight.max(1),
-            tags,
+            weight: config.weight.max(1),
+            tags: config.tags.clone(),
+            protocol: config.protocol,
+            tls,
             authority: self.authority.clone(),
             stats: self.stats.clone(),
             health: self.health.clone(),
@@ -101,6 +112,30 @@ impl Backend {
     }
 }
 
+/// A backend's TLS files could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("backend {backend}: {source}")]
+pub struct BackendTlsError {
+    /// The backend's name.
+    pub backend: String,
+    /// What is wrong, naming the file.
+    #[source]
+    pub source: TlsError,
+}
+
+/// Reads the TLS files of the backend `config` describes, if it takes TLS.
+pub fn load_tls(config: &BackendConfig) -> Result<Option<Arc<ClientTls>>, BackendTlsError> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    ClientTls::load(tls, config.address, config.protocol)
+        .map(|loaded| Some(Arc::new(loaded)))
+        .map_err(|source| BackendTlsError {
+            backend: config.name.clone(),
+            source,
+        })
+}
+
 /// An immutable snapshot of the backend set, replaced whole when the set changes.
 #[derive(Debug)]
 pub struct BackendSet {
@@ -110,15 +145,15 @@ pub struct BackendSet {
 }
 
 impl BackendSet {
-    /// The backends `config` lists, in its order, as generation 1; their ejections are timed by
-    /// `clock`.
-    pub fn from_config(config: &Config, clock: &Clock) -> Self {
+    /// The backends `config` lists, in its order, as generation 1, with their TLS files read;
+    /// their ejections are timed by `clock`.
+    pub fn from_config(config: &Config, clock: &Clock) -> Result<Self, BackendTlsError> {
         let backends = config
             .backends
             .iter()
-            .map(|backend| Arc::new(Backend::new(backend, clock)))
-            .collect();
-        BackendSet::new(1, backends)
+            .map(|backend| Ok(Arc::new(Backend::new(backend, load_tls(backend)?, clock))))
+            .collect::<Result<_, BackendTlsError>>()?;
+        Ok(BackendSet::new(1, backends))
     }
 
     /// A set of these backends, in this order; `generation` must change whenever the set does.
@@ -215,8 +250,10 @@ pub(crate) fn test_set(weights: &[u32]) -> BackendSet {
                 address: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
                 weight,
                 tags: Vec::new(),
+                protocol: BackendProtocol::Http1,
+                tls: None,
             };
-            Arc::new(Backend::new(&config, &clock))
+            Arc::new(Backend::new(&config, None, &clock))
         })
         .collect();
     BackendSet::new(1, backends)

@@ -335,6 +335,52 @@ pub struct BackendConfig {
     pub weight: u32,
     /// `tags`; default none. Handed to the plugin.
     pub tags: Vec<String>,
+    /// `protocol`: how requests travel to it; default `http1`.
+    pub protocol: BackendProtocol,
+    /// `tls`: connect over TLS (`tls = true`, or a table); plaintext without it.
+    pub tls: Option<BackendTls>,
+}
+
+/// The protocol vane speaks to a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BackendProtocol {
+    /// HTTP/1.1 (`http1`), over TCP or TLS: one request at a time per connection.
+    #[default]
+    Http1,
+    /// HTTP/2 over TLS (`h2`, ALPN `h2`): many requests at once on one connection.
+    H2,
+    /// HTTP/2 over plain TCP with prior knowledge (`h2c`).
+    H2c,
+}
+
+impl BackendProtocol {
+    /// Whether requests travel as HTTP/2 streams.
+    pub fn is_http2(self) -> bool {
+        matches!(self, BackendProtocol::H2 | BackendProtocol::H2c)
+    }
+}
+
+impl std::fmt::Display for BackendProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendProtocol::Http1 => "http1",
+            BackendProtocol::H2 => "h2",
+            BackendProtocol::H2c => "h2c",
+        })
+    }
+}
+
+/// A backend's `tls`: how vane checks the backend's certificate and proves its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackendTls {
+    /// `server_name`: the name sent as SNI and checked against the backend's certificate; by
+    /// default the backend's IP address (checked against the certificate's IP names, no SNI).
+    pub server_name: Option<String>,
+    /// `ca`: the PEM file of the certificates that may sign the backend's (resolved against the
+    /// config file's folder); by default the system's roots.
+    pub ca: Option<PathBuf>,
+    /// `cert` and `key`: a client certificate for backends that ask for one (mutual TLS).
+    pub client: Option<CertificateFiles>,
 }
 
 impl Config {

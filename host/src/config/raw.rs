@@ -123,6 +123,55 @@ pub(super) struct RawBackend {
     pub weight: Option<Spanned<i64>>,
     #[serde(default)]
     pub tags: Vec<String>,
+    pub protocol: Option<Spanned<String>>,
+    pub tls: Option<Spanned<RawBackendTls>>,
+}
+
+/// A backend's `tls`: `true` or `false`, or a table of settings (which means TLS on).
+#[derive(Debug)]
+pub(super) enum RawBackendTls {
+    /// `tls = true` or `tls = false`.
+    On(bool),
+    /// `tls = { ... }` or `[backends.tls]`.
+    Table(RawBackendTlsTable),
+}
+
+/// A backend's `tls` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackendTlsTable {
+    pub server_name: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+    pub cert: Option<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawBackendTls {
+    /// A boolean or a table; the table refuses unknown keys with their names, as every other
+    /// table does (serde's untagged enums would only say that nothing matched).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawBackendTls;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("true, false, or a table such as { ca = \"ca.pem\" }")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<Self::Value, E> {
+                Ok(RawBackendTls::On(on))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let table = serde::de::value::MapAccessDeserializer::new(map);
+                RawBackendTlsTable::deserialize(table).map(RawBackendTls::Table)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Parses the TOML text into the raw mirror; a syntax error, a wrong type or an unknown key

@@ -1,6 +1,6 @@
 //! Valid and invalid configs, each error checked for its line, key and message.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::*;
@@ -201,7 +201,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "51: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`"
+            "51: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`, `protocol`, `tls`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -394,4 +394,98 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn a_backend_takes_a_protocol_and_tls_that_agree() {
+    let text = r#"
+listen = "127.0.0.1:8080"
+
+[[backends]]
+name = "plain"
+address = "127.0.0.1:9001"
+
+[[backends]]
+name = "grpc"
+address = "127.0.0.1:9002"
+protocol = "h2"
+tls = { ca = "ca.pem", server_name = "grpc.internal", cert = "me.pem", key = "me.key" }
+
+[[backends]]
+name = "cleartext-h2"
+address = "127.0.0.1:9003"
+protocol = "h2c"
+
+[[backends]]
+name = "system-roots"
+address = "127.0.0.1:9004"
+tls = true
+"#;
+    let config = Config::parse(text, Path::new("vane.toml"), Path::new("/etc/vane")).unwrap();
+    let [plain, grpc, h2c, roots] = &config.backends[..] else {
+        panic!("four backends");
+    };
+    assert_eq!(
+        (plain.protocol, &plain.tls),
+        (BackendProtocol::Http1, &None)
+    );
+    assert_eq!(grpc.protocol, BackendProtocol::H2);
+    assert_eq!(
+        grpc.tls,
+        Some(BackendTls {
+            server_name: Some("grpc.internal".to_owned()),
+            ca: Some(PathBuf::from("/etc/vane/ca.pem")),
+            client: Some(CertificateFiles {
+                cert: PathBuf::from("/etc/vane/me.pem"),
+                key: PathBuf::from("/etc/vane/me.key"),
+            }),
+        })
+    );
+    assert_eq!((h2c.protocol, &h2c.tls), (BackendProtocol::H2c, &None));
+    assert_eq!(roots.tls, Some(BackendTls::default()));
+}
+
+#[test]
+fn a_backend_protocol_or_tls_that_cannot_work_is_named() {
+    let text = r#"
+listen = "127.0.0.1:8080"
+
+[[backends]]
+name = "a"
+address = "127.0.0.1:9001"
+protocol = "h3"
+
+[[backends]]
+name = "b"
+address = "127.0.0.1:9002"
+protocol = "h2"
+
+[[backends]]
+name = "c"
+address = "127.0.0.1:9003"
+protocol = "h2c"
+tls = true
+
+[[backends]]
+name = "d"
+address = "127.0.0.1:9004"
+tls = { server_name = "not a name", cert = "me.pem" }
+"#;
+    assert_eq!(
+        issues(text),
+        vec![
+            "7: backends[0].protocol: \"h3\" is not a protocol: \"http1\" (the default), \"h2\" (HTTP/2 over TLS) or \"h2c\" (HTTP/2 without TLS)",
+            "12: backends[1].protocol: h2 is HTTP/2 over TLS: add tls = true (or a tls table), or say \"h2c\" for HTTP/2 without TLS",
+            "17: backends[2].protocol: h2c is HTTP/2 without TLS: over TLS, say \"h2\"",
+            "23: backends[3].tls.server_name: \"not a name\" is not a DNS name or an IP address",
+            "23: backends[3].tls: a client certificate needs both cert and key",
+        ]
+    );
+    let misspelt = "listen = \"127.0.0.1:8080\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\ntls = { ca = \"ca.pem\", sni = \"x\" }\n";
+    assert_eq!(
+        issues(misspelt),
+        vec![
+            "5: backends[0].tls.sni: unknown field `sni`, expected one of `server_name`, `ca`, `cert`, `key`"
+        ]
+    );
 }

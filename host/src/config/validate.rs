@@ -10,13 +10,13 @@ use serde_spanned::Spanned;
 use http::uri::PathAndQuery;
 
 use super::raw::{
-    RawBackend, RawConfig, RawEjection, RawHealth, RawListener, RawPolicy, RawProxy, RawRetries,
-    RawTls, line_of,
+    RawBackend, RawBackendTls, RawConfig, RawEjection, RawHealth, RawListener, RawPolicy, RawProxy,
+    RawRetries, RawTls, line_of,
 };
 use super::{
-    AdminToken, BackendConfig, BreakerConfig, CertificateFiles, Config, ConfigIssue,
-    EjectionConfig, HealthConfig, ListenerConfig, PluginLimits, PolicyConfig, ProxyConfig,
-    RetryConfig, TlsConfig, parse_size,
+    AdminToken, BackendConfig, BackendProtocol, BackendTls, BreakerConfig, CertificateFiles,
+    Config, ConfigIssue, EjectionConfig, HealthConfig, ListenerConfig, PluginLimits, PolicyConfig,
+    ProxyConfig, RetryConfig, TlsConfig, parse_size,
 };
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
@@ -184,7 +184,7 @@ pub(super) fn validate(
         .map(|health| check_health(&mut check, health));
     let ejection = check_ejection(&mut check, &raw.ejection);
     let retries = check_retries(&mut check, &raw.retries);
-    let backends = check_backends(&mut check, &raw.backends);
+    let backends = check_backends(&mut check, &raw.backends, base);
     if !check.issues.is_empty() {
         check.issues.sort_by_key(|issue| issue.line);
         return Err(check.issues);
@@ -570,6 +570,7 @@ fn check_retries(check: &mut Checker<'_>, retries: &RawRetries) -> RetryConfig {
 fn check_backends(
     check: &mut Checker<'_>,
     backends: &Option<Spanned<Vec<Spanned<RawBackend>>>>,
+    base: &Path,
 ) -> Vec<BackendConfig> {
     let Some(backends) = backends.as_ref().filter(|list| !list.get_ref().is_empty()) else {
         check.issue(
@@ -619,14 +620,108 @@ fn check_backends(
                 None
             }
         };
-        if let (Some(name), Some(address), Some(weight)) = (name, address, weight) {
+        let transport = check_transport(check, raw, &key, base);
+        if let (Some(name), Some(address), Some(weight), Some((protocol, tls))) =
+            (name, address, weight, transport)
+        {
             checked.push(BackendConfig {
                 name,
                 address,
                 weight,
                 tags: raw.tags.clone(),
+                protocol,
+                tls,
             });
         }
     }
     checked
+}
+
+/// A backend's `protocol` and `tls` (`key` names its fields), which must agree: `h2` is
+/// HTTP/2 over TLS, `h2c` HTTP/2 without it. Files resolve against `base`; their content is
+/// read when vane starts or reloads.
+fn check_transport(
+    check: &mut Checker<'_>,
+    raw: &RawBackend,
+    key: &dyn Fn(&str) -> String,
+    base: &Path,
+) -> Option<(BackendProtocol, Option<BackendTls>)> {
+    let protocol = match &raw.protocol {
+        None => Some(BackendProtocol::Http1),
+        Some(value) => match value.get_ref().as_str() {
+            "http1" => Some(BackendProtocol::Http1),
+            "h2" => Some(BackendProtocol::H2),
+            "h2c" => Some(BackendProtocol::H2c),
+            other => {
+                let message = format!(
+                    "{other:?} is not a protocol: \"http1\" (the default), \"h2\" (HTTP/2 over TLS) or \"h2c\" (HTTP/2 without TLS)"
+                );
+                check.issue(Some(value.span().start), &key("protocol"), message);
+                None
+            }
+        },
+    };
+    let tls = match &raw.tls {
+        None => Some(None),
+        Some(tls) => match tls.get_ref() {
+            RawBackendTls::On(false) => Some(None),
+            RawBackendTls::On(true) => Some(Some(BackendTls::default())),
+            RawBackendTls::Table(table) => {
+                check_backend_tls(check, table, tls.span().start, key, base).map(Some)
+            }
+        },
+    };
+    let (protocol, tls) = (protocol?, tls?);
+    let at = raw.protocol.as_ref().map(|value| value.span().start);
+    match (protocol, &tls) {
+        (BackendProtocol::H2, None) => {
+            let message = "h2 is HTTP/2 over TLS: add tls = true (or a tls table), or say \"h2c\" for HTTP/2 without TLS";
+            check.issue(at, &key("protocol"), message);
+            None
+        }
+        (BackendProtocol::H2c, Some(_)) => {
+            let message = "h2c is HTTP/2 without TLS: over TLS, say \"h2\"";
+            check.issue(at, &key("protocol"), message);
+            None
+        }
+        _ => Some((protocol, tls)),
+    }
+}
+
+/// A backend's `tls` table, at `at`.
+fn check_backend_tls(
+    check: &mut Checker<'_>,
+    table: &super::raw::RawBackendTlsTable,
+    at: usize,
+    key: &dyn Fn(&str) -> String,
+    base: &Path,
+) -> Option<BackendTls> {
+    let mut fine = true;
+    let server_name = table.server_name.as_ref().and_then(|name| {
+        let valid = rustls::pki_types::ServerName::try_from(name.get_ref().as_str()).is_ok();
+        if !valid {
+            let message = format!("{:?} is not a DNS name or an IP address", name.get_ref());
+            check.issue(Some(name.span().start), &key("tls.server_name"), message);
+            fine = false;
+        }
+        valid.then(|| name.get_ref().clone())
+    });
+    let client = match (&table.cert, &table.key) {
+        (Some(cert), Some(private)) => Some(CertificateFiles {
+            cert: base.join(cert.get_ref()),
+            key: base.join(private.get_ref()),
+        }),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            let message = "a client certificate needs both cert and key";
+            check.issue(Some(at), &key("tls"), message);
+            fine = false;
+            None
+        }
+    };
+    fine.then(|| BackendTls {
+        server_name,
+        ca: table.ca.as_ref().map(|ca| base.join(ca.get_ref())),
+        client,
+    })
 }

@@ -17,14 +17,21 @@ use crate::state::State;
 
 /// Asks one backend whether it is healthy.
 trait Probe: Send + Sync + 'static {
-    /// Whether `backend` answered as healthy within the probe's timeout.
-    fn probe(&self, backend: &Backend) -> impl Future<Output = bool> + Send;
+    /// Whether `backend` answered as healthy within the probe's timeout; if not, why.
+    fn probe(&self, backend: &Backend) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// Probes every backend of `state`'s current set each `interval` until `stop` is cancelled.
 /// The first round starts at once; a backend added by a reload is probed from the next round.
-pub async fn run_health_checks(state: Arc<State>, config: HealthConfig, stop: CancellationToken) {
-    let probe = http::HttpProbe::new(&config);
+/// A probe reaches its backend as requests do (TLS, HTTP/2), with heads up to
+/// `max_header_size`.
+pub async fn run_health_checks(
+    state: Arc<State>,
+    config: HealthConfig,
+    max_header_size: usize,
+    stop: CancellationToken,
+) {
+    let probe = http::HttpProbe::new(&config, max_header_size);
     run_rounds(state, config, Arc::new(probe), stop).await;
 }
 
@@ -47,8 +54,13 @@ async fn run_rounds<P: Probe>(
         for backend in state.backends().backends() {
             let (probe, config, backend) = (probe.clone(), config.clone(), backend.clone());
             round.spawn(async move {
-                let ok = probe.probe(&backend).await;
-                report(&backend, backend.health.record_probe(ok, &config));
+                let probed = probe.probe(&backend).await;
+                let ok = probed.is_ok();
+                report(
+                    &backend,
+                    backend.health.record_probe(ok, &config),
+                    probed.err(),
+                );
                 if ok && backend.health.end_ejection_early() {
                     tracing::info!(
                         backend = %backend.name,
@@ -65,11 +77,12 @@ async fn run_rounds<P: Probe>(
     }
 }
 
-fn report(backend: &Backend, transition: Option<Transition>) {
+fn report(backend: &Backend, transition: Option<Transition>, failure: Option<String>) {
     match transition {
         Some(Transition::BecameUnhealthy) => tracing::warn!(
             backend = %backend.name,
             address = %backend.address,
+            failure = failure.as_deref().unwrap_or(""),
             "health check failing; the backend is out of rotation"
         ),
         Some(Transition::BecameHealthy) => tracing::info!(
@@ -102,7 +115,7 @@ mod tests {
     }
 
     impl Probe for Scripted {
-        fn probe(&self, backend: &Backend) -> impl Future<Output = bool> + Send {
+        fn probe(&self, backend: &Backend) -> impl Future<Output = Result<(), String>> + Send {
             self.probes.fetch_add(1, Ordering::SeqCst);
             let ok = !self.failing.lock().unwrap().contains(&backend.name);
             let slow = self.slow.load(Ordering::SeqCst);
@@ -110,7 +123,11 @@ mod tests {
                 if slow {
                     tokio::time::sleep(Duration::from_millis(450)).await;
                 }
-                ok
+                if ok {
+                    Ok(())
+                } else {
+                    Err("scripted".to_owned())
+                }
             }
         }
     }

@@ -76,7 +76,7 @@ async fn attempt(
     let started = Instant::now();
     let outcome = tokio::time::timeout(
         proxy.config.request_timeout,
-        proxy.upstream.send(backend.address, request),
+        proxy.upstream.send(backend, request),
     )
     .await;
     let latency = started.elapsed();

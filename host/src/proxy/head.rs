@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::uri::PathAndQuery;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Uri, Version};
 
 use super::ProxyError;
@@ -133,6 +133,16 @@ fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&
     };
 }
 
+/// Whether the client's `TE` says it accepts trailers.
+fn accepts_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
+}
+
 /// Joins the `cookie` fields an HTTP/2 client may split into one, separated by `; ` as an
 /// HTTP/1.1 backend expects (RFC 9113 §8.2.3).
 fn join_cookies(headers: &mut HeaderMap) {
@@ -177,7 +187,13 @@ pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
     head.version = Version::HTTP_11;
     head.uri = origin_form(&head.uri);
     let headers = &mut head.headers;
+    // An HTTP/2 client's trailers reach it whatever the backend speaks, so its `te: trailers`
+    // (which gRPC sends) stays: the one value of TE that HTTP/2 allows.
+    let accepts_trailers = from_http2 && accepts_trailers(headers);
     remove_hop_by_hop(headers);
+    if accepts_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
     if from_http2 {
         join_cookies(headers);
     }
@@ -189,7 +205,8 @@ pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
 }
 
 /// The request for one attempt on `backend`: the prepared head, and the backend's address as
-/// Host if the client named none (HTTP/1.0). The last possible attempt takes the headers;
+/// Host if the client named none (HTTP/1.0). To an HTTP/2 backend the host travels as
+/// `:authority` instead, in an absolute URI. The last possible attempt takes the headers;
 /// earlier ones copy them, for the retry.
 pub(super) fn for_attempt<B>(
     head: &mut Parts,
@@ -198,20 +215,42 @@ pub(super) fn for_attempt<B>(
     last: bool,
 ) -> Request<B> {
     let mut request = Request::new(body);
-    *request.uri_mut() = head.uri.clone();
     *request.method_mut() = head.method.clone();
-    *request.version_mut() = Version::HTTP_11;
     let headers = request.headers_mut();
     *headers = if last {
         std::mem::take(&mut head.headers)
     } else {
         head.headers.clone()
     };
-    if !headers.contains_key(header::HOST) {
-        let own = HeaderValue::try_from(backend.authority.as_str())
-            .expect("an address is a valid header value");
-        headers.insert(header::HOST, own);
+    if !backend.protocol.is_http2() {
+        if !headers.contains_key(header::HOST) {
+            let own = HeaderValue::try_from(backend.authority.as_str())
+                .expect("an address is a valid header value");
+            headers.insert(header::HOST, own);
+        }
+        *request.uri_mut() = head.uri.clone();
+        *request.version_mut() = Version::HTTP_11;
+        return request;
     }
+    let authority = headers
+        .remove(header::HOST)
+        .and_then(|host| Authority::try_from(host.as_bytes()).ok())
+        .unwrap_or_else(|| backend.authority.clone());
+    let scheme = if backend.tls.is_some() {
+        Scheme::HTTPS
+    } else {
+        Scheme::HTTP
+    };
+    let mut parts = head.uri.clone().into_parts();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    *request.version_mut() = Version::HTTP_2;
     request
 }
 

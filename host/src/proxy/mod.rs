@@ -54,8 +54,12 @@ impl Proxy {
     pub fn new(state: Arc<State>, config: &Config) -> Arc<Self> {
         Arc::new(Proxy {
             upstream: upstream::Upstream::new(
-                config.proxy.connect_timeout,
-                config.proxy.upstream_idle_timeout,
+                upstream::UpstreamLimits {
+                    connect_timeout: config.proxy.connect_timeout,
+                    idle_timeout: config.proxy.upstream_idle_timeout,
+                    max_header_list_size: u32::try_from(config.proxy.max_header_size)
+                        .unwrap_or(u32::MAX),
+                },
                 state.clock().clone(),
             ),
             state,

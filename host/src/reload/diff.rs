@@ -4,9 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendSet};
+use crate::backend::{Backend, BackendSet, BackendTlsError, load_tls};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{BackendConfig, Config};
+use crate::tls::ClientTls;
 
 /// The settings a reload cannot change, named as in the file, that differ between `old` and `new`.
 pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
@@ -48,13 +49,15 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 
 /// The backend set `config` describes, built from `current`: `None` if nothing changed.
 /// A backend keeps its statistics and health when its name and address stay, whatever its
-/// weight and tags become; a new one is timed by `clock`. The changes are described in `changes`.
+/// weight, tags, protocol and TLS become; a new one is timed by `clock`. TLS files are read
+/// again, and a backend whose files still hold the same keeps its TLS (and its pooled
+/// connections). The changes are described in `changes`.
 pub(super) fn next_set(
     current: &BackendSet,
     config: &Config,
     clock: &Clock,
     changes: &mut Vec<String>,
-) -> Option<BackendSet> {
+) -> Result<Option<BackendSet>, BackendTlsError> {
     let old: HashMap<&str, &Arc<Backend>> = current
         .backends()
         .iter()
@@ -62,21 +65,19 @@ pub(super) fn next_set(
         .collect();
     let mut backends = Vec::with_capacity(config.backends.len());
     for wanted in &config.backends {
+        let tls = load_tls(wanted)?;
         let backend = match old.get(wanted.name.as_str()) {
             Some(kept) if kept.address == wanted.address => {
-                if kept.weight == wanted.weight && kept.tags == wanted.tags {
+                let tls = match (&kept.tls, tls) {
+                    (Some(old), Some(new)) if old.same_as(&new) => Some(old.clone()),
+                    (_, new) => new,
+                };
+                let described = describe_change(kept, wanted, tls.as_ref());
+                if described.is_empty() {
                     Arc::clone(kept)
                 } else {
-                    if kept.weight != wanted.weight {
-                        changes.push(format!(
-                            "backend {}: weight {} -> {}",
-                            wanted.name, kept.weight, wanted.weight
-                        ));
-                    }
-                    if kept.tags != wanted.tags {
-                        changes.push(format!("backend {}: tags changed", wanted.name));
-                    }
-                    Arc::new(kept.reweighted(wanted.weight, wanted.tags.clone()))
+                    changes.extend(described);
+                    Arc::new(kept.updated(wanted, tls))
                 }
             }
             Some(kept) => {
@@ -84,11 +85,11 @@ pub(super) fn next_set(
                     "backend {}: address {} -> {}",
                     wanted.name, kept.address, wanted.address
                 ));
-                Arc::new(Backend::new(wanted, clock))
+                Arc::new(Backend::new(wanted, tls, clock))
             }
             None => {
                 changes.push(format!("backend {} added", wanted.name));
-                Arc::new(Backend::new(wanted, clock))
+                Arc::new(Backend::new(wanted, tls, clock))
             }
         };
         backends.push(backend);
@@ -103,7 +104,43 @@ pub(super) fn next_set(
             .iter()
             .zip(current.backends())
             .all(|(new, old)| Arc::ptr_eq(new, old));
-    (!same_order).then(|| BackendSet::new(current.generation() + 1, backends))
+    Ok((!same_order).then(|| BackendSet::new(current.generation() + 1, backends)))
+}
+
+/// What differs between `kept` and `wanted` (with `tls`, read from `wanted`'s files), one line
+/// each; nothing if the backend stays as it is.
+fn describe_change(
+    kept: &Backend,
+    wanted: &BackendConfig,
+    tls: Option<&Arc<ClientTls>>,
+) -> Vec<String> {
+    let name = &wanted.name;
+    let mut changes = Vec::new();
+    if kept.weight != wanted.weight {
+        changes.push(format!(
+            "backend {name}: weight {} -> {}",
+            kept.weight, wanted.weight
+        ));
+    }
+    if kept.tags != wanted.tags {
+        changes.push(format!("backend {name}: tags changed"));
+    }
+    if kept.protocol != wanted.protocol {
+        changes.push(format!(
+            "backend {name}: protocol {} -> {}",
+            kept.protocol, wanted.protocol
+        ));
+    }
+    match (&kept.tls, tls) {
+        (None, None) => {}
+        (Some(old), Some(new)) if Arc::ptr_eq(old, new) => {}
+        (Some(_), Some(_)) => {
+            changes.push(format!("backend {name}: TLS settings or files changed"))
+        }
+        (None, Some(_)) => changes.push(format!("backend {name}: TLS on")),
+        (Some(_), None) => changes.push(format!("backend {name}: TLS off")),
+    }
+    changes
 }
 
 #[cfg(test)]
@@ -125,9 +162,13 @@ mod tests {
     #[test]
     fn an_unchanged_config_keeps_the_set() {
         let first = config(&format!("{}{}", backend("a", 1, 1), backend("b", 2, 1)));
-        let set = BackendSet::from_config(&first, &Clock::new());
+        let set = BackendSet::from_config(&first, &Clock::new()).unwrap();
         let mut changes = Vec::new();
-        assert!(next_set(&set, &first, &Clock::new(), &mut changes).is_none());
+        assert!(
+            next_set(&set, &first, &Clock::new(), &mut changes)
+                .unwrap()
+                .is_none()
+        );
         assert!(changes.is_empty());
     }
 
@@ -139,7 +180,7 @@ mod tests {
             backend("b", 2, 1),
             backend("c", 3, 1)
         ));
-        let set = BackendSet::from_config(&first, &Clock::new());
+        let set = BackendSet::from_config(&first, &Clock::new()).unwrap();
         set.backends()[0].stats.record_failure();
         let second = config(&format!(
             "{}{}{}",
@@ -148,7 +189,9 @@ mod tests {
             backend("d", 5, 1)
         ));
         let mut changes = Vec::new();
-        let next = next_set(&set, &second, &Clock::new(), &mut changes).expect("a new set");
+        let next = next_set(&set, &second, &Clock::new(), &mut changes)
+            .unwrap()
+            .expect("a new set");
         assert_eq!(next.generation(), set.generation() + 1);
         assert_eq!(next.backends()[0].weight, 3);
         assert_eq!(

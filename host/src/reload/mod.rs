@@ -15,7 +15,7 @@ use arc_swap::ArcSwapOption;
 
 pub use watch::{FileChanges, FileWatch, Watched, follow_changes};
 
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, BackendTlsError};
 use crate::balancer::FallbackReason;
 use crate::clock::Clock;
 use crate::config::{AdminToken, Config, ConfigError};
@@ -58,6 +58,9 @@ pub enum ReloadError {
         /// What is wrong, naming the file.
         source: TlsError,
     },
+    /// A backend's TLS files could not be used; the backends in force keep theirs.
+    #[error(transparent)]
+    BackendTls(#[from] BackendTlsError),
     /// The reload task itself failed (a panic in the host).
     #[error("the reload did not finish: {0}")]
     Aborted(String),
@@ -133,14 +136,22 @@ impl Reloader {
         &self.tls
     }
 
-    /// Reads the TLS listeners' certificates again with the config in force, as a change of
-    /// their files does; a file at fault refuses them all, and the old ones keep serving.
+    /// Reads the TLS files again with the config in force, as a change of one of them does: the
+    /// listeners' certificates, and the backends' CA and client certificates (then the whole
+    /// config in force is admitted again, as a reload without a config file is). A file at
+    /// fault refuses them all, and the old ones keep serving.
     pub async fn reload_certificates(&self) -> Result<Reloaded, ReloadError> {
-        let current = self.config.lock().await;
-        let result = self.load_certificates(&current).map(|loaded| {
-            let changes = self.replace_certificates(loaded);
-            Reloaded { changes }
-        });
+        let mut current = self.config.lock().await;
+        let result = if current.backends.iter().any(|backend| backend.tls.is_some()) {
+            let next = current.clone();
+            let applied = self.apply(&mut current, next, false).await;
+            applied.map(Option::unwrap_or_default)
+        } else {
+            self.load_certificates(&current).map(|loaded| {
+                let changes = self.replace_certificates(loaded);
+                Reloaded { changes }
+            })
+        };
         drop(current);
         self.record(&result);
         result
@@ -352,7 +363,7 @@ fn admit(
         return Ok(None);
     }
     let mut changes = Vec::new();
-    let next_set = diff::next_set(current, config, clock, &mut changes);
+    let next_set = diff::next_set(current, config, clock, &mut changes)?;
     let set = next_set.as_ref().unwrap_or(current);
     let generation = old_policy.generation() + 1;
     let policy =
@@ -399,13 +410,23 @@ pub fn watched_files(config: &Config, watched: Watched) -> Vec<PathBuf> {
             .filter(|policy| policy.watch)
             .map(|policy| policy.plugin.clone())
             .collect(),
-        Watched::Certificates => config
-            .listeners
-            .iter()
-            .filter_map(|listener| listener.tls.as_ref())
-            .flat_map(|tls| &tls.certificates)
-            .flat_map(|files| [files.cert.clone(), files.key.clone()])
-            .collect(),
+        Watched::Certificates => {
+            let listeners = config
+                .listeners
+                .iter()
+                .filter_map(|listener| listener.tls.as_ref())
+                .flat_map(|tls| &tls.certificates);
+            let backends = config
+                .backends
+                .iter()
+                .filter_map(|backend| backend.tls.as_ref());
+            let clients = backends.clone().filter_map(|tls| tls.client.as_ref());
+            listeners
+                .chain(clients)
+                .flat_map(|files| [files.cert.clone(), files.key.clone()])
+                .chain(backends.filter_map(|tls| tls.ca.clone()))
+                .collect()
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::{FallbackReason, RequestInfo};
 use crate::clock::Clock;
-use crate::config::BackendConfig;
+use crate::config::{BackendConfig, BackendProtocol};
 use crate::policy::Policy;
 
 pub use report::{Report, Share};
@@ -160,8 +160,10 @@ fn sim_backend(b: &SimBackend, index: usize, clock: &Clock) -> Backend {
         address: SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + index as u16)),
         weight: b.weight,
         tags: Vec::new(),
+        protocol: BackendProtocol::Http1,
+        tls: None,
     };
-    let backend = Backend::new(&config, clock);
+    let backend = Backend::new(&config, None, clock);
     backend.health.set_healthy(b.healthy);
     backend
 }

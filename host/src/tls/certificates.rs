@@ -55,6 +55,9 @@ pub enum TlsError {
         /// rustls's complaint.
         what: String,
     },
+    /// A backend's `server_name` is neither a DNS name nor an IP address.
+    #[error("{0:?} is not a DNS name or an IP address")]
+    ServerName(String),
     /// The key is not the certificate's.
     #[error("{}: this key does not belong to the certificate in {}", key.display(), cert.display())]
     Mismatch {
@@ -156,7 +159,12 @@ impl Certificates {
 }
 
 impl Certificate {
-    fn load(files: &CertificateFiles, provider: &CryptoProvider) -> Result<Self, TlsError> {
+    /// Reads a chain and its key from `files`, the key loaded by `provider` and checked to be
+    /// the certificate's.
+    pub(super) fn load(
+        files: &CertificateFiles,
+        provider: &CryptoProvider,
+    ) -> Result<Self, TlsError> {
         let chain: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(&read(&files.cert)?)
                 .collect::<Result<_, _>>()
@@ -210,14 +218,16 @@ impl Certificate {
     }
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+/// The bytes of `path`, or an error naming it.
+pub(super) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         path: path.to_owned(),
         source,
     })
 }
 
-fn pem_error(path: &Path, what: impl ToString) -> TlsError {
+/// An error in the PEM content of `path`.
+pub(super) fn pem_error(path: &Path, what: impl ToString) -> TlsError {
     TlsError::Pem {
         path: path.to_owned(),
         what: what.to_string(),

@@ -1,9 +1,10 @@
-//! TLS termination with rustls: a TLS listener's server config (TLS 1.2 and 1.3, ALPN `h2` and
+//! TLS with rustls: a TLS listener's server config (TLS 1.2 and 1.3, ALPN `h2` and
 //! `http/1.1`, session tickets) and its certificates, which a reload replaces without touching
-//! the connections open. The crypto provider is *ring*: it builds in seconds where aws-lc-rs
+//! the connections open; and the client config for TLS backends (`client.rs`). The crypto provider is *ring*: it builds in seconds where aws-lc-rs
 //! needs cmake and a long C build, and it serves the same cipher suites.
 
 mod certificates;
+mod client;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use rustls::sign::CertifiedKey;
 use tokio_rustls::TlsAcceptor;
 
 pub use certificates::{Certificate, Certificates, EXPIRY_WARNING, TlsError};
+pub use client::ClientTls;
 
 /// The protocols offered by ALPN, preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];

@@ -1,4 +1,4 @@
-//! Connections to backends: HTTP/1.1 over TCP, kept alive in a pool per backend address.
+//! HTTP/1.1 connections to backends, over TCP or TLS, kept alive in a pool per backend.
 //!
 //! A connection runs inside the task of the request that holds it: hyper's connection future is
 //! polled by the request until the response headers arrive, then by the response body until its
@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
-use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
@@ -20,42 +19,35 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use super::request_body::AttemptBody;
+use super::{PoolKey, UpstreamError, UpstreamLimits};
+use crate::backend::Backend;
 use crate::clock::Clock;
+use crate::dial::{self, BackendStream};
+use crate::log_budget::LogBudget;
+use crate::proxy::request_body::AttemptBody;
 
 /// Idle connections kept per backend at most; past it the oldest is closed. As with Envoy,
 /// the pool otherwise grows to the concurrency the traffic needs.
 const MAX_IDLE_PER_BACKEND: usize = 1024;
 
 /// The sweep for expired idle connections runs at most this often.
-const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+pub(super) const MIN_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// How a request to a backend failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum UpstreamError {
-    /// No connection could be made: refused, unreachable, or not within the connect timeout.
-    Connect,
-    /// The client's request body broke off while it was being sent.
-    ClientBody,
-    /// The connection broke, or the backend answered nonsense, before the response headers.
-    Broken,
-}
-
-/// The pool of connections to every backend, shared by all requests.
+/// The HTTP/1.1 connections to every backend, shared by all requests.
 #[derive(Clone)]
-pub(crate) struct Upstream {
-    pool: Arc<Pool>,
+pub(super) struct Pool {
+    pool: Arc<Idles>,
 }
 
-struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+/// The idle connections, by where they go.
+struct Idles {
+    idle: Mutex<HashMap<PoolKey, Vec<Idle>>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     clock: Clock,
+    warnings: Arc<LogBudget>,
 }
 
 struct Idle {
@@ -66,88 +58,82 @@ struct Idle {
 
 /// One connection to a backend: the handle that sends requests and the future that runs the
 /// protocol on the socket.
-pub(crate) struct Connection {
+struct Connection {
     sender: http1::SendRequest<AttemptBody>,
-    driver: Pin<Box<http1::Connection<TokioIo<TcpStream>, AttemptBody>>>,
+    driver: Pin<Box<http1::Connection<TokioIo<BackendStream>, AttemptBody>>>,
     /// Set once the driver has finished: the connection is closed and can only be dropped.
     ended: bool,
 }
 
 /// A connection lent to one request until its response body ends.
-pub struct Lease {
+pub(super) struct Lease {
     connection: Connection,
-    address: SocketAddr,
-    pool: Weak<Pool>,
+    key: PoolKey,
+    pool: Weak<Idles>,
 }
 
-impl Upstream {
-    /// A pool that connects within `connect_timeout` and keeps idle connections `idle_timeout`
-    /// as `clock` counts it.
-    pub(crate) fn new(connect_timeout: Duration, idle_timeout: Duration, clock: Clock) -> Self {
-        Upstream {
-            pool: Arc::new(Pool {
+impl Pool {
+    /// A pool that connects and keeps idle connections as `limits` says, timed by `clock`.
+    pub(super) fn new(limits: UpstreamLimits, clock: Clock, warnings: Arc<LogBudget>) -> Self {
+        Pool {
+            pool: Arc::new(Idles {
                 idle: Mutex::new(HashMap::new()),
-                connect_timeout,
-                idle_timeout,
+                connect_timeout: limits.connect_timeout,
+                idle_timeout: limits.idle_timeout,
                 clock,
+                warnings,
             }),
         }
     }
 
-    /// Closes the connections idle past the timeout, about once per timeout (at most once a
-    /// second), until `stop` is cancelled.
-    pub(crate) async fn sweep(&self, stop: CancellationToken) {
-        let every = self.pool.idle_timeout.max(MIN_SWEEP_INTERVAL);
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => self.pool.close_expired(),
-                () = stop.cancelled() => return,
-            }
-        }
+    /// How long a connection may sit idle.
+    pub(super) fn idle_timeout(&self) -> Duration {
+        self.pool.idle_timeout
     }
 
-    /// Sends `request` (origin-form URI, Host set) to the backend at `address`, on an idle
-    /// connection if one is alive, else on a new one. The connection comes back with the
-    /// response, to be run by its body.
-    pub(crate) async fn send(
+    /// Closes every connection idle for the idle timeout or longer.
+    pub(super) fn close_expired(&self) {
+        self.pool.close_expired();
+    }
+
+    /// Sends `request` (origin-form URI, Host set) to `backend`, on an idle connection if one
+    /// is alive, else on a new one. The connection comes back with the response, to be run by
+    /// its body.
+    pub(super) async fn send(
         &self,
-        address: SocketAddr,
+        backend: &Backend,
         mut request: Request<AttemptBody>,
     ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
-        if let Some(mut connection) = self.pool.checkout(address) {
+        let key = PoolKey::of(backend);
+        if let Some(mut connection) = self.pool.checkout(key) {
             match exchange(&mut connection, request).await {
-                Ok(response) => return Ok((response, self.lease(connection, address))),
+                Ok(response) => return Ok((response, self.lease(connection, key))),
                 // Closed by the backend before it took the request: the request is intact, and
                 // a fresh connection may take it, as hyper-util's client does.
                 Err(Exchange::NotSent(unsent)) => request = *unsent,
                 Err(Exchange::Failed(error)) => return Err(error),
             }
         }
-        let mut connection = self.connect(address).await?;
+        let mut connection = self.connect(backend).await?;
         match exchange(&mut connection, request).await {
-            Ok(response) => Ok((response, self.lease(connection, address))),
+            Ok(response) => Ok((response, self.lease(connection, key))),
             Err(Exchange::NotSent(_)) => Err(UpstreamError::Broken),
             Err(Exchange::Failed(error)) => Err(error),
         }
     }
 
-    fn lease(&self, connection: Connection, address: SocketAddr) -> Lease {
+    fn lease(&self, connection: Connection, key: PoolKey) -> Lease {
         Lease {
             connection,
-            address,
+            key,
             pool: Arc::downgrade(&self.pool),
         }
     }
 
-    async fn connect(&self, address: SocketAddr) -> Result<Connection, UpstreamError> {
-        let stream = tokio::time::timeout(self.pool.connect_timeout, TcpStream::connect(address))
+    async fn connect(&self, backend: &Backend) -> Result<Connection, UpstreamError> {
+        let (sender, driver) = dial::http1(backend, self.pool.connect_timeout)
             .await
-            .map_err(|_elapsed| UpstreamError::Connect)?
-            .map_err(|_refused| UpstreamError::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, driver) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|_| UpstreamError::Connect)?;
+            .map_err(|err| super::dial_failed(backend, &err, &self.pool.warnings))?;
         Ok(Connection {
             sender,
             driver: Box::pin(driver),
@@ -235,7 +221,7 @@ impl Connection {
 impl std::fmt::Debug for Lease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lease")
-            .field("address", &self.address)
+            .field("address", &self.key.address)
             .field("ended", &self.connection.ended)
             .finish()
     }
@@ -243,38 +229,38 @@ impl std::fmt::Debug for Lease {
 
 impl Lease {
     /// Runs the connection, which feeds the response body; `Ready` once it has ended.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.connection.drive(cx)
     }
 
     /// Gives the connection back to the pool, once the response body has been read to its end.
-    pub(crate) fn release(self) {
+    pub(super) fn release(self) {
         if let Some(pool) = self.pool.upgrade() {
-            pool.checkin(self.address, self.connection);
+            pool.checkin(self.key, self.connection);
         }
     }
 }
 
-impl Pool {
-    fn lock(&self) -> MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
+impl Idles {
+    fn lock(&self) -> MutexGuard<'_, HashMap<PoolKey, Vec<Idle>>> {
         // Nothing panics while holding the lock; a poisoned map is still consistent.
         self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The most recently used idle connection to `address` that is still alive, if any.
-    fn checkout(&self, address: SocketAddr) -> Option<Connection> {
+    /// The most recently used idle connection for `key` that is still alive, if any.
+    fn checkout(&self, key: PoolKey) -> Option<Connection> {
         loop {
             let Idle {
                 mut connection,
                 since,
-            } = self.lock().get_mut(&address)?.pop()?;
+            } = self.lock().get_mut(&key)?.pop()?;
             if self.expired(since) {
                 // The others left are older still; one put back meanwhile is kept.
                 let expired = self
                     .lock()
-                    .get_mut(&address)
+                    .get_mut(&key)
                     .map(|list| self.take_expired(list));
                 drop(expired);
                 return None;
@@ -285,7 +271,7 @@ impl Pool {
         }
     }
 
-    fn checkin(&self, address: SocketAddr, mut connection: Connection) {
+    fn checkin(&self, key: PoolKey, mut connection: Connection) {
         if !connection.alive() {
             return;
         }
@@ -295,7 +281,7 @@ impl Pool {
         };
         let evicted = {
             let mut pool = self.lock();
-            let list = pool.entry(address).or_default();
+            let list = pool.entry(key).or_default();
             list.push(idle);
             (list.len() > MAX_IDLE_PER_BACKEND).then(|| list.remove(0))
         };

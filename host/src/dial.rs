@@ -1,0 +1,203 @@
+//! Opening a connection to a backend, as the proxy and the health checks both do: TCP within
+//! the connect timeout, the TLS handshake if the backend takes TLS (within the same timeout),
+//! then the HTTP handshake of its protocol. An HTTP/1.1 connection is run by whoever holds it;
+//! an HTTP/2 one carries many requests at once, so it runs in a task of its own, which ends when
+//! the connection closes (every handle dropped, or the backend gone) or `stop` is cancelled.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body::Body;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::Backend;
+
+/// How often an HTTP/2 connection to a backend is pinged when it carries nothing, and how long
+/// the answer may take: a backend that vanished without closing is found out within both.
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a connection to a backend could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// TCP: refused, unreachable, or not within the connect timeout.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// The TLS handshake failed (the backend's certificate not trusted, or not for its name)
+    /// or took past the connect timeout.
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
+    /// The HTTP/2 handshake failed, or the backend did not agree to HTTP/2 by ALPN.
+    #[error("HTTP handshake failed: {0}")]
+    Http(String),
+}
+
+/// A byte stream to a backend: plain TCP or TLS.
+#[derive(Debug)]
+pub enum BackendStream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Opens the byte stream to `backend`: TCP, then TLS if it takes TLS, within `timeout`.
+pub async fn stream(backend: &Backend, timeout: Duration) -> Result<BackendStream, DialError> {
+    let opened = tokio::time::timeout(timeout, async {
+        let tcp = TcpStream::connect(backend.address)
+            .await
+            .map_err(|err| DialError::Connect(err.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &backend.tls else {
+            return Ok(BackendStream::Tcp(tcp));
+        };
+        let stream = tls
+            .connector()
+            .connect(tls.server_name().clone(), tcp)
+            .await
+            .map_err(|err| DialError::Tls(err.to_string()))?;
+        Ok(BackendStream::Tls(Box::new(stream)))
+    })
+    .await;
+    opened.unwrap_or_else(|_elapsed| {
+        Err(DialError::Connect(format!(
+            "no connection within {}",
+            humantime::format_duration(timeout)
+        )))
+    })
+}
+
+/// An HTTP/1.1 connection to `backend`: the handle that sends requests and the future that
+/// runs the protocol, to be polled by its user.
+pub async fn http1<B>(
+    backend: &Backend,
+    timeout: Duration,
+) -> Result<
+    (
+        http1::SendRequest<B>,
+        http1::Connection<TokioIo<BackendStream>, B>,
+    ),
+    DialError,
+>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = stream(backend, timeout).await?;
+    http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| DialError::Http(err.to_string()))
+}
+
+/// An HTTP/2 connection to `backend` (h2 over TLS, or h2c), run by a task of its own until it
+/// closes or `stop` is cancelled; `max_header_list_size` bounds the heads it accepts.
+pub async fn http2<B>(
+    backend: &Backend,
+    timeout: Duration,
+    max_header_list_size: u32,
+    stop: &CancellationToken,
+) -> Result<http2::SendRequest<B>, DialError>
+where
+    B: Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = stream(backend, timeout).await?;
+    if let BackendStream::Tls(tls) = &stream
+        && tls.get_ref().1.alpn_protocol() != Some(b"h2")
+    {
+        return Err(DialError::Http(
+            "the backend did not agree to HTTP/2 (ALPN h2) in the TLS handshake".to_owned(),
+        ));
+    }
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive_interval(HTTP2_PING_INTERVAL)
+        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
+        .max_header_list_size(max_header_list_size);
+    let handshake = builder.handshake(TokioIo::new(stream));
+    let (sender, connection) = tokio::time::timeout(timeout, handshake)
+        .await
+        .map_err(|_elapsed| DialError::Http("no HTTP/2 handshake within the timeout".into()))?
+        .map_err(|err| DialError::Http(err.to_string()))?;
+    let stop = stop.clone();
+    let name = backend.name.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            ended = connection => {
+                if let Err(err) = ended {
+                    tracing::debug!(backend = %name, error = %err, "HTTP/2 connection to a backend ended");
+                }
+            }
+            () = stop.cancelled() => {}
+        }
+    });
+    Ok(sender)
+}
+
+impl AsyncRead for BackendStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Tcp(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            BackendStream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for BackendStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Tcp(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            BackendStream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            BackendStream::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            BackendStream::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            BackendStream::Tcp(tcp) => tcp.is_write_vectored(),
+            BackendStream::Tls(tls) => tls.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            BackendStream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            BackendStream::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            BackendStream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

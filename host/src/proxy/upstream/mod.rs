@@ -1,0 +1,173 @@
+//! Connections to backends, pooled per backend and per way of connecting, in the protocol each
+//! backend speaks: HTTP/1.1 (`http1.rs`: one request at a time per connection, run inside the
+//! task of the request that holds it) or HTTP/2 (`http2.rs`: many requests at once on a shared
+//! connection, each a stream of its own). Connections are opened by [`crate::dial`], over TLS
+//! when the backend takes it.
+
+mod http1;
+mod http2;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tokio_util::sync::CancellationToken;
+
+use super::request_body::AttemptBody;
+use crate::backend::Backend;
+use crate::clock::Clock;
+use crate::dial::DialError;
+use crate::log_budget::LogBudget;
+
+/// At most this many lines a minute say why a TLS or HTTP/2 handshake with a backend failed
+/// (a connection refused says nothing: it is counted on the backend, and common).
+const HANDSHAKE_WARNINGS_PER_MINUTE: u32 = 6;
+
+/// How a request to a backend failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamError {
+    /// No connection could be made: refused, unreachable, a failed TLS or HTTP/2 handshake, or
+    /// not within the connect timeout.
+    Connect,
+    /// The client's request body broke off while it was being sent.
+    ClientBody,
+    /// The connection broke, or the backend answered nonsense, before the response headers.
+    Broken,
+}
+
+/// Where pooled connections go: one backend address reached one way (plain, or with one TLS
+/// config), so a backend whose TLS changes never gets a connection made the old way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct PoolKey {
+    address: SocketAddr,
+    /// [`crate::tls::ClientTls::id`], or 0 for plain TCP.
+    tls: u64,
+}
+
+impl PoolKey {
+    fn of(backend: &Backend) -> Self {
+        PoolKey {
+            address: backend.address,
+            tls: backend.tls.as_ref().map_or(0, |tls| tls.id()),
+        }
+    }
+}
+
+/// What every connection to a backend is held to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UpstreamLimits {
+    /// How long opening a connection (TCP, TLS, HTTP/2 handshake) may take.
+    pub(crate) connect_timeout: Duration,
+    /// How long a connection may sit unused in the pool.
+    pub(crate) idle_timeout: Duration,
+    /// The largest response head accepted from an HTTP/2 backend.
+    pub(crate) max_header_list_size: u32,
+}
+
+/// The pools of connections to every backend, shared by all requests.
+#[derive(Clone)]
+pub(crate) struct Upstream {
+    http1: http1::Pool,
+    http2: http2::Pool,
+    /// Ends the tasks running HTTP/2 connections when vane stops.
+    stop: CancellationToken,
+}
+
+/// The connection (or HTTP/2 stream) a response arrives on, lent to the request until its
+/// response body ends.
+#[derive(Debug)]
+pub struct Lease(Leased);
+
+#[derive(Debug)]
+enum Leased {
+    Http1(http1::Lease),
+    Http2(http2::Stream),
+}
+
+impl Upstream {
+    /// Pools that open connections and keep them idle as `limits` says, timed by `clock`.
+    pub(crate) fn new(limits: UpstreamLimits, clock: Clock) -> Self {
+        let stop = CancellationToken::new();
+        let warnings = Arc::new(LogBudget::new(
+            HANDSHAKE_WARNINGS_PER_MINUTE,
+            Duration::from_secs(60),
+            clock.clone(),
+        ));
+        Upstream {
+            http1: http1::Pool::new(limits, clock.clone(), warnings.clone()),
+            http2: http2::Pool::new(limits, clock, warnings, stop.clone()),
+            stop,
+        }
+    }
+
+    /// Closes the connections idle past the timeout, about once per timeout (at most once a
+    /// second), until `stop` is cancelled; then ends every HTTP/2 connection's task.
+    pub(crate) async fn sweep(&self, stop: CancellationToken) {
+        let every = self.http1.idle_timeout().max(http1::MIN_SWEEP_INTERVAL);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {
+                    self.http1.close_expired();
+                    self.http2.close_expired();
+                }
+                () = stop.cancelled() => break,
+            }
+        }
+        self.stop.cancel();
+    }
+
+    /// Sends `request` (origin-form URI and Host for HTTP/1.1, absolute URI for HTTP/2) to
+    /// `backend` in its protocol, on a pooled connection if one is alive, else on a new one.
+    /// The connection comes back with the response, to be run by its body.
+    pub(crate) async fn send(
+        &self,
+        backend: &Backend,
+        request: Request<AttemptBody>,
+    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+        if backend.protocol.is_http2() {
+            let (response, stream) = self.http2.send(backend, request).await?;
+            Ok((response, Lease(Leased::Http2(stream))))
+        } else {
+            let (response, lease) = self.http1.send(backend, request).await?;
+            Ok((response, Lease(Leased::Http1(lease))))
+        }
+    }
+}
+
+/// What a failed dial of `backend` means for the request; a failed TLS or HTTP/2 handshake
+/// (most often a certificate or protocol setting that does not match the backend) is logged,
+/// within `warnings`.
+fn dial_failed(backend: &Backend, error: &DialError, warnings: &LogBudget) -> UpstreamError {
+    if !matches!(error, DialError::Connect(_)) && warnings.allow() {
+        tracing::warn!(
+            backend = %backend.name,
+            address = %backend.address,
+            %error,
+            "cannot connect to the backend"
+        );
+    }
+    UpstreamError::Connect
+}
+
+impl Lease {
+    /// Runs the connection, which feeds the response body; `Ready` once it has ended. An
+    /// HTTP/2 connection runs in its own task: nothing to do here.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.0 {
+            Leased::Http1(lease) => lease.drive(cx),
+            Leased::Http2(_) => Poll::Pending,
+        }
+    }
+
+    /// Gives the connection back to the pool (or ends the stream's count), once the response
+    /// body has been read to its end.
+    pub(crate) fn release(self) {
+        match self.0 {
+            Leased::Http1(lease) => lease.release(),
+            Leased::Http2(stream) => drop(stream),
+        }
+    }
+}

@@ -10,6 +10,8 @@ if ! command -v curl >/dev/null; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends curl ca-certificates
 fi
 bash scripts/build-plugins.sh
+# The gRPC tests run a real gRPC server and client (grpcio, from PyPI).
+bash scripts/install-grpc.sh
 bash scripts/build-examples.sh
 # One build of vane and every test target together, so the binary the end-to-end tests run and
 # the tests themselves share one set of features and nothing is compiled twice.

@@ -13,6 +13,7 @@ mod failover;
 mod fallback;
 mod floods;
 mod forwarding;
+mod grpc;
 mod h2_floods;
 mod hostile;
 mod http1;

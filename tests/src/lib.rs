@@ -6,6 +6,7 @@ pub mod backend;
 pub mod client;
 pub mod command;
 pub mod files;
+pub mod grpc;
 pub mod load;
 pub mod plugins;
 pub mod proxy;

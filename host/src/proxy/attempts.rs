@@ -9,6 +9,8 @@ use http::request::Parts;
 use http::{Method, Response};
 use tokio::time::Instant;
 
+use super::body::CallEnd;
+use super::grpc::GrpcCall;
 use super::head::{self, remove_hop_by_hop};
 use super::request_body::{AttemptBody, RequestBody};
 use super::upstream::UpstreamError;
@@ -16,8 +18,9 @@ use super::{Proxy, ProxyBody, ProxyError};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::Ranked;
 
-/// Forwards the request (`head`, already prepared, and `body`) to the backends of `set`, in
-/// the order of `ranked` and then the rest, until one answers or no retry is left.
+/// Forwards the request (`head`, already prepared, and `body`; a gRPC `call`, if it is one) to
+/// the backends of `set`, in the order of `ranked` and then the rest, until one answers or no
+/// retry is left.
 pub(super) async fn run(
     proxy: &Proxy,
     set: &BackendSet,
@@ -25,6 +28,7 @@ pub(super) async fn run(
     sequence: u64,
     head: &mut Parts,
     body: &RequestBody,
+    call: Option<GrpcCall>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let budget = proxy.state.retry_budget();
     let mut candidates = Candidates::new(ranked, sequence);
@@ -35,7 +39,7 @@ pub(super) async fn run(
     while let Some(index) = candidates.next(set) {
         let backend = set.backends()[index as usize].clone();
         let request = head::for_attempt(head, &backend, body.attempt(), retries_left == 0);
-        let error = match attempt(proxy, set, index, backend, request).await {
+        let error = match attempt(proxy, set, index, backend, request, call).await {
             Ok(response) => return Ok(response),
             // Why the body broke off is known where it was read.
             Err(ProxyError::ClientBody) => body.fault().map_or(ProxyError::ClientBody, Into::into),
@@ -62,20 +66,28 @@ pub(super) async fn run(
     Err(last_error)
 }
 
-/// One attempt on `backend` (`index` in `set`): counts it, forwards it, and records what came
-/// back on the backend (statistics, passive ejection) and with the policy.
+/// One attempt on `backend` (`index` in `set`): counts it, forwards it (until the response
+/// headers, within `request_timeout` and the gRPC `call`'s deadline), and records what came back
+/// on the backend (statistics, passive ejection) and with the policy.
 async fn attempt(
     proxy: &Proxy,
     set: &BackendSet,
     index: u32,
     backend: Arc<Backend>,
     request: http::Request<AttemptBody>,
+    call: Option<GrpcCall>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let guard = InFlightGuard::start(backend);
     let backend = guard.backend();
     let started = Instant::now();
-    let outcome = tokio::time::timeout(
-        proxy.config.request_timeout,
+    let timeout = started + proxy.config.request_timeout;
+    // A gRPC client's deadline shorter than the request timeout is the client's choice: its
+    // passing is not held against the backend.
+    let call_deadline = call
+        .and_then(|call| call.deadline)
+        .filter(|deadline| *deadline < timeout);
+    let outcome = tokio::time::timeout_at(
+        call_deadline.unwrap_or(timeout),
         proxy.upstream.send(backend, request),
     )
     .await;
@@ -92,6 +104,7 @@ async fn attempt(
                 body,
                 guard: Some(guard),
                 connection: Some(connection),
+                call: call.map(CallEnd::new),
             });
             remove_hop_by_hop(response.headers_mut());
             return Ok(response);
@@ -101,7 +114,8 @@ async fn attempt(
         Ok(Err(UpstreamError::Broken)) => ProxyError::Upstream,
         Err(_elapsed) => ProxyError::Timeout,
     };
-    if error.is_upstream() {
+    let clients_deadline = error == ProxyError::Timeout && call_deadline.is_some();
+    if error.is_upstream() && !clients_deadline {
         backend.stats.record_outcome(Outcome::NoResponse, latency);
         backend.record_attempt(false, &proxy.ejection, set);
         observe(proxy, set, index, 0, latency);

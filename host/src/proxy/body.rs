@@ -1,5 +1,6 @@
 //! The response body vane sends: the backend's body streamed through, holding the request's
-//! in-flight guard until the last frame, or a short message of vane's own.
+//! in-flight guard until the last frame, or a short message of vane's own. A gRPC call's body
+//! ends at the call's deadline, and with a gRPC status if the backend's connection breaks.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,7 +8,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::time::Sleep;
 
+use super::grpc::{self, Code, GrpcCall};
 use super::upstream::Lease;
 use crate::backend::InFlightGuard;
 
@@ -22,9 +25,36 @@ pub enum ProxyBody {
         guard: Option<InFlightGuard>,
         /// The connection the body arrives on, run by the body and pooled again at its end.
         connection: Option<Lease>,
+        /// How the body of a gRPC call ends early, if the request was one.
+        call: Option<Box<CallEnd>>,
     },
     /// A body vane wrote itself, such as an error message.
     Message(Option<Bytes>),
+}
+
+/// How a gRPC call's response body ends when the backend does not end it: at the call's
+/// deadline (`DEADLINE_EXCEEDED`), or when its connection breaks (`UNAVAILABLE`).
+#[derive(Debug)]
+pub struct CallEnd {
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl CallEnd {
+    /// The end of `call`'s body.
+    pub(super) fn new(call: GrpcCall) -> Box<Self> {
+        Box::new(CallEnd {
+            deadline: call
+                .deadline
+                .map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
+        })
+    }
+
+    /// Whether the deadline has passed.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        self.deadline
+            .as_mut()
+            .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready())
+    }
 }
 
 impl ProxyBody {
@@ -58,11 +88,13 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.get_mut() {
+        let this = self.get_mut();
+        match this {
             ProxyBody::Upstream {
                 body,
                 guard,
                 connection,
+                call,
             } => {
                 let mut frame = Pin::new(&mut *body).poll_frame(cx);
                 if frame.is_pending()
@@ -71,6 +103,32 @@ impl Body for ProxyBody {
                     // The body's bytes come in through the connection: run it, then look again.
                     let _ = lease.drive(cx);
                     frame = Pin::new(&mut *body).poll_frame(cx);
+                }
+                if let Some(end) = call {
+                    // Looked at on every poll: a backend streaming without a pause must not
+                    // outlive the deadline either.
+                    let ending = match &frame {
+                        Poll::Ready(None) => None,
+                        Poll::Ready(Some(Err(_))) => Some((
+                            Code::Unavailable,
+                            "vane: the backend's connection broke during the response",
+                        )),
+                        _ if end.expired(cx) => Some((
+                            Code::DeadlineExceeded,
+                            "vane: the call's grpc-timeout passed",
+                        )),
+                        _ => None,
+                    };
+                    if let Some((code, message)) = ending {
+                        if code == Code::Unavailable
+                            && let Some(guard) = guard.take()
+                        {
+                            guard.backend().stats.record_failure();
+                        }
+                        // Dropping the backend's body cancels its stream; the call ends here.
+                        *this = ProxyBody::Message(None);
+                        return Poll::Ready(Some(Ok(Frame::trailers(grpc::status(code, message)))));
+                    }
                 }
                 match &frame {
                     Poll::Ready(None) => {

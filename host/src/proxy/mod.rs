@@ -11,6 +11,7 @@
 mod attempts;
 mod body;
 mod error;
+mod grpc;
 #[cfg(fuzzing)]
 pub(crate) mod fuzz {
     //! The proxy's fuzz entry points, for `crate::fuzzing`.

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use http::uri::PathAndQuery;
 use http::{Request, Response, header};
 
+use super::grpc::GrpcCall;
 use super::head::{self, ClientAddress};
 use super::request_body::{BodyLimits, ClientBody, RequestBody};
 use super::{Proxy, ProxyBody, ProxyError, attempts};
@@ -22,9 +23,13 @@ pub(super) async fn handle(
     client: ClientAddress,
     request: Request<ClientBody>,
 ) -> Response<ProxyBody> {
-    match forward(&proxy, &client, request).await {
+    let call = GrpcCall::of(request.headers());
+    match forward(&proxy, &client, request, call).await {
         Ok(response) => response,
-        Err(error) => error.response(),
+        Err(error) => match call {
+            Some(call) => call.error_response(error),
+            None => error.response(),
+        },
     }
 }
 
@@ -32,6 +37,7 @@ async fn forward(
     proxy: &Proxy,
     client: &ClientAddress,
     request: Request<ClientBody>,
+    call: Option<GrpcCall>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     head::check_host(&request)?;
     let state = &proxy.state;
@@ -46,7 +52,7 @@ async fn forward(
         max_size: proxy.config.max_body_size,
     };
     let body = RequestBody::new(body, limits, &proxy.state)?;
-    attempts::run(proxy, &set, ranked, sequence, &mut head, &body).await
+    attempts::run(proxy, &set, ranked, sequence, &mut head, &body, call).await
 }
 
 /// Asks the policy to rank the backends of `set` for this request.

@@ -27,6 +27,7 @@ mod shutdown;
 mod signals;
 mod smuggling;
 mod tls;
+mod websocket;
 
 use std::collections::BTreeMap;
 

@@ -13,6 +13,7 @@ pub mod proxy;
 pub mod raw;
 pub mod recorder;
 pub mod tls;
+pub mod websocket;
 
 pub use backend::{Backend, BackendBuilder};
 pub use client::Client;

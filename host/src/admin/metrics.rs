@@ -246,6 +246,21 @@ impl Collector for StateCollector {
             )?,
             connections.evicted_total(),
         )?;
+        gauge(
+            &mut encoder,
+            "vane_tunnels_open",
+            "Client connections switched to another protocol (WebSocket, Upgrade) open now.",
+            connections.tunnels_open(),
+        )?;
+        counter(
+            encoder.encode_descriptor(
+                "vane_tunnels_opened",
+                "Client connections switched to another protocol (WebSocket, Upgrade) since start.",
+                None,
+                MetricType::Counter,
+            )?,
+            connections.tunnels_opened_total(),
+        )?;
         let mut metric = encoder.encode_descriptor(
             "vane_client_faults",
             "Requests refused and connections closed for what the client did, by fault.",

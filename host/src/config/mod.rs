@@ -216,6 +216,9 @@ pub struct ProxyConfig {
     /// `send_timeout`: the longest a client may read nothing of its response while vane has
     /// more to send; default 60s (nginx's `send_timeout`). On expiry the connection is closed.
     pub send_timeout: Duration,
+    /// `tunnel_idle_timeout`: the longest an upgraded connection (a WebSocket) may carry no byte
+    /// either way before it is closed; default 1h (HAProxy's recommended `timeout tunnel`).
+    pub tunnel_idle_timeout: Duration,
     /// `max_body_size`: the largest request body accepted, in bytes; none by default. A larger
     /// Content-Length gets 413 before anything is forwarded; a chunked body that grows past
     /// it is cut off (413 if no response has started).
@@ -235,6 +238,7 @@ impl Default for ProxyConfig {
             drain_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
+            tunnel_idle_timeout: Duration::from_secs(3600),
             max_body_size: None,
         }
     }

@@ -81,6 +81,7 @@ pub(super) struct RawProxy {
     pub drain_timeout: Option<Spanned<String>>,
     pub body_read_timeout: Option<Spanned<String>>,
     pub send_timeout: Option<Spanned<String>>,
+    pub tunnel_idle_timeout: Option<Spanned<String>>,
     pub max_body_size: Option<Spanned<String>>,
 }
 

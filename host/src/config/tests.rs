@@ -49,6 +49,7 @@ upstream_idle_timeout = "1s"
 drain_timeout = "10s"
 body_read_timeout = "15s"
 send_timeout = "25s"
+tunnel_idle_timeout = "5m"
 max_body_size = "10MiB"
 
 [health]
@@ -113,6 +114,7 @@ fn a_full_config_reads_into_typed_values() {
             drain_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),
             send_timeout: Duration::from_secs(25),
+            tunnel_idle_timeout: Duration::from_secs(300),
             max_body_size: Some(10 << 20),
         }
     );
@@ -201,7 +203,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "51: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`, `protocol`, `tls`"
+            "52: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`, `protocol`, `tls`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -216,7 +218,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("51: backends[1].weight: invalid type"),
+        found[0].starts_with("52: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");

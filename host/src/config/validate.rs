@@ -444,6 +444,11 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             "proxy.send_timeout",
             defaults.send_timeout,
         ),
+        tunnel_idle_timeout: check.duration(
+            &proxy.tunnel_idle_timeout,
+            "proxy.tunnel_idle_timeout",
+            defaults.tunnel_idle_timeout,
+        ),
         max_body_size: proxy
             .max_body_size
             .is_some()

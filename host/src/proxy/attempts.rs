@@ -6,21 +6,32 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::request::Parts;
-use http::{Method, Response};
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::body::CallEnd;
 use super::grpc::GrpcCall;
 use super::head::{self, remove_hop_by_hop};
+use super::http1::Switch;
 use super::request_body::{AttemptBody, RequestBody};
-use super::upstream::UpstreamError;
+use super::tunnel::BackendTunnel;
+use super::upstream::{Lease, UpstreamError};
 use super::{Proxy, ProxyBody, ProxyError};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::Ranked;
 
-/// Forwards the request (`head`, already prepared, and `body`; a gRPC `call`, if it is one) to
-/// the backends of `set`, in the order of `ranked` and then the rest, until one answers or no
-/// retry is left.
+/// What kind of request it is, where that changes how its answer is carried.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Kind {
+    /// A gRPC call: its deadline, and gRPC statuses when it ends early.
+    pub(super) call: Option<GrpcCall>,
+    /// An HTTP/1.1 client asking to switch protocols: a `101` answer opens a tunnel.
+    pub(super) upgrade: bool,
+}
+
+/// Forwards the request (`head`, already prepared, and `body`, of `kind`) to the backends of
+/// `set`, in the order of `ranked` and then the rest, until one answers or no retry is left.
 pub(super) async fn run(
     proxy: &Proxy,
     set: &BackendSet,
@@ -28,7 +39,7 @@ pub(super) async fn run(
     sequence: u64,
     head: &mut Parts,
     body: &RequestBody,
-    call: Option<GrpcCall>,
+    kind: Kind,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let budget = proxy.state.retry_budget();
     let mut candidates = Candidates::new(ranked, sequence);
@@ -39,7 +50,7 @@ pub(super) async fn run(
     while let Some(index) = candidates.next(set) {
         let backend = set.backends()[index as usize].clone();
         let request = head::for_attempt(head, &backend, body.attempt(), retries_left == 0);
-        let error = match attempt(proxy, set, index, backend, request, call).await {
+        let error = match attempt(proxy, set, index, backend, request, kind).await {
             Ok(response) => return Ok(response),
             // Why the body broke off is known where it was read.
             Err(ProxyError::ClientBody) => body.fault().map_or(ProxyError::ClientBody, Into::into),
@@ -67,7 +78,7 @@ pub(super) async fn run(
 }
 
 /// One attempt on `backend` (`index` in `set`): counts it, forwards it (until the response
-/// headers, within `request_timeout` and the gRPC `call`'s deadline), and records what came back
+/// headers, within `request_timeout` and a gRPC call's deadline), and records what came back
 /// on the backend (statistics, passive ejection) and with the policy.
 async fn attempt(
     proxy: &Proxy,
@@ -75,8 +86,9 @@ async fn attempt(
     index: u32,
     backend: Arc<Backend>,
     request: http::Request<AttemptBody>,
-    call: Option<GrpcCall>,
+    kind: Kind,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let call = kind.call;
     let guard = InFlightGuard::start(backend);
     let backend = guard.backend();
     let started = Instant::now();
@@ -100,6 +112,9 @@ async fn attempt(
                 .record_outcome(Outcome::Status(status), latency);
             backend.record_attempt(true, &proxy.ejection, set);
             observe(proxy, set, index, status, latency);
+            if kind.upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                return switch(proxy, response, connection, guard).await;
+            }
             let mut response = response.map(|body| ProxyBody::Upstream {
                 body,
                 guard: Some(guard),
@@ -121,6 +136,35 @@ async fn attempt(
         observe(proxy, set, index, 0, latency);
     }
     Err(error)
+}
+
+/// The answer to a client whose upgrade the backend accepted (`101`): the backend's head, with
+/// the switch it names kept, joined to the backend connection's byte stream, which stays in
+/// flight on the backend until the tunnel closes.
+async fn switch(
+    proxy: &Proxy,
+    response: Response<Incoming>,
+    connection: Lease,
+    guard: InFlightGuard,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let (mut parts, _) = response.into_parts();
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
+    let Some((stream, early)) = connection.into_tunnel().await else {
+        return Err(ProxyError::Upstream);
+    };
+    remove_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = protocol {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, protocol);
+    }
+    let tunnel = BackendTunnel::new(stream, early, guard, proxy.state.clone());
+    let mut response = Response::from_parts(parts, ProxyBody::Message(None));
+    response
+        .extensions_mut()
+        .insert(Switch::new(tunnel, proxy.config.tunnel_idle_timeout));
+    Ok(response)
 }
 
 /// Whether a failed attempt may be made again on another backend: when nothing reached the

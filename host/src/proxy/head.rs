@@ -133,6 +133,31 @@ fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&
     };
 }
 
+/// The protocol an HTTP/1.1 client asks to switch to (`Upgrade`, named in `Connection` as RFC
+/// 9110 §7.8 requires), if it asks.
+pub(super) fn requested_upgrade<B>(request: &Request<B>) -> Option<HeaderValue> {
+    if request.version() != Version::HTTP_11 {
+        return None;
+    }
+    let headers = request.headers();
+    let named = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+    named
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// Puts the upgrade the client asked for back into the prepared head (hop-by-hop headers were
+/// removed): `Connection: upgrade` and its `Upgrade`.
+pub(super) fn keep_upgrade(head: &mut Parts, protocol: HeaderValue) {
+    head.headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    head.headers.insert(header::UPGRADE, protocol);
+}
+
 /// Whether the client's `TE` says it accepts trailers.
 fn accepts_trailers(headers: &HeaderMap) -> bool {
     headers
@@ -232,6 +257,9 @@ pub(super) fn for_attempt<B>(
         *request.version_mut() = Version::HTTP_11;
         return request;
     }
+    // HTTP/2 has no Upgrade (an upgrade asked for goes as a plain request).
+    headers.remove(header::CONNECTION);
+    headers.remove(header::UPGRADE);
     let authority = headers
         .remove(header::HOST)
         .and_then(|host| Authority::try_from(host.as_bytes()).ok())

@@ -25,6 +25,7 @@ mod request_body;
 mod server;
 mod service;
 mod transport;
+mod tunnel;
 mod upstream;
 
 use std::sync::Arc;

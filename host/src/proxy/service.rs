@@ -9,10 +9,11 @@ use std::sync::atomic::Ordering;
 use http::uri::PathAndQuery;
 use http::{Request, Response, header};
 
+use super::attempts::{self, Kind};
 use super::grpc::GrpcCall;
 use super::head::{self, ClientAddress};
 use super::request_body::{BodyLimits, ClientBody, RequestBody};
-use super::{Proxy, ProxyBody, ProxyError, attempts};
+use super::{Proxy, ProxyBody, ProxyError};
 use crate::backend::BackendSet;
 use crate::balancer::{Ranked, RequestInfo};
 use crate::state::State;
@@ -45,6 +46,7 @@ async fn forward(
     let set = state.hold_backends();
     let sequence = proxy.sequence.fetch_add(1, Ordering::Relaxed);
     let ranked = rank(state, sequence, client.socket, &request, &set);
+    let upgrade = head::requested_upgrade(&request);
     let (mut head, body) = request.into_parts();
     head::prepare(&mut head, client);
     let limits = BodyLimits {
@@ -52,7 +54,16 @@ async fn forward(
         max_size: proxy.config.max_body_size,
     };
     let body = RequestBody::new(body, limits, &proxy.state)?;
-    attempts::run(proxy, &set, ranked, sequence, &mut head, &body, call).await
+    // A request with a body is not switched: its body would be left unread behind the switch.
+    let upgrade = upgrade.filter(|_| matches!(body, RequestBody::Empty));
+    if let Some(protocol) = &upgrade {
+        head::keep_upgrade(&mut head, protocol.clone());
+    }
+    let kind = Kind {
+        call,
+        upgrade: upgrade.is_some(),
+    };
+    attempts::run(proxy, &set, ranked, sequence, &mut head, &body, kind).await
 }
 
 /// Asks the policy to rank the backends of `set` for this request.

@@ -87,6 +87,8 @@ pub struct ClientConnections {
     evicted: AtomicU64,
     evict: Notify,
     faults: [AtomicU64; ClientFault::ALL.len()],
+    tunnels_open: AtomicU64,
+    tunnels_opened: AtomicU64,
 }
 
 impl ClientConnections {
@@ -142,6 +144,28 @@ impl ClientConnections {
     /// Idle connections closed to make room for new clients, since start.
     pub fn evicted_total(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection switched to another protocol (a WebSocket, say), open until
+    /// [`ClientConnections::tunnel_closed`].
+    pub fn tunnel_opened(&self) {
+        self.tunnels_opened.fetch_add(1, Ordering::Relaxed);
+        self.tunnels_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a tunnel closed.
+    pub fn tunnel_closed(&self) {
+        self.tunnels_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Tunnels open now.
+    pub fn tunnels_open(&self) -> u64 {
+        self.tunnels_open.load(Ordering::Relaxed)
+    }
+
+    /// Tunnels opened since start.
+    pub fn tunnels_opened_total(&self) -> u64 {
+        self.tunnels_opened.load(Ordering::Relaxed)
     }
 
     /// Faults of `fault`'s kind since start.

@@ -17,6 +17,7 @@ mod body;
 mod request;
 mod response;
 mod sender;
+mod tunnel;
 
 #[cfg(fuzzing)]
 pub(super) mod fuzz {
@@ -29,7 +30,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Request, Response};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
@@ -37,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) use body::{BodyError, RequestBody};
 pub(super) use request::is_valid_host;
+pub(crate) use tunnel::Switch;
 
 use self::body::{LentSlot, READ_SIZE, Reader};
 use self::request::{Framing, Head, Refusal};
@@ -218,6 +220,25 @@ where
             },
         }
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let ReadSide::Here(reader) = read_side
+    {
+        // Switched only when the handler joined a tunnel end to the answer; else the writer
+        // refuses an interim status as a final answer.
+        let switch = response.extensions().get::<Switch>().cloned();
+        if let Some(switch) = switch
+            && let Some(end) = switch.take()
+        {
+            let (parts, _) = response.into_parts();
+            response::write_switching(write, &parts.headers)
+                .await
+                .ok()?;
+            tunnel::join(reader, write, end, switch.idle_timeout()).await;
+            return None;
+        }
+        let kept = response::write(write, response, answering).await.ok()?;
+        return kept.then_some(reader);
+    }
     // A body not read to its end leaves the connection unusable: the next request would start
     // somewhere inside it.
     let body_read = match &read_side {

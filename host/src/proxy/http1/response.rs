@@ -282,6 +282,23 @@ fn encode_head(out: &mut Vec<u8>, version: Version, status: StatusCode, headers:
     out.extend_from_slice(b"\r\n");
 }
 
+/// Writes the head of a `101 Switching Protocols` answer with `headers` (the backend's, which
+/// name the protocol); the connection's bytes are the new protocol's from then on.
+pub(super) async fn write_switching<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    headers: &HeaderMap,
+) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(HEAD_CAPACITY);
+    encode_head(
+        &mut out,
+        Version::HTTP_11,
+        StatusCode::SWITCHING_PROTOCOLS,
+        headers,
+    );
+    io.write_all(&out).await?;
+    io.flush().await
+}
+
 /// The whole response to a refused request head, which closes the connection.
 pub(super) fn refusal(refusal: Refusal) -> Vec<u8> {
     let text = format!("{}: {}\n", refusal.status, refusal.reason);

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
@@ -231,6 +232,19 @@ impl Lease {
     /// Runs the connection, which feeds the response body; `Ready` once it has ended.
     pub(super) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.connection.drive(cx)
+    }
+
+    /// The connection's byte stream after a `101 Switching Protocols` answer, with what the
+    /// backend sent after that head: the connection ends as HTTP and is not pooled again.
+    pub(super) async fn into_tunnel(self) -> Option<(BackendStream, Bytes)> {
+        let mut connection = self.connection;
+        if !connection.ended {
+            // Runs the connection to the switch, keeping its socket open.
+            let driver = connection.driver.as_mut().get_mut();
+            poll_fn(|cx| driver.poll_without_shutdown(cx)).await.ok()?;
+        }
+        let parts = Pin::into_inner(connection.driver).into_parts();
+        Some((parts.io.into_inner(), parts.read_buf))
     }
 
     /// Gives the connection back to the pool, once the response body has been read to its end.

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::request_body::AttemptBody;
 use crate::backend::Backend;
 use crate::clock::Clock;
-use crate::dial::DialError;
+use crate::dial::{BackendStream, DialError};
 use crate::log_budget::LogBudget;
 
 /// At most this many lines a minute say why a TLS or HTTP/2 handshake with a backend failed
@@ -159,6 +160,15 @@ impl Lease {
         match &mut self.0 {
             Leased::Http1(lease) => lease.drive(cx),
             Leased::Http2(_) => Poll::Pending,
+        }
+    }
+
+    /// The connection's byte stream after a `101 Switching Protocols` answer, with what the
+    /// backend sent after that head; `None` over HTTP/2, which has no such switch.
+    pub(crate) async fn into_tunnel(self) -> Option<(BackendStream, Bytes)> {
+        match self.0 {
+            Leased::Http1(lease) => lease.into_tunnel().await,
+            Leased::Http2(_) => None,
         }
     }
 

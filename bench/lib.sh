@@ -36,7 +36,8 @@ build_vane() {
 # Ports: backends 19101-19103; targets 19201...
 BACKENDS=(19101 19102 19103)
 
-# start_backends: one nginx per backend port, one worker each, answering a short body.
+# start_backends: one nginx per backend port, one worker each, answering a short body; each also
+# speaks h2c (HTTP/2 with prior knowledge) on its port + 10.
 start_backends() {
     local port
     for port in "${BACKENDS[@]}"; do
@@ -54,6 +55,10 @@ http {
         listen 127.0.0.1:$port;
         location / { return 200 "hello from $port\n"; }
     }
+    server {
+        listen 127.0.0.1:$((port + 10)) http2;
+        location / { return 200 "hello from $port\n"; }
+    }
 }
 EOF
         "$NGINX" -p "$WORK/backend-$port" -c "$WORK/backend-$port/nginx.conf" &
@@ -61,11 +66,16 @@ EOF
     done
 }
 
-# vane_config PORT [POLICY TABLE]: vane on PORT, one worker, in front of the backends.
+# vane_config PORT [POLICY TABLE] [h2c]: vane on PORT, one worker, in front of the backends
+# (over h2c to their HTTP/2 ports with a third argument `h2c`).
 vane_config() {
     local port text="listen = \"127.0.0.1:$1\"\nworkers = 1\n$2\n"
     for port in "${BACKENDS[@]}"; do
-        text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$port\"\n"
+        if [ "${3:-}" = h2c ]; then
+            text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$((port + 10))\"\nprotocol = \"h2c\"\n"
+        else
+            text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$port\"\n"
+        fi
     done
     printf '%b' "$text"
 }

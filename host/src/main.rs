@@ -210,6 +210,11 @@ fn check(path: &Path) -> anyhow::Result<()> {
             }
         }
     }
+    for backend in &config.backends {
+        if let Some(transport) = backend.transport() {
+            println!("backend {}: {transport}", backend.name);
+        }
+    }
     let listen: Vec<String> = config.listeners.iter().map(ToString::to_string).collect();
     println!(
         "{}: ok: listen {}, {} backend{}, policy {}",

@@ -345,6 +345,32 @@ pub struct BackendConfig {
     pub tls: Option<BackendTls>,
 }
 
+impl BackendConfig {
+    /// How vane reaches it, if not plain HTTP/1.1 (`vane check` prints it), such as
+    /// `h2 over TLS, checked as api.internal against ca.pem, client certificate vane.pem`.
+    pub fn transport(&self) -> Option<String> {
+        let Some(tls) = &self.tls else {
+            return (self.protocol != BackendProtocol::Http1).then(|| self.protocol.to_string());
+        };
+        let name = tls
+            .server_name
+            .clone()
+            .unwrap_or_else(|| self.address.ip().to_string());
+        let roots = tls.ca.as_ref().map_or_else(
+            || "the system's roots".to_owned(),
+            |ca| ca.display().to_string(),
+        );
+        let mut text = format!(
+            "{} over TLS, checked as {name} against {roots}",
+            self.protocol
+        );
+        if let Some(client) = &tls.client {
+            text.push_str(&format!(", client certificate {}", client.cert.display()));
+        }
+        Some(text)
+    }
+}
+
 /// The protocol vane speaks to a backend.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BackendProtocol {

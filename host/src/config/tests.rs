@@ -445,6 +445,16 @@ tls = true
     );
     assert_eq!((h2c.protocol, &h2c.tls), (BackendProtocol::H2c, &None));
     assert_eq!(roots.tls, Some(BackendTls::default()));
+    assert_eq!(plain.transport(), None);
+    assert_eq!(
+        grpc.transport().unwrap(),
+        "h2 over TLS, checked as grpc.internal against /etc/vane/ca.pem, client certificate /etc/vane/me.pem"
+    );
+    assert_eq!(h2c.transport().unwrap(), "h2c");
+    assert_eq!(
+        roots.transport().unwrap(),
+        "http1 over TLS, checked as 127.0.0.1 against the system's roots"
+    );
 }
 
 #[test]

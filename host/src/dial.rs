@@ -145,6 +145,7 @@ where
 }
 
 impl AsyncRead for BackendStream {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -158,6 +159,7 @@ impl AsyncRead for BackendStream {
 }
 
 impl AsyncWrite for BackendStream {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -169,6 +171,7 @@ impl AsyncWrite for BackendStream {
         }
     }
 
+    #[inline]
     fn poll_write_vectored(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -180,6 +183,7 @@ impl AsyncWrite for BackendStream {
         }
     }
 
+    #[inline]
     fn is_write_vectored(&self) -> bool {
         match self {
             BackendStream::Tcp(tcp) => tcp.is_write_vectored(),
@@ -187,6 +191,7 @@ impl AsyncWrite for BackendStream {
         }
     }
 
+    #[inline]
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
@@ -194,6 +199,7 @@ impl AsyncWrite for BackendStream {
         }
     }
 
+    #[inline]
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             BackendStream::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),

@@ -24,7 +24,10 @@ pub(super) async fn handle(
     client: ClientAddress,
     request: Request<ClientBody>,
 ) -> Response<ProxyBody> {
-    let call = GrpcCall::of(request.headers());
+    // gRPC runs over HTTP/2 only: an HTTP/1 request is not looked at for it.
+    let call = (request.version() == http::Version::HTTP_2)
+        .then(|| GrpcCall::of(request.headers()))
+        .flatten();
     match forward(&proxy, &client, request, call).await {
         Ok(response) => response,
         Err(error) => match call {

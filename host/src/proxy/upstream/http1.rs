@@ -132,7 +132,9 @@ impl Pool {
     }
 
     async fn connect(&self, backend: &Backend) -> Result<Connection, UpstreamError> {
-        let (sender, driver) = dial::http1(backend, self.pool.connect_timeout)
+        // Boxed: a TLS handshake's state is large, and a request that finds a pooled connection
+        // (most do) should not carry room for it.
+        let (sender, driver) = Box::pin(dial::http1(backend, self.pool.connect_timeout))
             .await
             .map_err(|err| super::dial_failed(backend, &err, &self.pool.warnings))?;
         Ok(Connection {

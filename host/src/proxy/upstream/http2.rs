@@ -142,12 +142,13 @@ impl Pool {
             }
         }
         let limits = &self.inner.limits;
-        let dialed = dial::http2(
+        // Boxed, as for HTTP/1.1: most requests find a connection open and carry no dial.
+        let dialed = Box::pin(dial::http2(
             backend,
             limits.connect_timeout,
             limits.max_header_list_size,
             &self.inner.stop,
-        )
+        ))
         .await;
         let mut entries = self.inner.lock();
         let entry = entries.entry(key).or_default();

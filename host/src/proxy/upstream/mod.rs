@@ -41,11 +41,27 @@ pub(crate) enum UpstreamError {
 
 /// Where pooled connections go: one backend address reached one way (plain, or with one TLS
 /// config), so a backend whose TLS changes never gets a connection made the old way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct PoolKey {
     address: SocketAddr,
     /// [`crate::tls::ClientTls::id`], or 0 for plain TCP.
     tls: u64,
+}
+
+impl std::hash::Hash for PoolKey {
+    /// One word for the whole key (the derived hash writes each part apart, and SipHash pays per
+    /// write, twice per request); keys that fold alike are told apart by `Eq`.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let ip = match self.address.ip() {
+            std::net::IpAddr::V4(ip) => u64::from(ip.to_bits()),
+            std::net::IpAddr::V6(ip) => {
+                let bits = ip.to_bits();
+                (bits as u64) ^ ((bits >> 64) as u64)
+            }
+        };
+        let port = u64::from(self.address.port());
+        state.write_u64((ip << 16 | port) ^ self.tls.rotate_left(40));
+    }
 }
 
 impl PoolKey {

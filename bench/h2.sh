@@ -88,21 +88,4 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
-python3 - "$results" <<'PY'
-import statistics, sys
-
-rows = {}
-for line in open(sys.argv[1]):
-    _, backends, name, rps, cpu = line.split()[:5]
-    row = rows.setdefault((backends, name), {"rps": [], "cpu": []})
-    row["rps"].append(float(rps))
-    row["cpu"].append(float(cpu))
-
-print(f"{'backends':<9} {'target':<8} {'req/s (median)':>14} {'÷ nginx':>8} {'CPU µs/req':>11} {'÷ nginx':>8}  req/s by round")
-for (backends, name), row in rows.items():
-    rps, cpu = statistics.median(row["rps"]), statistics.median(row["cpu"])
-    base = rows[(backends, "nginx")]
-    base_rps, base_cpu = statistics.median(base["rps"]), statistics.median(base["cpu"])
-    rounds = " ".join(f"{r / 1000:.1f}k" for r in row["rps"])
-    print(f"{backends:<9} {name:<8} {rps:>14.0f} {rps / base_rps:>8.2f} {cpu:>11.1f} {cpu / base_cpu:>8.2f}  {rounds}")
-PY
+print_medians "$results" backends

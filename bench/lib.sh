@@ -157,3 +157,26 @@ EOF
     PIDS+=($!)
     HAPROXY_PID=$!
 }
+
+# print_medians RESULTS COLUMN: the medians of RESULTS' lines ("round GROUP TARGET req/s cpu-µs
+# ..."), per group and target, with ratios to nginx in the same group; COLUMN names the group.
+print_medians() {
+    python3 - "$1" "$2" <<'PY'
+import statistics, sys
+
+rows = {}
+for line in open(sys.argv[1]):
+    _, group, name, rps, cpu = line.split()[:5]
+    row = rows.setdefault((group, name), {"rps": [], "cpu": []})
+    row["rps"].append(float(rps))
+    row["cpu"].append(float(cpu))
+
+print(f"{sys.argv[2]:<10} {'target':<8} {'req/s (median)':>14} {'÷ nginx':>8} {'CPU µs/req':>11} {'÷ nginx':>8}  req/s by round")
+for (group, name), row in rows.items():
+    rps, cpu = statistics.median(row["rps"]), statistics.median(row["cpu"])
+    base = rows[(group, "nginx")]
+    base_rps, base_cpu = statistics.median(base["rps"]), statistics.median(base["cpu"])
+    rounds = " ".join(f"{r / 1000:.1f}k" for r in row["rps"])
+    print(f"{group:<10} {name:<8} {rps:>14.0f} {rps / base_rps:>8.2f} {cpu:>11.1f} {cpu / base_cpu:>8.2f}  {rounds}")
+PY
+}

@@ -3,7 +3,7 @@
 //! certificate to a backend that asks for one, probes health the same way, and speaks HTTP/2
 //! (h2 over TLS, h2c) to backends that declare it: requests from one client connection are
 //! balanced one by one, many share one backend connection, each counts as in flight on its
-//! own, and trailers pass both ways.
+//! own, trailers pass both ways, and a client that reads slowly holds the backend back.
 
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
-use vane_e2e::backend::backend;
+use vane_e2e::backend::{LARGE_BODY, backend};
 use vane_e2e::files::scratch_folder;
 use vane_e2e::proxy::policy;
 use vane_e2e::tls::TestCa;
@@ -367,4 +367,45 @@ async fn a_backend_tls_file_that_cannot_be_used_is_refused_at_start_naming_it() 
     let message = format!("{error:#}");
     assert!(message.contains("backend a"), "{message}");
     assert!(message.contains("no-such-ca.pem"), "{message}");
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_holds_an_http2_backend_back() {
+    let a = backend("a").start().await;
+    let vane = Vane::start(&config("", &[entry(&a, "protocol = \"h2c\"")]))
+        .await
+        .expect("vane starts");
+    let tcp = TcpStream::connect(vane.address).await.expect("connect");
+    let (mut client, connection) = h2::client::handshake(tcp).await.expect("a handshake");
+    tokio::spawn(connection);
+    let request = Request::get(format!("http://{}/large", vane.address))
+        .body(())
+        .expect("a request");
+    let (response, _) = client.send_request(request, true).expect("a stream");
+    let response = response.await.expect("a response");
+    assert_eq!(response.status(), 200);
+    // The client reads nothing: flow control holds the backend back once the windows and
+    // buffers between them are full, however long it waits.
+    let mut sent = a.large_sent();
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = a.large_sent();
+        if now == sent {
+            break;
+        }
+        sent = now;
+    }
+    assert!(
+        sent < 8 << 20,
+        "the backend sent {sent} bytes of {LARGE_BODY} to a client that read none"
+    );
+    let mut body = response.into_body();
+    let mut received = 0;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        received += chunk.len();
+    }
+    assert_eq!(received, LARGE_BODY, "all of it once the client reads");
+    vane.stop().await;
 }

@@ -2,7 +2,7 @@
 //! h2c: calls from one client channel spread over three backends by the plugin, statuses,
 //! messages and server streams intact; a `grpc-timeout` that vane itself enforces; a backend
 //! killed mid-stream ending its call at once with UNAVAILABLE while other calls go on; and
-//! vane's own refusals as gRPC statuses.
+//! vane's own refusals as gRPC statuses; and calls over a TLS listener (HTTP/2 by ALPN).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -12,8 +12,10 @@ use http::Request;
 use tokio::net::TcpStream;
 use vane_e2e::Vane;
 use vane_e2e::backend::refusing_port;
+use vane_e2e::files::scratch_folder;
 use vane_e2e::grpc::{GrpcPeer, GrpcServer};
 use vane_e2e::proxy::policy;
+use vane_e2e::tls::TestCa;
 
 /// How long a peer may take to say its next line: far longer than any of these calls needs.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -84,6 +86,43 @@ async fn calls_from_one_channel_are_spread_over_three_backends_intact() {
         "the backend's status"
     );
     vane.assert_no_fallbacks();
+    vane.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_over_a_tls_listener_reach_the_backends() {
+    let folder = scratch_folder("grpc-tls");
+    let ca = TestCa::new();
+    let ca_file = ca.write_pem(&folder);
+    let issued = ca.issue(&folder, "vane", &["grpc.test"]);
+    let servers = [GrpcServer::start("a").await, GrpcServer::start("b").await];
+    let mut config = format!(
+        "listen = \"127.0.0.1:0\"\n[[listeners]]\naddress = \"127.0.0.1:0\"\n\
+         tls = {{ certificates = [{}] }}\n{}",
+        issued.toml(),
+        policy("round_robin", "")
+    );
+    for server in &servers {
+        config.push_str(&server.toml());
+    }
+    let vane = Vane::start(&config).await.expect("vane starts");
+    let address = vane.listeners[1].to_string();
+    let ca_path = ca_file.display().to_string();
+    let args = ["unary-tls", &address, &ca_path, "grpc.test", "4"];
+    let lines = GrpcPeer::run(&args).rest(PATIENCE).await;
+    let mut served: Vec<&str> = lines
+        .iter()
+        .map(|line| {
+            line.strip_prefix("served ")
+                .unwrap_or_else(|| panic!("{line}"))
+        })
+        .collect();
+    served.sort_unstable();
+    assert_eq!(
+        served,
+        ["a", "a", "b", "b"],
+        "HTTP/2 by ALPN, each call balanced"
+    );
     vane.stop().await;
 }
 

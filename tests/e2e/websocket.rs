@@ -118,6 +118,9 @@ async fn least_conn_sends_a_new_session_where_the_fewest_are_open() {
         sessions.push((session, name));
     }
     vane.assert_no_fallbacks();
+    // Open sessions would go on through the whole drain (30 s by default).
+    drop(sessions);
+    wait_until("every session closed", || vane.in_flight() == [0, 0, 0]).await;
     vane.stop().await;
 }
 

@@ -9,6 +9,7 @@ other than vane's), with no generated code: every message is raw bytes. Service
 
   peer.py serve NAME                        prints "port N", then "cancelled Slow" per cancelled Slow
   peer.py unary ADDRESS COUNT               COUNT calls on one channel: "served NAME" or "status CODE"
+  peer.py unary-tls ADDRESS CA NAME COUNT   the same over TLS, trusting the PEM file CA, asking for NAME
   peer.py stream ADDRESS COUNT INTERVAL_MS  "message M" per message, then "status CODE DETAILS"
   peer.py fail ADDRESS                      "status CODE DETAILS"
 
@@ -80,7 +81,15 @@ def status(error):
 def main(command, *args):
     if command == "serve":
         return serve(args[0])
-    channel = grpc.insecure_channel(args[0])
+    if command == "unary-tls":
+        address, ca, name, count = args
+        with open(ca, "rb") as pem:
+            credentials = grpc.ssl_channel_credentials(root_certificates=pem.read())
+        options = [("grpc.ssl_target_name_override", name)]
+        channel = grpc.secure_channel(address, credentials, options=options)
+        command, args = "unary", (address, count)
+    else:
+        channel = grpc.insecure_channel(args[0])
     if command == "unary":
         call = method(channel, "Unary")
         for index in range(int(args[1])):

@@ -8,7 +8,8 @@
 //! request first. Over HTTP/2 (h2c with prior knowledge, or h2 over TLS with
 //! [`BackendBuilder::tls`]) it serves the same; `x-version` names the HTTP version a request
 //! came in, and `POST /trailers` answers the request's trailers back as response trailers,
-//! with `grpc-status: 0` added.
+//! with `grpc-status: 0` added. `GET /large` answers [`LARGE_BODY`] bytes, made as the
+//! connection takes them.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,8 +19,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body::Frame;
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -132,7 +134,7 @@ impl BackendBuilder {
                         let counter = if probe { &shared.probes } else { &shared.hits };
                         counter.fetch_add(1, Ordering::SeqCst);
                         let healthy = shared.healthy.load(Ordering::SeqCst);
-                        answer(spec.clone(), request, healthy)
+                        answer(spec.clone(), request, healthy, shared.clone())
                     });
                     let server = auto::Builder::new(TokioExecutor::new());
                     let _ = match tls {
@@ -164,6 +166,8 @@ struct Counters {
     probes: AtomicUsize,
     connections: AtomicUsize,
     healthy: AtomicBool,
+    /// Bytes of `GET /large` bodies handed to the connection so far.
+    large_sent: AtomicUsize,
 }
 
 /// A running backend; it stops when dropped or [`Backend::stop`]ped.
@@ -201,6 +205,11 @@ impl Backend {
     /// Health probes it has received.
     pub fn probes(&self) -> usize {
         self.counters.probes.load(Ordering::SeqCst)
+    }
+
+    /// Bytes of `GET /large` bodies it has handed to its connections.
+    pub fn large_sent(&self) -> usize {
+        self.counters.large_sent.load(Ordering::SeqCst)
     }
 
     /// Connections it has accepted.
@@ -241,6 +250,7 @@ async fn answer(
     spec: Arc<BackendBuilder>,
     request: Request<Incoming>,
     healthy: bool,
+    counters: Arc<Counters>,
 ) -> Result<Response<AnswerBody>, Infallible> {
     if request.uri().path() == "/healthz" {
         let mut response = Response::new(Full::new(Bytes::from_static(b"health\n")).boxed());
@@ -255,6 +265,9 @@ async fn answer(
     let version = format!("{:?}", request.version());
     if request.uri().path() == "/trailers" {
         return Ok(echo_trailers(&spec, request, &version).await);
+    }
+    if request.uri().path() == "/large" {
+        return Ok(large(counters));
     }
     let body = match request.uri().path() {
         "/echo" => request
@@ -280,6 +293,26 @@ async fn answer(
     *response.status_mut() = spec.status;
     name_response(&mut response, &spec, &version);
     Ok(response)
+}
+
+/// The size of a `GET /large` body.
+pub const LARGE_BODY: usize = 64 << 20;
+
+/// A body of [`LARGE_BODY`] bytes in 64 KiB chunks, made only as the connection takes them
+/// (counted in `large_sent`), so a client that does not read holds the backend back.
+fn large(counters: Arc<Counters>) -> Response<AnswerBody> {
+    const CHUNK: usize = 64 << 10;
+    let chunks = futures_util::stream::unfold(0usize, move |sent| {
+        let counters = counters.clone();
+        async move {
+            (sent < LARGE_BODY).then(|| {
+                counters.large_sent.fetch_add(CHUNK, Ordering::SeqCst);
+                let chunk = Bytes::from(vec![(sent / CHUNK) as u8; CHUNK]);
+                (Ok(Frame::data(chunk)), sent + CHUNK)
+            })
+        }
+    });
+    Response::new(StreamBody::new(chunks).boxed())
 }
 
 /// Names the backend and the request's HTTP version in the response's headers.

@@ -4,8 +4,11 @@
 //! an HTTP/2 one carries many requests at once, so it runs in a task of its own, which ends when
 //! the connection closes (every handle dropped, or the backend gone) or `stop` is cancelled.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,11 +21,6 @@ use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::Backend;
-
-/// How often an HTTP/2 connection to a backend is pinged when it carries nothing, and how long
-/// the answer may take: a backend that vanished without closing is found out within both.
-const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(30);
-const HTTP2_PING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a connection to a backend could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -97,14 +95,28 @@ where
         .map_err(|err| DialError::Http(err.to_string()))
 }
 
+/// An HTTP/2 connection to a backend: the handle that opens streams, and the most streams the
+/// backend allows open at once (its SETTINGS_MAX_CONCURRENT_STREAMS, kept up to date).
+pub struct Http2Connection<B> {
+    /// Opens streams.
+    pub sender: http2::SendRequest<B>,
+    /// The backend's limit on open streams, as it last said.
+    pub max_streams: Arc<AtomicUsize>,
+}
+
 /// An HTTP/2 connection to `backend` (h2 over TLS, or h2c), run by a task of its own until it
 /// closes or `stop` is cancelled; `max_header_list_size` bounds the heads it accepts.
+///
+/// It sends no PINGs: gRPC servers take a PING more often than every five minutes as abuse and
+/// close the connection (GOAWAY `too_many_pings`), as Envoy's default also has it. A backend
+/// that closes the connection is noticed at once; one that vanishes without a word, by the
+/// request timeout.
 pub async fn http2<B>(
     backend: &Backend,
     timeout: Duration,
     max_header_list_size: u32,
     stop: &CancellationToken,
-) -> Result<http2::SendRequest<B>, DialError>
+) -> Result<Http2Connection<B>, DialError>
 where
     B: Body + Send + Unpin + 'static,
     B::Data: Send,
@@ -121,19 +133,26 @@ where
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
-        .keep_alive_interval(HTTP2_PING_INTERVAL)
-        .keep_alive_timeout(HTTP2_PING_TIMEOUT)
         .max_header_list_size(max_header_list_size);
     let handshake = builder.handshake(TokioIo::new(stream));
     let (sender, connection) = tokio::time::timeout(timeout, handshake)
         .await
         .map_err(|_elapsed| DialError::Http("no HTTP/2 handshake within the timeout".into()))?
         .map_err(|err| DialError::Http(err.to_string()))?;
+    let max_streams = Arc::new(AtomicUsize::new(connection.current_max_send_streams()));
+    let limit = max_streams.clone();
     let stop = stop.clone();
     let name = backend.name.clone();
     tokio::spawn(async move {
+        let mut connection = std::pin::pin!(connection);
+        // Run, and keep the backend's stream limit where the pool can read it.
+        let run = std::future::poll_fn(|cx| {
+            let polled = connection.as_mut().poll(cx);
+            limit.store(connection.current_max_send_streams(), Ordering::Relaxed);
+            polled
+        });
         tokio::select! {
-            ended = connection => {
+            ended = run => {
                 if let Err(err) = ended {
                     tracing::debug!(backend = %name, error = %err, "HTTP/2 connection to a backend ended");
                 }
@@ -141,7 +160,10 @@ where
             () = stop.cancelled() => {}
         }
     });
-    Ok(sender)
+    Ok(Http2Connection {
+        sender,
+        max_streams,
+    })
 }
 
 impl AsyncRead for BackendStream {

@@ -409,3 +409,34 @@ async fn a_client_that_does_not_read_holds_an_http2_backend_back() {
     assert_eq!(received, LARGE_BODY, "all of it once the client reads");
     vane.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_http2_backends_finish_through_the_drain() {
+    let slow = backend("slow")
+        .delay(Duration::from_millis(500))
+        .start()
+        .await;
+    let vane = Vane::start(&config(
+        "[proxy]\ndrain_timeout = \"10s\"\n",
+        &[entry(&slow, "protocol = \"h2c\"")],
+    ))
+    .await
+    .expect("vane starts");
+    // One request opens the backend connection; two more are in flight when vane stops.
+    assert_eq!(vane.client().get("/").await.expect("a reply").status, 200);
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let client = vane.client();
+        calls.spawn(async move { client.get("/").await.map(|reply| reply.status) });
+    }
+    slow.wait_for_hits(3, Duration::from_secs(10)).await;
+    let stopping = tokio::spawn(vane.stop());
+    while let Some(status) = calls.join_next().await {
+        assert_eq!(
+            status.expect("the call").expect("a reply"),
+            200,
+            "finished in the drain"
+        );
+    }
+    stopping.await.expect("vane stopped");
+}

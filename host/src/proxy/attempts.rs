@@ -125,6 +125,7 @@ async fn attempt(
             return Ok(response);
         }
         Ok(Err(UpstreamError::Connect)) => ProxyError::Connect,
+        Ok(Err(UpstreamError::Unreached)) => return Err(ProxyError::Connect),
         Ok(Err(UpstreamError::ClientBody)) => ProxyError::ClientBody,
         Ok(Err(UpstreamError::Broken)) => ProxyError::Upstream,
         Err(_elapsed) => ProxyError::Timeout,

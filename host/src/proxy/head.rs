@@ -134,7 +134,8 @@ fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&
 }
 
 /// The protocol an HTTP/1.1 client asks to switch to (`Upgrade`, named in `Connection` as RFC
-/// 9110 §7.8 requires), if it asks.
+/// 9110 §7.8 requires), if it asks. An upgrade to h2c is not carried (Envoy strips it too): it
+/// would turn the connection into one vane no longer balances, and RFC 9113 deprecates it.
 pub(super) fn requested_upgrade<B>(request: &Request<B>) -> Option<HeaderValue> {
     if request.version() != Version::HTTP_11 {
         return None;
@@ -145,9 +146,19 @@ pub(super) fn requested_upgrade<B>(request: &Request<B>) -> Option<HeaderValue> 
         .iter()
         .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
         .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
-    named
-        .then(|| headers.get(header::UPGRADE).cloned())
-        .flatten()
+    let protocol = headers.get(header::UPGRADE).filter(|_| named)?;
+    let h2c = protocol
+        .as_bytes()
+        .split(|&byte| byte == b',')
+        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"h2c"));
+    (!h2c).then(|| protocol.clone())
+}
+
+/// Marks a gRPC call's request as gRPC requires (`TE: trailers`, removed with the hop-by-hop
+/// headers): its backend is an HTTP/2 one, where that is the one TE value allowed.
+pub(super) fn keep_grpc_te(head: &mut Parts) {
+    head.headers
+        .insert(header::TE, HeaderValue::from_static("trailers"));
 }
 
 /// Puts the upgrade the client asked for back into the prepared head (hop-by-hop headers were
@@ -156,16 +167,6 @@ pub(super) fn keep_upgrade(head: &mut Parts, protocol: HeaderValue) {
     head.headers
         .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     head.headers.insert(header::UPGRADE, protocol);
-}
-
-/// Whether the client's `TE` says it accepts trailers.
-fn accepts_trailers(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::TE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|token| token.trim().eq_ignore_ascii_case("trailers"))
 }
 
 /// Joins the `cookie` fields an HTTP/2 client may split into one, separated by `; ` as an
@@ -212,13 +213,7 @@ pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
     head.version = Version::HTTP_11;
     head.uri = origin_form(&head.uri);
     let headers = &mut head.headers;
-    // An HTTP/2 client's trailers reach it whatever the backend speaks, so its `te: trailers`
-    // (which gRPC sends) stays: the one value of TE that HTTP/2 allows.
-    let accepts_trailers = from_http2 && accepts_trailers(headers);
     remove_hop_by_hop(headers);
-    if accepts_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
     if from_http2 {
         join_cookies(headers);
     }
@@ -307,6 +302,32 @@ mod tests {
             );
         }
         headers
+    }
+
+    #[test]
+    fn an_upgrade_is_one_named_in_connection_and_never_to_h2c() {
+        let request = |pairs: &[(&str, &str)], version| {
+            let mut request = Request::new(());
+            *request.headers_mut() = map(pairs);
+            *request.version_mut() = version;
+            request
+        };
+        let websocket = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ];
+        assert_eq!(
+            requested_upgrade(&request(&websocket, Version::HTTP_11)).unwrap(),
+            "websocket"
+        );
+        assert!(requested_upgrade(&request(&websocket, Version::HTTP_10)).is_none());
+        let unnamed = [("connection", "keep-alive"), ("upgrade", "websocket")];
+        assert!(requested_upgrade(&request(&unnamed, Version::HTTP_11)).is_none());
+        let h2c = [
+            ("connection", "upgrade, http2-settings"),
+            ("upgrade", "h2c"),
+        ];
+        assert!(requested_upgrade(&request(&h2c, Version::HTTP_11)).is_none());
     }
 
     #[test]

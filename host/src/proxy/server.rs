@@ -75,6 +75,8 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: Cancel
         loops.spawn(accept(accepting.clone(), listener, shutdown.clone()));
     }
     while loops.join_next().await.is_some() {}
+    // Requests finishing during the drain still needed their HTTP/2 backend connections.
+    accepting.proxy.upstream.close();
 }
 
 /// Accepts clients from `listener` until `shutdown`, then drains its connections.

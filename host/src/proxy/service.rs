@@ -62,6 +62,9 @@ async fn forward(
     if let Some(protocol) = &upgrade {
         head::keep_upgrade(&mut head, protocol.clone());
     }
+    if call.is_some() {
+        head::keep_grpc_te(&mut head);
+    }
     let kind = Kind {
         call,
         upgrade: upgrade.is_some(),

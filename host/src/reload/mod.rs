@@ -137,24 +137,29 @@ impl Reloader {
     }
 
     /// Reads the TLS files again with the config in force, as a change of one of them does: the
-    /// listeners' certificates, and the backends' CA and client certificates (then the whole
-    /// config in force is admitted again, as a reload without a config file is). A file at
-    /// fault refuses them all, and the old ones keep serving.
+    /// listeners' certificates, and the backends' CA and client certificates (a backend whose
+    /// files changed is replaced in the set, keeping its statistics; the plugin in force
+    /// configures itself for the new set, and is not read again). A file at fault refuses them
+    /// all, and the old ones keep serving.
     pub async fn reload_certificates(&self) -> Result<Reloaded, ReloadError> {
-        let mut current = self.config.lock().await;
-        let result = if current.backends.iter().any(|backend| backend.tls.is_some()) {
-            let next = current.clone();
-            let applied = self.apply(&mut current, next, false).await;
-            applied.map(Option::unwrap_or_default)
-        } else {
-            self.load_certificates(&current).map(|loaded| {
-                let changes = self.replace_certificates(loaded);
-                Reloaded { changes }
-            })
-        };
+        let current = self.config.lock().await;
+        let result = self.read_tls_files(&current);
         drop(current);
         self.record(&result);
         result
+    }
+
+    /// Reads every TLS file `config` names and puts what changed in force.
+    fn read_tls_files(&self, config: &Config) -> Result<Reloaded, ReloadError> {
+        let certificates = self.load_certificates(config)?;
+        let set = self.state.hold_backends();
+        let mut changes = Vec::new();
+        let next = diff::next_set(&set, config, self.state.clock(), &mut changes)?;
+        changes.extend(self.replace_certificates(certificates));
+        if let Some(next) = next {
+            self.state.swap_backends(next);
+        }
+        Ok(Reloaded { changes })
     }
 
     /// Reads the certificates `config` names for each TLS listener. A reload keeps the TLS

@@ -79,6 +79,12 @@ impl State {
         &self.clock
     }
 
+    /// Puts a new backend set in force with the policy in force, which configures itself for it
+    /// (a change of backends' TLS files).
+    pub(crate) fn swap_backends(&self, backends: BackendSet) {
+        self.backends.store(Arc::new(backends));
+    }
+
     /// Puts a new policy in force, and a new backend set if there is one. Requests already under
     /// way keep the snapshots they loaded; a plugin meeting a set it was not configured for
     /// configures itself again.

@@ -214,6 +214,7 @@ where
                 signal = &mut wanted => {
                     if signal.is_ok() {
                         write.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await.ok()?;
+                        write.flush().await.ok()?;
                     }
                     answer.await
                 }

@@ -92,6 +92,7 @@ where
     if framing == Framing::None {
         drop(body);
         io.write_all(&out).await?;
+        io.flush().await?;
         return Ok(keep_alive);
     }
     let mut sent: u64 = 0;
@@ -148,6 +149,9 @@ where
         out.extend_from_slice(b"0\r\n\r\n");
     }
     io.write_all(&out).await?;
+    // Over TLS a write may leave records in rustls's buffer when the socket is full; nothing
+    // else writes before the next response, so they go now (plain TCP has nothing to flush).
+    io.flush().await?;
     let whole = match framing {
         Framing::Length(length) => sent == length,
         _ => true,

@@ -77,6 +77,8 @@ pub(super) async fn join(
         loop {
             if !reader.buffer.is_empty() {
                 end_write.write_all(&reader.buffer).await?;
+                // Over TLS, records may wait in a buffer until flushed: nothing else would.
+                end_write.flush().await?;
                 activity.touch();
                 reader.buffer.clear();
             }
@@ -95,6 +97,7 @@ pub(super) async fn join(
                 return write.shutdown().await;
             }
             write.write_all(&buffer[..read]).await?;
+            write.flush().await?;
             activity.touch();
         }
     };

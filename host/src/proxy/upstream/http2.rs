@@ -2,11 +2,14 @@
 //! at once, each a stream of its own, so every request is still balanced on its own.
 //!
 //! A request goes on the open connection to its backend with the fewest streams, up to
-//! [`MAX_STREAMS`] each; with none open, or all full, a new one is dialed. One dial at a time per
-//! backend: a burst of requests waits for one handshake instead of making a connection each,
-//! and if that dial fails, every request that waited for it fails at once (and tries another
-//! backend) rather than dialing again in turn. The connections run in tasks of their own; the
-//! sweep closes those with no stream for the idle timeout and forgets those the backend closed.
+//! [`MAX_STREAMS`] each or the backend's own limit if lower; with none open, or all full, a new
+//! one is dialed. One dial at a time per backend: a burst of requests waits for one handshake
+//! instead of making a connection each, and if that dial fails, every request that waited for it
+//! fails at once (and tries another backend, the failure counted once) rather than dialing again
+//! in turn. A stream the backend refused unread (REFUSED_STREAM, or past its GOAWAY) is not held
+//! against it, and may go to another backend whatever its method. The connections run in tasks
+//! of their own; the sweep closes those with no stream for the idle timeout and forgets those the
+//! backend closed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -54,11 +57,13 @@ struct Entry {
     failures: u64,
 }
 
-/// One connection: the handle that opens streams, and how many are open.
+/// One connection: the handle that opens streams, how many are open, and how many the backend
+/// allows.
 #[derive(Clone)]
 struct Connection {
     sender: http2::SendRequest<AttemptBody>,
     streams: Arc<Streams>,
+    max_streams: Arc<AtomicUsize>,
 }
 
 /// The streams open on one connection, and since when it has had none.
@@ -104,16 +109,15 @@ impl Pool {
     ) -> Result<(Response<Incoming>, Stream), UpstreamError> {
         let key = PoolKey::of(backend);
         for _ in 0..2 {
-            let connection = match self.inner.checkout(key) {
-                Some(connection) => connection,
+            let (mut sender, stream) = match self.inner.checkout(key) {
+                Some(checked_out) => checked_out,
                 None => self.dial(backend, key).await?,
             };
-            let stream = connection.streams.open();
-            let mut sender = connection.sender.clone();
             match sender.try_send_request(request).await {
                 Ok(response) => return Ok((response, stream)),
                 Err(mut error) => match error.take_message() {
                     Some(unsent) => request = unsent,
+                    None if refused_unread(error.error()) => return Err(UpstreamError::Unreached),
                     None if error.error().is_user() => return Err(UpstreamError::ClientBody),
                     None => return Err(UpstreamError::Broken),
                 },
@@ -123,8 +127,12 @@ impl Pool {
     }
 
     /// Dials a connection for `key`, or waits for the dial in progress and uses its
-    /// connection, or its failure.
-    async fn dial(&self, backend: &Backend, key: PoolKey) -> Result<Connection, UpstreamError> {
+    /// connection, or its failure; the connection comes with a stream counted on it.
+    async fn dial(
+        &self,
+        backend: &Backend,
+        key: PoolKey,
+    ) -> Result<(http2::SendRequest<AttemptBody>, Stream), UpstreamError> {
         let (dialing, failures) = {
             let mut entries = self.inner.lock();
             let entry = entries.entry(key).or_default();
@@ -134,11 +142,11 @@ impl Pool {
         {
             let mut entries = self.inner.lock();
             let entry = entries.entry(key).or_default();
-            if let Some(connection) = entry.usable() {
-                return Ok(connection);
+            if let Some(checked_out) = entry.usable() {
+                return Ok(checked_out);
             }
             if entry.failures > failures {
-                return Err(UpstreamError::Connect);
+                return Err(UpstreamError::Unreached);
             }
         }
         let limits = &self.inner.limits;
@@ -153,17 +161,20 @@ impl Pool {
         let mut entries = self.inner.lock();
         let entry = entries.entry(key).or_default();
         match dialed {
-            Ok(sender) => {
+            Ok(dialed) => {
                 let connection = Connection {
-                    sender,
+                    sender: dialed.sender,
                     streams: Arc::new(Streams {
                         open: AtomicUsize::new(0),
                         idle_since: AtomicU64::new(self.inner.clock.now()),
                         clock: self.inner.clock.clone(),
                     }),
+                    max_streams: dialed.max_streams,
                 };
-                entry.connections.push(connection.clone());
-                Ok(connection)
+                let stream = connection.streams.open();
+                let sender = connection.sender.clone();
+                entry.connections.push(connection);
+                Ok((sender, stream))
             }
             Err(error) => {
                 entry.failures += 1;
@@ -206,23 +217,48 @@ impl Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn checkout(&self, key: PoolKey) -> Option<Connection> {
+    fn checkout(&self, key: PoolKey) -> Option<(http2::SendRequest<AttemptBody>, Stream)> {
         self.lock().get_mut(&key)?.usable()
     }
 }
 
 impl Entry {
-    /// The open connection with the fewest streams, if one has room; closed ones are forgotten.
-    fn usable(&mut self) -> Option<Connection> {
+    /// A stream on the open connection with the fewest, if one has room (counted here, under
+    /// the pool's lock, so that concurrent requests cannot pass the limit); closed connections
+    /// are forgotten.
+    fn usable(&mut self) -> Option<(http2::SendRequest<AttemptBody>, Stream)> {
         self.connections
             .retain(|connection| !connection.sender.is_closed());
-        self.connections
+        let connection = self
+            .connections
             .iter()
             .map(|connection| (connection.streams.open.load(Ordering::Relaxed), connection))
-            .filter(|(open, _)| *open < MAX_STREAMS)
+            .filter(|(open, connection)| *open < connection.room())
             .min_by_key(|(open, _)| *open)
-            .map(|(_, connection)| connection.clone())
+            .map(|(_, connection)| connection)?;
+        Some((connection.sender.clone(), connection.streams.open()))
     }
+}
+
+impl Connection {
+    /// How many streams it may have open: [`MAX_STREAMS`], or fewer if the backend says so.
+    fn room(&self) -> usize {
+        MAX_STREAMS.min(self.max_streams.load(Ordering::Relaxed))
+    }
+}
+
+/// Whether the backend refused a stream without reading it: REFUSED_STREAM, or a stream past the
+/// last one its GOAWAY said it would process (RFC 9113 §8.7), so it may go elsewhere.
+fn refused_unread(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+                || (h2.is_go_away() && h2.is_remote());
+        }
+        source = cause.source();
+    }
+    false
 }
 
 impl Streams {

@@ -33,6 +33,10 @@ pub(crate) enum UpstreamError {
     /// No connection could be made: refused, unreachable, a failed TLS or HTTP/2 handshake, or
     /// not within the connect timeout.
     Connect,
+    /// The request did not reach the backend, which is not to blame for it: the dial it waited
+    /// for failed (that request counts the failure), or the backend refused the stream unread
+    /// (REFUSED_STREAM, or past its GOAWAY).
+    Unreached,
     /// The client's request body broke off while it was being sent.
     ClientBody,
     /// The connection broke, or the backend answered nonsense, before the response headers.
@@ -89,7 +93,7 @@ pub(crate) struct UpstreamLimits {
 pub(crate) struct Upstream {
     http1: http1::Pool,
     http2: http2::Pool,
-    /// Ends the tasks running HTTP/2 connections when vane stops.
+    /// Ends the tasks running HTTP/2 connections when vane has drained.
     stop: CancellationToken,
 }
 
@@ -121,7 +125,7 @@ impl Upstream {
     }
 
     /// Closes the connections idle past the timeout, about once per timeout (at most once a
-    /// second), until `stop` is cancelled; then ends every HTTP/2 connection's task.
+    /// second), until `stop` is cancelled.
     pub(crate) async fn sweep(&self, stop: CancellationToken) {
         let every = self.http1.idle_timeout().max(http1::MIN_SWEEP_INTERVAL);
         loop {
@@ -130,9 +134,13 @@ impl Upstream {
                     self.http1.close_expired();
                     self.http2.close_expired();
                 }
-                () = stop.cancelled() => break,
+                () = stop.cancelled() => return,
             }
         }
+    }
+
+    /// Ends every HTTP/2 connection's task: once the drain is over, nothing needs them.
+    pub(crate) fn close(&self) {
         self.stop.cancel();
     }
 

@@ -440,3 +440,39 @@ async fn requests_to_http2_backends_finish_through_the_drain() {
     }
     stopping.await.expect("vane stopped");
 }
+
+#[tokio::test]
+async fn a_ca_file_replaced_on_disk_is_trusted_from_then_on() {
+    let folder = scratch_folder("backend-ca-replaced");
+    let ca = TestCa::new();
+    let issued = ca.issue(&folder, "backend", &["backend.test"]);
+    let a = backend("a")
+        .tls(ca.server_config(&issued, &[HTTP1], false))
+        .start()
+        .await;
+    // The CA file holds another authority at first: nothing of `a` is trusted.
+    let ca_file = TestCa::new().write_pem(&folder);
+    let vane = Vane::start(&config(
+        "",
+        &[entry(&a, &tls(&ca_file, "backend.test", ""))],
+    ))
+    .await
+    .expect("vane starts");
+    assert_eq!(vane.client().get("/").await.expect("a reply").status, 502);
+    // The right authority written over it: the watch reads it again.
+    let replaced = ca.write_pem(&folder);
+    assert_eq!(replaced, ca_file);
+    let client = vane.client();
+    let mut status = 502;
+    for _ in 0..100 {
+        status = client.get("/").await.expect("a reply").status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200, "the new CA file trusted");
+    let reloads = vane.reloader().status();
+    assert!(reloads.last_error.is_none(), "{:?}", reloads.last_error);
+    vane.stop().await;
+}

@@ -146,7 +146,10 @@ pub(super) fn requested_upgrade<B>(request: &Request<B>) -> Option<HeaderValue> 
         .iter()
         .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
         .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
-    let protocol = headers.get(header::UPGRADE).filter(|_| named)?;
+    if !named {
+        return None;
+    }
+    let protocol = headers.get(header::UPGRADE)?;
     let h2c = protocol
         .as_bytes()
         .split(|&byte| byte == b',')

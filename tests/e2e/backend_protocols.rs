@@ -14,6 +14,7 @@ use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use vane_e2e::backend::{LARGE_BODY, backend};
+use vane_e2e::client::raw_h2;
 use vane_e2e::files::scratch_folder;
 use vane_e2e::proxy::policy;
 use vane_e2e::tls::TestCa;
@@ -310,9 +311,7 @@ async fn trailers_pass_both_ways_between_an_http2_client_and_an_h2c_backend() {
     let vane = Vane::start(&config("", &[entry(&a, "protocol = \"h2c\"")]))
         .await
         .expect("vane starts");
-    let tcp = TcpStream::connect(vane.address).await.expect("connect");
-    let (mut client, connection) = h2::client::handshake(tcp).await.expect("a handshake");
-    tokio::spawn(connection);
+    let mut client = raw_h2(vane.address).await;
     let request = Request::post(format!("http://{}/trailers", vane.address))
         .header("te", "trailers")
         .header("content-type", "application/grpc")
@@ -375,9 +374,7 @@ async fn a_client_that_does_not_read_holds_an_http2_backend_back() {
     let vane = Vane::start(&config("", &[entry(&a, "protocol = \"h2c\"")]))
         .await
         .expect("vane starts");
-    let tcp = TcpStream::connect(vane.address).await.expect("connect");
-    let (mut client, connection) = h2::client::handshake(tcp).await.expect("a handshake");
-    tokio::spawn(connection);
+    let mut client = raw_h2(vane.address).await;
     let request = Request::get(format!("http://{}/large", vane.address))
         .body(())
         .expect("a request");

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::Request;
-use tokio::net::TcpStream;
 use vane_e2e::Vane;
 use vane_e2e::backend::refusing_port;
+use vane_e2e::client::raw_h2;
 use vane_e2e::files::scratch_folder;
 use vane_e2e::grpc::{GrpcPeer, GrpcServer};
 use vane_e2e::proxy::policy;
@@ -187,9 +187,7 @@ async fn a_grpc_timeout_is_enforced_by_vane_and_cancels_the_backends_call() {
     let mut server = GrpcServer::start("a").await;
     let vane = vane_for(&[&server]).await;
     // A client that sends a deadline but never enforces it: only vane can end the call.
-    let tcp = TcpStream::connect(vane.address).await.expect("connect");
-    let (mut h2, connection) = h2::client::handshake(tcp).await.expect("a handshake");
-    tokio::spawn(connection);
+    let mut h2 = raw_h2(vane.address).await;
     let request = Request::post(format!("http://{}/vane.test.Echo/Slow", vane.address))
         .header("content-type", "application/grpc")
         .header("te", "trailers")

@@ -90,3 +90,16 @@ impl Client {
         })
     }
 }
+
+/// A raw HTTP/2 connection (h2c, prior knowledge) to `address` with the h2 crate, for what the
+/// clients above hide: trailers, flow control, a deadline no client enforces.
+pub async fn raw_h2(address: SocketAddr) -> h2::client::SendRequest<Bytes> {
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp)
+        .await
+        .expect("an HTTP/2 handshake");
+    tokio::spawn(connection);
+    client
+}

@@ -105,7 +105,9 @@ pub struct Http2Connection<B> {
 }
 
 /// An HTTP/2 connection to `backend` (h2 over TLS, or h2c), run by a task of its own until it
-/// closes or `stop` is cancelled; `max_header_list_size` bounds the heads it accepts.
+/// closes or `stop` is cancelled; `max_header_list_size` bounds the heads it accepts. Until the
+/// backend's SETTINGS are applied, it takes `max_streams` (what another connection learned of
+/// the backend) as the backend's limit, if given.
 ///
 /// It sends no PINGs: gRPC servers take a PING more often than every five minutes as abuse and
 /// close the connection (GOAWAY `too_many_pings`), as Envoy's default also has it. A backend
@@ -115,6 +117,7 @@ pub async fn http2<B>(
     backend: &Backend,
     timeout: Duration,
     max_header_list_size: u32,
+    max_streams: Option<usize>,
     stop: &CancellationToken,
 ) -> Result<Http2Connection<B>, DialError>
 where
@@ -133,6 +136,7 @@ where
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
+        .initial_max_send_streams(max_streams)
         .max_header_list_size(max_header_list_size);
     let handshake = builder.handshake(TokioIo::new(stream));
     let (sender, connection) = tokio::time::timeout(timeout, handshake)

@@ -439,6 +439,36 @@ async fn requests_to_http2_backends_finish_through_the_drain() {
 }
 
 #[tokio::test]
+async fn a_backend_allowing_two_streams_a_connection_gets_more_connections_not_a_queue() {
+    let slow = backend("slow")
+        .delay(Duration::from_millis(300))
+        .max_streams(2)
+        .start()
+        .await;
+    let vane = Vane::start(&config("", &[entry(&slow, "protocol = \"h2c\"")]))
+        .await
+        .expect("vane starts");
+    // The backend's limit comes in its SETTINGS, which h2 applies on the connection's turn
+    // after they arrive: a few requests one after another give it those turns.
+    for _ in 0..3 {
+        assert_eq!(vane.client().get("/").await.expect("a reply").status, 200);
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = vane.client();
+        calls.spawn(async move { client.get("/").await.map(|reply| reply.status) });
+    }
+    wait_until("eight streams on connections of two", || {
+        slow.connections() >= 4
+    })
+    .await;
+    while let Some(status) = calls.join_next().await {
+        assert_eq!(status.expect("the call").expect("a reply"), 200);
+    }
+    vane.stop().await;
+}
+
+#[tokio::test]
 async fn a_ca_file_replaced_on_disk_is_trusted_from_then_on() {
     let folder = scratch_folder("backend-ca-replaced");
     let ca = TestCa::new();

@@ -40,6 +40,7 @@ pub struct BackendBuilder {
     resetting: bool,
     breaking: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
+    max_streams: Option<u32>,
 }
 
 /// A backend named `name` answering 200 at once.
@@ -51,6 +52,7 @@ pub fn backend(name: &str) -> BackendBuilder {
         resetting: false,
         breaking: false,
         tls: None,
+        max_streams: None,
     }
 }
 
@@ -84,6 +86,12 @@ impl BackendBuilder {
     /// say); a failed handshake closes the connection.
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Over HTTP/2, allows at most `streams` open at once on a connection.
+    pub fn max_streams(mut self, streams: u32) -> Self {
+        self.max_streams = Some(streams);
         self
     }
 
@@ -129,6 +137,7 @@ impl BackendBuilder {
                 let shared = shared.clone();
                 connections.spawn(async move {
                     let tls = spec.tls.clone();
+                    let max_streams = spec.max_streams;
                     let service = service_fn(move |request| {
                         let probe = request.uri().path() == "/healthz";
                         let counter = if probe { &shared.probes } else { &shared.hits };
@@ -136,7 +145,10 @@ impl BackendBuilder {
                         let healthy = shared.healthy.load(Ordering::SeqCst);
                         answer(spec.clone(), request, healthy, shared.clone())
                     });
-                    let server = auto::Builder::new(TokioExecutor::new());
+                    let mut server = auto::Builder::new(TokioExecutor::new());
+                    if let Some(streams) = max_streams {
+                        server.http2().max_concurrent_streams(streams);
+                    }
                     let _ = match tls {
                         None => server.serve_connection(TokioIo::new(stream), service).await,
                         Some(config) => {

@@ -64,7 +64,8 @@ impl HttpProbe {
             let stop = CancellationToken::new();
             // The connection's task ends with the probe.
             let _end = stop.clone().drop_guard();
-            let dialed = dial::http2(backend, timeout, self.max_header_list_size, &stop).await;
+            let dialed =
+                dial::http2(backend, timeout, self.max_header_list_size, None, &stop).await;
             let mut sender = dialed.map_err(|err| err.to_string())?.sender;
             return sender
                 .send_request(request)

@@ -150,11 +150,19 @@ impl Pool {
             }
         }
         let limits = &self.inner.limits;
+        // A connection open already knows the backend's stream limit; a new one would start
+        // from h2's default (100) until the backend's SETTINGS are applied.
+        let learned = self
+            .inner
+            .lock()
+            .get(&key)
+            .and_then(|entry| entry.connections.iter().map(Connection::room).min());
         // Boxed, as for HTTP/1.1: most requests find a connection open and carry no dial.
         let dialed = Box::pin(dial::http2(
             backend,
             limits.connect_timeout,
             limits.max_header_list_size,
+            learned,
             &self.inner.stop,
         ))
         .await;

@@ -27,12 +27,12 @@ use crate::tls::{Certificates, TlsError, TlsListener};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A TLS listener's certificates could not be used.
-    #[error("listener {address}: {source}")]
+    #[error("listener {address}: {error}")]
     Tls {
         /// The listener's address.
         address: SocketAddr,
-        /// What is wrong, naming the file.
-        source: TlsError,
+        /// What is wrong, naming the file (part of the message, not a source of its own).
+        error: TlsError,
     },
     /// A backend's TLS files could not be used.
     #[error(transparent)]
@@ -235,7 +235,7 @@ fn read_certificates(config: &Config) -> Result<Vec<Option<Certificates>>, Start
         };
         let address = listener.address;
         let certificates =
-            Certificates::load(tls).map_err(|source| StartError::Tls { address, source })?;
+            Certificates::load(tls).map_err(|error| StartError::Tls { address, error })?;
         certificates.warn_of_expiry();
         Ok(Some(certificates))
     };

@@ -114,13 +114,12 @@ impl Backend {
 
 /// A backend's TLS files could not be used.
 #[derive(Debug, thiserror::Error)]
-#[error("backend {backend}: {source}")]
+#[error("backend {backend}: {error}")]
 pub struct BackendTlsError {
     /// The backend's name.
     pub backend: String,
-    /// What is wrong, naming the file.
-    #[source]
-    pub source: TlsError,
+    /// What is wrong, naming the file (part of the message, not a source of its own).
+    pub error: TlsError,
 }
 
 /// Reads the TLS files of the backend `config` describes, if it takes TLS.
@@ -130,9 +129,9 @@ pub fn load_tls(config: &BackendConfig) -> Result<Option<Arc<ClientTls>>, Backen
     };
     ClientTls::load(tls, config.address, config.protocol)
         .map(|loaded| Some(Arc::new(loaded)))
-        .map_err(|source| BackendTlsError {
+        .map_err(|error| BackendTlsError {
             backend: config.name.clone(),
-            source,
+            error,
         })
 }
 

@@ -51,12 +51,12 @@ pub enum ReloadError {
         reason: FallbackReason,
     },
     /// A TLS listener's certificates could not be read; the old ones keep serving.
-    #[error("listener {address}: {source}")]
+    #[error("listener {address}: {error}")]
     Tls {
         /// The listener's address.
         address: std::net::SocketAddr,
-        /// What is wrong, naming the file.
-        source: TlsError,
+        /// What is wrong, naming the file (part of the message, not a source of its own).
+        error: TlsError,
     },
     /// A backend's TLS files could not be used; the backends in force keep theirs.
     #[error(transparent)]
@@ -171,7 +171,7 @@ impl Reloader {
             .zip(configured)
             .map(|(listener, tls)| {
                 let address = listener.address();
-                Certificates::load(tls).map_err(|source| ReloadError::Tls { address, source })
+                Certificates::load(tls).map_err(|error| ReloadError::Tls { address, error })
             })
             .collect()
     }

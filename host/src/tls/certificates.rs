@@ -24,12 +24,14 @@ pub const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The file could not be read.
-    #[error("{}: cannot read it: {source}", path.display())]
+    // The system's words are part of the message, not a source of their own: printed with
+    // its causes, the error would say them twice.
+    #[error("{}: cannot read it: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// What the system said.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file holds no PEM block of the kind expected, or a broken one.
     #[error("{}: {what}", path.display())]
@@ -220,9 +222,9 @@ impl Certificate {
 
 /// The bytes of `path`, or an error naming it.
 pub(super) fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
+    std::fs::read(path).map_err(|error| TlsError::Read {
         path: path.to_owned(),
-        source,
+        error,
     })
 }
 

@@ -366,7 +366,11 @@ async fn a_backend_tls_file_that_cannot_be_used_is_refused_at_start_naming_it() 
     let message = format!("{error:#}");
     assert!(message.contains("backend a"), "{message}");
     assert!(message.contains("no-such-ca.pem"), "{message}");
-    assert_eq!(message.matches("os error").count(), 1, "said once: {message}");
+    assert_eq!(
+        message.matches("os error").count(),
+        1,
+        "said once: {message}"
+    );
 }
 
 #[tokio::test]

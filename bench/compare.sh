@@ -42,9 +42,8 @@ vane_config 19205 "" >"$WORK/vane-builtin.toml"
 vane_config 19206 "[policy]\nplugin = \"$PWD/$PLUGINS/round_robin.wasm\"" >"$WORK/vane-rr.toml"
 vane_config 19207 "[policy]\nplugin = \"$PWD/$PLUGINS/least_conn.wasm\"" >"$WORK/vane-lc.toml"
 for name in builtin rr lc; do
-    RUST_LOG=warn "$VANE" run --config "$WORK/vane-$name.toml" &
-    PIDS+=($!)
-    VANE_PIDS[$name]=$!
+    start_vane "$WORK/vane-$name.toml"
+    VANE_PIDS[$name]=$VANE_PID
 done
 
 # target name, port, pid of the process whose CPU time is the proxy's (none for direct)

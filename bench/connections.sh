@@ -64,8 +64,7 @@ start() {
             PIDS+=($!)
             ;;
         vane)
-            RUST_LOG=warn "$VANE" run --config "$WORK/vane.toml" &
-            PIDS+=($!)
+            start_vane "$WORK/vane.toml"
             ;;
     esac
 }

@@ -48,12 +48,10 @@ $h2_servers"
 
 vane_config 19235 "" >"$WORK/vane-http1.toml"
 vane_config 19236 "" h2c >"$WORK/vane-h2c.toml"
-RUST_LOG=warn "$VANE" run --config "$WORK/vane-http1.toml" &
-PIDS+=($!)
-VANE_HTTP1=$!
-RUST_LOG=warn "$VANE" run --config "$WORK/vane-h2c.toml" &
-PIDS+=($!)
-VANE_H2C=$!
+start_vane "$WORK/vane-http1.toml"
+VANE_HTTP1=$VANE_PID
+start_vane "$WORK/vane-h2c.toml"
+VANE_H2C=$VANE_PID
 
 # backends, target name, port, pid of the process whose CPU time is the proxy's
 TARGETS=(

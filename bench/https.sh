@@ -41,9 +41,7 @@ start_haproxy "frontend rr
     printf '[[listeners]]\naddress = "127.0.0.1:19215"\n'
     printf 'tls = { certificates = [{ cert = "%s", key = "%s" }] }\n' "$WORK/cert.pem" "$WORK/key.pem"
 } >"$WORK/vane.toml"
-RUST_LOG=warn "$VANE" run --config "$WORK/vane.toml" &
-PIDS+=($!)
-VANE_PID=$!
+start_vane "$WORK/vane.toml"
 
 # target name, port, pid of the process whose CPU time is the proxy's
 TARGETS=(

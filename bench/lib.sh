@@ -80,6 +80,14 @@ vane_config() {
     printf '%b' "$text"
 }
 
+# start_vane CONFIG: vane (release build) with the config file CONFIG, in the background;
+# sets VANE_PID.
+start_vane() {
+    RUST_LOG=warn "$VANE" run --config "$1" &
+    PIDS+=($!)
+    VANE_PID=$!
+}
+
 # start_nginx_lb SERVERS: nginx as the balancer, one worker, with upstreams `rr` (round-robin)
 # and `lc` (least_conn) over the backends (keep-alive to them), and the `server` blocks
 # SERVERS; sets NGINX_LB to its master's pid.

@@ -99,9 +99,9 @@ impl Body for ProxyBody {
                 let mut frame = Pin::new(&mut *body).poll_frame(cx);
                 if frame.is_pending()
                     && let Some(lease) = connection
+                    && lease.drive(cx)
                 {
-                    // The body's bytes come in through the connection: run it, then look again.
-                    let _ = lease.drive(cx);
+                    // The body's bytes come in through the connection: it ran, look again.
                     frame = Pin::new(&mut *body).poll_frame(cx);
                 }
                 if let Some(end) = call {

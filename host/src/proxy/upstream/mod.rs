@@ -9,7 +9,7 @@ mod http2;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -178,12 +178,16 @@ fn dial_failed(backend: &Backend, error: &DialError, warnings: &LogBudget) -> Up
 }
 
 impl Lease {
-    /// Runs the connection, which feeds the response body; `Ready` once it has ended. An
-    /// HTTP/2 connection runs in its own task: nothing to do here.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Runs the connection, which feeds the response body: `false` if there is nothing to
+    /// run here (an HTTP/2 connection runs in its own task), so the body need not be looked
+    /// at again.
+    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
         match &mut self.0 {
-            Leased::Http1(lease) => lease.drive(cx),
-            Leased::Http2(_) => Poll::Pending,
+            Leased::Http1(lease) => {
+                let _ = lease.drive(cx);
+                true
+            }
+            Leased::Http2(_) => false,
         }
     }
 

@@ -14,6 +14,7 @@
 //! the client connections' counts).
 
 mod body;
+pub(super) mod decode;
 mod request;
 mod response;
 mod sender;
@@ -22,7 +23,7 @@ mod tunnel;
 #[cfg(fuzzing)]
 pub(super) mod fuzz {
     //! HTTP/1's fuzz entry points, for `crate::fuzzing`.
-    pub(crate) use super::body::checks::fuzz as chunked_body;
+    pub(crate) use super::decode::checks::fuzz as chunked_body;
     pub(crate) use super::request::checks::fuzz as http1_request;
 }
 

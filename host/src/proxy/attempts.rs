@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
-use hyper::body::Incoming;
 use tokio::time::Instant;
 
 use super::body::CallEnd;
@@ -16,7 +15,7 @@ use super::head::{self, remove_hop_by_hop};
 use super::http1::Switch;
 use super::request_body::{AttemptBody, RequestBody};
 use super::tunnel::BackendTunnel;
-use super::upstream::{Lease, UpstreamError};
+use super::upstream::{UpstreamBody, UpstreamError};
 use super::{Proxy, ProxyBody, ProxyError};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::Ranked;
@@ -105,7 +104,7 @@ async fn attempt(
     .await;
     let latency = started.elapsed();
     let error = match outcome {
-        Ok(Ok((response, connection))) => {
+        Ok(Ok(response)) => {
             let status = response.status().as_u16();
             backend
                 .stats
@@ -113,12 +112,11 @@ async fn attempt(
             backend.record_attempt(true, &proxy.ejection, set);
             observe(proxy, set, index, status, latency);
             if kind.upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                return switch(proxy, response, connection, guard).await;
+                return switch(proxy, response, guard);
             }
             let mut response = response.map(|body| ProxyBody::Upstream {
                 body,
                 guard: Some(guard),
-                connection: Some(connection),
                 call: call.map(CallEnd::new),
             });
             remove_hop_by_hop(response.headers_mut());
@@ -142,15 +140,14 @@ async fn attempt(
 /// The answer to a client whose upgrade the backend accepted (`101`): the backend's head, with
 /// the switch it names kept, joined to the backend connection's byte stream, which stays in
 /// flight on the backend until the tunnel closes.
-async fn switch(
+fn switch(
     proxy: &Proxy,
-    response: Response<Incoming>,
-    connection: Lease,
+    response: Response<UpstreamBody>,
     guard: InFlightGuard,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let (mut parts, _) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let protocol = parts.headers.get(header::UPGRADE).cloned();
-    let Some((stream, early)) = connection.into_tunnel().await else {
+    let Some((stream, early)) = body.into_tunnel() else {
         return Err(ProxyError::Upstream);
     };
     remove_hop_by_hop(&mut parts.headers);

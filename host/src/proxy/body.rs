@@ -7,11 +7,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use tokio::time::Sleep;
 
 use super::grpc::{self, Code, GrpcCall};
-use super::upstream::Lease;
+use super::request_body::BoxError;
+use super::upstream::UpstreamBody;
 use crate::backend::InFlightGuard;
 
 /// A response body: streamed from a backend, or a fixed message from vane.
@@ -19,12 +19,10 @@ use crate::backend::InFlightGuard;
 pub enum ProxyBody {
     /// The backend's body; the guard is released at its end (or when the client goes away).
     Upstream {
-        /// The body as it arrives from the backend.
-        body: Incoming,
+        /// The body as it arrives from the backend, holding its connection until its end.
+        body: UpstreamBody,
         /// Counts the request as in flight until the body ends.
         guard: Option<InFlightGuard>,
-        /// The connection the body arrives on, run by the body and pooled again at its end.
-        connection: Option<Lease>,
         /// How the body of a gRPC call ends early, if the request was one.
         call: Option<Box<CallEnd>>,
     },
@@ -64,46 +62,18 @@ impl ProxyBody {
     }
 }
 
-impl Drop for ProxyBody {
-    /// hyper stops polling a body once it reports its end (a known length read, or nothing to
-    /// read: HEAD, 204, 304), so the connection mostly goes back to the pool here. A body
-    /// dropped before its end closes its connection.
-    fn drop(&mut self) {
-        if let ProxyBody::Upstream {
-            body, connection, ..
-        } = self
-            && body.is_end_stream()
-            && let Some(lease) = connection.take()
-        {
-            lease.release();
-        }
-    }
-}
-
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         match this {
-            ProxyBody::Upstream {
-                body,
-                guard,
-                connection,
-                call,
-            } => {
-                let mut frame = Pin::new(&mut *body).poll_frame(cx);
-                if frame.is_pending()
-                    && let Some(lease) = connection
-                    && lease.drive(cx)
-                {
-                    // The body's bytes come in through the connection: it ran, look again.
-                    frame = Pin::new(&mut *body).poll_frame(cx);
-                }
+            ProxyBody::Upstream { body, guard, call } => {
+                let frame = Pin::new(&mut *body).poll_frame(cx);
                 if let Some(end) = call {
                     // Looked at on every poll: a backend streaming without a pause must not
                     // outlive the deadline either.
@@ -131,17 +101,11 @@ impl Body for ProxyBody {
                     }
                 }
                 match &frame {
-                    Poll::Ready(None) => {
-                        drop(guard.take());
-                        if let Some(lease) = connection.take() {
-                            lease.release();
-                        }
-                    }
+                    Poll::Ready(None) => drop(guard.take()),
                     Poll::Ready(Some(Err(_))) => {
                         if let Some(guard) = guard.take() {
                             guard.backend().stats.record_failure();
                         }
-                        drop(connection.take());
                     }
                     _ => {}
                 }

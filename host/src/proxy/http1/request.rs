@@ -337,7 +337,7 @@ fn canonical_length(headers: &mut HeaderMap, framing: Framing) {
 }
 
 /// A Content-Length: decimal digits only, at most 18 of them (no sign, no space, no overflow).
-fn parse_length(digits: &[u8]) -> Option<u64> {
+pub(in crate::proxy) fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -384,7 +384,7 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Framing, Refusal> {
 
 /// HTTP/1.1 keeps the connection unless the client says `close`; HTTP/1.0 closes it unless the
 /// client says `keep-alive` (RFC 9112 §9.3).
-fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+pub(in crate::proxy) fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
     let mut close = false;
     let mut keep = false;
     for value in headers.get_all(header::CONNECTION) {

@@ -8,16 +8,18 @@ mod http1;
 mod http2;
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Context;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
-use super::request_body::AttemptBody;
+use super::request_body::{AttemptBody, BoxError};
 use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::dial::{BackendStream, DialError};
@@ -97,15 +99,22 @@ pub(crate) struct Upstream {
     stop: CancellationToken,
 }
 
-/// The connection (or HTTP/2 stream) a response arrives on, lent to the request until its
-/// response body ends.
+/// A response body as a backend sends it: read from the HTTP/1.1 connection it holds, or the
+/// DATA frames of an HTTP/2 stream, counted on its connection until the body ends.
 #[derive(Debug)]
-pub struct Lease(Leased);
+pub struct UpstreamBody(Received);
 
 #[derive(Debug)]
-enum Leased {
-    Http1(http1::Lease),
-    Http2(http2::Stream),
+enum Received {
+    /// From an HTTP/1.1 backend.
+    Http1(http1::ResponseBody),
+    /// From an HTTP/2 backend.
+    Http2 {
+        /// The stream's DATA frames.
+        body: Incoming,
+        /// Counts the stream on its connection until the body is dropped.
+        _stream: http2::Stream,
+    },
 }
 
 impl Upstream {
@@ -146,18 +155,23 @@ impl Upstream {
 
     /// Sends `request` (origin-form URI and Host for HTTP/1.1, absolute URI for HTTP/2) to
     /// `backend` in its protocol, on a pooled connection if one is alive, else on a new one.
-    /// The connection comes back with the response, to be run by its body.
+    /// The response's body holds the connection (or stream) until its end.
     pub(crate) async fn send(
         &self,
         backend: &Backend,
         request: Request<AttemptBody>,
-    ) -> Result<(Response<Incoming>, Lease), UpstreamError> {
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
         if backend.protocol.is_http2() {
             let (response, stream) = self.http2.send(backend, request).await?;
-            Ok((response, Lease(Leased::Http2(stream))))
+            Ok(response.map(|body| {
+                UpstreamBody(Received::Http2 {
+                    body,
+                    _stream: stream,
+                })
+            }))
         } else {
-            let (response, lease) = self.http1.send(backend, request).await?;
-            Ok((response, Lease(Leased::Http1(lease))))
+            let response = self.http1.send(backend, request).await?;
+            Ok(response.map(|body| UpstreamBody(Received::Http1(body))))
         }
     }
 }
@@ -177,35 +191,42 @@ fn dial_failed(backend: &Backend, error: &DialError, warnings: &LogBudget) -> Up
     UpstreamError::Connect
 }
 
-impl Lease {
-    /// Runs the connection, which feeds the response body: `false` if there is nothing to
-    /// run here (an HTTP/2 connection runs in its own task), so the body need not be looked
-    /// at again.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        match &mut self.0 {
-            Leased::Http1(lease) => {
-                let _ = lease.drive(cx);
-                true
-            }
-            Leased::Http2(_) => false,
-        }
-    }
-
+impl UpstreamBody {
     /// The connection's byte stream after a `101 Switching Protocols` answer, with what the
     /// backend sent after that head; `None` over HTTP/2, which has no such switch.
-    pub(crate) async fn into_tunnel(self) -> Option<(BackendStream, Bytes)> {
+    pub(crate) fn into_tunnel(self) -> Option<(BackendStream, Bytes)> {
         match self.0 {
-            Leased::Http1(lease) => lease.into_tunnel().await,
-            Leased::Http2(_) => None,
+            Received::Http1(body) => body.into_tunnel(),
+            Received::Http2 { .. } => None,
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            Received::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Received::Http2 { body, .. } => Pin::new(body).poll_frame(cx).map_err(Into::into),
         }
     }
 
-    /// Gives the connection back to the pool (or ends the stream's count), once the response
-    /// body has been read to its end.
-    pub(crate) fn release(self) {
-        match self.0 {
-            Leased::Http1(lease) => lease.release(),
-            Leased::Http2(stream) => drop(stream),
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Received::Http1(body) => body.is_end_stream(),
+            Received::Http2 { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Received::Http1(body) => body.size_hint(),
+            Received::Http2 { body, .. } => body.size_hint(),
         }
     }
 }

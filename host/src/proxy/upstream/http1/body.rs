@@ -1,0 +1,209 @@
+//! A response body as an HTTP/1.1 backend sends it, read from the connection it came on, which
+//! the body holds: a Content-Length's worth, chunks, or everything until the close. While it is
+//! read, the request's body goes on being written if it was not all written yet. At its last
+//! byte the connection goes back to the pool, before the client has even been sent that byte,
+//! if the backend and the exchange allow another request on it; any other end closes it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+use super::Home;
+use super::connection::{self, Connection, Outgoing, READ_SIZE};
+use super::response::Framing;
+use crate::dial::BackendStream;
+use crate::proxy::http1::decode::{Decoder, Step, consume_framing, step};
+
+/// The most a read asks for at once while a large body streams through.
+const BODY_READ_SIZE: usize = 64 << 10;
+
+/// How the rest of the body is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// By its framing.
+    Framed(Decoder),
+    /// Until the backend closes the connection.
+    UntilClose,
+    /// Read to its end, or broken off.
+    Over,
+}
+
+/// The body of a response from an HTTP/1.1 backend.
+pub(crate) struct ResponseBody {
+    /// The connection, until the body ends (pooled again or closed).
+    connection: Option<Connection>,
+    reading: Reading,
+    /// The request, while its body is still being written.
+    sending: Option<Outgoing>,
+    /// Whether the connection may carry another request once the body has been read.
+    keep_alive: bool,
+    /// Where the connection goes back to.
+    home: Home,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("reading", &self.reading)
+            .field("open", &self.connection.is_some())
+            .field("sending", &self.sending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseBody {
+    /// The body framed by `framing` on `connection`; `sending` is the request if its body is
+    /// still being written. A body with nothing to read ends at once, and a connection that may
+    /// carry another request goes home now (but after a `101`: the client's tunnel takes it).
+    pub(super) fn new(
+        connection: Connection,
+        framing: Framing,
+        keep_alive: bool,
+        sending: Option<Outgoing>,
+        home: Home,
+        switching: bool,
+    ) -> Self {
+        let reading = match framing {
+            Framing::Empty => Reading::Framed(Decoder::Done),
+            Framing::Length(0) => Reading::Framed(Decoder::Done),
+            Framing::Length(length) => Reading::Framed(Decoder::Length(length)),
+            Framing::Chunked => Reading::Framed(Decoder::ChunkSize),
+            Framing::UntilClose => Reading::UntilClose,
+        };
+        let mut body = ResponseBody {
+            connection: Some(connection),
+            reading,
+            sending,
+            keep_alive,
+            home,
+        };
+        if !switching {
+            body.finish_if_read();
+        }
+        body
+    }
+
+    /// The connection's byte stream after a `101 Switching Protocols` answer, with what the
+    /// backend sent after that head.
+    pub(crate) fn into_tunnel(mut self) -> Option<(BackendStream, Bytes)> {
+        self.connection.take().map(connection::into_stream)
+    }
+
+    /// Once the body has been read to its end, sends the connection home if it may carry
+    /// another request: the request was all written and nothing came after the response.
+    fn finish_if_read(&mut self) {
+        if self.reading != Reading::Framed(Decoder::Done) {
+            return;
+        }
+        self.reading = Reading::Over;
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        if self.keep_alive && self.sending.is_none() && connection.buffer.is_empty() {
+            self.home.check_in(connection);
+        }
+    }
+
+    /// Ends the body with `error`; the connection closes.
+    fn fail(&mut self, error: io::Error) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        self.reading = Reading::Over;
+        self.connection = None;
+        self.sending = None;
+        Poll::Ready(Some(Err(error)))
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(connection) = this.connection.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Some(outgoing) = this.sending.as_mut() {
+                match outgoing.poll_send(&mut connection.stream, cx) {
+                    Poll::Ready(Ok(())) => this.sending = None,
+                    // The response goes on; the connection is not used again.
+                    Poll::Ready(Err(_)) => {
+                        this.sending = None;
+                        this.keep_alive = false;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            let decoder = match &mut this.reading {
+                Reading::Over => return Poll::Ready(None),
+                Reading::Framed(decoder) => decoder,
+                Reading::UntilClose => {
+                    if !connection.buffer.is_empty() {
+                        let data = connection.buffer.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    match ready!(connection.poll_fill(cx, BODY_READ_SIZE)) {
+                        Ok(0) => {
+                            this.reading = Reading::Over;
+                            this.connection = None;
+                            return Poll::Ready(None);
+                        }
+                        Ok(_) => continue,
+                        Err(error) => return this.fail(error),
+                    }
+                }
+            };
+            match step(decoder, &mut connection.buffer) {
+                Step::Data(data) => {
+                    consume_framing(decoder, &mut connection.buffer);
+                    this.finish_if_read();
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Step::Progress if *decoder == Decoder::Done => {
+                    this.finish_if_read();
+                    return Poll::Ready(None);
+                }
+                Step::Progress => {}
+                Step::NeedMore => {
+                    let want = match *decoder {
+                        Decoder::Length(left) | Decoder::ChunkData(left) => usize::try_from(left)
+                            .unwrap_or(usize::MAX)
+                            .clamp(1, BODY_READ_SIZE),
+                        _ => READ_SIZE,
+                    };
+                    match ready!(connection.poll_fill(cx, want)) {
+                        Ok(0) => {
+                            return this.fail(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the backend closed the connection inside the response body",
+                            ));
+                        }
+                        Ok(_) => {}
+                        Err(error) => return this.fail(error),
+                    }
+                }
+                Step::Malformed(reason) => {
+                    return this.fail(io::Error::new(io::ErrorKind::InvalidData, reason));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.reading == Reading::Over
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.reading {
+            Reading::Framed(Decoder::Length(left)) => SizeHint::with_exact(left),
+            Reading::Over => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}

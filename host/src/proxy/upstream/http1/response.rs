@@ -1,0 +1,302 @@
+//! A backend's response head, parsed (httparse) from the bytes read so far: the status line, the
+//! headers, how the body is framed (RFC 9112 §6.3) and whether the connection may carry another
+//! request. Anything vane could read two ways is refused, and the client gets a 502.
+
+use std::mem::MaybeUninit;
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Version};
+
+use crate::proxy::http1::{keep_alive, parse_length};
+
+/// The most header fields a response may carry (hyper's client allowed 100).
+const MAX_HEADERS: usize = 128;
+
+/// The largest response head (hyper's client allowed about 400 KiB, Envoy 60 KiB, nginx 4–8 KiB
+/// by default).
+pub(super) const MAX_HEAD_SIZE: usize = 64 << 10;
+
+/// How a response's body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body: the request was HEAD, or the status is 1xx, 204 or 304.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunks, ended by a zero-size chunk.
+    Chunked,
+    /// Everything until the backend closes the connection.
+    UntilClose,
+}
+
+/// A whole response head and what it says about the body and the connection.
+#[derive(Debug)]
+pub(super) struct Head {
+    /// The status.
+    pub(super) status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub(super) version: Version,
+    /// Every field, as the backend sent it.
+    pub(super) headers: HeaderMap,
+    /// How the body is delimited.
+    pub(super) framing: Framing,
+    /// Whether the connection may carry another request once this response has been read.
+    pub(super) keep_alive: bool,
+}
+
+/// Why a response head is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct Malformed(pub(super) &'static str);
+
+/// The framing fields a head carries, noted while its fields are read.
+#[derive(Debug, Default, Clone, Copy)]
+struct Noted {
+    content_length: bool,
+    transfer_encoding: bool,
+    connection: bool,
+}
+
+/// Parses the response head at the front of `buffer`, taking it out of the buffer when whole:
+/// `Ok(None)` when it is not whole yet (read more). `head_request` says whether the request was
+/// HEAD, whose answer has no body whatever its fields say.
+pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
+    let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut fields,
+    );
+    let length = match parsed {
+        Ok(httparse::Status::Complete(length)) if length <= MAX_HEAD_SIZE => length,
+        Ok(httparse::Status::Partial) if buffer.len() < MAX_HEAD_SIZE => return Ok(None),
+        Ok(_) => return Err(Malformed("the response head is too large")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Malformed("the response has too many header fields"));
+        }
+        Err(_) => return Err(Malformed("malformed response head")),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or(Malformed("malformed status code"))?;
+    let version = match response.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    // Names are made now; values are kept as offsets, to be cut from the head once it is split
+    // off the buffer and shared.
+    let base = buffer.as_ptr() as usize;
+    let mut noted = Noted::default();
+    let mut spans = Vec::with_capacity(response.headers.len());
+    for field in response.headers.iter() {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| Malformed("malformed header name"))?;
+        if name == header::CONTENT_LENGTH {
+            noted.content_length = true;
+        } else if name == header::TRANSFER_ENCODING {
+            noted.transfer_encoding = true;
+        } else if name == header::CONNECTION {
+            noted.connection = true;
+        }
+        let start = field.value.as_ptr() as usize - base;
+        spans.push((name, start, start + field.value.len()));
+    }
+    let head = buffer.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, start, end) in spans {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
+            .map_err(|_| Malformed("malformed header value"))?;
+        headers.append(name, value);
+    }
+    let framing = framing(status, version, &mut headers, noted, head_request)?;
+    let keep_alive = framing != Framing::UntilClose
+        && !(noted.transfer_encoding && noted.content_length)
+        && status != StatusCode::SWITCHING_PROTOCOLS
+        && if noted.connection {
+            keep_alive(version, &headers)
+        } else {
+            version == Version::HTTP_11
+        };
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// How the body is delimited (RFC 9112 §6.3). With both Transfer-Encoding and Content-Length,
+/// Transfer-Encoding wins and the Content-Length is removed (the connection is not used again);
+/// Content-Lengths that disagree or are not plain digits, and Transfer-Encoding in an HTTP/1.0
+/// response, are refused.
+fn framing(
+    status: StatusCode,
+    version: Version,
+    headers: &mut HeaderMap,
+    noted: Noted,
+    head_request: bool,
+) -> Result<Framing, Malformed> {
+    if head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return Ok(Framing::Empty);
+    }
+    if noted.transfer_encoding {
+        if version == Version::HTTP_10 {
+            return Err(Malformed("Transfer-Encoding in an HTTP/1.0 response"));
+        }
+        if noted.content_length {
+            headers.remove(header::CONTENT_LENGTH);
+        }
+        return Ok(if chunked_last(headers) {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    if !noted.content_length {
+        return Ok(Framing::UntilClose);
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        // A list of identical values is one value (RFC 9110 §8.6).
+        for item in value.as_bytes().split(|&byte| byte == b',') {
+            let parsed =
+                parse_length(item.trim_ascii()).ok_or(Malformed("malformed Content-Length"))?;
+            if length.is_some_and(|earlier| earlier != parsed) {
+                return Err(Malformed("Content-Lengths that disagree"));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(Framing::Length(length.unwrap_or(0)))
+}
+
+/// Whether `chunked` is the final transfer coding (else the body runs until the close).
+fn chunked_last(headers: &HeaderMap) -> bool {
+    let last = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .filter_map(|value| {
+            value
+                .as_bytes()
+                .split(|&byte| byte == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|coding| !coding.is_empty())
+        })
+        .last();
+    last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(bytes: &[u8], head_request: bool) -> Result<Option<Head>, Malformed> {
+        parse(&mut BytesMut::from(bytes), head_request)
+    }
+
+    fn head(bytes: &[u8]) -> Head {
+        parsed(bytes, false)
+            .expect("a valid head")
+            .expect("a whole head")
+    }
+
+    #[test]
+    fn a_length_response_is_kept_alive_and_leaves_its_body_buffered() {
+        let mut buffer =
+            BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"[..]);
+        let head = parse(&mut buffer, false).unwrap().unwrap();
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.framing, Framing::Length(5));
+        assert!(head.keep_alive);
+        assert_eq!(head.headers["x-a"], "b");
+        assert_eq!(&buffer[..], b"hello");
+    }
+
+    #[test]
+    fn a_partial_head_waits_for_more() {
+        assert!(
+            parsed(b"HTTP/1.1 200 OK\r\nContent-Len", false)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bodies_are_framed_as_rfc_9112_says() {
+        let chunked = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert!(chunked.keep_alive);
+        let both =
+            head(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(both.framing, Framing::Chunked);
+        assert!(
+            !both.keep_alive,
+            "a connection that sent both is not used again"
+        );
+        assert!(!both.headers.contains_key(header::CONTENT_LENGTH));
+        let gzip_only = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
+        assert_eq!(gzip_only.framing, Framing::UntilClose);
+        assert!(!gzip_only.keep_alive);
+        let nothing = head(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(nothing.framing, Framing::UntilClose);
+        assert!(!nothing.keep_alive);
+        for status in [b"204".as_slice(), b"304", b"100", b"101"] {
+            let bytes = [b"HTTP/1.1 ", status, b" X\r\nContent-Length: 9\r\n\r\n"].concat();
+            assert_eq!(head(&bytes).framing, Framing::Empty);
+        }
+        let answer_to_head = parsed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
+        assert_eq!(answer_to_head.unwrap().unwrap().framing, Framing::Empty);
+        let listed = head(b"HTTP/1.1 200 OK\r\nContent-Length: 4, 4\r\n\r\n");
+        assert_eq!(listed.framing, Framing::Length(4));
+    }
+
+    #[test]
+    fn the_connection_is_kept_as_the_backend_says() {
+        assert!(
+            !head(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").keep_alive
+        );
+        assert!(!head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").keep_alive);
+        assert!(
+            head(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n")
+                .keep_alive
+        );
+        assert!(
+            !head(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").keep_alive
+        );
+    }
+
+    #[test]
+    fn ambiguous_heads_are_refused() {
+        for bytes in [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n".as_slice(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3 4\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX-A: b\r\n folded\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX A: b\r\n\r\n",
+            b"HTTP/1.1 2000 OK\r\n\r\n",
+            b"HTTP/2 200 OK\r\n\r\n",
+            b"garbage\r\n\r\n",
+        ] {
+            assert!(
+                parsed(bytes, false).is_err(),
+                "{:?} was accepted",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+        let huge = [
+            b"HTTP/1.1 200 OK\r\nX-A: ".as_slice(),
+            &[b'a'; MAX_HEAD_SIZE],
+        ]
+        .concat();
+        assert!(parsed(&huge, false).is_err(), "a head past the limit");
+    }
+}

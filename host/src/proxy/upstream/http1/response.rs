@@ -183,14 +183,14 @@ fn chunked_last(headers: &HeaderMap) -> bool {
     let last = headers
         .get_all(header::TRANSFER_ENCODING)
         .iter()
-        .filter_map(|value| {
+        .rev()
+        .find_map(|value| {
             value
                 .as_bytes()
                 .split(|&byte| byte == b',')
                 .map(<[u8]>::trim_ascii)
                 .rfind(|coding| !coding.is_empty())
-        })
-        .last();
+        });
     last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"))
 }
 

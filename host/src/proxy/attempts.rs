@@ -11,11 +11,11 @@ use tokio::time::Instant;
 
 use super::body::CallEnd;
 use super::grpc::GrpcCall;
-use super::head::{self, remove_hop_by_hop};
+use super::head::remove_hop_by_hop;
 use super::http1::Switch;
-use super::request_body::{AttemptBody, RequestBody};
+use super::request_body::RequestBody;
 use super::tunnel::BackendTunnel;
-use super::upstream::{UpstreamBody, UpstreamError};
+use super::upstream::{Outbound, UpstreamBody, UpstreamError};
 use super::{Proxy, ProxyBody, ProxyError};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::Ranked;
@@ -48,7 +48,11 @@ pub(super) async fn run(
     let mut _retry = None;
     while let Some(index) = candidates.next(set) {
         let backend = set.backends()[index as usize].clone();
-        let request = head::for_attempt(head, &backend, body.attempt(), retries_left == 0);
+        let request = Outbound {
+            head: &mut *head,
+            body: body.attempt(),
+            last: retries_left == 0,
+        };
         let error = match attempt(proxy, set, index, backend, request, kind).await {
             Ok(response) => return Ok(response),
             // Why the body broke off is known where it was read.
@@ -76,15 +80,15 @@ pub(super) async fn run(
     Err(last_error)
 }
 
-/// One attempt on `backend` (`index` in `set`): counts it, forwards it (until the response
-/// headers, within `request_timeout` and a gRPC call's deadline), and records what came back
-/// on the backend (statistics, passive ejection) and with the policy.
+/// One attempt on `backend` (`index` in `set`): counts it, forwards `request` (until the
+/// response headers, within `request_timeout` and a gRPC call's deadline), and records what
+/// came back on the backend (statistics, passive ejection) and with the policy.
 async fn attempt(
     proxy: &Proxy,
     set: &BackendSet,
     index: u32,
     backend: Arc<Backend>,
-    request: http::Request<AttemptBody>,
+    request: Outbound<'_>,
     kind: Kind,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let call = kind.call;

@@ -227,16 +227,11 @@ pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
     add_forwarded(headers, client, host.as_ref());
 }
 
-/// The request for one attempt on `backend`: the prepared head, and the backend's address as
-/// Host if the client named none (HTTP/1.0). To an HTTP/2 backend the host travels as
-/// `:authority` instead, in an absolute URI. The last possible attempt takes the headers;
-/// earlier ones copy them, for the retry.
-pub(super) fn for_attempt<B>(
-    head: &mut Parts,
-    backend: &Backend,
-    body: B,
-    last: bool,
-) -> Request<B> {
+/// The request for one attempt on the HTTP/2 `backend`: the prepared head, with the host as
+/// `:authority` in an absolute URI (the client's Host, or the backend's address if the client
+/// named none). The last possible attempt takes the headers; earlier ones copy them, for the
+/// retry. (An HTTP/1.1 backend's request is written straight from the head.)
+pub(super) fn for_http2<B>(head: &mut Parts, backend: &Backend, body: B, last: bool) -> Request<B> {
     let mut request = Request::new(body);
     *request.method_mut() = head.method.clone();
     let headers = request.headers_mut();
@@ -245,16 +240,6 @@ pub(super) fn for_attempt<B>(
     } else {
         head.headers.clone()
     };
-    if !backend.protocol.is_http2() {
-        if !headers.contains_key(header::HOST) {
-            let own = HeaderValue::try_from(backend.authority.as_str())
-                .expect("an address is a valid header value");
-            headers.insert(header::HOST, own);
-        }
-        *request.uri_mut() = head.uri.clone();
-        *request.version_mut() = Version::HTTP_11;
-        return request;
-    }
     // HTTP/2 has no Upgrade (an upgrade asked for goes as a plain request).
     headers.remove(header::CONNECTION);
     headers.remove(header::UPGRADE);

@@ -14,11 +14,13 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Response;
+use http::request::Parts;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
+use super::head;
 use super::request_body::{AttemptBody, BoxError};
 use crate::backend::Backend;
 use crate::clock::Clock;
@@ -99,6 +101,17 @@ pub(crate) struct Upstream {
     stop: CancellationToken,
 }
 
+/// One attempt's request: the head prepared for the backends, which an attempt reads (the last
+/// possible attempt may take its headers), and the body.
+pub(crate) struct Outbound<'a> {
+    /// The prepared head: origin-form target, hop-by-hop fields out, forwarding fields in.
+    pub(crate) head: &'a mut Parts,
+    /// The body for this attempt.
+    pub(crate) body: AttemptBody,
+    /// No attempt can follow this one.
+    pub(crate) last: bool,
+}
+
 /// A response body as a backend sends it: read from the HTTP/1.1 connection it holds, or the
 /// DATA frames of an HTTP/2 stream, counted on its connection until the body ends.
 #[derive(Debug)]
@@ -153,15 +166,16 @@ impl Upstream {
         self.stop.cancel();
     }
 
-    /// Sends `request` (origin-form URI and Host for HTTP/1.1, absolute URI for HTTP/2) to
-    /// `backend` in its protocol, on a pooled connection if one is alive, else on a new one.
-    /// The response's body holds the connection (or stream) until its end.
+    /// Sends `request` to `backend` in its protocol, on a pooled connection if one is alive,
+    /// else on a new one. The response's body holds the connection (or stream) until its end.
     pub(crate) async fn send(
         &self,
         backend: &Backend,
-        request: Request<AttemptBody>,
+        request: Outbound<'_>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let Outbound { head, body, last } = request;
         if backend.protocol.is_http2() {
+            let request = head::for_http2(head, backend, body, last);
             let (response, stream) = self.http2.send(backend, request).await?;
             Ok(response.map(|body| {
                 UpstreamBody(Received::Http2 {
@@ -170,7 +184,7 @@ impl Upstream {
                 })
             }))
         } else {
-            let response = self.http1.send(backend, request).await?;
+            let response = self.http1.send(backend, head, body).await?;
             Ok(response.map(|body| UpstreamBody(Received::Http1(body))))
         }
     }

@@ -9,8 +9,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderValue};
-use http::{Method, Request, StatusCode};
+use http::header;
+use http::request::Parts;
+use http::uri::Authority;
+use http::{Method, StatusCode};
 use http_body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -108,46 +110,49 @@ pub(super) struct Outgoing {
 }
 
 impl Outgoing {
-    /// `request` (origin-form target, Host set, hop-by-hop fields removed) encoded as HTTP/1.1.
-    /// The body is framed by the request's Content-Length if it has one (the server made it
-    /// one plain value), else by its known size, else in chunks; a body already at its end
-    /// gets no framing field, as hyper's client did.
-    pub(super) fn new(request: Request<AttemptBody>) -> Self {
-        let (parts, body) = request.into_parts();
+    /// The request of `head` (origin-form target, hop-by-hop fields removed) and `body`,
+    /// encoded as HTTP/1.1, with `authority` (the backend's address) as Host if the head has
+    /// none (an HTTP/1.0 client's). The body is framed by the head's Content-Length if it has
+    /// one (the server made it one plain value), else by its known size, else in chunks; a
+    /// body already at its end gets no framing field, as hyper's client did.
+    pub(super) fn new(head: &Parts, authority: &Authority, body: AttemptBody) -> Self {
         let mut out = Vec::with_capacity(HEAD_CAPACITY);
-        out.extend_from_slice(parts.method.as_str().as_bytes());
+        out.extend_from_slice(head.method.as_str().as_bytes());
         out.push(b' ');
-        let target = parts
+        let target = head
             .uri
             .path_and_query()
             .map_or("/", |target| target.as_str());
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let mut length = None;
-        for (name, value) in &parts.headers {
+        let mut host = false;
+        for (name, value) in &head.headers {
             if name == header::CONTENT_LENGTH {
                 match parse_length(value.as_bytes()) {
                     Some(parsed) if length.is_none() => length = Some(parsed),
                     // A second or unreadable one is never forwarded: the body is framed once.
                     _ => continue,
                 }
+            } else if name == header::HOST {
+                host = true;
             }
-            encode_field(&mut out, name.as_str().as_bytes(), value);
+            encode_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        if !host {
+            encode_field(&mut out, b"host", authority.as_str().as_bytes());
         }
         let framing = match length {
             Some(length) => Framing::Length(length),
             None if body.is_end_stream() => Framing::Empty,
             None => match body.size_hint().exact() {
                 Some(length) => {
-                    encode_field(&mut out, b"content-length", &HeaderValue::from(length));
+                    write!(out, "content-length: {length}\r\n")
+                        .expect("writing to a Vec cannot fail");
                     Framing::Length(length)
                 }
                 None => {
-                    encode_field(
-                        &mut out,
-                        b"transfer-encoding",
-                        &HeaderValue::from_static("chunked"),
-                    );
+                    encode_field(&mut out, b"transfer-encoding", b"chunked");
                     Framing::Chunked
                 }
             },
@@ -160,7 +165,7 @@ impl Outgoing {
             body,
             framing,
             touched: false,
-            head_request: parts.method == Method::HEAD,
+            head_request: head.method == Method::HEAD,
         }
     }
 
@@ -243,10 +248,10 @@ impl Outgoing {
 }
 
 /// Writes one header field.
-fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &HeaderValue) {
+fn encode_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 

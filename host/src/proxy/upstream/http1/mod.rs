@@ -18,7 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::Response;
+use http::request::Parts;
 use tokio::time::Instant;
 
 pub(crate) use self::body::ResponseBody;
@@ -97,15 +98,17 @@ impl Pool {
         self.pool.close_expired();
     }
 
-    /// Sends `request` (origin-form URI, Host set) to `backend`, on an idle connection if one
-    /// is alive, else on a new one. The response's body holds the connection until its end.
+    /// Sends the request of `head` (prepared for the backends) and `body` to `backend`, on an
+    /// idle connection if one is alive, else on a new one. The response's body holds the
+    /// connection until its end.
     pub(super) async fn send(
         &self,
         backend: &Backend,
-        request: Request<AttemptBody>,
+        head: &Parts,
+        body: AttemptBody,
     ) -> Result<Response<ResponseBody>, UpstreamError> {
         let key = PoolKey::of(backend);
-        let mut outgoing = Outgoing::new(request);
+        let mut outgoing = Outgoing::new(head, &backend.authority, body);
         if let Some(connection) = self.pool.checkout(key) {
             match connection::exchange(connection, outgoing, true).await {
                 Ok(answered) => return Ok(self.response(answered, key)),

@@ -118,13 +118,11 @@ async fn attempt(
             if kind.upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 return switch(proxy, response, guard);
             }
-            let mut response = response.map(|body| ProxyBody::Upstream {
+            return Ok(response.map(|body| ProxyBody::Upstream {
                 body,
                 guard: Some(guard),
                 call: call.map(CallEnd::new),
-            });
-            remove_hop_by_hop(response.headers_mut());
-            return Ok(response);
+            }));
         }
         Ok(Err(UpstreamError::Connect)) => ProxyError::Connect,
         Ok(Err(UpstreamError::Unreached)) => return Err(ProxyError::Connect),

@@ -46,11 +46,7 @@ pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|token| !is_connection_option(token))
-            .filter_map(|name| HeaderName::try_from(name).ok())
+            .flat_map(|value| named_in_connection(value.as_bytes()))
             .collect();
         for name in named {
             headers.remove(name);
@@ -63,16 +59,30 @@ pub(super) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether `name` is hop-by-hop by itself (besides those a `Connection` field names).
+pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// The headers a `Connection` field's value names, to be removed with it.
+pub(super) fn named_in_connection(value: &[u8]) -> impl Iterator<Item = HeaderName> + '_ {
+    value
+        .split(|&byte| byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !is_connection_option(token))
+        .filter_map(|name| HeaderName::from_bytes(name).ok())
+}
+
 /// Whether a `Connection` token is `close`, names a header removed anyway, such as
 /// `keep-alive`, or names `Host`, which a client may not strip this way (the backend would see
 /// another host than the one asked for): no header to remove for it.
-fn is_connection_option(token: &str) -> bool {
+fn is_connection_option(token: &[u8]) -> bool {
     token.is_empty()
-        || token.eq_ignore_ascii_case("close")
-        || token.eq_ignore_ascii_case("host")
+        || token.eq_ignore_ascii_case(b"close")
+        || token.eq_ignore_ascii_case(b"host")
         || HOP_BY_HOP
             .iter()
-            .any(|hop| hop.as_str().eq_ignore_ascii_case(token))
+            .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(token))
 }
 
 /// A client connection's address, with its `X-Forwarded-For` entry written once for all the

@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) use body::{BodyError, RequestBody};
-pub(super) use request::{is_valid_host, keep_alive, parse_length};
+pub(super) use request::{is_valid_host, parse_length};
 pub(crate) use tunnel::Switch;
 
 use self::body::{LentSlot, READ_SIZE, Reader};

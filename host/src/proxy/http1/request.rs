@@ -384,7 +384,7 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Framing, Refusal> {
 
 /// HTTP/1.1 keeps the connection unless the client says `close`; HTTP/1.0 closes it unless the
 /// client says `keep-alive` (RFC 9112 §9.3).
-pub(in crate::proxy) fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
     let mut close = false;
     let mut keep = false;
     for value in headers.get_all(header::CONNECTION) {

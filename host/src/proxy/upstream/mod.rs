@@ -167,7 +167,8 @@ impl Upstream {
     }
 
     /// Sends `request` to `backend` in its protocol, on a pooled connection if one is alive,
-    /// else on a new one. The response's body holds the connection (or stream) until its end.
+    /// else on a new one. The response comes without its hop-by-hop headers (but a `101`), and
+    /// its body holds the connection (or stream) until its end.
     pub(crate) async fn send(
         &self,
         backend: &Backend,
@@ -176,7 +177,8 @@ impl Upstream {
         let Outbound { head, body, last } = request;
         if backend.protocol.is_http2() {
             let request = head::for_http2(head, backend, body, last);
-            let (response, stream) = self.http2.send(backend, request).await?;
+            let (mut response, stream) = self.http2.send(backend, request).await?;
+            head::remove_hop_by_hop(response.headers_mut());
             Ok(response.map(|body| {
                 UpstreamBody(Received::Http2 {
                     body,

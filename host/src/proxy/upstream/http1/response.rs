@@ -8,7 +8,8 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Version};
 
-use crate::proxy::http1::{keep_alive, parse_length};
+use crate::proxy::head;
+use crate::proxy::http1::parse_length;
 
 /// The most header fields a response may carry (hyper's client allowed 100).
 const MAX_HEADERS: usize = 128;
@@ -50,17 +51,69 @@ pub(super) struct Head {
 #[error("{0}")]
 pub(super) struct Malformed(pub(super) &'static str);
 
-/// The framing fields a head carries, noted while its fields are read.
-#[derive(Debug, Default, Clone, Copy)]
+/// What the framing and connection fields of a head say, noted while its fields are read.
+#[derive(Debug, Default)]
 struct Noted {
-    content_length: bool,
-    transfer_encoding: bool,
-    connection: bool,
+    /// A Content-Length: the length, or why it cannot be read.
+    content_length: Option<Result<u64, Malformed>>,
+    /// A Transfer-Encoding: whether the last coding named is `chunked`.
+    transfer_encoding: Option<bool>,
+    /// A `Connection` field: whether it says `close`, and whether `keep-alive`.
+    connection: Option<(bool, bool)>,
+    /// The fields `Connection` names, removed with it.
+    named: Vec<HeaderName>,
+}
+
+impl Noted {
+    /// Notes the field `name: value`.
+    fn note(&mut self, name: &HeaderName, value: &[u8]) {
+        if name == header::CONTENT_LENGTH {
+            // A list of identical values is one value (RFC 9110 §8.6).
+            for item in value.split(|&byte| byte == b',') {
+                let parsed =
+                    parse_length(item.trim_ascii()).ok_or(Malformed("malformed Content-Length"));
+                self.content_length = match (self.content_length, parsed) {
+                    (Some(Err(earlier)), _) => Some(Err(earlier)),
+                    (Some(Ok(earlier)), Ok(parsed)) if earlier != parsed => {
+                        Some(Err(Malformed("Content-Lengths that disagree")))
+                    }
+                    (_, parsed) => Some(parsed),
+                };
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            let last = value
+                .split(|&byte| byte == b',')
+                .map(<[u8]>::trim_ascii)
+                .rfind(|coding| !coding.is_empty());
+            let chunked_last = self.transfer_encoding.unwrap_or(false);
+            self.transfer_encoding = Some(last.map_or(chunked_last, |coding| {
+                coding.eq_ignore_ascii_case(b"chunked")
+            }));
+        } else if name == header::CONNECTION {
+            let (mut close, mut keep) = self.connection.unwrap_or_default();
+            for token in value.split(|&byte| byte == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+            self.connection = Some((close, keep));
+            self.named.extend(head::named_in_connection(value));
+        }
+    }
+
+    /// Whether the field `name` is forwarded: not hop-by-hop (RFC 9110 §7.6.1), and not a
+    /// Content-Length that a Transfer-Encoding overrides.
+    fn forwarded(&self, name: &HeaderName) -> bool {
+        !(head::is_hop_by_hop(name)
+            || self.named.contains(name)
+            || self.transfer_encoding.is_some() && name == header::CONTENT_LENGTH)
+    }
 }
 
 /// Parses the response head at the front of `buffer`, taking it out of the buffer when whole:
 /// `Ok(None)` when it is not whole yet (read more). `head_request` says whether the request was
-/// HEAD, whose answer has no body whatever its fields say.
+/// HEAD, whose answer has no body whatever its fields say. The hop-by-hop fields are left out
+/// of the head's headers, but in a `101` answer, which the proxy joins to the client as it is.
 pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
@@ -94,31 +147,29 @@ pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<
     for field in response.headers.iter() {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| Malformed("malformed header name"))?;
-        if name == header::CONTENT_LENGTH {
-            noted.content_length = true;
-        } else if name == header::TRANSFER_ENCODING {
-            noted.transfer_encoding = true;
-        } else if name == header::CONNECTION {
-            noted.connection = true;
-        }
+        noted.note(&name, field.value);
         let start = field.value.as_ptr() as usize - base;
         spans.push((name, start, start + field.value.len()));
     }
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let head = buffer.split_to(length).freeze();
     let mut headers = HeaderMap::with_capacity(spans.len());
     for (name, start, end) in spans {
+        if !switching && !noted.forwarded(&name) {
+            continue;
+        }
         let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| Malformed("malformed header value"))?;
         headers.append(name, value);
     }
-    let framing = framing(status, version, &mut headers, noted, head_request)?;
+    let framing = framing(status, version, &noted, head_request)?;
     let keep_alive = framing != Framing::UntilClose
-        && !(noted.transfer_encoding && noted.content_length)
-        && status != StatusCode::SWITCHING_PROTOCOLS
-        && if noted.connection {
-            keep_alive(version, &headers)
-        } else {
-            version == Version::HTTP_11
+        && !(noted.transfer_encoding.is_some() && noted.content_length.is_some())
+        && !switching
+        && match (version, noted.connection) {
+            (Version::HTTP_10, Some((close, keep))) => keep && !close,
+            (Version::HTTP_10, None) => false,
+            (_, connection) => !connection.is_some_and(|(close, _)| close),
         };
     Ok(Some(Head {
         status,
@@ -130,14 +181,12 @@ pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<
 }
 
 /// How the body is delimited (RFC 9112 §6.3). With both Transfer-Encoding and Content-Length,
-/// Transfer-Encoding wins and the Content-Length is removed (the connection is not used again);
-/// Content-Lengths that disagree or are not plain digits, and Transfer-Encoding in an HTTP/1.0
-/// response, are refused.
+/// Transfer-Encoding wins (the connection is not used again); Content-Lengths that disagree or
+/// are not plain digits, and Transfer-Encoding in an HTTP/1.0 response, are refused.
 fn framing(
     status: StatusCode,
     version: Version,
-    headers: &mut HeaderMap,
-    noted: Noted,
+    noted: &Noted,
     head_request: bool,
 ) -> Result<Framing, Malformed> {
     if head_request
@@ -147,51 +196,14 @@ fn framing(
     {
         return Ok(Framing::Empty);
     }
-    if noted.transfer_encoding {
-        if version == Version::HTTP_10 {
-            return Err(Malformed("Transfer-Encoding in an HTTP/1.0 response"));
+    match (noted.transfer_encoding, noted.content_length) {
+        (Some(_), _) if version == Version::HTTP_10 => {
+            Err(Malformed("Transfer-Encoding in an HTTP/1.0 response"))
         }
-        if noted.content_length {
-            headers.remove(header::CONTENT_LENGTH);
-        }
-        return Ok(if chunked_last(headers) {
-            Framing::Chunked
-        } else {
-            Framing::UntilClose
-        });
+        (Some(true), _) => Ok(Framing::Chunked),
+        (Some(false), _) | (None, None) => Ok(Framing::UntilClose),
+        (None, Some(length)) => length.map(Framing::Length),
     }
-    if !noted.content_length {
-        return Ok(Framing::UntilClose);
-    }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        // A list of identical values is one value (RFC 9110 §8.6).
-        for item in value.as_bytes().split(|&byte| byte == b',') {
-            let parsed =
-                parse_length(item.trim_ascii()).ok_or(Malformed("malformed Content-Length"))?;
-            if length.is_some_and(|earlier| earlier != parsed) {
-                return Err(Malformed("Content-Lengths that disagree"));
-            }
-            length = Some(parsed);
-        }
-    }
-    Ok(Framing::Length(length.unwrap_or(0)))
-}
-
-/// Whether `chunked` is the final transfer coding (else the body runs until the close).
-fn chunked_last(headers: &HeaderMap) -> bool {
-    let last = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .rev()
-        .find_map(|value| {
-            value
-                .as_bytes()
-                .split(|&byte| byte == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|coding| !coding.is_empty())
-        });
-    last.is_some_and(|coding| coding.eq_ignore_ascii_case(b"chunked"))
 }
 
 #[cfg(test)]
@@ -271,6 +283,21 @@ mod tests {
         assert!(
             !head(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n").keep_alive
         );
+    }
+
+    #[test]
+    fn hop_by_hop_fields_stay_behind_but_in_a_switch() {
+        let head = head(
+            b"HTTP/1.1 200 OK\r\nX-Secret: 1\r\nConnection: keep-alive, X-Secret\r\n\
+              Keep-Alive: timeout=5\r\nContent-Length: 2\r\nX-Kept: 1\r\nUpgrade: h2c\r\n\r\n",
+        );
+        let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["content-length", "x-kept"]);
+        let switch = self::head(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        assert_eq!(switch.headers["upgrade"], "websocket");
+        assert_eq!(switch.headers["connection"], "upgrade");
     }
 
     #[test]

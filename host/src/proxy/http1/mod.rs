@@ -28,6 +28,7 @@ pub(super) mod fuzz {
 }
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -35,7 +36,8 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::oneshot;
-use tokio_util::sync::CancellationToken;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pub(crate) use body::{BodyError, RequestBody};
 pub(super) use request::{is_valid_host, parse_length};
@@ -103,18 +105,23 @@ pub(super) async fn serve<H, F, B>(
     let mut reader = Reader::new(read);
     // How long to wait for the next request's first bytes, if they have not come yet.
     let mut wait = (!started).then_some(settings.header_read_timeout);
+    let mut waits: Option<Waits> = None;
     loop {
         if let Some(limit) = wait {
             // Idle: give the buffer's memory back while waiting.
             reader.buffer = BytesMut::new();
+            let waits = waits.get_or_insert_with(|| Waits::new(shared.stop));
+            waits.deadline.as_mut().reset(Instant::now() + limit);
             // Reading, not only waiting for readiness: readiness can be left over from the last
             // request, and only a read tells whether the client really sent more.
             let woke = tokio::select! {
-                read = tokio::time::timeout(limit, reader.fill_exact()) => read,
-                () = shared.stop.cancelled() => return,
+                biased;
+                read = reader.fill_exact() => read,
+                () = &mut waits.deadline => return,
+                () = &mut waits.stop => return,
                 () = shared.connections.until_evicted() => return,
             };
-            if !matches!(woke, Ok(Ok(read)) if read > 0) {
+            if !matches!(woke, Ok(read) if read > 0) {
                 return;
             }
         }
@@ -135,6 +142,24 @@ pub(super) async fn serve<H, F, B>(
         }
         // A pipelined request may be buffered already; if not, the connection is idle.
         wait = reader.buffer.is_empty().then_some(settings.idle_timeout);
+    }
+}
+
+/// What an idle connection waits for besides its client: its deadline and vane's stop. Each is
+/// registered once for the connection's life, not once per wait: tokio moves a registered
+/// timer's deadline later with one atomic step, where a timer made for each wait is put in its
+/// wheel and taken out again every time (BENCHMARKS.md, issue 13).
+struct Waits {
+    deadline: Pin<Box<Sleep>>,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Waits {
+    fn new(stop: &CancellationToken) -> Self {
+        Waits {
+            deadline: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            stop: Box::pin(stop.clone().cancelled_owned()),
+        }
     }
 }
 

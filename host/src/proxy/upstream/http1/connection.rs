@@ -324,16 +324,18 @@ fn poll_head(
     head_request: bool,
 ) -> Poll<Result<Head, Failure>> {
     loop {
-        match response::parse(&mut connection.buffer, head_request) {
-            Ok(Some(head))
-                if head.status.is_informational()
-                    && head.status != StatusCode::SWITCHING_PROTOCOLS =>
-            {
-                continue;
+        if !connection.buffer.is_empty() {
+            match response::parse(&mut connection.buffer, head_request) {
+                Ok(Some(head))
+                    if head.status.is_informational()
+                        && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+                {
+                    continue;
+                }
+                Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                Ok(None) => {}
+                Err(malformed) => return Poll::Ready(Err(Failure::Malformed(malformed))),
             }
-            Ok(Some(head)) => return Poll::Ready(Ok(head)),
-            Ok(None) => {}
-            Err(malformed) => return Poll::Ready(Err(Failure::Malformed(malformed))),
         }
         match ready!(connection.poll_fill(cx, READ_SIZE)) {
             Ok(read) if read > 0 => {}

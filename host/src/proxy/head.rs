@@ -77,8 +77,10 @@ pub(super) fn named_in_connection(value: &[u8]) -> impl Iterator<Item = HeaderNa
 /// `keep-alive`, or names `Host`, which a client may not strip this way (the backend would see
 /// another host than the one asked for): no header to remove for it.
 fn is_connection_option(token: &[u8]) -> bool {
-    token.is_empty()
+    // `keep-alive` and `close` first: nearly every `Connection` field says one of them.
+    token.eq_ignore_ascii_case(b"keep-alive")
         || token.eq_ignore_ascii_case(b"close")
+        || token.is_empty()
         || token.eq_ignore_ascii_case(b"host")
         || HOP_BY_HOP
             .iter()

@@ -12,6 +12,8 @@
 
 mod body;
 mod connection;
+#[cfg(test)]
+mod differential;
 mod response;
 
 use std::collections::HashMap;
@@ -66,6 +68,18 @@ pub(super) struct Home {
 }
 
 impl Home {
+    /// A home that takes nothing back: the connection closes at the body's end.
+    #[cfg(test)]
+    fn nowhere() -> Self {
+        Home {
+            key: PoolKey {
+                address: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                tls: 0,
+            },
+            pool: Weak::new(),
+        }
+    }
+
     /// Puts `connection` back in the pool, if it is still alive.
     fn check_in(&self, connection: Connection) {
         if let Some(pool) = self.pool.upgrade() {

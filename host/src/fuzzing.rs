@@ -7,6 +7,11 @@ pub fn http1_request(data: &[u8]) {
     crate::proxy::fuzz::http1_request(data);
 }
 
+/// A backend's response head: the same whole or in two pieces.
+pub fn http1_response(data: &[u8]) {
+    crate::proxy::fuzz::http1_response(data);
+}
+
 /// A chunked request body: the same whole or in pieces.
 pub fn chunked_body(data: &[u8]) {
     crate::proxy::fuzz::chunked_body(data);

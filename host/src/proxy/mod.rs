@@ -17,6 +17,7 @@ pub(crate) mod fuzz {
     //! The proxy's fuzz entry points, for `crate::fuzzing`.
     pub(crate) use super::head::checks::fuzz as head_rewrite;
     pub(crate) use super::http1::fuzz::{chunked_body, http1_request};
+    pub(crate) use super::upstream::http1::response::checks::fuzz as http1_response;
 }
 mod head;
 mod http1;

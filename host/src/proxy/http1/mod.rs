@@ -11,7 +11,8 @@
 //! not shutting down. While it waits for its next request, an idle connection gives its slot
 //! up if a new client needs it. Refusals and timeouts are counted as client faults. The module
 //! knows HTTP/1, not the proxy: it imports nothing from it (only the clock, the stall timer and
-//! the client connections' counts).
+//! the client connections' counts). vane's HTTP/1.1 client (`proxy/upstream/http1/`) decodes
+//! response bodies with `decode` and reads Content-Length with `parse_length` from here.
 
 mod body;
 pub(super) mod decode;

@@ -4,7 +4,7 @@
 //! connection, each a stream of its own). Connections are opened by [`crate::dial`], over TLS
 //! when the backend takes it.
 
-mod http1;
+pub(super) mod http1;
 mod http2;
 
 use std::net::SocketAddr;

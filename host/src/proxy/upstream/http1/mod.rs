@@ -14,7 +14,7 @@ mod body;
 mod connection;
 #[cfg(test)]
 mod differential;
-mod response;
+pub(in crate::proxy) mod response;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

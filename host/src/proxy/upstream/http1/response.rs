@@ -327,3 +327,102 @@ mod tests {
         assert!(parsed(&huge, false).is_err(), "a head past the limit");
     }
 }
+
+/// Parsing heads fed in pieces, for the property tests and the fuzz target.
+#[cfg(any(test, fuzzing))]
+pub(crate) mod checks {
+    use bytes::BytesMut;
+
+    use super::{Head, Malformed, parse};
+
+    /// What parsing `first` and then `first` + `rest` gives, compared as text: the first piece
+    /// alone must ask for more unless it already decides.
+    pub(crate) fn outcome(first: &[u8], rest: &[u8], head_request: bool) -> String {
+        let mut buffer = BytesMut::from(first);
+        let parsed = match parse(&mut buffer, head_request) {
+            Ok(None) => {
+                buffer.extend_from_slice(rest);
+                parse(&mut buffer, head_request)
+            }
+            decided => {
+                buffer.extend_from_slice(rest);
+                decided
+            }
+        };
+        describe(parsed, &buffer)
+    }
+
+    fn describe(parsed: Result<Option<Head>, Malformed>, left: &[u8]) -> String {
+        match parsed {
+            Ok(Some(head)) => format!(
+                "{} {:?} {:?} {:?} {} left {}",
+                head.status,
+                head.version,
+                head.headers,
+                head.framing,
+                head.keep_alive,
+                left.len()
+            ),
+            Ok(None) => "more".to_owned(),
+            Err(malformed) => format!("refused: {malformed}"),
+        }
+    }
+
+    /// The fuzz target: a head reads the same whole and cut in two where the first byte says,
+    /// and nothing panics.
+    #[cfg(fuzzing)]
+    pub(crate) fn fuzz(data: &[u8]) {
+        let Some((&cut, bytes)) = data.split_first() else {
+            return;
+        };
+        let at = usize::from(cut) * bytes.len() / 255;
+        let head_request = cut % 2 == 1;
+        assert_eq!(
+            outcome(&bytes[..at], &bytes[at..], head_request),
+            outcome(bytes, &[], head_request)
+        );
+    }
+}
+
+/// Properties of the response head parser over generated heads: whatever a backend sends, the
+/// head reads the same however it arrives.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::checks::outcome;
+
+    fn field() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Content-Length: 5".to_owned()),
+            Just("Content-Length: 5, 5".to_owned()),
+            Just("Content-Length: 7".to_owned()),
+            Just("Transfer-Encoding: chunked".to_owned()),
+            Just("Transfer-Encoding: gzip".to_owned()),
+            Just("Connection: close".to_owned()),
+            Just("Connection: keep-alive, x-a".to_owned()),
+            "x-[a-z]{1,3}: [ -~]{0,8}",
+            "[ -~]{0,12}",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_head_reads_the_same_whole_or_in_two_pieces(
+            version in prop_oneof![Just("HTTP/1.1"), Just("HTTP/1.0"), Just("HTTP/2")],
+            status in prop_oneof![Just(200u16), Just(204), Just(304), Just(101), Just(100), 0..1000u16],
+            fields in proptest::collection::vec(field(), 0..6),
+            body in "[a-z]{0,8}",
+            cut in 0.0..1.0f64,
+            head_request in any::<bool>(),
+        ) {
+            let bytes = format!("{version} {status} X\r\n{}\r\n{body}", fields.iter().map(|f| format!("{f}\r\n")).collect::<String>());
+            let bytes = bytes.as_bytes();
+            let at = (cut * bytes.len() as f64) as usize;
+            prop_assert_eq!(
+                outcome(&bytes[..at], &bytes[at..], head_request),
+                outcome(bytes, &[], head_request)
+            );
+        }
+    }
+}

@@ -6,11 +6,12 @@
 # ratios to nginx round-robin and to a backend reached directly. Stops everything it started.
 #
 #   bash bench/compare.sh [ROUNDS] [SECONDS]      # default 5 rounds of 5 s per target
+#   CONNECTIONS=64 bash bench/compare.sh          # throughput runs with 64 connections (default 32)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 SECONDS_PER_RUN=${2:-5}
-CONNECTIONS=32            # throughput runs: wrk -t1 -c32
+CONNECTIONS=${CONNECTIONS:-32}   # throughput runs: wrk -t1 -c32
 PACED_CONNECTIONS=8       # latency runs: 8 connections, each waiting 1 ms between requests
 source bench/lib.sh
 need_tools nginx:nginx-light haproxy:haproxy wrk:wrk

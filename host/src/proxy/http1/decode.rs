@@ -1,9 +1,10 @@
 //! Decoding a message body's framing from what is buffered: a Content-Length's worth of bytes,
 //! or chunks (RFC 9112 §7.1), strictly, so that no two readers could see two bodies in the same
 //! bytes. vane's HTTP/1 server decodes request bodies with it, and its HTTP/1 client response
-//! bodies. Trailers are read (within a limit) and dropped.
+//! bodies. Trailers are read (within a limit) and dropped, or taken as fields (`take_trailers`).
 
 use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4 << 10;
@@ -52,6 +53,47 @@ pub(in crate::proxy) fn consume_framing(decoder: &mut Decoder, buffer: &mut Byte
             return;
         }
     }
+}
+
+/// Like [`consume_framing`], but stops before a trailer section, for [`take_trailers`].
+pub(in crate::proxy) fn consume_framing_to_trailers(decoder: &mut Decoder, buffer: &mut BytesMut) {
+    while matches!(*decoder, Decoder::ChunkEnd | Decoder::ChunkSize) {
+        if !matches!(step(decoder, buffer), Step::Progress) {
+            return;
+        }
+    }
+}
+
+/// The most fields a trailer section may carry.
+const MAX_TRAILER_FIELDS: usize = 32;
+
+/// Takes the trailer section at the front of `buffer` (the decoder at `Trailers(0)`, after the
+/// last chunk) out of it, as fields; the body is then done. `None` when the section is not all
+/// there yet; an error when it is malformed or larger than the limit.
+pub(in crate::proxy) fn take_trailers(
+    decoder: &mut Decoder,
+    buffer: &mut BytesMut,
+) -> Option<Result<HeaderMap, &'static str>> {
+    const MALFORMED: &str = "trailer section too large or malformed";
+    let mut fields = [httparse::EMPTY_HEADER; MAX_TRAILER_FIELDS];
+    let (length, fields) = match httparse::parse_headers(buffer, &mut fields) {
+        Ok(httparse::Status::Complete(parsed)) if parsed.0 <= MAX_TRAILERS => parsed,
+        Ok(httparse::Status::Partial) if buffer.len() <= MAX_TRAILERS => return None,
+        _ => return Some(Err(MALFORMED)),
+    };
+    let mut trailers = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(field.name.as_bytes()),
+            HeaderValue::from_bytes(field.value),
+        ) else {
+            return Some(Err(MALFORMED));
+        };
+        trailers.append(name, value);
+    }
+    buffer.advance(length);
+    *decoder = Decoder::Done;
+    Some(Ok(trailers))
 }
 
 /// Takes one step of decoding from `buffer`.

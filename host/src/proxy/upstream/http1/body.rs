@@ -2,7 +2,9 @@
 //! the body holds: a Content-Length's worth, chunks, or everything until the close. While it is
 //! read, the request's body goes on being written if it was not all written yet. At its last
 //! byte the connection goes back to the pool, before the client has even been sent that byte,
-//! if the backend and the exchange allow another request on it; any other end closes it.
+//! if the backend and the exchange allow another request on it; any other end closes it. A
+//! chunked body's trailers come as a trailers frame (an HTTP/2 client gets them; HTTP/1 clients
+//! do not), without the fields that may not be trailers.
 
 use std::io;
 use std::pin::Pin;
@@ -11,11 +13,17 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+use http::HeaderMap;
+use http::header;
+
 use super::Home;
-use super::connection::{self, Connection, Outgoing, READ_SIZE};
+use super::connection::{self, Connection, Outgoing, READ_SIZE, SendError};
 use super::response::Framing;
 use crate::dial::BackendStream;
-use crate::proxy::http1::decode::{Decoder, Step, consume_framing, step};
+use crate::proxy::head;
+use crate::proxy::http1::decode::{
+    Decoder, Step, consume_framing_to_trailers, step, take_trailers,
+};
 
 /// The most a read asks for at once while a large body streams through.
 const BODY_READ_SIZE: usize = 64 << 10;
@@ -132,8 +140,16 @@ impl http_body::Body for ResponseBody {
             if let Some(outgoing) = this.sending.as_mut() {
                 match outgoing.poll_send(&mut connection.stream, cx) {
                     Poll::Ready(Ok(())) => this.sending = None,
-                    // The response goes on; the connection is not used again.
-                    Poll::Ready(Err(_)) => {
+                    // The backend has half a request and may wait for the rest for ever: the
+                    // exchange ends here, as hyper's client ended it.
+                    Poll::Ready(Err(SendError::ClientBody)) => {
+                        return this.fail(io::Error::other(
+                            "the client's request body broke off while the response streamed",
+                        ));
+                    }
+                    // The backend stopped reading, and may still be answering: the response
+                    // goes on, and the connection is not used again.
+                    Poll::Ready(Err(SendError::Io)) => {
                         this.sending = None;
                         this.keep_alive = false;
                     }
@@ -159,9 +175,29 @@ impl http_body::Body for ResponseBody {
                     }
                 }
             };
+            if *decoder == Decoder::Trailers(0) {
+                match take_trailers(decoder, &mut connection.buffer) {
+                    Some(Ok(mut trailers)) => {
+                        this.finish_if_read();
+                        keep_trailers_only(&mut trailers);
+                        if trailers.is_empty() {
+                            return Poll::Ready(None);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    Some(Err(reason)) => {
+                        return this.fail(io::Error::new(io::ErrorKind::InvalidData, reason));
+                    }
+                    None => match ready!(connection.poll_fill(cx, READ_SIZE)) {
+                        Ok(0) => return this.fail(closed_inside()),
+                        Ok(_) => continue,
+                        Err(error) => return this.fail(error),
+                    },
+                }
+            }
             match step(decoder, &mut connection.buffer) {
                 Step::Data(data) => {
-                    consume_framing(decoder, &mut connection.buffer);
+                    consume_framing_to_trailers(decoder, &mut connection.buffer);
                     this.finish_if_read();
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
@@ -178,12 +214,7 @@ impl http_body::Body for ResponseBody {
                         _ => READ_SIZE,
                     };
                     match ready!(connection.poll_fill(cx, want)) {
-                        Ok(0) => {
-                            return this.fail(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the backend closed the connection inside the response body",
-                            ));
-                        }
+                        Ok(0) => return this.fail(closed_inside()),
                         Ok(_) => {}
                         Err(error) => return this.fail(error),
                     }
@@ -205,5 +236,37 @@ impl http_body::Body for ResponseBody {
             Reading::Over => SizeHint::with_exact(0),
             _ => SizeHint::default(),
         }
+    }
+}
+
+/// The error of a body the backend's close cut short.
+fn closed_inside() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the backend closed the connection inside the response body",
+    )
+}
+
+/// Leaves out of `trailers` the fields that frame, route or authenticate a message, which a
+/// trailer section may not carry (RFC 9110 §6.5.1), and the hop-by-hop ones.
+fn keep_trailers_only(trailers: &mut HeaderMap) {
+    let refused: Vec<header::HeaderName> = trailers
+        .keys()
+        .filter(|name| {
+            head::is_hop_by_hop(name)
+                || [
+                    header::CONTENT_LENGTH,
+                    header::CONTENT_TYPE,
+                    header::CONTENT_ENCODING,
+                    header::HOST,
+                    header::AUTHORIZATION,
+                    header::SET_COOKIE,
+                ]
+                .contains(name)
+        })
+        .cloned()
+        .collect();
+    for name in refused {
+        trailers.remove(name);
     }
 }

@@ -23,6 +23,8 @@ use crate::proxy::request_body::AttemptBody;
 
 /// How much a read asks for while a head or chunk framing is read.
 pub(super) const READ_SIZE: usize = 8 << 10;
+/// The least room a read is given.
+const MIN_READ: usize = 1024;
 /// Room for a typical request head, so that encoding it does not grow the buffer.
 const HEAD_CAPACITY: usize = 512;
 /// Body bytes gathered for one write at most.
@@ -51,7 +53,8 @@ impl Connection {
         cx: &mut Context<'_>,
         want: usize,
     ) -> Poll<io::Result<usize>> {
-        if self.buffer.capacity() == self.buffer.len() {
+        // Room for a useful read: what is left of the last allocation may be a few bytes.
+        if self.buffer.capacity() - self.buffer.len() < want.min(MIN_READ) {
             self.buffer.reserve(want);
         }
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buffer)
@@ -189,9 +192,11 @@ impl Outgoing {
             }
             self.out.clear();
             self.written = 0;
+            // Over TLS, what was written may still be in rustls's buffer: it goes now, before
+            // the body is waited for (the backend may answer only once it has those bytes).
+            ready!(Pin::new(&mut *stream).poll_flush(cx)).map_err(|_| SendError::Io)?;
             if self.ended {
-                // Over TLS the last records may still be in rustls's buffer.
-                return Pin::new(stream).poll_flush(cx).map_err(|_| SendError::Io);
+                return Poll::Ready(Ok(()));
             }
             ready!(self.poll_gather(cx))?;
         }
@@ -232,6 +237,12 @@ impl Outgoing {
                         .checked_sub(data.len() as u64)
                         .ok_or(SendError::ClientBody)?;
                     self.out.extend_from_slice(&data);
+                    if *left == 0 {
+                        // All of it: an end the client signals later (an HTTP/2 client's empty
+                        // last frame) adds nothing, and the connection may carry another request.
+                        self.ended = true;
+                        return Poll::Ready(Ok(()));
+                    }
                 }
                 Framing::Chunked => {
                     write!(self.out, "{:x}\r\n", data.len()).expect("writing to a Vec cannot fail");

@@ -28,6 +28,8 @@ enum Seen {
         status: u16,
         fields: Vec<(String, String)>,
         body: Bytes,
+        /// The trailer fields, if any came.
+        trailers: Vec<(String, String)>,
         /// Whether the body ended cleanly (not broken off).
         whole: bool,
     },
@@ -80,20 +82,25 @@ fn fields(headers: &HeaderMap) -> Vec<(String, String)> {
     fields
 }
 
-async fn collect<B>(mut body: B) -> (Bytes, bool)
+/// A body's data, its trailer fields, and whether it ended cleanly.
+async fn collect<B>(mut body: B) -> (Bytes, Vec<(String, String)>, bool)
 where
     B: http_body::Body<Data = Bytes> + Unpin,
 {
     let mut data = BytesMut::new();
+    let mut trailers = Vec::new();
     loop {
         match body.frame().await {
-            None => return (data.freeze(), true),
-            Some(Ok(frame)) => {
-                if let Ok(bytes) = frame.into_data() {
-                    data.extend_from_slice(&bytes);
+            None => return (data.freeze(), trailers, true),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(bytes) => data.extend_from_slice(&bytes),
+                Err(frame) => {
+                    if let Ok(fields) = frame.into_trailers() {
+                        trailers = self::fields(&fields);
+                    }
                 }
-            }
-            Some(Err(_)) => return (data.freeze(), false),
+            },
+            Some(Err(_)) => return (data.freeze(), trailers, false),
         }
     }
 }
@@ -118,11 +125,12 @@ async fn hyper_reads(answer: &'static [u8], method: &Method) -> Seen {
     };
     let (mut parts, body) = response.into_parts();
     remove_hop_by_hop(&mut parts.headers);
-    let (body, whole) = collect(body).await;
+    let (body, trailers, whole) = collect(body).await;
     Seen::Answer {
         status: parts.status.as_u16(),
         fields: fields(&parts.headers),
         body,
+        trailers,
         whole,
     }
 }
@@ -154,11 +162,12 @@ async fn vane_reads(answer: &'static [u8], method: &Method) -> Seen {
         super::Home::nowhere(),
         false,
     );
-    let (body, whole) = collect(body).await;
+    let (body, trailers, whole) = collect(body).await;
     Seen::Answer {
         status,
         fields,
         body,
+        trailers,
         whole,
     }
 }
@@ -172,6 +181,11 @@ const CASES: &[(&[u8], Method, Expect)] = &[
     ),
     (
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+        Method::GET,
+        Expect::Same,
+    ),
+    (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 5d41\r\nX-More: 2\r\n\r\n",
         Method::GET,
         Expect::Same,
     ),
@@ -284,6 +298,7 @@ async fn vane_reads_backend_answers_as_hyper_does() {
                     status,
                     mut fields,
                     body,
+                    trailers,
                     whole,
                 },
             ) => {
@@ -292,6 +307,7 @@ async fn vane_reads_backend_answers_as_hyper_does() {
                     status,
                     fields,
                     body,
+                    trailers,
                     whole,
                 }
             }

@@ -264,3 +264,54 @@ async fn a_backend_answering_before_the_body_ends_leaves_no_connection_stuck_in_
     }
     drop(stalled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_mid_upload_frees_the_backend_connection_its_answer_streams_on() {
+    // The backend answers before it reads the body and streams its answer without an end; the
+    // client sends part of its body, reads the start of the answer and goes away. The backend
+    // holds half a request it may wait on for ever: vane must close that connection, not wait
+    // for an answer nobody will read.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (closed, mut backend_saw_close) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+            .await
+            .unwrap();
+        // Read (and drop) whatever comes, until vane closes the connection.
+        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+        let _ = closed.send(());
+    });
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n[proxy]\nrequest_timeout = \"60s\"\n\
+         [[backends]]\nname = \"x\"\naddress = \"{address}\"\n"
+    );
+    let vane = Vane::start(&config).await.unwrap();
+    let mut client = RawClient::connect(vane.address).await;
+    client
+        .send(b"POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1000000\r\n\r\npartial")
+        .await;
+    let start = client.read_through(b"first\r\n").await;
+    assert!(start.starts_with(b"HTTP/1.1 200"), "{start:?}");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), &mut backend_saw_close)
+            .await
+            .is_err(),
+        "the backend's connection stays open while the client is there"
+    );
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(30), backend_saw_close)
+        .await
+        .expect("vane closed the backend's connection once the client had gone")
+        .unwrap();
+}

@@ -10,6 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::Sleep;
 
 use super::grpc::{self, Code, GrpcCall};
+use super::http1::{FieldSource, Fields};
 use super::request_body::BoxError;
 use super::upstream::UpstreamBody;
 use crate::backend::InFlightGuard;
@@ -59,6 +60,26 @@ impl ProxyBody {
     /// A body holding `text`.
     pub fn message(text: &'static str) -> Self {
         ProxyBody::Message(Some(Bytes::from_static(text.as_bytes())))
+    }
+}
+
+impl FieldSource for ProxyBody {
+    fn take_fields(&mut self) -> Option<Fields> {
+        match self {
+            ProxyBody::Upstream { body, .. } => body.take_fields(),
+            ProxyBody::Message(_) => None,
+        }
+    }
+}
+
+impl ProxyBody {
+    /// `response` with every header in its map: the fields an HTTP/1.1 backend's head carried
+    /// as they came are added to it (an HTTP/2 client's response needs them there).
+    pub(super) fn fields_in_map(mut response: http::Response<Self>) -> http::Response<Self> {
+        if let Some(fields) = response.body_mut().take_fields() {
+            fields.add_to(response.headers_mut());
+        }
+        response
     }
 }
 

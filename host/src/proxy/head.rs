@@ -64,6 +64,13 @@ pub(super) fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
+/// Whether the field name `name` (in any case) is hop-by-hop by itself.
+pub(super) fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| hop.as_str().as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// The headers a `Connection` field's value names, to be removed with it.
 pub(super) fn named_in_connection(value: &[u8]) -> impl Iterator<Item = HeaderName> + '_ {
     value

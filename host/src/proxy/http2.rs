@@ -25,12 +25,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio_util::sync::CancellationToken;
 
-use super::Proxy;
 use super::error::BodyBrokeOff;
 use super::head::ClientAddress;
 use super::request_body::ClientBody;
 use super::service::handle;
 use super::transport::ClientStream;
+use super::{Proxy, ProxyBody};
 use crate::state::ClientFault;
 
 /// How often a client that sent nothing is pinged at most; the answer may take `send_timeout`.
@@ -81,7 +81,7 @@ pub(super) async fn serve(
             request.map(ClientBody::Http2),
         ));
         async move {
-            let response = answer.await;
+            let response = ProxyBody::fields_in_map(answer.await);
             // A body that broke off was, over HTTP/2, a stream the client reset.
             if response.extensions().get::<BodyBrokeOff>().is_none() {
                 stream.answered();

@@ -16,6 +16,7 @@
 
 mod body;
 pub(super) mod decode;
+mod fields;
 mod request;
 mod response;
 mod sender;
@@ -41,6 +42,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pub(crate) use body::{BodyError, RequestBody};
+pub(crate) use fields::{FieldSource, Fields};
 pub(super) use request::{is_valid_host, parse_length};
 pub(crate) use tunnel::Switch;
 
@@ -99,7 +101,7 @@ pub(super) async fn serve<H, F, B>(
 ) where
     H: FnMut(Request<RequestBody>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + Unpin + FieldSource,
 {
     let (read, write) = stream.into_split();
     let mut write = Sender::new(write, settings.send_timeout, shared.connections);
@@ -206,7 +208,7 @@ async fn exchange<H, F, B>(
 where
     H: FnMut(Request<RequestBody>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + Unpin + FieldSource,
 {
     let Head {
         request,

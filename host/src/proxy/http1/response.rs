@@ -16,6 +16,7 @@ use http::{Method, Response, StatusCode, Version};
 use http_body::Body;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use super::fields::FieldSource;
 use super::request::Refusal;
 
 /// Room for a typical response head, so that encoding it does not grow the buffer.
@@ -70,9 +71,11 @@ pub(super) async fn write<W, B>(
 ) -> std::io::Result<bool>
 where
     W: AsyncWrite + Unpin,
-    B: Body<Data = Bytes> + Unpin,
+    B: Body<Data = Bytes> + Unpin + FieldSource,
 {
     let (mut parts, mut body) = response.into_parts();
+    // An HTTP/1.1 backend's fields, copied as they came; vane's own additions are in the map.
+    let fields = body.take_fields();
     if parts.status.is_informational() {
         // An interim status as the final answer (a backend's unasked-for 101, say) would leave
         // the client waiting for a response that never comes.
@@ -83,12 +86,26 @@ where
         .await?;
         return Ok(false);
     }
-    let present = Present::in_headers(&parts.headers);
-    let framing = framing(&mut parts.headers, present, parts.status, &body, answering);
+    let mut present = Present::in_headers(&parts.headers);
+    present.date |= fields.as_ref().is_some_and(|fields| fields.date);
+    let their_length = fields.as_ref().and_then(|fields| fields.content_length);
+    let framing = framing(
+        &mut parts.headers,
+        present,
+        their_length,
+        parts.status,
+        &body,
+        answering,
+    );
     let keep_alive = answering.keep_alive && framing != Framing::UntilClose;
     set_connection(&mut parts.headers, present, answering.version, keep_alive);
     let mut out = Vec::with_capacity(HEAD_CAPACITY);
     encode_head(&mut out, answering.version, parts.status, &parts.headers);
+    if let Some(fields) = &fields {
+        // A 204 says no length (RFC 9110 §8.6).
+        fields.encode(&mut out, parts.status != StatusCode::NO_CONTENT);
+    }
+    out.extend_from_slice(b"\r\n");
     if framing == Framing::None {
         drop(body);
         io.write_all(&out).await?;
@@ -202,10 +219,12 @@ impl Present {
     }
 }
 
-/// Decides the body's framing and sets the headers that announce it.
+/// Decides the body's framing and sets the headers that announce it; `their_length` is the
+/// Content-Length among the fields the backend's head carries as they came, if any.
 fn framing<B: Body>(
     headers: &mut HeaderMap,
     present: Present,
+    their_length: Option<u64>,
     status: StatusCode,
     body: &B,
     answering: Answering,
@@ -232,6 +251,9 @@ fn framing<B: Body>(
             return Framing::Length(length);
         }
         headers.remove(header::CONTENT_LENGTH);
+    }
+    if let Some(length) = their_length {
+        return Framing::Length(length);
     }
     if let Some(length) = body.size_hint().exact() {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -267,7 +289,7 @@ fn set_connection(headers: &mut HeaderMap, present: Present, version: Version, k
     }
 }
 
-/// Encodes the status line and the headers.
+/// Encodes the status line and the headers of `headers`, not the blank line that ends the head.
 fn encode_head(out: &mut Vec<u8>, version: Version, status: StatusCode, headers: &HeaderMap) {
     out.extend_from_slice(match version {
         Version::HTTP_10 => b"HTTP/1.0 ",
@@ -283,7 +305,6 @@ fn encode_head(out: &mut Vec<u8>, version: Version, status: StatusCode, headers:
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes the head of a `101 Switching Protocols` answer with `headers` (the backend's, which
@@ -299,6 +320,7 @@ pub(super) async fn write_switching<W: AsyncWrite + Unpin>(
         StatusCode::SWITCHING_PROTOCOLS,
         headers,
     );
+    out.extend_from_slice(b"\r\n");
     io.write_all(&out).await?;
     io.flush().await
 }
@@ -315,6 +337,7 @@ pub(super) fn refusal(refusal: Refusal) -> Vec<u8> {
     set_connection(&mut headers, Present::default(), Version::HTTP_11, false);
     let mut out = Vec::with_capacity(HEAD_CAPACITY);
     encode_head(&mut out, Version::HTTP_11, refusal.status, &headers);
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(text.as_bytes());
     out
 }
@@ -348,7 +371,95 @@ fn date() -> HeaderValue {
 mod tests {
     use http_body_util::Full;
 
+    use super::super::fields::Fields;
     use super::*;
+
+    impl FieldSource for Full<Bytes> {
+        fn take_fields(&mut self) -> Option<Fields> {
+            None
+        }
+    }
+
+    /// A body whose response head's fields came as bytes, as an HTTP/1.1 backend's do.
+    struct WithFields(Full<Bytes>, Option<Fields>);
+
+    impl FieldSource for WithFields {
+        fn take_fields(&mut self) -> Option<Fields> {
+            self.1.take()
+        }
+    }
+
+    impl Body for WithFields {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+    }
+
+    /// The fields of `head` (a response head's field lines), every one kept.
+    fn fields_of(head: &'static [u8], length: Option<u64>, date: bool) -> Fields {
+        let mut fields = Fields::new(4);
+        let mut at = 0;
+        for line in head.split(|&byte| byte == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if let Some(colon) = line.iter().position(|&byte| byte == b':') {
+                let value = line[colon + 1..].trim_ascii();
+                let value_start = at + (value.as_ptr() as usize - line.as_ptr() as usize);
+                fields.keep((at, at + colon), (value_start, value_start + value.len()));
+            }
+            at += line.len() + 2;
+        }
+        let mut fields = fields.of_head(Bytes::from_static(head), |_| true);
+        fields.content_length = length;
+        fields.date = date;
+        fields
+    }
+
+    #[tokio::test]
+    async fn fields_that_came_as_bytes_are_written_as_they_came() {
+        let fields = fields_of(
+            b"Server: nginx\r\nDate: Sun\r\nContent-Length: 2\r\n",
+            Some(2),
+            true,
+        );
+        let body = WithFields(Full::new(Bytes::from_static(b"ok")), Some(fields));
+        let mut out = Vec::new();
+        let keep = write(
+            &mut out,
+            Response::new(body),
+            answering(Version::HTTP_11, true),
+        )
+        .await
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(keep);
+        assert_eq!(
+            text, "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sun\r\nContent-Length: 2\r\n\r\nok",
+            "no second length and no second date"
+        );
+
+        let fields = fields_of(b"Content-Length: 9\r\n", Some(9), false);
+        let body = WithFields(Full::new(Bytes::new()), Some(fields));
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let mut out = Vec::new();
+        write(&mut out, response, answering(Version::HTTP_11, false))
+            .await
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"), "{text}");
+        assert!(
+            !text.to_lowercase().contains("content-length"),
+            "a 204 says no length: {text}"
+        );
+        assert!(text.contains("date: "), "{text}");
+        assert!(text.contains("connection: close\r\n"), "{text}");
+    }
 
     fn message(text: &'static str) -> Response<Full<Bytes>> {
         Response::new(Full::new(Bytes::from_static(text.as_bytes())))

@@ -21,6 +21,7 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use super::head;
+use super::http1::Fields;
 use super::request_body::{AttemptBody, BoxError};
 use crate::backend::Backend;
 use crate::clock::Clock;
@@ -208,6 +209,15 @@ fn dial_failed(backend: &Backend, error: &DialError, warnings: &LogBudget) -> Up
 }
 
 impl UpstreamBody {
+    /// The response head's fields as an HTTP/1.1 backend sent them, if the response has them
+    /// that way and they were not taken yet (its header map is then empty).
+    pub(crate) fn take_fields(&mut self) -> Option<Fields> {
+        match &mut self.0 {
+            Received::Http1(body) => body.take_fields(),
+            Received::Http2 { .. } => None,
+        }
+    }
+
     /// The connection's byte stream after a `101 Switching Protocols` answer, with what the
     /// backend sent after that head; `None` over HTTP/2, which has no such switch.
     pub(crate) fn into_tunnel(self) -> Option<(BackendStream, Bytes)> {

@@ -21,6 +21,7 @@ use super::connection::{self, Connection, Outgoing, READ_SIZE, SendError};
 use super::response::Framing;
 use crate::dial::BackendStream;
 use crate::proxy::head;
+use crate::proxy::http1::Fields;
 use crate::proxy::http1::decode::{
     Decoder, Step, consume_framing_to_trailers, step, take_trailers,
 };
@@ -50,6 +51,8 @@ pub(crate) struct ResponseBody {
     keep_alive: bool,
     /// Where the connection goes back to.
     home: Home,
+    /// The response head's fields, as they came, until the writer takes them.
+    fields: Option<Fields>,
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -87,11 +90,22 @@ impl ResponseBody {
             sending,
             keep_alive,
             home,
+            fields: None,
         };
         if !switching {
             body.finish_if_read();
         }
         body
+    }
+
+    /// The body, carrying its response head's `fields`.
+    pub(super) fn with_fields(self, fields: Option<Fields>) -> Self {
+        ResponseBody { fields, ..self }
+    }
+
+    /// The response head's fields as they came, if not taken yet.
+    pub(crate) fn take_fields(&mut self) -> Option<Fields> {
+        self.fields.take()
     }
 
     /// The connection's byte stream after a `101 Switching Protocols` answer, with what the

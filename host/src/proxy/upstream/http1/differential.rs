@@ -153,7 +153,11 @@ async fn vane_reads(answer: &'static [u8], method: &Method) -> Seen {
         return Seen::Refused;
     };
     let status = answered.head.status.as_u16();
-    let fields = fields(&answered.head.headers);
+    let mut headers = answered.head.headers;
+    if let Some(kept) = answered.head.fields {
+        kept.add_to(&mut headers);
+    }
+    let fields = fields(&headers);
     let body = ResponseBody::new(
         answered.connection,
         answered.head.framing,

@@ -158,7 +158,8 @@ impl Pool {
             sending,
             home,
             switching,
-        );
+        )
+        .with_fields(head.fields);
         let mut response = Response::new(body);
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;

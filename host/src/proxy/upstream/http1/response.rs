@@ -1,15 +1,17 @@
 //! A backend's response head, parsed (httparse) from the bytes read so far: the status line, the
-//! headers, how the body is framed (RFC 9112 §6.3) and whether the connection may carry another
-//! request. Anything vane could read two ways is refused, and the client gets a 502.
+//! fields, how the body is framed (RFC 9112 §6.3) and whether the connection may carry another
+//! request. Anything vane could read two ways is refused, and the client gets a 502. The fields
+//! stay the bytes they came in (`Fields`, without the hop-by-hop ones): no header map is built
+//! unless an HTTP/2 client needs one, or for a `101`, which the proxy looks into.
 
 use std::mem::MaybeUninit;
 
 use bytes::BytesMut;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName};
 use http::{StatusCode, Version};
 
 use crate::proxy::head;
-use crate::proxy::http1::parse_length;
+use crate::proxy::http1::{Fields, parse_length};
 
 /// The most header fields a response may carry (hyper's client allowed 100).
 const MAX_HEADERS: usize = 128;
@@ -38,12 +40,25 @@ pub(super) struct Head {
     pub(super) status: StatusCode,
     /// HTTP/1.0 or HTTP/1.1.
     pub(super) version: Version,
-    /// Every field, as the backend sent it.
+    /// The fields of a `101` (every one, as the backend sent it); empty otherwise.
     pub(super) headers: HeaderMap,
+    /// The fields of any other answer, without the hop-by-hop ones, as they came.
+    pub(super) fields: Option<Fields>,
     /// How the body is delimited.
     pub(super) framing: Framing,
     /// Whether the connection may carry another request once this response has been read.
     pub(super) keep_alive: bool,
+}
+
+impl Head {
+    /// The head with its fields in its header map, to look at in tests.
+    #[cfg(any(test, fuzzing))]
+    pub(super) fn mapped(mut self) -> Self {
+        if let Some(fields) = self.fields.take() {
+            fields.add_to(&mut self.headers);
+        }
+        self
+    }
 }
 
 /// Why a response head is refused.
@@ -62,12 +77,14 @@ struct Noted {
     connection: Option<(bool, bool)>,
     /// The fields `Connection` names, removed with it.
     named: Vec<HeaderName>,
+    /// A `Date` field.
+    date: bool,
 }
 
 impl Noted {
     /// Notes the field `name: value`.
-    fn note(&mut self, name: &HeaderName, value: &[u8]) {
-        if name == header::CONTENT_LENGTH {
+    fn note(&mut self, name: &[u8], value: &[u8]) {
+        if name.eq_ignore_ascii_case(b"content-length") {
             // A list of identical values is one value (RFC 9110 §8.6).
             for item in value.split(|&byte| byte == b',') {
                 let parsed =
@@ -80,7 +97,7 @@ impl Noted {
                     (_, parsed) => Some(parsed),
                 };
             }
-        } else if name == header::TRANSFER_ENCODING {
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             let last = value
                 .split(|&byte| byte == b',')
                 .map(<[u8]>::trim_ascii)
@@ -89,7 +106,7 @@ impl Noted {
             self.transfer_encoding = Some(last.map_or(chunked_last, |coding| {
                 coding.eq_ignore_ascii_case(b"chunked")
             }));
-        } else if name == header::CONNECTION {
+        } else if name.eq_ignore_ascii_case(b"connection") {
             let (mut close, mut keep) = self.connection.unwrap_or_default();
             for token in value.split(|&byte| byte == b',') {
                 let token = token.trim_ascii();
@@ -98,15 +115,20 @@ impl Noted {
             }
             self.connection = Some((close, keep));
             self.named.extend(head::named_in_connection(value));
+        } else if name.eq_ignore_ascii_case(b"date") {
+            self.date = true;
         }
     }
 
     /// Whether the field `name` is forwarded: not hop-by-hop (RFC 9110 §7.6.1), and not a
     /// Content-Length that a Transfer-Encoding overrides.
-    fn forwarded(&self, name: &HeaderName) -> bool {
-        !(head::is_hop_by_hop(name)
-            || self.named.contains(name)
-            || self.transfer_encoding.is_some() && name == header::CONTENT_LENGTH)
+    fn forwarded(&self, name: &[u8]) -> bool {
+        !(head::is_hop_by_hop_name(name)
+            || self
+                .named
+                .iter()
+                .any(|named| named.as_str().as_bytes().eq_ignore_ascii_case(name))
+            || self.transfer_encoding.is_some() && name.eq_ignore_ascii_case(b"content-length"))
     }
 }
 
@@ -139,29 +161,29 @@ pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    // Names are made now; values are kept as offsets, to be cut from the head once it is split
-    // off the buffer and shared.
+    // Fields are kept as offsets, to be cut from the head once it is split off the buffer.
     let base = buffer.as_ptr() as usize;
+    let offsets = |part: &[u8]| {
+        let start = part.as_ptr() as usize - base;
+        (start, start + part.len())
+    };
     let mut noted = Noted::default();
-    let mut spans = Vec::with_capacity(response.headers.len());
+    let mut fields = Fields::new(response.headers.len());
     for field in response.headers.iter() {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Malformed("malformed header name"))?;
-        noted.note(&name, field.value);
-        let start = field.value.as_ptr() as usize - base;
-        spans.push((name, start, start + field.value.len()));
+        noted.note(field.name.as_bytes(), field.value);
+        fields.keep(offsets(field.name.as_bytes()), offsets(field.value));
     }
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    let head = buffer.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
-    for (name, start, end) in spans {
-        if !switching && !noted.forwarded(&name) {
-            continue;
-        }
-        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
-            .map_err(|_| Malformed("malformed header value"))?;
-        headers.append(name, value);
-    }
+    let fields = fields.of_head(buffer.split_to(length).freeze(), |name| {
+        switching || noted.forwarded(name)
+    });
+    let (headers, fields) = if switching {
+        let mut headers = HeaderMap::new();
+        fields.add_to(&mut headers);
+        (headers, None)
+    } else {
+        (HeaderMap::new(), Some(fields))
+    };
     let framing = framing(status, version, &noted, head_request)?;
     let keep_alive = framing != Framing::UntilClose
         && !(noted.transfer_encoding.is_some() && noted.content_length.is_some())
@@ -171,10 +193,19 @@ pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<
             (Version::HTTP_10, None) => false,
             (_, connection) => !connection.is_some_and(|(close, _)| close),
         };
+    let fields = fields.map(|mut fields| {
+        fields.content_length = match (noted.transfer_encoding, noted.content_length) {
+            (None, Some(Ok(length))) => Some(length),
+            _ => None,
+        };
+        fields.date = noted.date;
+        fields
+    });
     Ok(Some(Head {
         status,
         version,
         headers,
+        fields,
         framing,
         keep_alive,
     }))
@@ -211,7 +242,7 @@ mod tests {
     use super::*;
 
     fn parsed(bytes: &[u8], head_request: bool) -> Result<Option<Head>, Malformed> {
-        parse(&mut BytesMut::from(bytes), head_request)
+        parse(&mut BytesMut::from(bytes), head_request).map(|head| head.map(Head::mapped))
     }
 
     fn head(bytes: &[u8]) -> Head {
@@ -224,7 +255,7 @@ mod tests {
     fn a_length_response_is_kept_alive_and_leaves_its_body_buffered() {
         let mut buffer =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhello"[..]);
-        let head = parse(&mut buffer, false).unwrap().unwrap();
+        let head = parse(&mut buffer, false).unwrap().unwrap().mapped();
         assert_eq!(head.status, StatusCode::OK);
         assert_eq!(head.framing, Framing::Length(5));
         assert!(head.keep_alive);
@@ -253,7 +284,7 @@ mod tests {
             !both.keep_alive,
             "a connection that sent both is not used again"
         );
-        assert!(!both.headers.contains_key(header::CONTENT_LENGTH));
+        assert!(!both.headers.contains_key("content-length"));
         let gzip_only = head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n");
         assert_eq!(gzip_only.framing, Framing::UntilClose);
         assert!(!gzip_only.keep_alive);
@@ -349,7 +380,7 @@ pub(crate) mod checks {
                 decided
             }
         };
-        describe(parsed, &buffer)
+        describe(parsed.map(|head| head.map(Head::mapped)), &buffer)
     }
 
     fn describe(parsed: Result<Option<Head>, Malformed>, left: &[u8]) -> String {

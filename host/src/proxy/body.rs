@@ -16,6 +16,9 @@ use super::upstream::UpstreamBody;
 use crate::backend::InFlightGuard;
 
 /// A response body: streamed from a backend, or a fixed message from vane.
+// The upstream body is what nearly every response carries: boxing it to shrink vane's own
+// messages would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ProxyBody {
     /// The backend's body; the guard is released at its end (or when the client goes away).

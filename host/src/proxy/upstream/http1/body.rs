@@ -45,8 +45,9 @@ pub(crate) struct ResponseBody {
     /// The connection, until the body ends (pooled again or closed).
     connection: Option<Connection>,
     reading: Reading,
-    /// The request, while its body is still being written.
-    sending: Option<Outgoing>,
+    /// The request, while its body is still being written (boxed: most requests are written
+    /// whole before their answer comes, and the body should not carry room for it).
+    sending: Option<Box<Outgoing>>,
     /// Whether the connection may carry another request once the body has been read.
     keep_alive: bool,
     /// Where the connection goes back to.
@@ -87,7 +88,7 @@ impl ResponseBody {
         let mut body = ResponseBody {
             connection: Some(connection),
             reading,
-            sending,
+            sending: sending.map(Box::new),
             keep_alive,
             home,
             fields: None,

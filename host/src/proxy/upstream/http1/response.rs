@@ -84,39 +84,54 @@ struct Noted {
 impl Noted {
     /// Notes the field `name: value`.
     fn note(&mut self, name: &[u8], value: &[u8]) {
-        if name.eq_ignore_ascii_case(b"content-length") {
-            // A list of identical values is one value (RFC 9110 §8.6).
-            for item in value.split(|&byte| byte == b',') {
-                let parsed =
-                    parse_length(item.trim_ascii()).ok_or(Malformed("malformed Content-Length"));
-                self.content_length = match (self.content_length, parsed) {
-                    (Some(Err(earlier)), _) => Some(Err(earlier)),
-                    (Some(Ok(earlier)), Ok(parsed)) if earlier != parsed => {
-                        Some(Err(Malformed("Content-Lengths that disagree")))
-                    }
-                    (_, parsed) => Some(parsed),
-                };
+        // By length first: most fields are none of these, and are ruled out at once.
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"date") => self.date = true,
+            10 if name.eq_ignore_ascii_case(b"connection") => self.note_connection(value),
+            14 if name.eq_ignore_ascii_case(b"content-length") => self.note_length(value),
+            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+                let last = value
+                    .split(|&byte| byte == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .rfind(|coding| !coding.is_empty());
+                let chunked_last = self.transfer_encoding.unwrap_or(false);
+                self.transfer_encoding = Some(last.map_or(chunked_last, |coding| {
+                    coding.eq_ignore_ascii_case(b"chunked")
+                }));
             }
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            let last = value
-                .split(|&byte| byte == b',')
-                .map(<[u8]>::trim_ascii)
-                .rfind(|coding| !coding.is_empty());
-            let chunked_last = self.transfer_encoding.unwrap_or(false);
-            self.transfer_encoding = Some(last.map_or(chunked_last, |coding| {
-                coding.eq_ignore_ascii_case(b"chunked")
-            }));
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            let (mut close, mut keep) = self.connection.unwrap_or_default();
-            for token in value.split(|&byte| byte == b',') {
-                let token = token.trim_ascii();
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
-            self.connection = Some((close, keep));
+            _ => {}
+        }
+    }
+
+    fn note_length(&mut self, value: &[u8]) {
+        // A list of identical values is one value (RFC 9110 §8.6).
+        for item in value.split(|&byte| byte == b',') {
+            let parsed =
+                parse_length(item.trim_ascii()).ok_or(Malformed("malformed Content-Length"));
+            self.content_length = match (self.content_length, parsed) {
+                (Some(Err(earlier)), _) => Some(Err(earlier)),
+                (Some(Ok(earlier)), Ok(parsed)) if earlier != parsed => {
+                    Some(Err(Malformed("Content-Lengths that disagree")))
+                }
+                (_, parsed) => Some(parsed),
+            };
+        }
+    }
+
+    fn note_connection(&mut self, value: &[u8]) {
+        let (mut close, mut keep) = self.connection.unwrap_or_default();
+        let mut others = false;
+        for token in value.split(|&byte| byte == b',') {
+            let token = token.trim_ascii();
+            let is_close = token.eq_ignore_ascii_case(b"close");
+            let is_keep = token.eq_ignore_ascii_case(b"keep-alive");
+            close |= is_close;
+            keep |= is_keep;
+            others |= !(is_close || is_keep);
+        }
+        self.connection = Some((close, keep));
+        if others {
             self.named.extend(head::named_in_connection(value));
-        } else if name.eq_ignore_ascii_case(b"date") {
-            self.date = true;
         }
     }
 
@@ -124,10 +139,11 @@ impl Noted {
     /// Content-Length that a Transfer-Encoding overrides.
     fn forwarded(&self, name: &[u8]) -> bool {
         !(head::is_hop_by_hop_name(name)
-            || self
-                .named
-                .iter()
-                .any(|named| named.as_str().as_bytes().eq_ignore_ascii_case(name))
+            || !self.named.is_empty()
+                && self
+                    .named
+                    .iter()
+                    .any(|named| named.as_str().as_bytes().eq_ignore_ascii_case(name))
             || self.transfer_encoding.is_some() && name.eq_ignore_ascii_case(b"content-length"))
     }
 }

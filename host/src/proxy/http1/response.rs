@@ -414,7 +414,7 @@ mod tests {
             }
             at += line.len() + 2;
         }
-        let mut fields = fields.of_head(Bytes::from_static(head), |_| true);
+        let mut fields = fields.of_head(Bytes::from_static(head));
         fields.content_length = length;
         fields.date = date;
         fields

@@ -183,16 +183,24 @@ pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<
         let start = part.as_ptr() as usize - base;
         (start, start + part.len())
     };
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     let mut noted = Noted::default();
     let mut fields = Fields::new(response.headers.len());
     for field in response.headers.iter() {
-        noted.note(field.name.as_bytes(), field.value);
-        fields.keep(offsets(field.name.as_bytes()), offsets(field.value));
+        let name = field.name.as_bytes();
+        noted.note(name, field.value);
+        if switching || !head::is_hop_by_hop_name(name) {
+            fields.keep(offsets(name), offsets(field.value));
+        }
     }
-    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
-    let fields = fields.of_head(buffer.split_to(length).freeze(), |name| {
-        switching || noted.forwarded(name)
-    });
+    let mut fields = fields.of_head(buffer.split_to(length).freeze());
+    // Rarely, more is left out: what `Connection` names, or a Content-Length with a
+    // Transfer-Encoding.
+    let more_to_leave = !noted.named.is_empty()
+        || noted.transfer_encoding.is_some() && noted.content_length.is_some();
+    if more_to_leave && !switching {
+        fields.retain(|name| noted.forwarded(name));
+    }
     let (headers, fields) = if switching {
         let mut headers = HeaderMap::new();
         fields.add_to(&mut headers);

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::body::CallEnd;
 use super::grpc::GrpcCall;
-use super::head::remove_hop_by_hop;
+use super::head::{ClientAddress, remove_hop_by_hop};
 use super::http1::Switch;
 use super::request_body::RequestBody;
 use super::tunnel::BackendTunnel;
@@ -19,6 +19,17 @@ use super::upstream::{Outbound, UpstreamBody, UpstreamError};
 use super::{Proxy, ProxyBody, ProxyError};
 use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
 use crate::balancer::Ranked;
+
+/// The request every attempt forwards: its head prepared for the backends, its body, and the
+/// client it comes from.
+pub(super) struct Forward<'a> {
+    /// The prepared head.
+    pub(super) head: &'a mut Parts,
+    /// The body, kept for the attempts.
+    pub(super) body: &'a RequestBody,
+    /// The client, for the forwarding headers.
+    pub(super) client: &'a ClientAddress,
+}
 
 /// What kind of request it is, where that changes how its answer is carried.
 #[derive(Debug, Clone, Copy)]
@@ -29,17 +40,17 @@ pub(super) struct Kind {
     pub(super) upgrade: bool,
 }
 
-/// Forwards the request (`head`, already prepared, and `body`, of `kind`) to the backends of
-/// `set`, in the order of `ranked` and then the rest, until one answers or no retry is left.
+/// Forwards `request` (of `kind`) to the backends of `set`, in the order of `ranked` and then
+/// the rest, until one answers or no retry is left.
 pub(super) async fn run(
     proxy: &Proxy,
     set: &BackendSet,
     ranked: Ranked,
     sequence: u64,
-    head: &mut Parts,
-    body: &RequestBody,
+    request: Forward<'_>,
     kind: Kind,
 ) -> Result<Response<ProxyBody>, ProxyError> {
+    let Forward { head, body, client } = request;
     let budget = proxy.state.retry_budget();
     let mut candidates = Candidates::new(ranked, sequence);
     let mut retries_left = budget.max_retries();
@@ -50,6 +61,7 @@ pub(super) async fn run(
         let backend = set.backends()[index as usize].clone();
         let request = Outbound {
             head: &mut *head,
+            client,
             body: body.attempt(),
             last: retries_left == 0,
         };

@@ -2,6 +2,7 @@
 //! backends (HTTP/1.1 in origin form, hop-by-hop headers out in both directions per RFC 9110
 //! §7.6.1, `X-Forwarded-For`/`-Proto`/`-Host` in), and copied for each attempt.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -125,31 +126,76 @@ impl ClientAddress {
     }
 }
 
-/// Adds the client's address to `X-Forwarded-For` (keeping any earlier hops), and sets
-/// `X-Forwarded-Proto` to `https` or `http` (whether the client's connection is TLS) and `X-Forwarded-Host` to the host the client asked for,
-/// replacing what the client sent: vane is where the client's connection ends.
-fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress, host: Option<&HeaderValue>) {
-    let mut forwarded_for = Vec::new();
-    for earlier in headers.get_all(&X_FORWARDED_FOR) {
-        let earlier = earlier.as_bytes().trim_ascii();
-        if !earlier.is_empty() {
-            forwarded_for.extend_from_slice(earlier);
-            forwarded_for.extend_from_slice(b", ");
+/// What vane says of a request's way in `X-Forwarded-*`, gathered from the prepared head's
+/// fields: the client's address after the hops the client's own `X-Forwarded-For` fields list,
+/// `https` or `http` (whether the client's connection is TLS), and the Host the client asked
+/// for. Whatever the client sent in `X-Forwarded-Proto` and `-Host` is replaced: vane is where
+/// the client's connection ends. The HTTP/1.1 encoder writes these as it writes the head; an
+/// HTTP/2 backend's request gets them in its map ([`add_forwarded`]).
+#[derive(Debug, Default)]
+pub(super) struct Forwarding<'a> {
+    earlier: Vec<&'a [u8]>,
+    host: Option<&'a HeaderValue>,
+}
+
+impl<'a> Forwarding<'a> {
+    /// Notes the field `name: value`: whether vane replaces it, so it is not forwarded as it came.
+    pub(super) fn note(&mut self, name: &HeaderName, value: &'a HeaderValue) -> bool {
+        if name == header::HOST {
+            self.host = Some(value);
+            false
+        } else if name == X_FORWARDED_FOR {
+            let earlier = value.as_bytes().trim_ascii();
+            if !earlier.is_empty() {
+                self.earlier.push(earlier);
+            }
+            true
+        } else {
+            name == X_FORWARDED_PROTO || name == X_FORWARDED_HOST
         }
     }
-    let value = if forwarded_for.is_empty() {
-        Some(client.forwarded_for.clone())
-    } else {
-        forwarded_for.extend_from_slice(client.forwarded_for.as_bytes());
-        HeaderValue::from_bytes(&forwarded_for).ok()
-    };
-    if let Some(value) = value {
+
+    /// The `X-Forwarded-For` value: the earlier hops, then `client`.
+    pub(super) fn forwarded_for(&self, client: &ClientAddress) -> Cow<'_, [u8]> {
+        if self.earlier.is_empty() {
+            return Cow::Owned(client.forwarded_for.as_bytes().to_vec());
+        }
+        let mut value = self.earlier.join(&b", "[..]);
+        value.extend_from_slice(b", ");
+        value.extend_from_slice(client.forwarded_for.as_bytes());
+        Cow::Owned(value)
+    }
+
+    /// The `X-Forwarded-Host` value: the Host the client asked for, if it named one.
+    pub(super) fn host(&self) -> Option<&'a HeaderValue> {
+        self.host
+    }
+}
+
+impl ClientAddress {
+    /// The `X-Forwarded-Proto` value for this client's connection.
+    pub(super) fn proto(&self) -> &'static str {
+        if self.tls { "https" } else { "http" }
+    }
+}
+
+/// Adds the `X-Forwarded-*` fields to the prepared head's `headers` (see [`Forwarding`]).
+pub(super) fn add_forwarded(headers: &mut HeaderMap, client: &ClientAddress) {
+    let mut forwarding = Forwarding::default();
+    for (name, value) in headers.iter() {
+        forwarding.note(name, value);
+    }
+    let forwarded_for = HeaderValue::from_bytes(&forwarding.forwarded_for(client)).ok();
+    let host = forwarding.host().cloned();
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    let proto = if client.tls { "https" } else { "http" };
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    headers.insert(
+        X_FORWARDED_PROTO.clone(),
+        HeaderValue::from_static(client.proto()),
+    );
     match host {
-        Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host.clone()),
+        Some(host) => headers.insert(X_FORWARDED_HOST.clone(), host),
         None => headers.remove(&X_FORWARDED_HOST),
     };
 }
@@ -227,8 +273,9 @@ pub(super) fn check_host<B>(request: &Request<B>) -> Result<(), ProxyError> {
 
 /// Rewrites the request head for any backend: HTTP/1.1, an origin-form URI, the Host the client
 /// asked for (from an absolute-form URI or `:authority` when it has one, RFC 9112 §3.2.2), split
-/// cookies joined, hop-by-hop headers out, forwarding headers in.
-pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
+/// cookies joined, hop-by-hop headers out. The forwarding headers go in as each attempt's request
+/// is made ([`Forwarding`]).
+pub(super) fn prepare(head: &mut Parts) {
     let asked_authority = head
         .uri
         .authority()
@@ -244,15 +291,19 @@ pub(super) fn prepare(head: &mut Parts, client: &ClientAddress) {
     if let Some(authority) = asked_authority {
         headers.insert(header::HOST, authority);
     }
-    let host = headers.get(header::HOST).cloned();
-    add_forwarded(headers, client, host.as_ref());
 }
 
-/// The request for one attempt on the HTTP/2 `backend`: the prepared head, with the host as
-/// `:authority` in an absolute URI (the client's Host, or the backend's address if the client
+/// The request for one attempt on the HTTP/2 `backend`: the prepared head, with the forwarding
+/// headers for `client` and the host as `:authority` in an absolute URI (the client's Host, or the backend's address if the client
 /// named none). The last possible attempt takes the headers; earlier ones copy them, for the
 /// retry. (An HTTP/1.1 backend's request is written straight from the head.)
-pub(super) fn for_http2<B>(head: &mut Parts, backend: &Backend, body: B, last: bool) -> Request<B> {
+pub(super) fn for_http2<B>(
+    head: &mut Parts,
+    client: &ClientAddress,
+    backend: &Backend,
+    body: B,
+    last: bool,
+) -> Request<B> {
     let mut request = Request::new(body);
     *request.method_mut() = head.method.clone();
     let headers = request.headers_mut();
@@ -261,6 +312,7 @@ pub(super) fn for_http2<B>(head: &mut Parts, backend: &Backend, body: B, last: b
     } else {
         head.headers.clone()
     };
+    add_forwarded(headers, client);
     // HTTP/2 has no Upgrade (an upgrade asked for goes as a plain request).
     headers.remove(header::CONNECTION);
     headers.remove(header::UPGRADE);
@@ -367,20 +419,22 @@ mod tests {
         let mut headers = map(&[
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "elsewhere"),
+            ("host", "example.com"),
         ]);
-        let host = HeaderValue::from_static("example.com");
-        add_forwarded(&mut headers, &client("127.0.0.2:1"), Some(&host));
+        add_forwarded(&mut headers, &client("127.0.0.2:1"));
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.2");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers["x-forwarded-host"], "example.com");
-        add_forwarded(&mut headers, &client("127.0.0.2:1").over_tls(), Some(&host));
-        assert_eq!(headers["x-forwarded-proto"], "https");
+        let mut over_tls = map(&[("host", "example.com")]);
+        add_forwarded(&mut over_tls, &client("127.0.0.2:1").over_tls());
+        assert_eq!(over_tls["x-forwarded-proto"], "https");
 
         let mut two_lines = map(&[
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
         ]);
-        add_forwarded(&mut two_lines, &client("127.0.0.1:1"), None);
+        add_forwarded(&mut two_lines, &client("127.0.0.1:1"));
         assert_eq!(
             two_lines["x-forwarded-for"],
             "10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"
@@ -388,7 +442,7 @@ mod tests {
         assert_eq!(two_lines.get_all("x-forwarded-for").iter().count(), 1);
 
         let mut fresh = HeaderMap::new();
-        add_forwarded(&mut fresh, &client("[::1]:1"), None);
+        add_forwarded(&mut fresh, &client("[::1]:1"));
         assert_eq!(fresh["x-forwarded-for"], "::1");
         assert!(!fresh.contains_key("x-forwarded-host"));
     }
@@ -415,7 +469,8 @@ pub(super) mod checks {
     use http::{Request, Version};
 
     use super::{
-        ClientAddress, HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO, prepare,
+        ClientAddress, HOP_BY_HOP, X_FORWARDED_FOR, X_FORWARDED_HOST, X_FORWARDED_PROTO,
+        add_forwarded, prepare,
     };
 
     /// Headers vane sets itself, whatever the client's `Connection` says of them.
@@ -442,8 +497,9 @@ pub(super) mod checks {
             .collect();
         let sent = request.headers().clone();
         let (mut head, ()) = request.into_parts();
-        prepare(
-            &mut head,
+        prepare(&mut head);
+        add_forwarded(
+            &mut head.headers,
             &ClientAddress::new("192.0.2.7:5000".parse().expect("an address")),
         );
         let headers = &head.headers;

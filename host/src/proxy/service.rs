@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use http::uri::PathAndQuery;
 use http::{Request, Response, header};
 
-use super::attempts::{self, Kind};
+use super::attempts::{self, Forward, Kind};
 use super::grpc::GrpcCall;
 use super::head::{self, ClientAddress};
 use super::request_body::{BodyLimits, ClientBody, RequestBody};
@@ -54,7 +54,7 @@ async fn forward(
     let ranked = rank(state, sequence, client.socket, &request, &set);
     let upgrade = head::requested_upgrade(&request);
     let (mut head, body) = request.into_parts();
-    head::prepare(&mut head, client);
+    head::prepare(&mut head);
     let limits = BodyLimits {
         read_timeout: proxy.config.body_read_timeout,
         max_size: proxy.config.max_body_size,
@@ -72,7 +72,12 @@ async fn forward(
         call,
         upgrade: upgrade.is_some(),
     };
-    attempts::run(proxy, &set, ranked, sequence, &mut head, &body, kind).await
+    let request = Forward {
+        head: &mut head,
+        body: &body,
+        client,
+    };
+    attempts::run(proxy, &set, ranked, sequence, request, kind).await
 }
 
 /// Asks the policy to rank the backends of `set` for this request.

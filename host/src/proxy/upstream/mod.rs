@@ -20,7 +20,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
-use super::head;
+use super::head::{self, ClientAddress};
 use super::http1::Fields;
 use super::request_body::{AttemptBody, BoxError};
 use crate::backend::Backend;
@@ -105,8 +105,10 @@ pub(crate) struct Upstream {
 /// One attempt's request: the head prepared for the backends, which an attempt reads (the last
 /// possible attempt may take its headers), and the body.
 pub(crate) struct Outbound<'a> {
-    /// The prepared head: origin-form target, hop-by-hop fields out, forwarding fields in.
+    /// The prepared head: origin-form target, hop-by-hop fields out.
     pub(crate) head: &'a mut Parts,
+    /// The client, for the forwarding headers.
+    pub(crate) client: &'a ClientAddress,
     /// The body for this attempt.
     pub(crate) body: AttemptBody,
     /// No attempt can follow this one.
@@ -175,9 +177,14 @@ impl Upstream {
         backend: &Backend,
         request: Outbound<'_>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let Outbound { head, body, last } = request;
+        let Outbound {
+            head,
+            client,
+            body,
+            last,
+        } = request;
         if backend.protocol.is_http2() {
-            let request = head::for_http2(head, backend, body, last);
+            let request = head::for_http2(head, client, backend, body, last);
             let (mut response, stream) = self.http2.send(backend, request).await?;
             head::remove_hop_by_hop(response.headers_mut());
             Ok(response.map(|body| {
@@ -187,7 +194,7 @@ impl Upstream {
                 })
             }))
         } else {
-            let response = self.http1.send(backend, head, body).await?;
+            let response = self.http1.send(backend, head, client, body).await?;
             Ok(response.map(|body| UpstreamBody(Received::Http1(body))))
         }
     }

@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::response::{self, Head};
 use crate::dial::BackendStream;
+use crate::proxy::head::{ClientAddress, Forwarding};
 use crate::proxy::http1::parse_length;
 use crate::proxy::request_body::AttemptBody;
 
@@ -114,11 +115,16 @@ pub(super) struct Outgoing {
 
 impl Outgoing {
     /// The request of `head` (origin-form target, hop-by-hop fields removed) and `body`,
-    /// encoded as HTTP/1.1, with `authority` (the backend's address) as Host if the head has
-    /// none (an HTTP/1.0 client's). The body is framed by the head's Content-Length if it has
+    /// encoded as HTTP/1.1, with the forwarding headers for `client` (`head::Forwarding`), and
+    /// `authority` (the backend's address) as Host if the head has none (an HTTP/1.0 client's). The body is framed by the head's Content-Length if it has
     /// one (the server made it one plain value), else by its known size, else in chunks; a
     /// body already at its end gets no framing field, as hyper's client did.
-    pub(super) fn new(head: &Parts, authority: &Authority, body: AttemptBody) -> Self {
+    pub(super) fn new(
+        head: &Parts,
+        authority: &Authority,
+        client: &ClientAddress,
+        body: AttemptBody,
+    ) -> Self {
         let mut out = Vec::with_capacity(HEAD_CAPACITY);
         out.extend_from_slice(head.method.as_str().as_bytes());
         out.push(b' ');
@@ -129,7 +135,7 @@ impl Outgoing {
         out.extend_from_slice(target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let mut length = None;
-        let mut host = false;
+        let mut forwarding = Forwarding::default();
         for (name, value) in &head.headers {
             if name == header::CONTENT_LENGTH {
                 match parse_length(value.as_bytes()) {
@@ -137,14 +143,21 @@ impl Outgoing {
                     // A second or unreadable one is never forwarded: the body is framed once.
                     _ => continue,
                 }
-            } else if name == header::HOST {
-                host = true;
+            } else if forwarding.note(name, value) {
+                continue;
             }
             encode_field(&mut out, name.as_str().as_bytes(), value.as_bytes());
         }
-        if !host {
-            encode_field(&mut out, b"host", authority.as_str().as_bytes());
+        match forwarding.host() {
+            Some(host) => encode_field(&mut out, b"x-forwarded-host", host.as_bytes()),
+            None => encode_field(&mut out, b"host", authority.as_str().as_bytes()),
         }
+        encode_field(
+            &mut out,
+            b"x-forwarded-for",
+            &forwarding.forwarded_for(client),
+        );
+        encode_field(&mut out, b"x-forwarded-proto", client.proto().as_bytes());
         let framing = match length {
             Some(length) => Framing::Length(length),
             None if body.is_end_stream() => Framing::Empty,
@@ -359,4 +372,80 @@ fn poll_head(
 /// after its `101` head.
 pub(super) fn into_stream(connection: Connection) -> (BackendStream, Bytes) {
     (connection.stream, connection.buffer.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, Request};
+
+    use super::*;
+    use crate::proxy::head::add_forwarded;
+
+    /// The fields `head` is encoded with for an HTTP/1.1 backend, from `client`, read back.
+    fn encoded_fields(head: &Parts, client: &ClientAddress) -> HeaderMap {
+        let authority = Authority::from_static("10.0.0.9:80");
+        let outgoing = Outgoing::new(head, &authority, client, AttemptBody::Empty);
+        let mut fields = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut fields);
+        assert!(request.parse(&outgoing.out).unwrap().is_complete());
+        let mut map = HeaderMap::new();
+        for field in request.headers.iter() {
+            map.append(
+                http::HeaderName::from_bytes(field.name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(field.value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn the_forwarding_headers_are_written_as_an_http2_backend_gets_them() {
+        let heads: [&[(&str, &str)]; 4] = [
+            &[("host", "a.example")],
+            &[
+                ("host", "a.example"),
+                ("x-forwarded-for", "10.0.0.1"),
+                ("x-forwarded-for", " 10.0.0.2, 10.0.0.3 "),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "spoofed"),
+            ],
+            // An HTTP/1.0 client's head, without Host: the backend's address goes as Host,
+            // and no X-Forwarded-Host.
+            &[("x-forwarded-host", "spoofed"), ("x-forwarded-for", "")],
+            &[("host", "b:8080"), ("x-kept", "1")],
+        ];
+        for client in [
+            ClientAddress::new("192.0.2.7:5000".parse().unwrap()),
+            ClientAddress::new("[2001:db8::1]:5000".parse().unwrap()).over_tls(),
+        ] {
+            for fields in heads {
+                let mut builder = Request::get("/p");
+                for (name, value) in fields {
+                    builder = builder.header(*name, *value);
+                }
+                let (head, ()) = builder.body(()).unwrap().into_parts();
+                let mut expected = head.headers.clone();
+                add_forwarded(&mut expected, &client);
+                if !expected.contains_key(header::HOST) {
+                    expected.insert(header::HOST, "10.0.0.9:80".parse().unwrap());
+                }
+                let written = encoded_fields(&head, &client);
+                for name in [
+                    "x-forwarded-for",
+                    "x-forwarded-proto",
+                    "x-forwarded-host",
+                    "host",
+                ] {
+                    let all =
+                        |map: &HeaderMap| -> Vec<_> { map.get_all(name).iter().cloned().collect() };
+                    assert_eq!(all(&written), all(&expected), "{name} of {fields:?}");
+                }
+                assert_eq!(
+                    written.len(),
+                    expected.len(),
+                    "{written:?} against {expected:?}"
+                );
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::body::ResponseBody;
 use super::connection::{self, Connection, Outgoing};
 use crate::dial::BackendStream;
-use crate::proxy::head::remove_hop_by_hop;
+use crate::proxy::head::{ClientAddress, remove_hop_by_hop};
 use crate::proxy::request_body::AttemptBody;
 
 /// What a client made of an answer: status, forwarded fields and body, or a refusal.
@@ -147,7 +147,8 @@ async fn vane_reads(answer: &'static [u8], method: &Method) -> Seen {
         .into_parts()
         .0;
     let authority = Authority::from_static("backend");
-    let outgoing = Outgoing::new(&head, &authority, AttemptBody::Empty);
+    let client = ClientAddress::new("192.0.2.7:5000".parse().unwrap());
+    let outgoing = Outgoing::new(&head, &authority, &client, AttemptBody::Empty);
     let connection = Connection::new(BackendStream::Tcp(tcp));
     let Ok(answered) = connection::exchange(connection, outgoing, false).await else {
         return Seen::Refused;

@@ -31,6 +31,7 @@ use crate::backend::Backend;
 use crate::clock::Clock;
 use crate::dial;
 use crate::log_budget::LogBudget;
+use crate::proxy::head::ClientAddress;
 use crate::proxy::request_body::AttemptBody;
 
 /// Idle connections kept per backend at most; past it the oldest is closed. As with Envoy,
@@ -112,17 +113,18 @@ impl Pool {
         self.pool.close_expired();
     }
 
-    /// Sends the request of `head` (prepared for the backends) and `body` to `backend`, on an
+    /// Sends the request of `head` (prepared for the backends) and `body`, from `client`, to `backend`, on an
     /// idle connection if one is alive, else on a new one. The response's body holds the
     /// connection until its end.
     pub(super) async fn send(
         &self,
         backend: &Backend,
         head: &Parts,
+        client: &ClientAddress,
         body: AttemptBody,
     ) -> Result<Response<ResponseBody>, UpstreamError> {
         let key = PoolKey::of(backend);
-        let mut outgoing = Outgoing::new(head, &backend.authority, body);
+        let mut outgoing = Outgoing::new(head, &backend.authority, client, body);
         if let Some(connection) = self.pool.checkout(key) {
             match connection::exchange(connection, outgoing, true).await {
                 Ok(answered) => return Ok(self.response(answered, key)),

@@ -156,9 +156,9 @@ impl<'a> Forwarding<'a> {
     }
 
     /// The `X-Forwarded-For` value: the earlier hops, then `client`.
-    pub(super) fn forwarded_for(&self, client: &ClientAddress) -> Cow<'_, [u8]> {
+    pub(super) fn forwarded_for<'c>(&self, client: &'c ClientAddress) -> Cow<'c, [u8]> {
         if self.earlier.is_empty() {
-            return Cow::Owned(client.forwarded_for.as_bytes().to_vec());
+            return Cow::Borrowed(client.forwarded_for.as_bytes());
         }
         let mut value = self.earlier.join(&b", "[..]);
         value.extend_from_slice(b", ");

@@ -1,6 +1,7 @@
 //! The request head at the proxy boundary: checked (exactly one Host), then rewritten for the
 //! backends (HTTP/1.1 in origin form, hop-by-hop headers out in both directions per RFC 9110
-//! §7.6.1, `X-Forwarded-For`/`-Proto`/`-Host` in), and copied for each attempt.
+//! §7.6.1), and made into each attempt's request with `X-Forwarded-For`/`-Proto`/`-Host`
+//! (`Forwarding`).
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -294,9 +295,10 @@ pub(super) fn prepare(head: &mut Parts) {
 }
 
 /// The request for one attempt on the HTTP/2 `backend`: the prepared head, with the forwarding
-/// headers for `client` and the host as `:authority` in an absolute URI (the client's Host, or the backend's address if the client
-/// named none). The last possible attempt takes the headers; earlier ones copy them, for the
-/// retry. (An HTTP/1.1 backend's request is written straight from the head.)
+/// headers for `client` and the host as `:authority` in an absolute URI (the client's Host, or the
+/// backend's address if the client named none). The last possible attempt takes the headers;
+/// earlier ones copy them, for the retry. (An HTTP/1.1 backend's request is written straight from
+/// the head.)
 pub(super) fn for_http2<B>(
     head: &mut Parts,
     client: &ClientAddress,

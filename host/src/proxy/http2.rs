@@ -50,8 +50,8 @@ const MAX_SEND_BUFFER: usize = 64 << 10;
 /// 100 streams, `envoy.restart_features.send_goaway_for_premature_rst_streams`).
 const PREMATURE_RESETS: u64 = 100;
 
-/// Serves an HTTP/2 client (h2c, or h2 over TLS) until it closes, floods, stops answering, or `stop` is cancelled
-/// (then gracefully: GOAWAY, and the streams in progress finish).
+/// Serves an HTTP/2 client (h2c, or h2 over TLS) until it closes, floods, stops answering, or
+/// `stop` is cancelled (then gracefully: GOAWAY, and the streams in progress finish).
 pub(super) async fn serve(
     proxy: Arc<Proxy>,
     stream: ClientStream,

@@ -1,8 +1,8 @@
-//! A request body as an HTTP/1 client sends it: a Content-Length's worth of bytes, or chunks
-//! (RFC 9112 §7.1), decoded (`decode`) as the attempt that forwards it reads. The body reads through the
-//! connection's read side, lent to it in a slot the two share; it marks the slot at its last
-//! byte, so that the connection can read the next request. After the response the connection
-//! takes its read side back either way: a body not read to its end cannot read on.
+//! A request body as an HTTP/1 client sends it: a Content-Length's worth of bytes, or chunks (RFC
+//! 9112 §7.1), decoded (`decode`) as the attempt that forwards it reads. The body reads through the
+//! connection's read side, lent to it in a slot the two share; it marks the slot at its last byte,
+//! so that the connection can read the next request. After the response the connection takes its
+//! read side back either way: a body not read to its end cannot read on.
 
 use std::cell::RefCell;
 use std::io;

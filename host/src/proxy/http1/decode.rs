@@ -1,7 +1,8 @@
 //! Decoding a message body's framing from what is buffered: a Content-Length's worth of bytes,
 //! or chunks (RFC 9112 §7.1), strictly, so that no two readers could see two bodies in the same
 //! bytes. vane's HTTP/1 server decodes request bodies with it, and its HTTP/1 client response
-//! bodies. Trailers are read (within a limit) and dropped, or taken as fields (`take_trailers`).
+//! bodies. Trailers are read (within a limit) and dropped, or taken as fields
+//! (`take_trailers`).
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};

@@ -1,7 +1,8 @@
 //! Header fields kept as the bytes they arrived in: an HTTP/1.1 backend's response head, whose
 //! fields go to an HTTP/1 client as they came (copied line by line, the hop-by-hop ones left
 //! out), with no header map built and dropped for every response. An HTTP/2 client's response
-//! needs a map: `into_map` makes one then.
+//! needs a map: `add_to` makes one then. Content-Length is never copied as it came (it may be a
+//! list, `5, 5`): the one value the head says is written instead.
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -55,7 +56,7 @@ impl Fields {
     /// [`of_head`](Self::of_head) gives; httparse checked both: a token, and no CR, LF or other
     /// control byte).
     pub(crate) fn keep(&mut self, name: (usize, usize), value: (usize, usize)) {
-        // A head is at most a few hundred KiB: offsets fit in 32 bits.
+        // A head is at most 64 KiB (`MAX_HEAD_SIZE`): offsets fit in 32 bits.
         let at = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
         self.spans.push(Span {
             line_start: at(name.0),
@@ -65,24 +66,31 @@ impl Fields {
         });
     }
 
-    /// Writes every field, `name: value` and CRLF, as it came; a Content-Length only if
-    /// `with_length`.
-    pub(crate) fn encode(&self, out: &mut Vec<u8>, with_length: bool) {
+    /// Writes every field, `name: value` and CRLF, as it came (the line from the name to the
+    /// value's end: httparse admits no CR or LF in it, as long as obsolete line folding stays
+    /// refused, its default), but Content-Length, which [`content_length`](Self::content_length)
+    /// carries.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         for span in &self.spans {
             let name = &self.head[span.line_start as usize..span.name_end as usize];
-            if !with_length && name.eq_ignore_ascii_case(b"content-length") {
+            if name.eq_ignore_ascii_case(b"content-length") {
                 continue;
             }
-            out.extend_from_slice(&self.head[span.line_start as usize..span.value_end as usize]);
+            let line = &self.head[span.line_start as usize..span.value_end as usize];
+            debug_assert!(!line.contains(&b'\r') && !line.contains(&b'\n'));
+            out.extend_from_slice(line);
             out.extend_from_slice(b"\r\n");
         }
     }
 
-    /// The fields as a header map, added to `headers`.
+    /// The fields as a header map, added to `headers` (Content-Length as its one value).
     pub(crate) fn add_to(self, headers: &mut HeaderMap) {
         headers.reserve(self.spans.len());
         for span in &self.spans {
             let name = &self.head[span.line_start as usize..span.name_end as usize];
+            if name.eq_ignore_ascii_case(b"content-length") {
+                continue;
+            }
             let value = self
                 .head
                 .slice(span.value_start as usize..span.value_end as usize);
@@ -93,6 +101,9 @@ impl Fields {
             ) {
                 headers.append(name, value);
             }
+        }
+        if let Some(length) = self.content_length {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
         }
     }
 }
@@ -122,12 +133,11 @@ mod tests {
         let length = find(b"Content-Length");
         fields.keep((length, length + 14), (find(b"2\r"), find(b"2\r") + 1));
         let fields = fields.of_head(head.clone());
+        let mut fields = fields;
+        fields.content_length = Some(2);
         let mut out = Vec::new();
-        fields.encode(&mut out, true);
-        assert_eq!(out, b"X-A:  b c\r\nContent-Length: 2\r\n");
-        out.clear();
-        fields.encode(&mut out, false);
-        assert_eq!(out, b"X-A:  b c\r\n");
+        fields.encode(&mut out);
+        assert_eq!(out, b"X-A:  b c\r\n", "the length is the writer's to write");
         let mut map = HeaderMap::new();
         fields.add_to(&mut map);
         assert_eq!(map["x-a"], "b c");

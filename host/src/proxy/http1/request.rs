@@ -76,9 +76,9 @@ pub(super) const TIMED_OUT: Refusal = refuse(
 
 const BAD_REQUEST: StatusCode = StatusCode::BAD_REQUEST;
 
-/// Header fields vane adds to every request it forwards (`X-Forwarded-For`, `-Proto`, `-Host`,
-/// and `Host` for an HTTP/1.0 client): room is made for them up front.
-const ADDED_FIELDS: usize = 4;
+/// Header fields vane may add to a request's map (`Host` from an absolute-form target, an
+/// upgrade's `Connection` and `Upgrade`, gRPC's `TE`): room is made for them up front.
+const ADDED_FIELDS: usize = 2;
 
 /// The framing and connection fields a head carries, noted while its fields are read so that
 /// the common head (none but perhaps `Connection`) needs no lookup afterwards.

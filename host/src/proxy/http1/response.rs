@@ -102,8 +102,13 @@ where
     let mut out = Vec::with_capacity(HEAD_CAPACITY);
     encode_head(&mut out, answering.version, parts.status, &parts.headers);
     if let Some(fields) = &fields {
-        // A 204 says no length (RFC 9110 §8.6).
-        fields.encode(&mut out, parts.status != StatusCode::NO_CONTENT);
+        fields.encode(&mut out);
+        // Their one length, however the backend wrote it (a 204 says none, RFC 9110 §8.6).
+        if let Some(length) = their_length
+            && parts.status != StatusCode::NO_CONTENT
+        {
+            write!(out, "content-length: {length}\r\n").expect("writing to a Vec cannot fail");
+        }
     }
     out.extend_from_slice(b"\r\n");
     if framing == Framing::None {
@@ -423,7 +428,7 @@ mod tests {
     #[tokio::test]
     async fn fields_that_came_as_bytes_are_written_as_they_came() {
         let fields = fields_of(
-            b"Server: nginx\r\nDate: Sun\r\nContent-Length: 2\r\n",
+            b"Server: nginx\r\nDate: Sun\r\nContent-Length: 2, 2\r\n",
             Some(2),
             true,
         );
@@ -439,8 +444,8 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(keep);
         assert_eq!(
-            text, "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sun\r\nContent-Length: 2\r\n\r\nok",
-            "no second length and no second date"
+            text, "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sun\r\ncontent-length: 2\r\n\r\nok",
+            "one plain length, no second date"
         );
 
         let fields = fields_of(b"Content-Length: 9\r\n", Some(9), false);

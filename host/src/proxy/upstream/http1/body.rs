@@ -262,23 +262,38 @@ fn closed_inside() -> io::Error {
     )
 }
 
-/// Leaves out of `trailers` the fields that frame, route or authenticate a message, which a
-/// trailer section may not carry (RFC 9110 §6.5.1), and the hop-by-hop ones.
+/// Fields a trailer section may not carry (RFC 9110 §6.5.1): framing, routing, request
+/// modifiers, authentication, response control data, and how to process the content.
+static NOT_TRAILERS: [header::HeaderName; 21] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_TYPE,
+    header::CONTENT_ENCODING,
+    header::CONTENT_RANGE,
+    header::HOST,
+    header::AUTHORIZATION,
+    header::WWW_AUTHENTICATE,
+    header::COOKIE,
+    header::SET_COOKIE,
+    header::CACHE_CONTROL,
+    header::EXPIRES,
+    header::AGE,
+    header::DATE,
+    header::LOCATION,
+    header::RETRY_AFTER,
+    header::VARY,
+    header::WARNING,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::RANGE,
+];
+
+/// Leaves out of `trailers` the fields a trailer section may not carry, and the hop-by-hop
+/// ones.
 fn keep_trailers_only(trailers: &mut HeaderMap) {
     let refused: Vec<header::HeaderName> = trailers
         .keys()
-        .filter(|name| {
-            head::is_hop_by_hop(name)
-                || [
-                    header::CONTENT_LENGTH,
-                    header::CONTENT_TYPE,
-                    header::CONTENT_ENCODING,
-                    header::HOST,
-                    header::AUTHORIZATION,
-                    header::SET_COOKIE,
-                ]
-                .contains(name)
-        })
+        .filter(|name| head::is_hop_by_hop(name) || NOT_TRAILERS.contains(name))
         .cloned()
         .collect();
     for name in refused {

@@ -114,11 +114,12 @@ pub(super) struct Outgoing {
 }
 
 impl Outgoing {
-    /// The request of `head` (origin-form target, hop-by-hop fields removed) and `body`,
-    /// encoded as HTTP/1.1, with the forwarding headers for `client` (`head::Forwarding`), and
-    /// `authority` (the backend's address) as Host if the head has none (an HTTP/1.0 client's). The body is framed by the head's Content-Length if it has
-    /// one (the server made it one plain value), else by its known size, else in chunks; a
-    /// body already at its end gets no framing field, as hyper's client did.
+    /// The request of `head` (origin-form target, hop-by-hop fields removed) and `body`, encoded as
+    /// HTTP/1.1, with the forwarding headers for `client` (`head::Forwarding`), and `authority`
+    /// (the backend's address) as Host if the head has none (an HTTP/1.0 client's). The body is
+    /// framed by the head's Content-Length if it has one (the server made it one plain value), else
+    /// by its known size, else in chunks; a body already at its end gets no framing field, as
+    /// hyper's client did.
     pub(super) fn new(
         head: &Parts,
         authority: &Authority,

@@ -45,6 +45,9 @@ enum Expect {
     /// overrides (RFC 9112 §6.3), which hyper's client kept: the client would have been told a
     /// length the body it got does not have.
     NoOverriddenLength,
+    /// Both read the same, but vane gives a Content-Length list of one value (`2, 2`) as that
+    /// value, which hyper's client passed on as it came (strict clients refuse a list).
+    OneLength(&'static str),
 }
 
 /// Serves `answer` to the first connection on a fresh listener, after reading the request
@@ -232,7 +235,7 @@ const CASES: &[(&[u8], Method, Expect)] = &[
     (
         b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok",
         Method::GET,
-        Expect::Same,
+        Expect::OneLength("2"),
     ),
     (
         b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
@@ -316,7 +319,30 @@ async fn vane_reads_backend_answers_as_hyper_does() {
                     whole,
                 }
             }
-            (Expect::NoOverriddenLength, Seen::Refused) => false,
+            (
+                Expect::OneLength(length),
+                Seen::Answer {
+                    status,
+                    mut fields,
+                    body,
+                    trailers,
+                    whole,
+                },
+            ) => {
+                for (name, value) in &mut fields {
+                    if name == "content-length" {
+                        *value = (*length).to_owned();
+                    }
+                }
+                vane == Seen::Answer {
+                    status,
+                    fields,
+                    body,
+                    trailers,
+                    whole,
+                }
+            }
+            (Expect::NoOverriddenLength | Expect::OneLength(_), Seen::Refused) => false,
         };
         if !agreed {
             differences.push(format!(

@@ -113,9 +113,9 @@ impl Pool {
         self.pool.close_expired();
     }
 
-    /// Sends the request of `head` (prepared for the backends) and `body`, from `client`, to `backend`, on an
-    /// idle connection if one is alive, else on a new one. The response's body holds the
-    /// connection until its end.
+    /// Sends the request of `head` (prepared for the backends) and `body`, from `client`, to
+    /// `backend`, on an idle connection if one is alive, else on a new one. The response's body
+    /// holds the connection until its end.
     pub(super) async fn send(
         &self,
         backend: &Backend,

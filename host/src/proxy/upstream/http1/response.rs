@@ -150,8 +150,9 @@ impl Noted {
 
 /// Parses the response head at the front of `buffer`, taking it out of the buffer when whole:
 /// `Ok(None)` when it is not whole yet (read more). `head_request` says whether the request was
-/// HEAD, whose answer has no body whatever its fields say. The hop-by-hop fields are left out
-/// of the head's headers, but in a `101` answer, which the proxy joins to the client as it is.
+/// HEAD, whose answer has no body whatever its fields say. The fields stay as they came
+/// (`Fields`), without the hop-by-hop ones; a `101` answer, which the proxy joins to the client
+/// as it is, keeps every field, in a header map.
 pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<Head>, Malformed> {
     let mut fields = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
@@ -217,12 +218,15 @@ pub(super) fn parse(buffer: &mut BytesMut, head_request: bool) -> Result<Option<
             (Version::HTTP_10, None) => false,
             (_, connection) => !connection.is_some_and(|(close, _)| close),
         };
+    // A field `Connection` names is gone from the fields (even one as odd as Content-Length or
+    // Date): the writer then writes vane's own.
+    let named = |name: &str| noted.named.iter().any(|named| named == name);
     let fields = fields.map(|mut fields| {
         fields.content_length = match (noted.transfer_encoding, noted.content_length) {
-            (None, Some(Ok(length))) => Some(length),
+            (None, Some(Ok(length))) if !named("content-length") => Some(length),
             _ => None,
         };
-        fields.date = noted.date;
+        fields.date = noted.date && !named("date");
         fields
     });
     Ok(Some(Head {
@@ -347,12 +351,28 @@ mod tests {
               Keep-Alive: timeout=5\r\nContent-Length: 2\r\nX-Kept: 1\r\nUpgrade: h2c\r\n\r\n",
         );
         let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
-        assert_eq!(names, ["content-length", "x-kept"]);
+        assert_eq!(names, ["x-kept", "content-length"]);
         let switch = self::head(
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
         );
         assert_eq!(switch.headers["upgrade"], "websocket");
         assert_eq!(switch.headers["connection"], "upgrade");
+    }
+
+    #[test]
+    fn a_length_connection_names_is_no_length_of_theirs() {
+        let mut buffer = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: content-length, date\r\nContent-Length: 5\r\nDate: x\r\n\r\n"[..],
+        );
+        let head = parse(&mut buffer, false).unwrap().unwrap();
+        assert_eq!(
+            head.framing,
+            Framing::Length(5),
+            "the body is still read by it"
+        );
+        let fields = head.fields.expect("fields");
+        assert_eq!(fields.content_length, None, "the writer frames it itself");
+        assert!(!fields.date, "the writer dates it itself");
     }
 
     #[test]

@@ -508,3 +508,65 @@ async fn a_ca_file_replaced_on_disk_is_trusted_from_then_on() {
     assert!(reloads.last_error.is_none(), "{:?}", reloads.last_error);
     vane.stop().await;
 }
+
+#[tokio::test]
+async fn an_http1_backends_chunked_trailers_reach_an_http2_client_but_the_forbidden_ones() {
+    // An HTTP/1.1 backend that always answers in chunks with a trailer section: a checksum a
+    // client may read, and a Content-Length, which a trailer section may not carry.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..at + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                                       5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\ncontent-length: 3\r\n\r\n";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    let vane = Vane::start(&format!(
+        "listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"x\"\naddress = \"{address}\"\n"
+    ))
+    .await
+    .expect("vane starts");
+    let mut client = raw_h2(vane.address).await;
+    let request = Request::get(format!("http://{}/", vane.address))
+        .body(())
+        .expect("a request");
+    let (response, _) = client.send_request(request, true).expect("a stream");
+    let response = response.await.expect("a response");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    assert_eq!(data, b"hello");
+    let trailers = body
+        .trailers()
+        .await
+        .expect("the trailers")
+        .expect("trailers came");
+    assert_eq!(trailers["x-checksum"], "5d41402a");
+    assert!(
+        !trailers.contains_key("content-length"),
+        "a length is no trailer: {trailers:?}"
+    );
+    vane.stop().await;
+}

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
-use vane_e2e::backend::{LARGE_BODY, backend};
+use vane_e2e::backend::{LARGE_BODY, answering, backend};
 use vane_e2e::client::raw_h2;
 use vane_e2e::files::scratch_folder;
 use vane_e2e::proxy::policy;
@@ -305,6 +305,22 @@ async fn an_h2_backend_over_tls_is_spoken_to_in_http2_and_one_without_h2_is_refu
     vane.stop().await;
 }
 
+/// An HTTP/2 response body's data, and its trailers (which must come).
+async fn data_and_trailers(mut body: h2::RecvStream) -> (Vec<u8>, HeaderMap) {
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = body
+        .trailers()
+        .await
+        .expect("the trailers")
+        .expect("trailers came");
+    (data, trailers)
+}
+
 #[tokio::test]
 async fn trailers_pass_both_ways_between_an_http2_client_and_an_h2c_backend() {
     let a = backend("a").start().await;
@@ -326,19 +342,8 @@ async fn trailers_pass_both_ways_between_an_http2_client_and_an_h2c_backend() {
     let response = response.await.expect("a response");
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-version"], "HTTP/2.0");
-    let mut body = response.into_body();
-    let mut data = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.expect("data");
-        let _ = body.flow_control().release_capacity(chunk.len());
-        data.extend_from_slice(&chunk);
-    }
+    let (data, trailers) = data_and_trailers(response.into_body()).await;
     assert_eq!(data, b"hello");
-    let trailers = body
-        .trailers()
-        .await
-        .expect("the trailers")
-        .expect("trailers came");
     assert_eq!(
         trailers["x-checksum"], "5d41402a",
         "the request's trailer reached the backend"
@@ -513,31 +518,11 @@ async fn a_ca_file_replaced_on_disk_is_trusted_from_then_on() {
 async fn an_http1_backends_chunked_trailers_reach_an_http2_client_but_the_forbidden_ones() {
     // An HTTP/1.1 backend that always answers in chunks with a trailer section: a checksum a
     // client may read, and a Content-Length, which a trailer section may not carry.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..at + 4);
-                        let answer = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
-                                       5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\ncontent-length: 3\r\n\r\n";
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
+    let address = answering(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+          5\r\nhello\r\n0\r\nx-checksum: 5d41402a\r\ncontent-length: 3\r\n\r\n",
+    )
+    .await;
     let vane = Vane::start(&format!(
         "listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"x\"\naddress = \"{address}\"\n"
     ))
@@ -550,19 +535,8 @@ async fn an_http1_backends_chunked_trailers_reach_an_http2_client_but_the_forbid
     let (response, _) = client.send_request(request, true).expect("a stream");
     let response = response.await.expect("a response");
     assert_eq!(response.status(), 200);
-    let mut body = response.into_body();
-    let mut data = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.expect("data");
-        let _ = body.flow_control().release_capacity(chunk.len());
-        data.extend_from_slice(&chunk);
-    }
+    let (data, trailers) = data_and_trailers(response.into_body()).await;
     assert_eq!(data, b"hello");
-    let trailers = body
-        .trailers()
-        .await
-        .expect("the trailers")
-        .expect("trailers came");
     assert_eq!(trailers["x-checksum"], "5d41402a");
     assert!(
         !trailers.contains_key("content-length"),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vane_e2e::Vane;
-use vane_e2e::backend::{backend, refusing_port};
+use vane_e2e::backend::{answering, backend, refusing_port};
 use vane_e2e::proxy::config_for;
 use vane_e2e::raw::RawClient;
 
@@ -321,42 +321,15 @@ fn only_backend(address: &str) -> String {
     format!("listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"x\"\naddress = \"{address}\"\n")
 }
 
-/// A backend on a fresh port that answers every request on every connection with `answer`,
-/// once the request's head has come (requests without a body).
-async fn answering_backend(answer: &'static [u8]) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut seen = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    while let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..at + 4);
-                        if stream.write_all(answer).await.is_err() {
-                            return;
-                        }
-                    }
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => seen.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            });
-        }
-    });
-    address
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_length_the_backends_connection_field_names_is_still_told_to_the_client() {
     // `Connection: content-length` is a smuggling probe (and a broken backend's habit): the
     // field goes, but the client must still be told the length, and the connection serve on.
-    let address = answering_backend(
+    let address = answering(
         b"HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 5\r\n\r\nhello",
     )
-    .await;
+    .await
+    .to_string();
     let vane = Vane::start(&only_backend(&address)).await.unwrap();
     let mut client = RawClient::connect(vane.address).await;
     for _ in 0..2 {
@@ -372,9 +345,9 @@ async fn a_length_the_backends_connection_field_names_is_still_told_to_the_clien
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_content_length_list_reaches_the_client_as_its_one_value() {
-    let address =
-        answering_backend(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nX-Kept: 1\r\n\r\nhello")
-            .await;
+    let address = answering(b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\nX-Kept: 1\r\n\r\nhello")
+        .await
+        .to_string();
     let vane = Vane::start(&only_backend(&address)).await.unwrap();
     let mut client = RawClient::connect(vane.address).await;
     client.send(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n").await;

@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -355,6 +355,35 @@ async fn echo_trailers(
     let mut response = Response::new(body);
     name_response(&mut response, spec, version);
     response
+}
+
+/// A raw HTTP/1.1 backend on a fresh port of 127.0.0.1 that answers every request head on
+/// every connection (requests without a body) with `answer`, written as it is: for answers a
+/// well-behaved server would not send.
+pub async fn answering(answer: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("an address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..at + 4);
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    address
 }
 
 /// A loopback port that refuses connections: bound, so no other test can take it, but not

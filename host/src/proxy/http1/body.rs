@@ -15,50 +15,45 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
-use super::decode::{Decoder, Step, consume_framing, step};
+use super::decode::{self, Decoder, READ_SIZE, Step, consume_framing, step};
 use super::request::Framing;
 use crate::proxy::transport::ClientRead;
 
-/// What a connection reads with: the socket's read side and the bytes read but not used yet.
+/// What a connection reads with: its socket (a client connection's read side, or a backend
+/// connection) and the bytes read but not used yet.
 #[derive(Debug)]
-pub(crate) struct Reader {
-    /// The connection's read side.
-    pub(super) io: ClientRead,
+pub(crate) struct Reader<R = ClientRead> {
+    /// The socket, or its read side.
+    pub(in crate::proxy) io: R,
     /// Bytes read from it and not yet parsed or forwarded.
-    pub(super) buffer: BytesMut,
+    pub(in crate::proxy) buffer: BytesMut,
 }
 
-/// How much a read asks for when a head or a chunk line is read.
-pub(super) const READ_SIZE: usize = 8 << 10;
-/// The most a read asks for at once while a large body streams through.
-const BODY_READ_SIZE: usize = 64 << 10;
-
-impl Reader {
+impl<R: AsyncRead + Unpin> Reader<R> {
     /// A reader with nothing buffered yet.
-    pub(super) fn new(io: ClientRead) -> Self {
+    pub(in crate::proxy) fn new(io: R) -> Self {
         Reader {
             io,
             buffer: BytesMut::new(),
         }
     }
 
-    /// Reads what the socket has, up to `want` more bytes: `Ok(0)` when the client closed.
-    pub(super) fn poll_fill(
+    /// Reads what the socket has, up to `want` more bytes: `Ok(0)` when the peer closed.
+    pub(in crate::proxy) fn poll_fill(
         &mut self,
         cx: &mut Context<'_>,
         want: usize,
     ) -> Poll<io::Result<usize>> {
-        if self.buffer.capacity() == self.buffer.len() {
-            self.buffer.reserve(want);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.buffer)
+        decode::poll_fill(&mut self.io, &mut self.buffer, cx, want)
     }
 
-    /// Reads what the socket has, up to `want` more bytes: `Ok(0)` when the client closed.
+    /// Reads what the socket has, up to `want` more bytes: `Ok(0)` when the peer closed.
     pub(super) async fn fill(&mut self, want: usize) -> io::Result<usize> {
         std::future::poll_fn(|cx| self.poll_fill(cx, want)).await
     }
+}
 
+impl Reader {
     /// Reads what the socket has (up to `READ_SIZE`) through this thread's scratch area, so that
     /// the buffer grows only by what arrived: a request head costs an allocation of its own
     /// size, not a read buffer's. `Ok(0)` when the client closed.
@@ -192,16 +187,6 @@ impl RequestBody {
             wants_continue: None,
         }
     }
-
-    /// How much to ask the socket for next.
-    fn want(&self) -> usize {
-        match self.decoder {
-            Decoder::Length(left) | Decoder::ChunkData(left) => usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .clamp(1, BODY_READ_SIZE),
-            _ => READ_SIZE,
-        }
-    }
 }
 
 impl http_body::Body for RequestBody {
@@ -229,14 +214,14 @@ impl http_body::Body for RequestBody {
                 Decoder::Failed => return Poll::Ready(None),
                 _ => {}
             }
-            let want = this.want();
+            let want = decode::want(this.decoder);
             let Some(reader) = lent.reader.as_mut() else {
                 this.decoder = Decoder::Failed;
                 return Poll::Ready(Some(Err(BodyError::TakenBack)));
             };
             let error = match step(&mut this.decoder, &mut reader.buffer) {
                 Step::Data(data) => {
-                    consume_framing(&mut this.decoder, &mut reader.buffer);
+                    consume_framing(&mut this.decoder, &mut reader.buffer, false);
                     lent.finished = this.decoder == Decoder::Done;
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }

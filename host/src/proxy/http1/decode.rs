@@ -1,11 +1,48 @@
 //! Decoding a message body's framing from what is buffered: a Content-Length's worth of bytes,
 //! or chunks (RFC 9112 §7.1), strictly, so that no two readers could see two bodies in the same
-//! bytes. vane's HTTP/1 server decodes request bodies with it, and its HTTP/1 client response
-//! bodies. Trailers are read (within a limit) and dropped, or taken as fields
-//! (`take_trailers`).
+//! bytes; and reading more into the buffer when decoding needs it (`poll_fill`, as much as the
+//! decoder's state calls for, `want`). vane's HTTP/1 server decodes request bodies with it, and
+//! its HTTP/1 client response bodies. Trailers are read (within a limit) and dropped, or taken
+//! as fields (`take_trailers`).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::io::AsyncRead;
+
+/// How much a read asks for when a head or a chunk line is read.
+pub(in crate::proxy) const READ_SIZE: usize = 8 << 10;
+/// The most a read asks for at once while a large body streams through.
+pub(in crate::proxy) const BODY_READ_SIZE: usize = 64 << 10;
+/// The least room a read is given: what is left of the last allocation may be a few bytes.
+const MIN_READ: usize = 1 << 10;
+
+/// Reads what `io` has into `buffer`, up to `want` more bytes: `Ok(0)` when the peer closed.
+pub(in crate::proxy) fn poll_fill<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buffer: &mut BytesMut,
+    cx: &mut Context<'_>,
+    want: usize,
+) -> Poll<io::Result<usize>> {
+    if buffer.capacity() - buffer.len() < want.min(MIN_READ) {
+        buffer.reserve(want);
+    }
+    tokio_util::io::poll_read_buf(Pin::new(io), cx, buffer)
+}
+
+/// How much to ask the socket for next, in `decoder`'s state: the rest of the data, up to
+/// `BODY_READ_SIZE`, or enough for framing lines.
+pub(in crate::proxy) fn want(decoder: Decoder) -> usize {
+    match decoder {
+        Decoder::Length(left) | Decoder::ChunkData(left) => usize::try_from(left)
+            .unwrap_or(usize::MAX)
+            .clamp(1, BODY_READ_SIZE),
+        _ => READ_SIZE,
+    }
+}
 
 /// The longest chunk-size line, extensions included.
 const MAX_CHUNK_LINE: usize = 4 << 10;
@@ -44,21 +81,19 @@ pub(in crate::proxy) enum Step {
 }
 
 /// Decodes framing that is already buffered, without taking data: so that the body is marked
-/// finished as soon as the final chunk is in the buffer.
-pub(in crate::proxy) fn consume_framing(decoder: &mut Decoder, buffer: &mut BytesMut) {
-    while matches!(
-        *decoder,
-        Decoder::ChunkEnd | Decoder::ChunkSize | Decoder::Trailers(_)
-    ) {
-        if !matches!(step(decoder, buffer), Step::Progress) {
-            return;
+/// finished as soon as the final chunk is in the buffer. With `keep_trailers`, it stops before
+/// a trailer section, for [`take_trailers`]; else the trailers are read and dropped.
+pub(in crate::proxy) fn consume_framing(
+    decoder: &mut Decoder,
+    buffer: &mut BytesMut,
+    keep_trailers: bool,
+) {
+    loop {
+        match *decoder {
+            Decoder::ChunkEnd | Decoder::ChunkSize => {}
+            Decoder::Trailers(_) if !keep_trailers => {}
+            _ => return,
         }
-    }
-}
-
-/// Like [`consume_framing`], but stops before a trailer section, for [`take_trailers`].
-pub(in crate::proxy) fn consume_framing_to_trailers(decoder: &mut Decoder, buffer: &mut BytesMut) {
-    while matches!(*decoder, Decoder::ChunkEnd | Decoder::ChunkSize) {
         if !matches!(step(decoder, buffer), Step::Progress) {
             return;
         }

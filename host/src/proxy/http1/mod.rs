@@ -41,12 +41,13 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-pub(crate) use body::{BodyError, RequestBody};
+pub(crate) use body::{BodyError, Reader, RequestBody};
 pub(crate) use fields::{FieldSource, Fields};
 pub(super) use request::{is_valid_host, parse_length};
 pub(crate) use tunnel::Switch;
 
-use self::body::{LentSlot, READ_SIZE, Reader};
+use self::body::LentSlot;
+use self::decode::READ_SIZE;
 use self::request::{Framing, Head, Refusal};
 use self::response::Answering;
 use self::sender::Sender;

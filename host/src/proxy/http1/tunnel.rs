@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::body::{READ_SIZE, Reader};
+use super::body::Reader;
+use super::decode::READ_SIZE;
 use super::sender::Sender;
 
 /// The other end of a tunnel: any byte stream.

@@ -13,21 +13,18 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
-use http::HeaderMap;
 use http::header;
+use http::{HeaderMap, StatusCode};
 
 use super::Home;
-use super::connection::{self, Connection, Outgoing, READ_SIZE, SendError};
-use super::response::Framing;
+use super::connection::{self, Connection, Outgoing, SendError};
+use super::response::{Framing, Head};
 use crate::dial::BackendStream;
 use crate::proxy::head;
 use crate::proxy::http1::Fields;
 use crate::proxy::http1::decode::{
-    Decoder, Step, consume_framing_to_trailers, step, take_trailers,
+    self, Decoder, READ_SIZE, Step, consume_framing, step, take_trailers,
 };
-
-/// The most a read asks for at once while a large body streams through.
-const BODY_READ_SIZE: usize = 64 << 10;
 
 /// How the rest of the body is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,20 +64,18 @@ impl std::fmt::Debug for ResponseBody {
 }
 
 impl ResponseBody {
-    /// The body framed by `framing` on `connection`; `sending` is the request if its body is
+    /// The body of the answer `head` on `connection`; `sending` is the request if its body is
     /// still being written. A body with nothing to read ends at once, and a connection that may
     /// carry another request goes home now (but after a `101`: the client's tunnel takes it).
+    /// The head's fields come with the body, for the writer.
     pub(super) fn new(
         connection: Connection,
-        framing: Framing,
-        keep_alive: bool,
+        head: &mut Head,
         sending: Option<Outgoing>,
         home: Home,
-        switching: bool,
     ) -> Self {
-        let reading = match framing {
-            Framing::Empty => Reading::Framed(Decoder::Done),
-            Framing::Length(0) => Reading::Framed(Decoder::Done),
+        let reading = match head.framing {
+            Framing::Empty | Framing::Length(0) => Reading::Framed(Decoder::Done),
             Framing::Length(length) => Reading::Framed(Decoder::Length(length)),
             Framing::Chunked => Reading::Framed(Decoder::ChunkSize),
             Framing::UntilClose => Reading::UntilClose,
@@ -89,19 +84,14 @@ impl ResponseBody {
             connection: Some(connection),
             reading,
             sending: sending.map(Box::new),
-            keep_alive,
+            keep_alive: head.keep_alive,
             home,
-            fields: None,
+            fields: head.fields.take(),
         };
-        if !switching {
+        if head.status != StatusCode::SWITCHING_PROTOCOLS {
             body.finish_if_read();
         }
         body
-    }
-
-    /// The body, carrying its response head's `fields`.
-    pub(super) fn with_fields(self, fields: Option<Fields>) -> Self {
-        ResponseBody { fields, ..self }
     }
 
     /// The response head's fields as they came, if not taken yet.
@@ -153,7 +143,7 @@ impl http_body::Body for ResponseBody {
                 return Poll::Ready(None);
             };
             if let Some(outgoing) = this.sending.as_mut() {
-                match outgoing.poll_send(&mut connection.stream, cx) {
+                match outgoing.poll_send(&mut connection.io, cx) {
                     Poll::Ready(Ok(())) => this.sending = None,
                     // The backend has half a request and may wait for the rest for ever: the
                     // exchange ends here, as hyper's client ended it.
@@ -179,7 +169,7 @@ impl http_body::Body for ResponseBody {
                         let data = connection.buffer.split().freeze();
                         return Poll::Ready(Some(Ok(Frame::data(data))));
                     }
-                    match ready!(connection.poll_fill(cx, BODY_READ_SIZE)) {
+                    match ready!(connection.poll_fill(cx, decode::BODY_READ_SIZE)) {
                         Ok(0) => {
                             this.reading = Reading::Over;
                             this.connection = None;
@@ -212,7 +202,7 @@ impl http_body::Body for ResponseBody {
             }
             match step(decoder, &mut connection.buffer) {
                 Step::Data(data) => {
-                    consume_framing_to_trailers(decoder, &mut connection.buffer);
+                    consume_framing(decoder, &mut connection.buffer, true);
                     this.finish_if_read();
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
@@ -221,19 +211,11 @@ impl http_body::Body for ResponseBody {
                     return Poll::Ready(None);
                 }
                 Step::Progress => {}
-                Step::NeedMore => {
-                    let want = match *decoder {
-                        Decoder::Length(left) | Decoder::ChunkData(left) => usize::try_from(left)
-                            .unwrap_or(usize::MAX)
-                            .clamp(1, BODY_READ_SIZE),
-                        _ => READ_SIZE,
-                    };
-                    match ready!(connection.poll_fill(cx, want)) {
-                        Ok(0) => return this.fail(closed_inside()),
-                        Ok(_) => {}
-                        Err(error) => return this.fail(error),
-                    }
-                }
+                Step::NeedMore => match ready!(connection.poll_fill(cx, decode::want(*decoder))) {
+                    Ok(0) => return this.fail(closed_inside()),
+                    Ok(_) => {}
+                    Err(error) => return this.fail(error),
+                },
                 Step::Malformed(reason) => {
                     return this.fail(io::Error::new(io::ErrorKind::InvalidData, reason));
                 }

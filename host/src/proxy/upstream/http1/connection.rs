@@ -4,11 +4,11 @@
 //! echoes as it reads) is heard; the response's body then goes on writing it (`body.rs`).
 
 use std::future::poll_fn;
-use std::io::{self, Write as _};
+use std::io::Write as _;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header;
 use http::request::Parts;
 use http::uri::Authority;
@@ -19,48 +19,20 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::response::{self, Head};
 use crate::dial::BackendStream;
 use crate::proxy::head::{ClientAddress, Forwarding};
+use crate::proxy::http1::Reader;
+use crate::proxy::http1::decode::READ_SIZE;
 use crate::proxy::http1::parse_length;
 use crate::proxy::request_body::AttemptBody;
 
-/// How much a read asks for while a head or chunk framing is read.
-pub(super) const READ_SIZE: usize = 8 << 10;
-/// The least room a read is given.
-const MIN_READ: usize = 1024;
 /// Room for a typical request head, so that encoding it does not grow the buffer.
 const HEAD_CAPACITY: usize = 512;
 /// Body bytes gathered for one write at most.
 const WRITE_SIZE: usize = 64 << 10;
 
 /// A connection to a backend: its byte stream and what was read from it but not used yet.
-pub(super) struct Connection {
-    /// The byte stream.
-    pub(super) stream: BackendStream,
-    /// Read and not used yet.
-    pub(super) buffer: BytesMut,
-}
+pub(super) type Connection = Reader<BackendStream>;
 
 impl Connection {
-    /// A connection over `stream`, nothing read yet.
-    pub(super) fn new(stream: BackendStream) -> Self {
-        Connection {
-            stream,
-            buffer: BytesMut::new(),
-        }
-    }
-
-    /// Reads what the backend has sent, up to `want` more bytes: `Ok(0)` when it closed.
-    pub(super) fn poll_fill(
-        &mut self,
-        cx: &mut Context<'_>,
-        want: usize,
-    ) -> Poll<io::Result<usize>> {
-        // Room for a useful read: what is left of the last allocation may be a few bytes.
-        if self.buffer.capacity() - self.buffer.len() < want.min(MIN_READ) {
-            self.buffer.reserve(want);
-        }
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.buffer)
-    }
-
     /// Whether the idle connection can take another request: the backend has sent nothing
     /// since the last response (a close, or stray bytes, end it). Looked at once, with nobody
     /// to wake: tokio answers from the readiness it last saw, without a system call when the
@@ -72,7 +44,7 @@ impl Connection {
         let mut nobody = Context::from_waker(Waker::noop());
         let mut byte = [0; 1];
         let mut read = ReadBuf::new(&mut byte);
-        Pin::new(&mut self.stream)
+        Pin::new(&mut self.io)
             .poll_read(&mut nobody, &mut read)
             .is_pending()
     }
@@ -312,9 +284,9 @@ pub(super) async fn exchange(
     let mut sending = Some(outgoing);
     // A write that failed stops the writing, not the reading: the backend may have answered.
     let mut write_failed = false;
-    let head = poll_fn(|cx| {
+    let mut head = poll_fn(|cx| {
         if let Some(outgoing) = sending.as_mut() {
-            match outgoing.poll_send(&mut connection.stream, cx) {
+            match outgoing.poll_send(&mut connection.io, cx) {
                 Poll::Ready(Ok(())) => sending = None,
                 Poll::Ready(Err(SendError::ClientBody)) => {
                     return Poll::Ready(Err(Failure::ClientBody));
@@ -333,7 +305,6 @@ pub(super) async fn exchange(
         poll_head(&mut connection, cx, head_request)
     })
     .await?;
-    let mut head = head;
     head.keep_alive &= !write_failed;
     Ok(Answered {
         head,
@@ -372,7 +343,7 @@ fn poll_head(
 /// The byte stream of a connection switched to another protocol, and what the backend sent
 /// after its `101` head.
 pub(super) fn into_stream(connection: Connection) -> (BackendStream, Bytes) {
-    (connection.stream, connection.buffer.freeze())
+    (connection.io, connection.buffer.freeze())
 }
 
 #[cfg(test)]

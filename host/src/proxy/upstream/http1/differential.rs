@@ -156,20 +156,19 @@ async fn vane_reads(answer: &'static [u8], method: &Method) -> Seen {
     let Ok(answered) = connection::exchange(connection, outgoing, false).await else {
         return Seen::Refused;
     };
-    let status = answered.head.status.as_u16();
-    let mut headers = answered.head.headers;
-    if let Some(kept) = answered.head.fields {
+    let mut head = answered.head;
+    let mut body = ResponseBody::new(
+        answered.connection,
+        &mut head,
+        answered.sending,
+        super::Home::nowhere(),
+    );
+    let status = head.status.as_u16();
+    let mut headers = head.headers;
+    if let Some(kept) = body.take_fields() {
         kept.add_to(&mut headers);
     }
     let fields = fields(&headers);
-    let body = ResponseBody::new(
-        answered.connection,
-        answered.head.framing,
-        answered.head.keep_alive,
-        answered.sending,
-        super::Home::nowhere(),
-        false,
-    );
     let (body, trailers, whole) = collect(body).await;
     Seen::Answer {
         status,

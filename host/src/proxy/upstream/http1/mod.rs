@@ -144,7 +144,7 @@ impl Pool {
     /// The response of an exchange, its body reading from the connection.
     fn response(&self, answered: Answered, key: PoolKey) -> Response<ResponseBody> {
         let Answered {
-            head,
+            mut head,
             connection,
             sending,
         } = answered;
@@ -152,16 +152,7 @@ impl Pool {
             key,
             pool: Arc::downgrade(&self.pool),
         };
-        let switching = head.status == http::StatusCode::SWITCHING_PROTOCOLS;
-        let body = ResponseBody::new(
-            connection,
-            head.framing,
-            head.keep_alive,
-            sending,
-            home,
-            switching,
-        )
-        .with_fields(head.fields);
+        let body = ResponseBody::new(connection, &mut head, sending, home);
         let mut response = Response::new(body);
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;

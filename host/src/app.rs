@@ -20,7 +20,7 @@ use crate::plugin::{PluginEngine, PluginError};
 use crate::policy::Policy;
 use crate::proxy::{self, Proxy};
 use crate::reload::{FileWatch, Reloader, Watched, follow_changes, watched_files};
-use crate::state::State;
+use crate::state::{State, deliver_feedback, sample_recent};
 use crate::tls::{Certificates, TlsError, TlsListener};
 
 /// Why vane could not start.
@@ -187,6 +187,8 @@ async fn start_with(
     let mut tasks = JoinSet::new();
     tasks.spawn(proxy::serve(proxy.clone(), listeners, stop.clone()));
     tasks.spawn(proxy.close_idle_connections(stop.clone()));
+    tasks.spawn(sample_recent(state.clone(), stop.clone()));
+    tasks.spawn(deliver_feedback(state.clone(), stop.clone()));
     if let Some(health) = &config.health {
         tasks.spawn(run_health_checks(
             state.clone(),

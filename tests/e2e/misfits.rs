@@ -51,14 +51,14 @@ fn check_refuses(name: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn a_plugin_built_for_another_version_is_told_to_rebuild() {
-    let stderr = check_refuses("version", &misfit("0.1.0", &ALL, &[]));
+    let stderr = check_refuses("version", &misfit("0.2.0", &ALL, &[]));
     assert!(
-        stderr.contains("built for vane:balancer@0.1.0, but this vane speaks vane:balancer@0.2.0"),
+        stderr.contains("built for vane:balancer@0.2.0, but this vane speaks vane:balancer@0.3.0"),
         "{stderr}"
     );
     let stderr = check_refuses(
         "import-version",
-        &misfit("0.2.0", &ALL, &["vane:balancer/host@0.1.0"]),
+        &misfit("0.3.0", &ALL, &["vane:balancer/host@0.1.0"]),
     );
     assert!(
         stderr.contains("built for vane:balancer@0.1.0 (it imports vane:balancer/host@0.1.0)"),
@@ -73,7 +73,7 @@ fn a_plugin_without_the_policy_export_is_told_what_it_exports() {
     let stderr = check_refuses("no-policy", &wat::parse_str(text).unwrap());
     assert!(
         stderr.contains(
-            "it does not export vane:balancer/policy@0.2.0; it exports acme:other/thing@1.0.0"
+            "it does not export vane:balancer/policy@0.3.0; it exports acme:other/thing@1.0.0"
         ),
         "{stderr}"
     );
@@ -81,10 +81,10 @@ fn a_plugin_without_the_policy_export_is_told_what_it_exports() {
 
 #[test]
 fn a_plugin_missing_a_function_is_told_which() {
-    let stderr = check_refuses("missing", &misfit("0.2.0", &["configure", "observe"], &[]));
+    let stderr = check_refuses("missing", &misfit("0.3.0", &["configure", "observe"], &[]));
     assert!(
         stderr.contains(
-            "lacks the function `pick: func(request: request, states: backend-states) -> list<u32>`"
+            "lacks the function `pick: func(request: request, states: list<u64>) -> list<u32>`"
         ),
         "{stderr}"
     );
@@ -92,12 +92,12 @@ fn a_plugin_missing_a_function_is_told_which() {
 
 #[test]
 fn a_plugin_with_a_wrong_signature_is_shown_both_signatures() {
-    let stderr = check_refuses("signature", &misfit("0.2.0", &ALL, &[]));
+    let stderr = check_refuses("signature", &misfit("0.3.0", &ALL, &[]));
     for expected in [
         "its function `pick` is `func() -> u32`, but vane calls \
-         `func(request: request, states: backend-states) -> list<u32>`",
+         `func(request: request, states: list<u64>) -> list<u32>`",
         "its function `observe` is `func() -> u32`, but vane calls \
-         `func(backend: u32, status: u16, latency-us: u32)`",
+         `func(outcomes: list<outcome>)`",
     ] {
         assert!(
             stderr.contains(expected),
@@ -109,10 +109,10 @@ fn a_plugin_with_a_wrong_signature_is_shown_both_signatures() {
 #[test]
 fn a_plugin_importing_what_vane_does_not_provide_is_told_what_it_may_import() {
     for import in [
-        "vane:balancer/secrets@0.2.0",
+        "vane:balancer/secrets@0.3.0",
         "wasi:http/outgoing-handler@0.1.0",
     ] {
-        let stderr = check_refuses("import", &misfit("0.2.0", &ALL, &[import]));
+        let stderr = check_refuses("import", &misfit("0.3.0", &ALL, &[import]));
         assert!(
             stderr.contains(&format!("it imports {import}, which vane does not provide")),
             "{stderr}"

@@ -6,7 +6,7 @@
 //! - then the healthy backends by lowest latency EWMA per unit of weight, ties rotating with the
 //!   request's sequence number; at most three in all.
 
-use vane_plugin_kit::{BackendInfo, BackendStates, ConfigPairs, Needs, Policy, Request};
+use vane_plugin_kit::{BackendInfo, Columns, ConfigPairs, Needs, Policy, Request, States};
 
 /// The pin header when the config names none.
 const DEFAULT_HEADER: &str = "x-vane-pin";
@@ -25,28 +25,33 @@ impl Policy for Fastest {
         let header = pairs.get("header").unwrap_or(DEFAULT_HEADER).to_owned();
         let needs = Needs {
             headers: vec![header.clone()],
-            feedback: false,
-            target: false,
+            ..vane_plugin_kit::needs(Columns::LATENCY_EWMA_US | Columns::WEIGHT)
         };
         let names = backends.iter().map(|b| b.name.clone()).collect();
         Ok((Fastest { header, names }, needs))
     }
 
-    fn pick(&mut self, request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
-        let healthy = &states.healthy;
+    fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>) {
         let pinned = vane_plugin_kit::header_values(request, &self.header).find_map(|value| {
             let index = self.names.iter().position(|name| name == value)?;
-            healthy[index].then_some(index as u32)
+            states.eligible(index).then_some(index as u32)
         });
         ranked.extend(pinned);
-        let n = healthy.len() as u64;
+        let n = states.len() as u64;
         let start = request.sequence % n.max(1);
-        let score = |i: usize| {
-            u64::from(states.latency_ewma_us[i]) * 1000 / u64::from(states.weight[i].max(1))
-        };
+        let latency = states.column(Columns::LATENCY_EWMA_US);
+        let weight = states.column(Columns::WEIGHT);
+        let score = |i: usize| latency[i] * 1000 / weight[i].max(1);
         let rotation = |i: usize| (i as u64 + n - start) % n;
         let room = RANKED - ranked.len();
-        vane_plugin_kit::rank_lowest(healthy, room, |i| (score(i), rotation(i)), ranked);
+        let eligible = |i: usize| states.eligible(i);
+        vane_plugin_kit::rank_lowest(
+            states.len(),
+            eligible,
+            room,
+            |i| (score(i), rotation(i)),
+            ranked,
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 //! itself once its cool-down has passed.
 
 mod health;
+mod recent;
 mod stats;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use http::uri::Authority;
 use vane_plugin_kit::WeightedSchedule;
 
 pub use health::{AttemptVerdict, BackendHealth, Transition};
+pub use recent::SAMPLE_EVERY as RECENT_SAMPLE_EVERY;
 pub use stats::{BackendStats, InFlightGuard, Outcome};
 
 use crate::clock::Clock;
@@ -173,6 +175,14 @@ impl BackendSet {
     /// The backends, in the order the balancer sees them.
     pub fn backends(&self) -> &[Arc<Backend>] {
         &self.backends
+    }
+
+    /// Samples every backend's totals for its recent counts ([`BackendStats::recent`]); once
+    /// per [`RECENT_SAMPLE_EVERY`].
+    pub fn sample_recent(&self) {
+        for backend in &self.backends {
+            backend.stats.sample_recent();
+        }
     }
 
     /// The backend at `index`, if any.

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::Backend;
+use super::recent::RecentWindow;
 use crate::histogram::{Histogram, REQUEST_BUCKETS_US};
 
 /// The weight of a backend's newest latency sample in the moving average: 1/8, as TCP's
@@ -43,6 +44,7 @@ pub struct BackendStats {
     latency_ewma_us: AtomicU32,
     outcomes: [AtomicU64; Outcome::LABELS.len()],
     latency: Histogram,
+    recent: RecentWindow,
 }
 
 impl Default for BackendStats {
@@ -54,6 +56,7 @@ impl Default for BackendStats {
             latency_ewma_us: AtomicU32::new(0),
             outcomes: Default::default(),
             latency: Histogram::new(REQUEST_BUCKETS_US),
+            recent: RecentWindow::default(),
         }
     }
 }
@@ -72,6 +75,16 @@ impl BackendStats {
     /// Requests that failed: no connection, timeout, broken off, or a 5xx answer.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
+    }
+
+    /// `(requests, failures)` in about the last ten seconds (see [`RecentWindow`]).
+    pub fn recent(&self) -> (u64, u64) {
+        self.recent.since_oldest(self.requests(), self.failures())
+    }
+
+    /// Samples the totals for [`BackendStats::recent`]; once a second, by one ticker.
+    pub fn sample_recent(&self) {
+        self.recent.sample(self.requests(), self.failures());
     }
 
     /// The moving average of the time to response headers, in microseconds (0 before any).

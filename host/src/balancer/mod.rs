@@ -58,6 +58,27 @@ pub trait Balancer: Send + Sync {
         false
     }
 
+    /// Queues the outcome of a request sent to backend `index` of `set` (status 0: no
+    /// response), for [`Balancer::deliver`] to hand over later: it never calls the plugin, so
+    /// the client does not wait for it. Answers whether the queue was empty before, so that the
+    /// caller wakes whoever delivers.
+    fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) -> bool {
+        let _ = (set, index, status, latency);
+        false
+    }
+
+    /// Hands the queued outcomes that belong to `set` to the plugin in one call, dropping those
+    /// of an older set; answers how many it handed over, or why the call failed.
+    fn deliver(&self, set: &BackendSet) -> Result<usize, FallbackReason> {
+        let _ = set;
+        Ok(0)
+    }
+
+    /// Outcomes dropped because the queue was full (the plugin fell behind).
+    fn outcomes_dropped(&self) -> u64 {
+        0
+    }
+
     /// Log lines from the plugin (its `log` calls, stdout and stderr): (logged, dropped by the
     /// rate limit).
     fn log_lines(&self) -> (u64, u64) {
@@ -67,18 +88,5 @@ pub trait Balancer: Send + Sync {
     /// The linear memory the plugin's instances hold now, in bytes.
     fn memory_bytes(&self) -> u64 {
         0
-    }
-
-    /// Learns the outcome of a request sent to backend `index` of `set` (status 0: no response);
-    /// an error says the call failed.
-    fn observe(
-        &self,
-        set: &BackendSet,
-        index: u32,
-        status: u16,
-        latency: Duration,
-    ) -> Result<(), FallbackReason> {
-        let _ = (set, index, status, latency);
-        Ok(())
     }
 }

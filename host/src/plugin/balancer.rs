@@ -6,13 +6,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use super::bindings::BalancerPre;
+use super::bindings::{BalancerPre, Outcome};
 use super::instance::{ConfigureError, OutOfMemory, PluginInstance};
 use super::limits::{LOG_LINES_PER_SECOND, MemoryBudget};
 use super::{PluginEngine, PluginError};
@@ -49,7 +50,14 @@ pub struct PluginBalancer {
     idle: ArrayQueue<PluginInstance>,
     /// The linear memory all its instances may hold together.
     memory: Arc<MemoryBudget>,
+    /// Outcomes waiting for `observe`, each with the generation of the set it belongs to.
+    outcomes: ArrayQueue<(u64, Outcome)>,
+    /// Outcomes dropped because `outcomes` was full.
+    outcomes_dropped: AtomicU64,
 }
+
+/// How many outcomes wait for `observe` at most; more are dropped until the plugin catches up.
+const OUTCOMES_QUEUED: usize = 4096;
 
 impl PluginBalancer {
     /// Reads, compiles and instantiates the plugin at `path`, and configures it with `config` and
@@ -117,6 +125,8 @@ impl PluginBalancer {
             )),
             idle: ArrayQueue::new(pool_size.max(4)),
             memory: MemoryBudget::new(limits.total_memory_limit),
+            outcomes: ArrayQueue::new(OUTCOMES_QUEUED),
+            outcomes_dropped: AtomicU64::new(0),
         };
         let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {
             path: path.to_owned(),
@@ -224,18 +234,41 @@ impl Balancer for PluginBalancer {
         self.memory.used() as u64
     }
 
-    fn observe(
-        &self,
-        set: &BackendSet,
-        index: u32,
-        status: u16,
-        latency: Duration,
-    ) -> Result<(), FallbackReason> {
+    fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) -> bool {
+        let outcome = Outcome {
+            backend: index,
+            status,
+            latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+        };
+        let was_empty = self.outcomes.is_empty();
+        if self.outcomes.push((set.generation(), outcome)).is_err() {
+            self.outcomes_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        was_empty
+    }
+
+    fn deliver(&self, set: &BackendSet) -> Result<usize, FallbackReason> {
+        let generation = set.generation();
+        // Only those queued by now, so that a busy proxy cannot keep this call going.
+        let waiting = self.outcomes.len();
+        let mut batch = Vec::with_capacity(waiting);
+        for (of, outcome) in std::iter::from_fn(|| self.outcomes.pop()).take(waiting) {
+            if of == generation {
+                batch.push(outcome);
+            }
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
         // A failure here costs no request; the instance is discarded like after a failed pick.
         let mut instance = self.checkout(set)?;
-        instance.observe(index, status, latency)?;
+        instance.observe(&batch)?;
         self.checkin(instance);
-        Ok(())
+        Ok(batch.len())
+    }
+
+    fn outcomes_dropped(&self) -> u64 {
+        self.outcomes_dropped.load(Ordering::Relaxed)
     }
 }
 

@@ -12,5 +12,5 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::vane::balancer::types::{
-    BackendInfo, BackendStates, Header, IpAddress, Level, Request, Target,
+    BackendInfo, Columns, Header, IpAddress, Level, Outcome, Request, Target,
 };

@@ -15,11 +15,11 @@ use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{
-    BackendInfo, BackendStates, Balancer, BalancerPre, Header, IpAddress, Level, Request, Target,
+    BackendInfo, Balancer, BalancerPre, Columns, Header, IpAddress, Level, Outcome, Request, Target,
 };
 use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, deadline_ticks};
 use super::output::{PluginOutput, Stream};
-use crate::backend::{BackendSet, Eligibility};
+use crate::backend::{Backend, BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
 use crate::config::PluginLimits;
 use crate::log_budget::LogBudget;
@@ -90,9 +90,15 @@ pub(crate) struct PluginInstance {
     pub(crate) feedback: bool,
     /// Whether the plugin asked for the request's method, authority and path.
     wants_target: bool,
+    /// The columns of `states` the plugin asked for.
+    columns: Columns,
     request: Request,
-    states: BackendStates,
+    /// The state bits and the asked-for columns, column after column (see `wit/`).
+    states: Vec<u64>,
 }
+
+/// Bit 0 of a backend's state bits: it may receive this request.
+const ELIGIBLE: u64 = 1;
 
 /// An instance could not start because its memory would pass `memory_limit` or the plugin's
 /// `total_memory_limit`.
@@ -155,20 +161,14 @@ impl PluginInstance {
             wanted_headers: Vec::new(),
             feedback: false,
             wants_target: false,
+            columns: Columns::empty(),
             request: Request {
                 sequence: 0,
                 target: None,
                 client_ip: IpAddress::Ipv4((0, 0, 0, 0)),
-                headers: Vec::new(),
+                headers: None,
             },
-            states: BackendStates {
-                healthy: Vec::new(),
-                weight: Vec::new(),
-                in_flight: Vec::new(),
-                requests: Vec::new(),
-                failures: Vec::new(),
-                latency_ewma_us: Vec::new(),
-            },
+            states: Vec::new(),
         })
     }
 
@@ -229,6 +229,7 @@ impl PluginInstance {
         self.wanted_headers = wanted;
         self.feedback = needs.feedback;
         self.wants_target = needs.target;
+        self.columns = needs.columns;
         self.configured_for = Some(set.generation());
         Ok(())
     }
@@ -251,21 +252,14 @@ impl PluginInstance {
         self.outcome(answer)
     }
 
-    /// Calls `observe` with the outcome of one request.
-    pub(crate) fn observe(
-        &mut self,
-        index: u32,
-        status: u16,
-        latency: Duration,
-    ) -> Result<(), FallbackReason> {
-        let latency_us = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+    /// Calls `observe` with how a batch of requests ended.
+    pub(crate) fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), FallbackReason> {
         self.arm(self.limits.pick_timeout);
-        let answer = finish_now(self.bindings.vane_balancer_policy().call_observe(
-            &mut self.store,
-            index,
-            status,
-            latency_us,
-        ));
+        let answer = finish_now(
+            self.bindings
+                .vane_balancer_policy()
+                .call_observe(&mut self.store, outcomes),
+        );
         self.outcome(answer)
     }
 
@@ -324,11 +318,16 @@ impl PluginInstance {
                 IpAddress::Ipv6((a, b, c, d, e, f, g, h))
             }
         };
-        request.headers.clear();
+        if self.wanted_headers.is_empty() {
+            request.headers = None;
+            return;
+        }
+        let headers = request.headers.get_or_insert_with(Vec::new);
+        headers.clear();
         for name in &self.wanted_headers {
             for value in info.headers.get_all(name) {
                 if let Ok(value) = value.to_str() {
-                    request.headers.push(Header {
+                    headers.push(Header {
                         name: name.as_str().to_owned(),
                         value: value.to_owned(),
                     });
@@ -337,27 +336,42 @@ impl PluginInstance {
         }
     }
 
-    /// Copies the live statistics of every backend into the reused columns; `healthy` is
-    /// whether the backend may receive this request.
+    /// Writes the state bits of every backend (bit 0: it may receive this request), then each
+    /// column the plugin asked for, into the reused `states` list.
     fn fill_states(&mut self, set: &BackendSet, eligibility: Eligibility) {
+        let backends = set.backends();
         let states = &mut self.states;
-        states.healthy.clear();
-        states.weight.clear();
-        states.in_flight.clear();
-        states.requests.clear();
-        states.failures.clear();
-        states.latency_ewma_us.clear();
-        for backend in set.backends() {
-            let stats = &backend.stats;
-            states.healthy.push(eligibility.allows(backend));
-            states.weight.push(backend.weight);
-            states.in_flight.push(stats.in_flight());
-            states.requests.push(stats.requests());
-            states.failures.push(stats.failures());
-            states.latency_ewma_us.push(stats.latency_ewma_us());
+        states.clear();
+        states.extend(
+            backends
+                .iter()
+                .map(|backend| u64::from(eligibility.allows(backend)) * ELIGIBLE),
+        );
+        for (column, value) in COLUMNS {
+            if self.columns.contains(column) {
+                states.extend(backends.iter().map(|backend| value(backend)));
+            }
         }
     }
 }
+
+/// How to read one column's value for a backend.
+type ReadColumn = fn(&Backend) -> u64;
+
+/// Each column a plugin can ask for, in the order `wit/` declares them, and how to read it.
+const COLUMNS: [(Columns, ReadColumn); 7] = [
+    (Columns::WEIGHT, |backend| u64::from(backend.weight)),
+    (Columns::IN_FLIGHT, |backend| {
+        u64::from(backend.stats.in_flight())
+    }),
+    (Columns::REQUESTS, |backend| backend.stats.requests()),
+    (Columns::FAILURES, |backend| backend.stats.failures()),
+    (Columns::LATENCY_EWMA_US, |backend| {
+        u64::from(backend.stats.latency_ewma_us())
+    }),
+    (Columns::RECENT_REQUESTS, |backend| backend.stats.recent().0),
+    (Columns::RECENT_FAILURES, |backend| backend.stats.recent().1),
+];
 
 /// Why a call was abandoned when it waited on the host (a WASI clock or poll).
 const BLOCKED: &str = "the plugin blocked waiting on the host, which a policy must never do";

@@ -59,9 +59,19 @@ pub enum Admission {
     Skip,
 }
 
+/// Which of the plugin's calls a breaker guards; each has its own words in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Guarded {
+    /// `pick`, on every request.
+    Pick,
+    /// `observe`, with batches of outcomes.
+    Observe,
+}
+
 /// A lock-free circuit breaker shared by every request of one policy.
 #[derive(Debug)]
 pub struct Breaker {
+    guarded: Guarded,
     config: BreakerConfig,
     clock: Clock,
     state: AtomicU8,
@@ -79,6 +89,7 @@ impl Breaker {
     /// A closed breaker, timing its cool-downs by `clock`.
     pub fn new(config: BreakerConfig, clock: Clock) -> Self {
         Breaker {
+            guarded: Guarded::Pick,
             config,
             clock,
             state: AtomicU8::new(BreakerState::Closed as u8),
@@ -87,6 +98,13 @@ impl Breaker {
             open_until_ms: AtomicU64::new(u64::MAX),
             transitions: Default::default(),
         }
+    }
+
+    /// The same breaker guarding the plugin's `observe` calls instead of its picks: only
+    /// what it logs differs.
+    pub fn for_observe(mut self) -> Self {
+        self.guarded = Guarded::Observe;
+        self
     }
 
     /// The current state.
@@ -115,10 +133,16 @@ impl Breaker {
                 {
                     // Until the next opening sets its own end, an open state means "wait".
                     self.open_until_ms.store(u64::MAX, Ordering::Release);
-                    tracing::info!(
-                        plugin,
-                        "the cool-down is over; one request tries the plugin"
-                    );
+                    match self.guarded {
+                        Guarded::Pick => tracing::info!(
+                            plugin,
+                            "the cool-down is over; one request tries the plugin"
+                        ),
+                        Guarded::Observe => tracing::info!(
+                            plugin,
+                            "the cool-down is over; the next outcomes go to the plugin's observe"
+                        ),
+                    }
                     Admission::Trial
                 } else {
                     Admission::Skip
@@ -133,7 +157,15 @@ impl Breaker {
             self.consecutive_failures.store(0, Ordering::Relaxed);
             self.openings_in_a_row.store(0, Ordering::Relaxed);
             if self.enter(BreakerState::HalfOpen, BreakerState::Closed) {
-                tracing::info!(plugin, "the plugin answered its trial; calling it again");
+                match self.guarded {
+                    Guarded::Pick => {
+                        tracing::info!(plugin, "the plugin answered its trial; calling it again")
+                    }
+                    Guarded::Observe => tracing::info!(
+                        plugin,
+                        "the plugin's observe succeeded its trial; outcomes reach it again"
+                    ),
+                }
             }
         } else if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
             // Only written when there was a failure, so a healthy plugin's calls share no
@@ -172,11 +204,19 @@ impl Breaker {
         let until = self.clock.now() + cool_down.as_millis() as Millis;
         self.open_until_ms.store(until, Ordering::Release);
         self.consecutive_failures.store(0, Ordering::Relaxed);
-        tracing::warn!(
-            plugin,
-            cool_down = %humantime::format_duration(cool_down),
-            "the plugin keeps failing; the built-in round-robin serves until a trial succeeds"
-        );
+        let cool_down = humantime::format_duration(cool_down);
+        match self.guarded {
+            Guarded::Pick => tracing::warn!(
+                plugin,
+                %cool_down,
+                "the plugin keeps failing; the built-in round-robin serves until a trial succeeds"
+            ),
+            Guarded::Observe => tracing::warn!(
+                plugin,
+                %cool_down,
+                "the plugin's observe keeps failing; outcomes are dropped until a trial succeeds"
+            ),
+        }
     }
 
     /// Moves from `from` to `to` if the state is still `from`; counts the transition.

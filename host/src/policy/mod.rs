@@ -4,6 +4,7 @@
 
 mod breaker;
 mod fallback;
+mod feedback;
 mod load;
 #[cfg(fuzzing)]
 pub(crate) use fallback::checks::fuzz as fuzz_answer_check;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 pub use breaker::{Admission, Breaker, BreakerState};
 pub use fallback::FallbackCounts;
+pub use feedback::Feedback;
 
 use crate::backend::BackendSet;
 use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo, RoundRobin};
@@ -63,6 +65,7 @@ pub struct Policy {
     fallbacks: FallbackCounts,
     picks: PickStats,
     breaker: Breaker,
+    feedback: Feedback,
     generation: u64,
 }
 
@@ -75,6 +78,7 @@ impl Policy {
             fallbacks: FallbackCounts::new(clock.clone()),
             picks: PickStats::default(),
             breaker: Breaker::new(BreakerConfig::default(), clock.clone()),
+            feedback: Feedback::new(BreakerConfig::default(), clock),
             generation: 1,
         }
     }
@@ -101,6 +105,7 @@ impl Policy {
         Policy {
             plugin: Some((info, plugin)),
             breaker: Breaker::new(breaker, clock.clone()),
+            feedback: Feedback::new(breaker, clock),
             ..Policy::builtin(clock)
         }
     }
@@ -142,6 +147,18 @@ impl Policy {
     /// The plugin's circuit breaker (always closed for the built-in round-robin).
     pub fn breaker(&self) -> &Breaker {
         &self.breaker
+    }
+
+    /// What became of the outcomes meant for the plugin's `observe`.
+    pub fn feedback(&self) -> &Feedback {
+        &self.feedback
+    }
+
+    /// Outcomes dropped before `observe` because the plugin fell behind.
+    pub fn outcomes_dropped(&self) -> u64 {
+        self.plugin
+            .as_ref()
+            .map_or(0, |(_, plugin)| plugin.outcomes_dropped())
     }
 
     /// Ranks the eligible backends for `request`, first choice first; empty only if the set is.
@@ -205,16 +222,26 @@ impl Policy {
         Ok(())
     }
 
-    /// Tells the plugin, if it asked, how a request to backend `index` of `set` went; not while
-    /// its breaker is open. A failure counts toward opening it.
-    pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+    /// Queues, for the plugin's `observe` if it asked for feedback, how a request to backend
+    /// `index` of `set` went; never calls the plugin. Answers whether the queue was empty
+    /// before, so that the caller wakes [`crate::state::deliver_feedback`].
+    pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) -> bool {
+        match &self.plugin {
+            Some((_, plugin)) if plugin.wants_feedback() => {
+                self.feedback
+                    .queue(plugin.as_ref(), set, index, status, latency)
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands the outcomes queued for `set` to the plugin's `observe` in one call (see
+    /// [`Feedback`]). Blocks for as long as the call takes: run it off the proxy's workers.
+    pub fn deliver_feedback(&self, set: &BackendSet) {
         if let Some((info, plugin)) = &self.plugin
             && plugin.wants_feedback()
-            && self.breaker.state() == BreakerState::Closed
-            && let Err(reason) = plugin.observe(set, index, status, latency)
-            && reason.is_failure()
         {
-            self.breaker.failed(Admission::Call, &info.name);
+            self.feedback.deliver(&info.name, plugin.as_ref(), set);
         }
     }
 }

@@ -3,7 +3,6 @@
 //! one rule for when a failed attempt may be made again on another backend.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, header};
@@ -126,7 +125,7 @@ async fn attempt(
                 .stats
                 .record_outcome(Outcome::Status(status), latency);
             backend.record_attempt(true, &proxy.ejection, set);
-            observe(proxy, set, index, status, latency);
+            proxy.state.observe(set, index, status, latency);
             if kind.upgrade && response.status() == StatusCode::SWITCHING_PROTOCOLS {
                 return switch(proxy, response, guard);
             }
@@ -146,7 +145,7 @@ async fn attempt(
     if error.is_upstream() && !clients_deadline {
         backend.stats.record_outcome(Outcome::NoResponse, latency);
         backend.record_attempt(false, &proxy.ejection, set);
-        observe(proxy, set, index, 0, latency);
+        proxy.state.observe(set, index, 0, latency);
     }
     Err(error)
 }
@@ -195,15 +194,6 @@ fn may_retry(error: ProxyError, method: &Method, body: &RequestBody) -> bool {
         | ProxyError::BodyTooLarge => false,
     };
     safe && body.replayable()
-}
-
-/// Reports an outcome to the policy, unless the backend set changed since the pick (then the
-/// plugin has been configured for another set).
-fn observe(proxy: &Proxy, set: &BackendSet, index: u32, status: u16, latency: Duration) {
-    let state = &proxy.state;
-    if state.backends().generation() == set.generation() {
-        state.policy().observe(set, index, status, latency);
-    }
 }
 
 /// The backends to try for one request, in order: the policy's ranking, then every other

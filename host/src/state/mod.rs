@@ -7,13 +7,17 @@ mod client_connections;
 mod retry_budget;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
+use tokio::sync::Notify;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 pub use client_connections::{ClientConnections, ClientFault, OpenConnection};
 pub use retry_budget::RetryBudget;
 
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, RECENT_SAMPLE_EVERY};
 use crate::clock::Clock;
 use crate::config::RetryConfig;
 use crate::policy::Policy;
@@ -25,6 +29,8 @@ pub struct State {
     retry_budget: RetryBudget,
     client_connections: ClientConnections,
     clock: Clock,
+    /// Woken when an outcome is queued for the plugin's `observe` into an empty queue.
+    feedback_queued: Notify,
 }
 
 impl State {
@@ -41,6 +47,7 @@ impl State {
             retry_budget: RetryBudget::new(retries, clock.clone()),
             client_connections: ClientConnections::default(),
             clock,
+            feedback_queued: Notify::new(),
         })
     }
 
@@ -74,6 +81,17 @@ impl State {
         &self.retry_budget
     }
 
+    /// Queues how a request to backend `index` of `set` went for the plugin's `observe`, if
+    /// it asked and `set` is still the set in force (else the plugin has been configured for
+    /// another), and wakes [`deliver_feedback`] if it was idle.
+    pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+        if self.backends().generation() == set.generation()
+            && self.policy().observe(set, index, status, latency)
+        {
+            self.feedback_queued.notify_one();
+        }
+    }
+
     /// The clock every part of this vane keeps time by.
     pub fn clock(&self) -> &Clock {
         &self.clock
@@ -93,5 +111,40 @@ impl State {
             self.backends.store(Arc::new(backends));
         }
         self.policy.store(Arc::new(policy));
+    }
+}
+
+/// Samples the recent counts of the backend set in force once per [`RECENT_SAMPLE_EVERY`] (see
+/// [`crate::backend::BackendStats::recent`]), until `stop`.
+pub async fn sample_recent(state: Arc<State>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(RECENT_SAMPLE_EVERY);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => state.backends().sample_recent(),
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+/// How long outcomes gather after the first one is queued before they go to the plugin's
+/// `observe` together: a plugin learns within this much, in at most this many calls a second.
+pub const FEEDBACK_GATHER: Duration = Duration::from_millis(5);
+
+/// Hands the queued outcomes to the plugin's `observe` in batches, each on tokio's blocking
+/// threads so that a slow or broken `observe` holds up no client, until `stop`.
+pub async fn deliver_feedback(state: Arc<State>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = state.feedback_queued.notified() => {}
+            () = stop.cancelled() => return,
+        }
+        tokio::time::sleep(FEEDBACK_GATHER).await;
+        let policy = state.hold_policy();
+        let set = state.hold_backends();
+        let delivered = tokio::task::spawn_blocking(move || policy.deliver_feedback(&set));
+        if delivered.await.is_err() {
+            tracing::error!("delivering outcomes to the plugin panicked");
+        }
     }
 }

@@ -18,8 +18,63 @@ pub mod bindings {
 pub use bindings::exports::vane::balancer::policy::Guest as __Guest;
 pub use bindings::vane::balancer::host::log;
 pub use bindings::vane::balancer::types::{
-    BackendInfo, BackendStates, Header, IpAddress, Level, Needs, Request, Target,
+    BackendInfo, Columns, Header, IpAddress, Level, Needs, Outcome, Request, Target,
 };
+
+/// Bit 0 of a backend's state bits: it may receive this request.
+const ELIGIBLE: u64 = 1;
+
+/// The live state of every backend at the moment of a pick: whether each may receive the
+/// request, and the columns the policy asked for in [`Needs::columns`]. Index `i` of every
+/// column is backend `i` of the set `configure` was given.
+#[derive(Debug, Clone, Copy)]
+pub struct States<'a> {
+    words: &'a [u64],
+    count: usize,
+    asked: Columns,
+}
+
+impl<'a> States<'a> {
+    /// The states of `count` backends, laid out as `pick`'s `states` list with the columns
+    /// `asked` (what the host hands a pick; also for testing a policy off the host).
+    pub fn new(words: &'a [u64], count: usize, asked: Columns) -> Self {
+        States {
+            words,
+            count,
+            asked,
+        }
+    }
+
+    /// The number of backends.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether backend `index` may receive this request (passes its health checks and is not
+    /// ejected); never pick one that may not.
+    pub fn eligible(&self, index: usize) -> bool {
+        index < self.count && self.words[index] & ELIGIBLE != 0
+    }
+
+    /// The values of `column` (one of [`Columns`]), one per backend. Panics if the policy did
+    /// not ask for it in [`Needs::columns`].
+    pub fn column(&self, column: Columns) -> &'a [u64] {
+        assert!(
+            column.bits().count_ones() == 1 && self.asked.contains(column),
+            "the policy reads {column:?} but did not ask for it in needs.columns"
+        );
+        // `states` holds the asked columns in the order `columns` declares them, which is the
+        // order of their bits.
+        let before = (self.asked.bits() & (column.bits() - 1)).count_ones() as usize;
+        let start = (1 + before) * self.count;
+        &self.words[start..start + self.count]
+    }
+}
 
 /// A balancing policy: built by [`Policy::configure`], then asked to [`Policy::pick`] per request.
 ///
@@ -33,32 +88,38 @@ pub trait Policy: Sized + 'static {
 
     /// Pushes the indices of the backends to use onto `ranked`, first choice first. Pushing
     /// nothing declines, and the host uses its built-in round-robin.
-    fn pick(&mut self, request: &Request, states: &BackendStates, ranked: &mut Vec<u32>);
+    fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>);
 
-    /// Learns from one response; called only if [`Needs::feedback`] was true.
-    fn observe(&mut self, backend: u32, status: u16, latency_us: u32) {
-        let _ = (backend, status, latency_us);
+    /// Learns how requests ended, oldest first, in batches some milliseconds after the
+    /// responses; called only if [`Needs::feedback`] was true.
+    fn observe(&mut self, outcomes: &[Outcome]) {
+        let _ = outcomes;
     }
 }
 
-/// What a policy that needs no headers, no request target and no feedback answers from
-/// `configure`.
+/// What a policy that needs no headers, no request target, no feedback and no column but
+/// eligibility answers from `configure`.
 pub fn needs_nothing() -> Needs {
+    needs(Columns::empty())
+}
+
+/// What a policy that reads `columns` of the states, and needs nothing else, answers from
+/// `configure`.
+pub fn needs(columns: Columns) -> Needs {
     Needs {
         headers: Vec::new(),
         feedback: false,
         target: false,
+        columns,
     }
 }
 
 /// The indices of the backends that may receive traffic now, in set order.
-pub fn eligible(states: &BackendStates) -> impl Iterator<Item = u32> + '_ {
-    states
-        .healthy
-        .iter()
-        .enumerate()
-        .filter(|(_, healthy)| **healthy)
-        .map(|(index, _)| index as u32)
+pub fn eligible<'a>(states: &States<'a>) -> impl Iterator<Item = u32> + 'a {
+    let states = *states;
+    (0..states.len())
+        .filter(move |&index| states.eligible(index))
+        .map(|index| index as u32)
 }
 
 /// The values of the request header `name` (lower case, as asked for in [`Needs::headers`]).
@@ -66,6 +127,7 @@ pub fn header_values<'a>(request: &'a Request, name: &'a str) -> impl Iterator<I
     request
         .headers
         .iter()
+        .flatten()
         .filter(move |header| header.name == name)
         .map(|header| header.value.as_str())
 }
@@ -79,7 +141,8 @@ macro_rules! export_policy {
             use $crate::Policy as _;
 
             ::std::thread_local! {
-                static STATE: RefCell<Option<$policy>> = const { RefCell::new(None) };
+                static STATE: RefCell<Option<($policy, $crate::Columns)>> =
+                    const { RefCell::new(None) };
             }
 
             struct Exported;
@@ -90,24 +153,27 @@ macro_rules! export_policy {
                     backends: Vec<$crate::BackendInfo>,
                 ) -> Result<$crate::Needs, String> {
                     let (policy, needs) = <$policy>::configure(&config, &backends)?;
-                    STATE.with(|state| *state.borrow_mut() = Some(policy));
+                    let columns = needs.columns;
+                    STATE.with(|state| *state.borrow_mut() = Some((policy, columns)));
                     Ok(needs)
                 }
 
-                fn pick(request: $crate::Request, states: $crate::BackendStates) -> Vec<u32> {
+                fn pick(request: $crate::Request, states: Vec<u64>) -> Vec<u32> {
                     let mut ranked = Vec::new();
                     STATE.with(|state| {
-                        if let Some(policy) = state.borrow_mut().as_mut() {
+                        if let Some((policy, columns)) = state.borrow_mut().as_mut() {
+                            let count = states.len() / (1 + columns.bits().count_ones() as usize);
+                            let states = $crate::States::new(&states, count, *columns);
                             policy.pick(&request, &states, &mut ranked);
                         }
                     });
                     ranked
                 }
 
-                fn observe(backend: u32, status: u16, latency_us: u32) {
+                fn observe(outcomes: Vec<$crate::Outcome>) {
                     STATE.with(|state| {
-                        if let Some(policy) = state.borrow_mut().as_mut() {
-                            policy.observe(backend, status, latency_us);
+                        if let Some((policy, _)) = state.borrow_mut().as_mut() {
+                            policy.observe(&outcomes);
                         }
                     });
                 }

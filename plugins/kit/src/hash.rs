@@ -22,41 +22,43 @@ pub fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Pushes up to `max` healthy backends onto `ranked` in weighted rendezvous order for `key`
+/// Pushes up to `max` eligible backends onto `ranked` in weighted rendezvous order for `key`
 /// (highest random weight): each backend scores `weight / -ln(u)`, where `u` in (0, 1) comes from
 /// hashing the key with the backend's identity (`ids[i]`, such as `hash64(name)`). A key keeps
 /// its backend while that backend stays; a backend's share of keys follows its weight.
 pub fn rank_rendezvous(
     key: u64,
     ids: &[u64],
-    healthy: &[bool],
-    weight: &[u32],
+    eligible: impl Fn(usize) -> bool,
+    weight: &[u64],
     max: usize,
     ranked: &mut Vec<u32>,
 ) {
-    let count = ids.len().min(healthy.len()).min(weight.len());
+    let count = ids.len().min(weight.len());
     let mut scored: Vec<(f64, u32)> = (0..count)
-        .filter(|&i| healthy[i] && !ranked.contains(&(i as u32)))
+        .filter(|&i| eligible(i) && !ranked.contains(&(i as u32)))
         .map(|i| {
             let bits = mix64(key ^ ids[i]) >> 11; // 53 bits
             let unit = (bits as f64 + 0.5) / (1u64 << 53) as f64; // in (0, 1)
-            (f64::from(weight[i].max(1)) / -unit.ln(), i as u32)
+            (weight[i].max(1) as f64 / -unit.ln(), i as u32)
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     ranked.extend(scored.iter().take(max).map(|(_, index)| *index));
 }
 
-/// Pushes up to `max` of the healthy backends not yet in `ranked` onto it, lowest `key` first
-/// (ties keep set order, so make the rotation part of the key if ties should rotate).
+/// Pushes up to `max` of the first `count` backends that are eligible and not yet in `ranked`
+/// onto it, lowest `key` first (ties keep set order, so make the rotation part of the key if
+/// ties should rotate).
 pub fn rank_lowest<K: Ord>(
-    healthy: &[bool],
+    count: usize,
+    eligible: impl Fn(usize) -> bool,
     max: usize,
     key: impl Fn(usize) -> K,
     ranked: &mut Vec<u32>,
 ) {
-    let mut candidates: Vec<usize> = (0..healthy.len())
-        .filter(|&i| healthy[i] && !ranked.contains(&(i as u32)))
+    let mut candidates: Vec<usize> = (0..count)
+        .filter(|&i| eligible(i) && !ranked.contains(&(i as u32)))
         .collect();
     candidates.sort_by_key(|&i| key(i));
     ranked.extend(candidates.iter().take(max).map(|&i| i as u32));
@@ -83,9 +85,9 @@ mod tests {
             .iter()
             .map(|n| hash64(n.as_bytes()))
             .collect();
-        let first = |healthy: &[bool], weight: &[u32], key: u64| {
+        let first = |healthy: &[bool], weight: &[u64], key: u64| {
             let mut ranked = Vec::new();
-            rank_rendezvous(key, &ids, healthy, weight, 3, &mut ranked);
+            rank_rendezvous(key, &ids, |i| healthy[i], weight, 3, &mut ranked);
             ranked[0]
         };
         let mut counts = [0u32; 3];
@@ -113,12 +115,8 @@ mod tests {
     #[test]
     fn lowest_skips_unhealthy_and_ranked() {
         let mut ranked = vec![3];
-        rank_lowest(
-            &[true, false, true, true],
-            2,
-            |i| [5, 0, 1, 0][i],
-            &mut ranked,
-        );
+        let healthy = [true, false, true, true];
+        rank_lowest(4, |i| healthy[i], 2, |i| [5, 0, 1, 0][i], &mut ranked);
         assert_eq!(ranked, [3, 2, 0]);
     }
 }

@@ -4,31 +4,31 @@
 //! the starting point with the request's sequence number, so equal backends share load instead
 //! of piling onto the first.
 
-/// Pushes up to `max` healthy backends onto `ranked`, least loaded per unit of weight first.
+/// Pushes up to `max` eligible backends onto `ranked`, least loaded per unit of weight first.
 /// Equal loads are ordered starting from the backend at `sequence % n`.
 pub fn rank_least_loaded(
     sequence: u64,
-    healthy: &[bool],
-    in_flight: &[u32],
-    weight: &[u32],
+    eligible: impl Fn(usize) -> bool,
+    in_flight: &[u64],
+    weight: &[u64],
     max: usize,
     ranked: &mut Vec<u32>,
 ) {
-    let count = healthy.len().min(in_flight.len()).min(weight.len());
+    let count = in_flight.len().min(weight.len());
     if count == 0 {
         return;
     }
     let start = (sequence % count as u64) as usize;
     let first = ranked.len();
     for _ in 0..max {
-        let mut best: Option<(usize, u64, u64)> = None; // (index, in_flight, weight)
+        let mut best: Option<(usize, u128, u128)> = None; // (index, in_flight, weight)
         for offset in 0..count {
             let index = (start + offset) % count;
-            if !healthy[index] || ranked[first..].contains(&(index as u32)) {
+            if !eligible(index) || ranked[first..].contains(&(index as u32)) {
                 continue;
             }
-            let load = u64::from(in_flight[index]);
-            let weight = u64::from(weight[index].max(1));
+            let load = u128::from(in_flight[index]);
+            let weight = u128::from(weight[index].max(1));
             // load/weight < best_load/best_weight, without division.
             let better = match best {
                 None => true,
@@ -49,15 +49,16 @@ pub fn rank_least_loaded(
 mod tests {
     use super::*;
 
-    struct States<'a>(&'a [bool], &'a [u32], &'a [u32]);
+    struct States<'a>(&'a [bool], &'a [u64], &'a [u64]);
 
-    fn states<'a>(healthy: &'a [bool], in_flight: &'a [u32], weight: &'a [u32]) -> States<'a> {
+    fn states<'a>(healthy: &'a [bool], in_flight: &'a [u64], weight: &'a [u64]) -> States<'a> {
         States(healthy, in_flight, weight)
     }
 
     fn rank(sequence: u64, states: &States<'_>) -> Vec<u32> {
         let mut ranked = Vec::new();
-        rank_least_loaded(sequence, states.0, states.1, states.2, 3, &mut ranked);
+        let eligible = |i: usize| states.0[i];
+        rank_least_loaded(sequence, eligible, states.1, states.2, 3, &mut ranked);
         ranked
     }
 

@@ -5,7 +5,7 @@
 //! point with the request's sequence number, so equal backends share load instead of piling onto
 //! the first; the runners-up are ranked after it for retries.
 
-use vane_plugin_kit::{BackendInfo, BackendStates, Needs, Policy, Request};
+use vane_plugin_kit::{BackendInfo, Columns, Needs, Policy, Request, States};
 
 /// How many backends a pick ranks: the first choice and two to retry on.
 const RANKED: usize = 3;
@@ -15,15 +15,16 @@ pub struct LeastConn;
 
 impl Policy for LeastConn {
     fn configure(_config: &str, _backends: &[BackendInfo]) -> Result<(Self, Needs), String> {
-        Ok((LeastConn, vane_plugin_kit::needs_nothing()))
+        let needs = vane_plugin_kit::needs(Columns::IN_FLIGHT | Columns::WEIGHT);
+        Ok((LeastConn, needs))
     }
 
-    fn pick(&mut self, request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
+    fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>) {
         vane_plugin_kit::rank_least_loaded(
             request.sequence,
-            &states.healthy,
-            &states.in_flight,
-            &states.weight,
+            |i| states.eligible(i),
+            states.column(Columns::IN_FLIGHT),
+            states.column(Columns::WEIGHT),
             RANKED,
             ranked,
         );

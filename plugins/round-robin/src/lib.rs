@@ -4,7 +4,7 @@
 //! weighted round-robin, so every instance of the plugin agrees and the spread matches the
 //! host's built-in round-robin exactly. Backends that are not healthy are skipped.
 
-use vane_plugin_kit::{BackendInfo, BackendStates, Needs, Policy, Request, WeightedSchedule};
+use vane_plugin_kit::{BackendInfo, Needs, Policy, Request, States, WeightedSchedule};
 
 /// How many backends a pick ranks: the first choice and two to retry on.
 const RANKED: usize = 3;
@@ -23,11 +23,10 @@ impl Policy for RoundRobin {
         Ok((policy, vane_plugin_kit::needs_nothing()))
     }
 
-    fn pick(&mut self, request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
-        let healthy = &states.healthy;
+    fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>) {
         self.schedule.rank(
             request.sequence,
-            |i| healthy.get(i as usize).copied().unwrap_or(false),
+            |i| states.eligible(i as usize),
             RANKED,
             ranked,
         );

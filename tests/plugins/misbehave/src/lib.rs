@@ -16,14 +16,17 @@
 //! - `exit`: calls `exit(3)`, as a program would;
 //! - `flood:BYTES`: writes BYTES to stdout in 1000-byte lines, then picks;
 //! - `capabilities:IP:PORT`: tries to open a file, read the environment, the arguments and
-//!   stdin, and connect a socket to IP:PORT; picks backend 1 if any of them worked, else 0.
+//!   stdin, and connect a socket to IP:PORT; picks backend 1 if any of them worked, else 0;
+//! - `loop-observe`: asks for feedback and never returns from `observe`; picks as `learn`.
 //!
 //! Their twins:
 //! - `behave` (or anything else): picks the first eligible backend;
 //! - `busy:N`: does N rounds of arithmetic, then picks (bounded work within a deadline);
 //! - `hold:MIB`: allocates MIB mebibytes once and keeps them (under the memory cap);
 //! - `clock`: reads the WASI clocks without sleeping, then picks;
-//! - `print`: writes one line to stdout and one to stderr, then picks.
+//! - `print`: writes one line to stdout and one to stderr, then picks;
+//! - `learn`: asks for feedback, and picks the first eligible backend whose last outcome it
+//!   observed was not a 5xx or a failure to answer.
 //!
 //! And two that show what a pick is told:
 //! - `by-path`: asks for the request target and picks backend `path length % backends`;
@@ -33,7 +36,7 @@
 use std::hint::black_box;
 use std::net::SocketAddrV4;
 
-use vane_plugin_kit::{BackendInfo, BackendStates, Needs, Policy, Request};
+use vane_plugin_kit::{BackendInfo, Needs, Outcome, Policy, Request, States};
 
 /// The way this plugin behaves, from its config string.
 enum Mode {
@@ -56,12 +59,16 @@ enum Mode {
     Print,
     ByPath,
     NoTarget,
+    Learn,
+    LoopObserve,
 }
 
 struct Misbehave {
     mode: Mode,
     picks: u64,
     held: Vec<u8>,
+    /// In `learn` mode: whether each backend's last observed outcome was a failure.
+    failing: Vec<bool>,
 }
 
 impl Policy for Misbehave {
@@ -99,21 +106,25 @@ impl Policy for Misbehave {
             "print" => Mode::Print,
             "by-path" => Mode::ByPath,
             "no-target" => Mode::NoTarget,
+            "learn" => Mode::Learn,
+            "loop-observe" => Mode::LoopObserve,
             _ => Mode::Behave,
         };
         let needs = Needs {
             target: matches!(mode, Mode::ByPath),
+            feedback: matches!(mode, Mode::Learn | Mode::LoopObserve),
             ..vane_plugin_kit::needs_nothing()
         };
         let plugin = Misbehave {
             mode,
             picks: 0,
             held: Vec::new(),
+            failing: vec![false; backends.len()],
         };
         Ok((plugin, needs))
     }
 
-    fn pick(&mut self, request: &Request, states: &BackendStates, ranked: &mut Vec<u32>) {
+    fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>) {
         self.picks += 1;
         let first_eligible = vane_plugin_kit::eligible(states).next();
         match self.mode {
@@ -166,15 +177,33 @@ impl Policy for Misbehave {
             }
             Mode::ByPath => {
                 if let Some(target) = &request.target {
-                    let count = states.healthy.len().max(1);
+                    let count = states.len().max(1);
                     ranked.push((target.path.len() % count) as u32);
                 }
                 return;
             }
             Mode::NoTarget => return ranked.push(u32::from(request.target.is_none())),
+            Mode::Learn | Mode::LoopObserve => {
+                let mut clean = vane_plugin_kit::eligible(states)
+                    .filter(|&index| !self.failing.get(index as usize).copied().unwrap_or(false));
+                return ranked.extend(clean.next());
+            }
             _ => {}
         }
         ranked.extend(first_eligible);
+    }
+
+    fn observe(&mut self, outcomes: &[Outcome]) {
+        if let Mode::LoopObserve = self.mode {
+            loop {
+                black_box(outcomes);
+            }
+        }
+        for outcome in outcomes {
+            if let Some(failing) = self.failing.get_mut(outcome.backend as usize) {
+                *failing = outcome.status == 0 || outcome.status >= 500;
+            }
+        }
     }
 }
 

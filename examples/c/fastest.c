@@ -3,7 +3,11 @@
 // configure: config "" or "header=NAME" (default NAME "x-vane-pin"); remembers the backend names.
 // pick:      the backend pinned by header NAME (if healthy), then the healthy backends by ascending
 //            (latency_ewma_us * 1000 / weight, rotation by sequence), at most 3; [] if none healthy.
-// observe:   never called (feedback = false); does nothing.
+// observe:   never called (feedback = false); frees its argument.
+//
+// `states` holds the state bits of every backend (bit 0: it may receive this request), then the
+// columns asked for in `needs.columns`, in the order `columns` declares them: here weight, then
+// latency-ewma-us, one number per backend each.
 //
 // Ownership (wit-bindgen C): the guest owns every argument of an exported function and must free
 // it; the values it returns must be heap-allocated, and the generated cabi_post_* functions free
@@ -18,6 +22,10 @@
 #define DEFAULT_HEADER "x-vane-pin"
 #define HEADER_PREFIX "header="
 #define MAX_ANSWER 3
+#define ELIGIBLE 1u
+// The columns `pick` reads, and so how many numbers per backend `states` holds (with the state bits).
+#define COLUMNS (VANE_BALANCER_TYPES_COLUMNS_WEIGHT | VANE_BALANCER_TYPES_COLUMNS_LATENCY_EWMA_US)
+#define ROW_NUMBERS 3
 
 // The state kept between calls: the pin header's name and the backends' names, in order.
 static balancer_string_t pin_header;
@@ -83,32 +91,41 @@ bool exports_vane_balancer_policy_configure(balancer_string_t *config,
     balancer_string_free(&pin_header);
     pin_header = header;
 
-    // needs { headers: [NAME], feedback: false, target: false }, heap-allocated for the post-return.
+    // needs { headers: [NAME], feedback: false, target: false, columns: COLUMNS }, heap-allocated
+    // for the post-return.
     ret->headers.len = 1;
     ret->headers.ptr = malloc(sizeof *ret->headers.ptr);
     if (!ret->headers.ptr) abort();
     balancer_string_dup_n(&ret->headers.ptr[0], (const char *)pin_header.ptr, pin_header.len);
     ret->feedback = false;
     ret->target = false;
+    ret->columns = COLUMNS;
     return true;
 }
 
+// Whether backend i may receive this request: bit 0 of its state bits.
+static bool eligible(const balancer_list_u64_t *states, size_t i) {
+    return (states->ptr[i] & ELIGIBLE) != 0;
+}
+
 void exports_vane_balancer_policy_pick(exports_vane_balancer_policy_request_t *request,
-                                       exports_vane_balancer_policy_backend_states_t *states,
+                                       balancer_list_u64_t *states,
                                        balancer_list_u32_t *ret) {
-    size_t n = states->healthy.len;
-    const bool *healthy = states->healthy.ptr;
+    size_t n = states->len / ROW_NUMBERS;
+    const uint64_t *weights = states->ptr + n;
+    const uint64_t *latencies = states->ptr + 2 * n;
     uint32_t answer[MAX_ANSWER];
     size_t count = 0;
 
     // The pinned backend: the first header NAME whose value names a healthy backend.
     bool pinned = false;
     uint32_t pin = 0;
-    for (size_t h = 0; h < request->headers.len && !pinned; h++) {
-        const vane_balancer_types_header_t *header = &request->headers.ptr[h];
+    const vane_balancer_types_list_header_t *headers = &request->headers.val;
+    for (size_t h = 0; request->headers.is_some && h < headers->len && !pinned; h++) {
+        const vane_balancer_types_header_t *header = &headers->ptr[h];
         if (!same(&pin_header, header->name.ptr, header->name.len)) continue;
         for (size_t i = 0; i < n && i < names_len; i++) {
-            if (healthy[i] && same(&names[i], header->value.ptr, header->value.len)) {
+            if (eligible(states, i) && same(&names[i], header->value.ptr, header->value.len)) {
                 pinned = true;
                 pin = (uint32_t)i;
                 break;
@@ -126,9 +143,9 @@ void exports_vane_balancer_policy_pick(exports_vane_balancer_policy_request_t *r
         size_t room = MAX_ANSWER - count, kept = 0;
         uint32_t best[MAX_ANSWER];
         for (size_t i = 0; i < n; i++) {
-            if (!healthy[i] || (pinned && i == pin)) continue;
-            uint64_t weight = i < states->weight.len ? states->weight.ptr[i] : 1;
-            uint64_t latency = i < states->latency_ewma_us.len ? states->latency_ewma_us.ptr[i] : 0;
+            if (!eligible(states, i) || (pinned && i == pin)) continue;
+            uint64_t weight = weights[i];
+            uint64_t latency = latencies[i];
             uint64_t score = latency * 1000 / (weight ? weight : 1);
             uint64_t rot = ((uint64_t)i + n - shift) % n;
             size_t at = kept;
@@ -160,11 +177,9 @@ void exports_vane_balancer_policy_pick(exports_vane_balancer_policy_request_t *r
     }
 
     exports_vane_balancer_policy_request_free(request);
-    exports_vane_balancer_policy_backend_states_free(states);
+    balancer_list_u64_free(states);
 }
 
-void exports_vane_balancer_policy_observe(uint32_t backend, uint16_t status, uint32_t latency_us) {
-    (void)backend;
-    (void)status;
-    (void)latency_us;
+void exports_vane_balancer_policy_observe(exports_vane_balancer_policy_list_outcome_t *outcomes) {
+    exports_vane_balancer_policy_list_outcome_free(outcomes);
 }

@@ -5,11 +5,17 @@
 //
 // Bindings: the exported interface `policy` is the exported object `policy`; WIT kebab-case
 // names are camelCase (`latency-ewma-us` -> `latencyEwmaUs`); `u64` is a BigInt
-// (`request.sequence`); `result<needs, string>` is returned as the plain `needs` object for ok,
-// and `throw "message"` for err.
+// (`request.sequence`, and each entry of `states`, a BigUint64Array); `flags` is an object of
+// booleans; an `option` is its value or `undefined`; `result<needs, string>` is returned as the
+// plain `needs` object for ok, and `throw "message"` for err.
 
 const DEFAULT_HEADER = "x-vane-pin";
 const MAX_ANSWER = 3;
+// The columns `pick` reads. `states` holds the state bits, then these, in the order `columns`
+// declares them (weight before latency-ewma-us), one number per backend each.
+const COLUMNS = { weight: true, latencyEwmaUs: true };
+// Bit 0 of a backend's state bits: it may receive this request.
+const ELIGIBLE = 1n;
 
 let header = DEFAULT_HEADER;
 let names = [];
@@ -25,18 +31,20 @@ function configure(config, backends) {
   }
   header = wanted;
   names = backends.map((backend) => backend.name);
-  return { headers: [wanted], feedback: false, target: false };
+  return { headers: [wanted], feedback: false, target: false, columns: COLUMNS };
 }
 
 function pick(request, states) {
-  const healthy = states.healthy;
-  const n = healthy.length;
+  const n = states.length / 3;
+  const healthy = (i) => (states[i] & ELIGIBLE) !== 0n;
+  const weight = (i) => Number(states[n + i]);
+  const latency = (i) => Number(states[2 * n + i]);
 
   let pinned = -1;
-  for (const h of request.headers) {
+  for (const h of request.headers ?? []) {
     if (h.name !== header) continue;
     const i = names.indexOf(h.value);
-    if (i >= 0 && i < n && healthy[i]) {
+    if (i >= 0 && i < n && healthy(i)) {
       pinned = i;
       break;
     }
@@ -45,14 +53,12 @@ function pick(request, states) {
   if (n === 0) return [];
   // Values stay below 2^53: latency (u32) * 1000 fits, so Number with Math.floor is exact.
   const shift = Number(BigInt(request.sequence) % BigInt(n));
-  const latency = states.latencyEwmaUs;
-  const weight = states.weight;
   const candidates = [];
   for (let i = 0; i < n; i++) {
-    if (healthy[i] && i !== pinned) {
+    if (healthy(i) && i !== pinned) {
       candidates.push({
         i,
-        score: Math.floor((Number(latency[i]) * 1000) / Number(weight[i])),
+        score: Math.floor((latency(i) * 1000) / weight(i)),
         rot: (i + n - shift) % n,
       });
     }
@@ -67,6 +73,6 @@ function pick(request, states) {
   return answer;
 }
 
-function observe(_backend, _status, _latencyUs) {}
+function observe(_outcomes) {}
 
 export const policy = { configure, pick, observe };

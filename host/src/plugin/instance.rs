@@ -165,7 +165,7 @@ impl PluginInstance {
             request: Request {
                 sequence: 0,
                 target: None,
-                client_ip: IpAddress::Ipv4((0, 0, 0, 0)),
+                client_ip: IpAddress::Ipv4(0),
                 headers: None,
             },
             states: Vec::new(),
@@ -309,13 +309,10 @@ impl PluginInstance {
             request.target = None;
         }
         request.client_ip = match info.client_ip {
-            IpAddr::V4(ip) => {
-                let [a, b, c, d] = ip.octets();
-                IpAddress::Ipv4((a, b, c, d))
-            }
+            IpAddr::V4(ip) => IpAddress::Ipv4(ip.to_bits()),
             IpAddr::V6(ip) => {
-                let [a, b, c, d, e, f, g, h] = ip.segments();
-                IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+                let bits = ip.to_bits();
+                IpAddress::Ipv6(((bits >> 64) as u64, bits as u64))
             }
         };
         if self.wanted_headers.is_empty() {

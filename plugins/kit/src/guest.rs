@@ -122,6 +122,16 @@ pub fn eligible<'a>(states: &States<'a>) -> impl Iterator<Item = u32> + 'a {
         .map(|index| index as u32)
 }
 
+/// The address of the client connected to vane.
+pub fn client_ip(request: &Request) -> std::net::IpAddr {
+    match request.client_ip {
+        IpAddress::Ipv4(bits) => std::net::Ipv4Addr::from_bits(bits).into(),
+        IpAddress::Ipv6((high, low)) => {
+            std::net::Ipv6Addr::from_bits(u128::from(high) << 64 | u128::from(low)).into()
+        }
+    }
+}
+
 /// The values of the request header `name` (lower case, as asked for in [`Needs::headers`]).
 pub fn header_values<'a>(request: &'a Request, name: &'a str) -> impl Iterator<Item = &'a str> {
     request

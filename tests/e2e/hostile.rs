@@ -469,3 +469,41 @@ async fn a_plugin_looping_in_configure_is_refused_at_start_and_at_reload() {
     assert_eq!(policy["breaker"], "closed");
     vane.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_looping_in_observe_costs_no_client_anything_and_is_stopped() {
+    if ran_alone() {
+        return;
+    }
+    let (bad, good) = tokio::join!(run("loop-observe", as_started), run("learn", as_started));
+    bad.report();
+    good.report();
+    for run in [&bad, &good] {
+        run.assert_all_served();
+        // Picks go on as ever: observe failing is no pick's failure.
+        let replaced: f64 = run
+            .metrics
+            .iter()
+            .filter(|(key, _)| key.starts_with("vane_plugin_fallbacks"))
+            .map(|(_, value)| value)
+            .sum();
+        assert_eq!(replaced, 0.0, "{}: picks fell back", run.mode);
+        assert_eq!(run.tally.served.keys().collect::<Vec<_>>(), ["a"]);
+    }
+    let observe_deadlines = "vane_plugin_observe_failures_total{reason=deadline}";
+    assert!(bad.metric(observe_deadlines) >= 1.0, "never counted");
+    // Its own breaker stops the calls; vane's clock stands still, so it stays open.
+    assert_eq!(
+        bad.metric("vane_plugin_observe_breaker_state{state=open}"),
+        1.0
+    );
+    assert_eq!(good.metric(observe_deadlines), 0.0);
+    assert!(good.metric("vane_plugin_observe_outcomes_total{outcome=delivered}") >= 1.0);
+    let p99 = |run: &Run| run.tally.latency_quantile(0.99);
+    assert!(
+        p99(&bad) < p99(&good) + P99_MARGIN,
+        "p99 {:?} against {:?} for its twin",
+        p99(&bad),
+        p99(&good)
+    );
+}

@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod failover;
 mod fallback;
+mod feedback;
 mod floods;
 mod forwarding;
 mod grpc;

@@ -198,6 +198,44 @@ impl Collector for StateCollector {
             let labels: Labels<'_> = [("state", state.label())];
             counter(metric.encode_family(&labels)?, count)?;
         }
+        let feedback = policy.feedback();
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_observe_outcomes",
+            "Outcomes meant for the plugin's observe: delivered, or dropped because it fell behind.",
+            None,
+            MetricType::Counter,
+        )?;
+        let outcomes = [
+            ("delivered", feedback.delivered()),
+            ("dropped", policy.outcomes_dropped()),
+        ];
+        for (outcome, count) in outcomes {
+            let labels: Labels<'_> = [("outcome", outcome)];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_observe_failures",
+            "Calls to the plugin's observe that failed, by reason (their outcomes are lost).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in feedback.failures() {
+            let labels: Labels<'_> = [("reason", reason.label())];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
+        let mut metric = encoder.encode_descriptor(
+            "vane_plugin_observe_breaker_state",
+            "The breaker of the plugin's observe calls: 1 for the state it is in (closed: called).",
+            None,
+            MetricType::Gauge,
+        )?;
+        let current = feedback.breaker().state();
+        for state in BreakerState::ALL {
+            let labels: Labels<'_> = [("state", state.label())];
+            metric
+                .encode_family(&labels)?
+                .encode_gauge(&u64::from(state == current))?;
+        }
         let mut metric = encoder.encode_descriptor(
             "vane_plugin_log_lines",
             "Lines the plugin wrote (log calls, stdout, stderr): logged, or dropped by the rate limit.",

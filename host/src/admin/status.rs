@@ -67,6 +67,12 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         .iter()
         .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
         .collect();
+    let feedback = policy.feedback();
+    let observe_failures: Map<String, Value> = feedback
+        .failures()
+        .iter()
+        .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
+        .collect();
     json!({
         "generation": policy.generation(),
         "plugin": plugin,
@@ -83,6 +89,12 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         "breaker": policy.breaker().state().label(),
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,
+        "observe": {
+            "breaker": feedback.breaker().state().label(),
+            "outcomes_delivered": feedback.delivered(),
+            "outcomes_dropped": policy.outcomes_dropped(),
+            "failures": observe_failures,
+        },
     })
 }
 

@@ -17,7 +17,7 @@ use http::uri::Authority;
 use vane_plugin_kit::WeightedSchedule;
 
 pub use health::{AttemptVerdict, BackendHealth, Transition};
-pub use recent::SAMPLE_EVERY as RECENT_SAMPLE_EVERY;
+pub use recent::{SAMPLE_EVERY as RECENT_SAMPLE_EVERY, SAMPLES as RECENT_SAMPLES};
 pub use stats::{BackendStats, InFlightGuard, Outcome};
 
 use crate::clock::Clock;

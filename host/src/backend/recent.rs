@@ -10,7 +10,7 @@ use std::time::Duration;
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// How many samples are kept: the window is this many sampling periods long.
-const SAMPLES: usize = 10;
+pub const SAMPLES: usize = 10;
 
 /// The last [`SAMPLES`] samples of a backend's request and failure totals, a ring.
 #[derive(Debug, Default)]

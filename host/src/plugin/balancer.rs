@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
@@ -14,6 +13,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use super::bindings::{BalancerPre, Outcome};
+use super::heard::Heard;
 use super::instance::{ConfigureError, OutOfMemory, PluginInstance};
 use super::limits::{LOG_LINES_PER_SECOND, MemoryBudget};
 use super::{PluginEngine, PluginError};
@@ -50,14 +50,9 @@ pub struct PluginBalancer {
     idle: ArrayQueue<PluginInstance>,
     /// The linear memory all its instances may hold together.
     memory: Arc<MemoryBudget>,
-    /// Outcomes waiting for `observe`, each with the generation of the set it belongs to.
-    outcomes: ArrayQueue<(u64, Outcome)>,
-    /// Outcomes dropped because `outcomes` was full.
-    outcomes_dropped: AtomicU64,
+    /// Outcomes on their way to the instances' `observe`.
+    heard: Heard,
 }
-
-/// How many outcomes wait for `observe` at most; more are dropped until the plugin catches up.
-const OUTCOMES_QUEUED: usize = 4096;
 
 impl PluginBalancer {
     /// Reads, compiles and instantiates the plugin at `path`, and configures it with `config` and
@@ -125,8 +120,7 @@ impl PluginBalancer {
             )),
             idle: ArrayQueue::new(pool_size.max(4)),
             memory: MemoryBudget::new(limits.total_memory_limit),
-            outcomes: ArrayQueue::new(OUTCOMES_QUEUED),
-            outcomes_dropped: AtomicU64::new(0),
+            heard: Heard::new(),
         };
         let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {
             path: path.to_owned(),
@@ -179,7 +173,7 @@ impl PluginBalancer {
 
     /// Borrows an idle instance configured for `set`, making one if none is idle.
     fn checkout(&self, set: &BackendSet) -> Result<PluginInstance, FallbackReason> {
-        let mut instance = match self.idle.pop() {
+        let instance = match self.idle.pop() {
             Some(instance) => instance,
             None => self.instantiate().map_err(|err| {
                 if err.is::<OutOfMemory>() {
@@ -189,6 +183,15 @@ impl PluginBalancer {
                 }
             })?,
         };
+        self.configured(instance, set)
+    }
+
+    /// `instance`, configured for `set` if it was not.
+    fn configured(
+        &self,
+        mut instance: PluginInstance,
+        set: &BackendSet,
+    ) -> Result<PluginInstance, FallbackReason> {
         if !instance.is_configured_for(set.generation()) {
             instance
                 .configure(&self.config, set)
@@ -240,35 +243,35 @@ impl Balancer for PluginBalancer {
             status,
             latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
         };
-        let was_empty = self.outcomes.is_empty();
-        if self.outcomes.push((set.generation(), outcome)).is_err() {
-            self.outcomes_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-        was_empty
+        self.heard.queue(set.generation(), outcome)
     }
 
     fn deliver(&self, set: &BackendSet) -> Result<usize, FallbackReason> {
-        let generation = set.generation();
-        // Only those queued by now, so that a busy proxy cannot keep this call going.
-        let waiting = self.outcomes.len();
-        let mut batch = Vec::with_capacity(waiting);
-        for (of, outcome) in std::iter::from_fn(|| self.outcomes.pop()).take(waiting) {
-            if of == generation {
-                batch.push(outcome);
+        let latest = self.heard.gather(set.generation());
+        // Every idle instance hears of what it has not: one at a time, so that picks find the
+        // others idle. Instances busy now hear of it next time.
+        let mut delivered = 0;
+        for _ in 0..self.idle.len() {
+            let Some(instance) = self.idle.pop() else {
+                break;
+            };
+            if instance.heard_up_to >= latest {
+                self.checkin(instance);
+                continue;
             }
+            let mut instance = self.configured(instance, set)?;
+            let outcomes = self.heard.since(instance.heard_up_to);
+            // A failure here costs no request; the instance is discarded as after a failed pick.
+            instance.observe(&outcomes)?;
+            instance.heard_up_to = latest;
+            delivered += outcomes.len();
+            self.checkin(instance);
         }
-        if batch.is_empty() {
-            return Ok(0);
-        }
-        // A failure here costs no request; the instance is discarded like after a failed pick.
-        let mut instance = self.checkout(set)?;
-        instance.observe(&batch)?;
-        self.checkin(instance);
-        Ok(batch.len())
+        Ok(delivered)
     }
 
     fn outcomes_dropped(&self) -> u64 {
-        self.outcomes_dropped.load(Ordering::Relaxed)
+        self.heard.dropped()
     }
 }
 

@@ -88,6 +88,8 @@ pub(crate) struct PluginInstance {
     wanted_headers: Vec<HeaderName>,
     /// Whether the plugin asked for `observe` calls.
     pub(crate) feedback: bool,
+    /// The number of the first batch of outcomes this instance has not heard of.
+    pub(crate) heard_up_to: u64,
     /// Whether the plugin asked for the request's method, authority and path.
     wants_target: bool,
     /// The columns of `states` the plugin asked for.
@@ -160,6 +162,7 @@ impl PluginInstance {
             configured_for: None,
             wanted_headers: Vec::new(),
             feedback: false,
+            heard_up_to: 0,
             wants_target: false,
             columns: Columns::empty(),
             request: Request {

@@ -11,6 +11,7 @@ mod cache;
 mod engine;
 mod error;
 mod fit;
+mod heard;
 mod instance;
 mod limits;
 mod output;

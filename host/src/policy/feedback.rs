@@ -17,14 +17,21 @@ use crate::log_budget::LogBudget;
 /// At most one warning about a failed `observe` per this interval.
 const LOG_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The ways an `observe` call fails, in the order [`Feedback::failures`] counts them.
+pub const OBSERVE_FAILURES: [FallbackReason; 3] = [
+    FallbackReason::Trap,
+    FallbackReason::Deadline,
+    FallbackReason::Memory,
+];
+
 /// What became of the outcomes meant for the plugin's `observe`.
 #[derive(Debug)]
 pub struct Feedback {
     breaker: Breaker,
     /// Outcomes the plugin received.
     delivered: AtomicU64,
-    /// `observe` calls that failed, by reason, in the order of [`FallbackReason::ALL`].
-    failures: [AtomicU64; FallbackReason::ALL.len()],
+    /// `observe` calls that failed, by reason, in the order of [`OBSERVE_FAILURES`].
+    failures: [AtomicU64; OBSERVE_FAILURES.len()],
     warnings: LogBudget,
 }
 
@@ -49,13 +56,11 @@ impl Feedback {
         self.delivered.load(Ordering::Relaxed)
     }
 
-    /// Failed `observe` calls for each reason, in the order of [`FallbackReason::ALL`].
-    pub fn failures(&self) -> [(FallbackReason, u64); FallbackReason::ALL.len()] {
-        FallbackReason::ALL.map(|reason| {
-            (
-                reason,
-                self.failures[reason as usize].load(Ordering::Relaxed),
-            )
+    /// Failed `observe` calls for each reason of [`OBSERVE_FAILURES`].
+    pub fn failures(&self) -> [(FallbackReason, u64); OBSERVE_FAILURES.len()] {
+        std::array::from_fn(|slot| {
+            let count = self.failures[slot].load(Ordering::Relaxed);
+            (OBSERVE_FAILURES[slot], count)
         })
     }
 
@@ -86,10 +91,13 @@ impl Feedback {
                 self.delivered.fetch_add(count as u64, Ordering::Relaxed);
             }
             Err(reason) => {
-                if reason.is_failure() {
-                    self.breaker.failed(admission, name);
-                }
-                let total = self.failures[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
+                // A fresh instance whose `configure` refused is not `observe` failing; the
+                // picks count it.
+                let Some(slot) = OBSERVE_FAILURES.iter().position(|r| *r == reason) else {
+                    return;
+                };
+                self.breaker.failed(admission, name);
+                let total = self.failures[slot].fetch_add(1, Ordering::Relaxed) + 1;
                 if self.warnings.allow() {
                     tracing::warn!(
                         plugin = name,

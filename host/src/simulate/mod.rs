@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome};
+use crate::backend::{Backend, BackendSet, InFlightGuard, Outcome, RECENT_SAMPLE_EVERY};
 use crate::balancer::{FallbackReason, RequestInfo};
 use crate::clock::Clock;
 use crate::config::{BackendConfig, BackendProtocol};
@@ -66,6 +66,7 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
     let mut pick_times = Vec::with_capacity(simulation.requests as usize);
     let mut served: Vec<(String, u64)> = Vec::new();
     let mut now = Duration::ZERO;
+    let mut next_sample = RECENT_SAMPLE_EVERY;
     for sequence in 0..simulation.requests {
         now += interval;
         for (at, change) in &changes {
@@ -73,7 +74,11 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
                 set = apply(&set, change, &mut known, clock);
             }
         }
-        finish_due(&mut in_flight, now);
+        finish_due(&mut in_flight, now, policy, &set);
+        while next_sample <= now {
+            set.sample_recent();
+            next_sample += RECENT_SAMPLE_EVERY;
+        }
         let request = RequestInfo {
             sequence,
             method: &Method::GET,
@@ -85,7 +90,10 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
         let started = Instant::now();
         let ranked = policy.pick(&request, &set);
         pick_times.push(started.elapsed());
-        let Some(backend) = ranked.first().and_then(|&i| set.get(i as usize)) else {
+        let Some((index, backend)) = ranked
+            .first()
+            .and_then(|&i| Some((i, set.get(i as usize)?)))
+        else {
             continue;
         };
         match served.iter_mut().find(|(name, _)| *name == backend.name) {
@@ -99,10 +107,12 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
         in_flight.push(InFlight {
             due: now + latency,
             latency,
+            index,
+            generation: set.generation(),
             guard: InFlightGuard::start(backend.clone()),
         });
     }
-    finish_due(&mut in_flight, Duration::MAX);
+    finish_due(&mut in_flight, Duration::MAX, policy, &set);
     Report::new(simulation, policy, &known, &served, pick_times)
 }
 
@@ -134,23 +144,35 @@ pub fn is_plugin_failure(reason: FallbackReason) -> bool {
     reason != FallbackReason::Declined
 }
 
-/// A simulated request on its way: when it completes, after what latency, and its count.
+/// A simulated request on its way: when it completes, after what latency, the backend it went
+/// to (its index in the set of that generation), and its count.
 struct InFlight {
     due: Duration,
     latency: Duration,
+    index: u32,
+    generation: u64,
     guard: InFlightGuard,
 }
 
-/// Completes every simulated request due by `now`, feeding its latency to the statistics.
-fn finish_due(in_flight: &mut Vec<InFlight>, now: Duration) {
+/// Completes every simulated request due by `now`, feeding its latency to the statistics and,
+/// if the plugin asked for feedback and `set` is still the set it went out in, its outcome to
+/// the plugin's `observe` (at once, where the proxy gathers outcomes for a few milliseconds).
+fn finish_due(in_flight: &mut Vec<InFlight>, now: Duration, policy: &Policy, set: &BackendSet) {
+    let mut observed = false;
     in_flight.retain(|request| {
         if request.due > now {
             return true;
         }
         let stats = &request.guard.backend().stats;
         stats.record_outcome(Outcome::Status(200), request.latency);
+        if request.generation == set.generation() {
+            observed |= policy.observe(set, request.index, 200, request.latency);
+        }
         false
     });
+    if observed {
+        policy.deliver_feedback(set);
+    }
 }
 
 /// A backend of the simulated set, at a made-up loopback address vane never connects to.

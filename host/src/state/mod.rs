@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 pub use client_connections::{ClientConnections, ClientFault, OpenConnection};
 pub use retry_budget::RetryBudget;
 
-use crate::backend::{BackendSet, RECENT_SAMPLE_EVERY};
+use crate::backend::{BackendSet, RECENT_SAMPLE_EVERY, RECENT_SAMPLES};
 use crate::clock::Clock;
 use crate::config::RetryConfig;
 use crate::policy::Policy;
@@ -114,15 +114,27 @@ impl State {
     }
 }
 
-/// Samples the recent counts of the backend set in force once per [`RECENT_SAMPLE_EVERY`] (see
-/// [`crate::backend::BackendStats::recent`]), until `stop`.
+/// Samples the recent counts of the backend set in force once per [`RECENT_SAMPLE_EVERY`] of
+/// vane's clock (see [`crate::backend::BackendStats::recent`]), until `stop`. It looks once per
+/// [`RECENT_SAMPLE_EVERY`] and takes one sample for each period the clock moved since, so a test
+/// that moves a manual clock moves the window with it.
 pub async fn sample_recent(state: Arc<State>, stop: CancellationToken) {
+    let period = RECENT_SAMPLE_EVERY.as_millis() as u64;
+    let periods = || state.clock().now() / period;
+    let mut sampled = periods();
     let mut ticks = tokio::time::interval(RECENT_SAMPLE_EVERY);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            _ = ticks.tick() => state.backends().sample_recent(),
+            _ = ticks.tick() => {}
             () = stop.cancelled() => return,
+        }
+        let now = periods();
+        let due = now.saturating_sub(sampled).min(RECENT_SAMPLES as u64);
+        sampled = now;
+        let set = state.backends();
+        for _ in 0..due {
+            set.sample_recent();
         }
     }
 }

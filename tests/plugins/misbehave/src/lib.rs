@@ -26,7 +26,9 @@
 //! - `clock`: reads the WASI clocks without sleeping, then picks;
 //! - `print`: writes one line to stdout and one to stderr, then picks;
 //! - `learn`: asks for feedback, and picks the first eligible backend whose last outcome it
-//!   observed was not a 5xx or a failure to answer.
+//!   observed was not a 5xx or a failure to answer;
+//! - `forgiving`: asks for the recent counts, and picks the first eligible backend with no
+//!   recent failures (else the first eligible one).
 //!
 //! And two that show what a pick is told:
 //! - `by-path`: asks for the request target and picks backend `path length % backends`;
@@ -36,7 +38,7 @@
 use std::hint::black_box;
 use std::net::SocketAddrV4;
 
-use vane_plugin_kit::{BackendInfo, Needs, Outcome, Policy, Request, States};
+use vane_plugin_kit::{BackendInfo, Columns, Needs, Outcome, Policy, Request, States};
 
 /// The way this plugin behaves, from its config string.
 enum Mode {
@@ -61,6 +63,7 @@ enum Mode {
     NoTarget,
     Learn,
     LoopObserve,
+    Forgiving,
 }
 
 struct Misbehave {
@@ -108,12 +111,17 @@ impl Policy for Misbehave {
             "no-target" => Mode::NoTarget,
             "learn" => Mode::Learn,
             "loop-observe" => Mode::LoopObserve,
+            "forgiving" => Mode::Forgiving,
             _ => Mode::Behave,
+        };
+        let columns = match mode {
+            Mode::Forgiving => Columns::RECENT_REQUESTS | Columns::RECENT_FAILURES,
+            _ => Columns::empty(),
         };
         let needs = Needs {
             target: matches!(mode, Mode::ByPath),
             feedback: matches!(mode, Mode::Learn | Mode::LoopObserve),
-            ..vane_plugin_kit::needs_nothing()
+            ..vane_plugin_kit::needs(columns)
         };
         let plugin = Misbehave {
             mode,
@@ -187,6 +195,12 @@ impl Policy for Misbehave {
                 let mut clean = vane_plugin_kit::eligible(states)
                     .filter(|&index| !self.failing.get(index as usize).copied().unwrap_or(false));
                 return ranked.extend(clean.next());
+            }
+            Mode::Forgiving => {
+                let failures = states.column(Columns::RECENT_FAILURES);
+                let mut clean = vane_plugin_kit::eligible(states)
+                    .filter(|&index| failures[index as usize] == 0);
+                return ranked.extend(clean.next().or(first_eligible));
             }
             _ => {}
         }

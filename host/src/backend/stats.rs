@@ -77,7 +77,8 @@ impl BackendStats {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// `(requests, failures)` in about the last ten seconds (see [`RecentWindow`]).
+    /// `(requests, failures)` in about the last ten seconds: the totals now less those sampled
+    /// about ten seconds ago (see [`BackendStats::sample_recent`]).
     pub fn recent(&self) -> (u64, u64) {
         self.recent.since_oldest(self.requests(), self.failures())
     }

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 pub use breaker::{Admission, Breaker, BreakerState};
 pub use fallback::FallbackCounts;
-pub use feedback::Feedback;
+pub use feedback::{Feedback, OBSERVE_FAILURES};
 
 use crate::backend::BackendSet;
 use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo, RoundRobin};

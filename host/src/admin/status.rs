@@ -89,12 +89,12 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         "breaker": policy.breaker().state().label(),
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,
-        "observe": {
+        "observe": policy.wants_feedback().then(|| json!({
             "breaker": feedback.breaker().state().label(),
             "outcomes_delivered": feedback.delivered(),
             "outcomes_dropped": policy.outcomes_dropped(),
             "failures": observe_failures,
-        },
+        })),
     })
 }
 

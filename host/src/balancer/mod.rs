@@ -18,6 +18,15 @@ use crate::backend::{BackendSet, Eligibility};
 pub use reason::FallbackReason;
 pub use round_robin::RoundRobin;
 
+/// What one [`Balancer::deliver`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Outcomes the plugin heard of for the first time.
+    pub outcomes: usize,
+    /// Whether the plugin was called at all (if not, nothing was learned of it).
+    pub called: bool,
+}
+
 /// How many backends a pick ranks at most: the first choice plus spares for retries.
 pub const MAX_RANKED: usize = 3;
 
@@ -60,21 +69,22 @@ pub trait Balancer: Send + Sync {
 
     /// Queues the outcome of a request sent to backend `index` of `set` (status 0: no
     /// response), for [`Balancer::deliver`] to hand over later: it never calls the plugin, so
-    /// the client does not wait for it. Answers whether the queue was empty before, so that the
-    /// caller wakes whoever delivers.
+    /// the client does not wait for it. Answers whether it was queued (not dropped).
     fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) -> bool {
         let _ = (set, index, status, latency);
         false
     }
 
-    /// Hands the queued outcomes that belong to `set` to the plugin in one call, dropping those
-    /// of an older set; answers how many it handed over, or why the call failed.
-    fn deliver(&self, set: &BackendSet) -> Result<usize, FallbackReason> {
+    /// Hands the queued outcomes that belong to `set` to the plugin (dropping those of an older
+    /// set), and to any of its instances that has not heard of earlier ones; answers what it
+    /// did, or why a call failed.
+    fn deliver(&self, set: &BackendSet) -> Result<Delivered, FallbackReason> {
         let _ = set;
-        Ok(0)
+        Ok(Delivered::default())
     }
 
-    /// Outcomes dropped because the queue was full (the plugin fell behind).
+    /// Outcomes dropped before the plugin heard of them: the queue was full (the plugin fell
+    /// behind), or they belonged to a set replaced since.
     fn outcomes_dropped(&self) -> u64 {
         0
     }

@@ -18,7 +18,7 @@ use super::instance::{ConfigureError, OutOfMemory, PluginInstance};
 use super::limits::{LOG_LINES_PER_SECOND, MemoryBudget};
 use super::{PluginEngine, PluginError};
 use crate::backend::{BackendSet, Eligibility};
-use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo};
+use crate::balancer::{Balancer, Delivered, FallbackReason, Ranked, RequestInfo};
 use crate::clock::Clock;
 use crate::config::PluginLimits;
 use crate::log_budget::LogBudget;
@@ -246,11 +246,15 @@ impl Balancer for PluginBalancer {
         self.heard.queue(set.generation(), outcome)
     }
 
-    fn deliver(&self, set: &BackendSet) -> Result<usize, FallbackReason> {
-        let latest = self.heard.gather(set.generation());
+    fn deliver(&self, set: &BackendSet) -> Result<Delivered, FallbackReason> {
+        let generation = set.generation();
+        let (gathered, latest) = self.heard.gather(generation);
+        let mut delivered = Delivered {
+            outcomes: gathered,
+            called: false,
+        };
         // Every idle instance hears of what it has not: one at a time, so that picks find the
-        // others idle. Instances busy now hear of it next time.
-        let mut delivered = 0;
+        // others idle. Instances busy now hear of it at the next delivery.
         for _ in 0..self.idle.len() {
             let Some(instance) = self.idle.pop() else {
                 break;
@@ -260,11 +264,13 @@ impl Balancer for PluginBalancer {
                 continue;
             }
             let mut instance = self.configured(instance, set)?;
-            let outcomes = self.heard.since(instance.heard_up_to);
-            // A failure here costs no request; the instance is discarded as after a failed pick.
-            instance.observe(&outcomes)?;
+            let outcomes = self.heard.since(instance.heard_up_to, generation);
+            if !outcomes.is_empty() {
+                // A failure costs no request; the instance is discarded as after a failed pick.
+                instance.observe(&outcomes)?;
+                delivered.called = true;
+            }
             instance.heard_up_to = latest;
-            delivered += outcomes.len();
             self.checkin(instance);
         }
         Ok(delivered)

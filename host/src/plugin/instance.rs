@@ -17,7 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{
     BackendInfo, Balancer, BalancerPre, Columns, Header, IpAddress, Level, Outcome, Request, Target,
 };
-use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, deadline_ticks};
+use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, deadline_ticks, observe_timeout};
 use super::output::{PluginOutput, Stream};
 use crate::backend::{Backend, BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
@@ -257,7 +257,7 @@ impl PluginInstance {
 
     /// Calls `observe` with how a batch of requests ended.
     pub(crate) fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), FallbackReason> {
-        self.arm(self.limits.pick_timeout);
+        self.arm(observe_timeout(&self.limits, outcomes.len()));
         let answer = finish_now(
             self.bindings
                 .vane_balancer_policy()

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+use crate::config::PluginLimits;
+
 /// How often the epoch advances: the granularity of every plugin deadline. 1 ms keeps a pick's
 /// deadline tight (a 1 ms budget is enforced within 2 ms) for about a thousand cheap wake-ups a second.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -28,6 +30,19 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 16;
 /// almost over, so one more tick than the timeout spans.
 pub(super) fn deadline_ticks(timeout: Duration) -> u64 {
     timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
+}
+
+/// How many outcomes one `pick_timeout` of an `observe` call covers: a longer batch (a busy
+/// proxy's, or a new instance catching up) gets one more `pick_timeout` per this many.
+const OUTCOMES_PER_PICK_TIMEOUT: usize = 256;
+
+/// The deadline of an `observe` call handed `outcomes` outcomes: `pick_timeout` per
+/// [`OUTCOMES_PER_PICK_TIMEOUT`] begun, at most `configure_timeout` (or `pick_timeout` if that
+/// is longer).
+pub(super) fn observe_timeout(limits: &PluginLimits, outcomes: usize) -> Duration {
+    let periods = u32::try_from(1 + outcomes / OUTCOMES_PER_PICK_TIMEOUT).unwrap_or(u32::MAX);
+    let most = limits.configure_timeout.max(limits.pick_timeout);
+    limits.pick_timeout.saturating_mul(periods).min(most)
 }
 
 /// The linear memory all instances of one plugin may hold together (`total_memory_limit`):
@@ -142,6 +157,21 @@ mod tests {
         assert_eq!(deadline_ticks(Duration::from_millis(1)), 2);
         assert_eq!(deadline_ticks(Duration::from_micros(1500)), 3);
         assert_eq!(deadline_ticks(Duration::from_secs(1)), 1001);
+    }
+
+    #[test]
+    fn an_observe_gets_a_pick_timeout_per_256_outcomes_up_to_the_configure_timeout() {
+        let limits = PluginLimits {
+            pick_timeout: Duration::from_millis(2),
+            configure_timeout: Duration::from_millis(7),
+            memory_limit: 1 << 20,
+            total_memory_limit: 1 << 20,
+        };
+        let ms = |outcomes| observe_timeout(&limits, outcomes).as_millis();
+        assert_eq!(
+            [ms(1), ms(255), ms(256), ms(600), ms(4096)],
+            [2, 2, 4, 6, 7]
+        );
     }
 
     #[test]

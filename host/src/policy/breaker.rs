@@ -112,6 +112,29 @@ impl Breaker {
         BreakerState::from_u8(self.state.load(Ordering::Acquire))
     }
 
+    /// Whether the breaker is open and its cool-down has not ended: no call is to be made, and
+    /// none is on trial.
+    pub fn cooling_down(&self) -> bool {
+        self.state() == BreakerState::Open
+            && self.clock.now() < self.open_until_ms.load(Ordering::Acquire)
+    }
+
+    /// Gives back a trial that could not judge the plugin (nothing called it): the breaker is
+    /// open again with its cool-down over, so that the next call is the trial, and nothing else
+    /// changes (no transition is counted, the cool-down keeps its length).
+    pub fn abandon_trial(&self, admission: Admission) {
+        if admission == Admission::Trial {
+            self.open_until_ms
+                .store(self.clock.now(), Ordering::Release);
+            let _ = self.state.compare_exchange(
+                BreakerState::HalfOpen as u8,
+                BreakerState::Open as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+    }
+
     /// How often the breaker entered each state, in the order of [`BreakerState::ALL`].
     pub fn transitions(&self) -> [(BreakerState, u64); 3] {
         BreakerState::ALL.map(|state| {

@@ -154,11 +154,21 @@ impl Policy {
         &self.feedback
     }
 
-    /// Outcomes dropped before `observe` because the plugin fell behind.
-    pub fn outcomes_dropped(&self) -> u64 {
+    /// Whether the plugin asked to hear of outcomes through `observe`.
+    pub fn wants_feedback(&self) -> bool {
         self.plugin
             .as_ref()
-            .map_or(0, |(_, plugin)| plugin.outcomes_dropped())
+            .is_some_and(|(_, plugin)| plugin.wants_feedback())
+    }
+
+    /// Outcomes dropped before the plugin heard of them: it fell behind, its `observe` breaker
+    /// was cooling down, or the backend set changed before they were handed over.
+    pub fn outcomes_dropped(&self) -> u64 {
+        let queued = self
+            .plugin
+            .as_ref()
+            .map_or(0, |(_, plugin)| plugin.outcomes_dropped());
+        queued + self.feedback.refused()
     }
 
     /// Ranks the eligible backends for `request`, first choice first; empty only if the set is.
@@ -223,8 +233,8 @@ impl Policy {
     }
 
     /// Queues, for the plugin's `observe` if it asked for feedback, how a request to backend
-    /// `index` of `set` went; never calls the plugin. Answers whether the queue was empty
-    /// before, so that the caller wakes [`crate::state::deliver_feedback`].
+    /// `index` of `set` went; never calls the plugin. Answers whether it was queued, so that
+    /// the caller makes sure [`crate::state::deliver_feedback`] will come.
     pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) -> bool {
         match &self.plugin {
             Some((_, plugin)) if plugin.wants_feedback() => {

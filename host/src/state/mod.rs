@@ -7,6 +7,7 @@ mod client_connections;
 mod retry_budget;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
@@ -29,8 +30,11 @@ pub struct State {
     retry_budget: RetryBudget,
     client_connections: ClientConnections,
     clock: Clock,
-    /// Woken when an outcome is queued for the plugin's `observe` into an empty queue.
+    /// Wakes [`deliver_feedback`] for outcomes queued for the plugin's `observe`.
     feedback_queued: Notify,
+    /// Whether a delivery is due: set by the first outcome queued after a delivery began, so
+    /// that each later one costs one load.
+    feedback_due: AtomicBool,
 }
 
 impl State {
@@ -48,6 +52,7 @@ impl State {
             client_connections: ClientConnections::default(),
             clock,
             feedback_queued: Notify::new(),
+            feedback_due: AtomicBool::new(false),
         })
     }
 
@@ -83,10 +88,14 @@ impl State {
 
     /// Queues how a request to backend `index` of `set` went for the plugin's `observe`, if
     /// it asked and `set` is still the set in force (else the plugin has been configured for
-    /// another), and wakes [`deliver_feedback`] if it was idle.
+    /// another), and makes sure [`deliver_feedback`] comes for it.
     pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) {
+        // Queued first, then the flag: a delivery that cleared the flag before this load takes
+        // the outcome, or this call sees the flag clear and wakes the next one.
         if self.backends().generation() == set.generation()
             && self.policy().observe(set, index, status, latency)
+            && !self.feedback_due.load(Ordering::SeqCst)
+            && !self.feedback_due.swap(true, Ordering::SeqCst)
         {
             self.feedback_queued.notify_one();
         }
@@ -130,7 +139,8 @@ pub async fn sample_recent(state: Arc<State>, stop: CancellationToken) {
             () = stop.cancelled() => return,
         }
         let now = periods();
-        let due = now.saturating_sub(sampled).min(RECENT_SAMPLES as u64);
+        // After a long pause, enough samples of the totals now to empty the window.
+        let due = now.saturating_sub(sampled).min(RECENT_SAMPLES as u64 + 1);
         sampled = now;
         let set = state.backends();
         for _ in 0..due {
@@ -143,16 +153,26 @@ pub async fn sample_recent(state: Arc<State>, stop: CancellationToken) {
 /// `observe` together: a plugin learns within this much, in at most this many calls a second.
 pub const FEEDBACK_GATHER: Duration = Duration::from_millis(5);
 
+/// How often outcomes are delivered without being woken: so that an instance that was busy
+/// at the last delivery hears of it even if no outcome follows.
+pub const FEEDBACK_CATCH_UP: Duration = Duration::from_secs(1);
+
 /// Hands the queued outcomes to the plugin's `observe` in batches, each on tokio's blocking
 /// threads so that a slow or broken `observe` holds up no client, until `stop`.
 pub async fn deliver_feedback(state: Arc<State>, stop: CancellationToken) {
     loop {
         tokio::select! {
-            () = state.feedback_queued.notified() => {}
+            () = state.feedback_queued.notified() => {
+                tokio::time::sleep(FEEDBACK_GATHER).await;
+            }
+            () = tokio::time::sleep(FEEDBACK_CATCH_UP) => {}
             () = stop.cancelled() => return,
         }
-        tokio::time::sleep(FEEDBACK_GATHER).await;
+        state.feedback_due.store(false, Ordering::SeqCst);
         let policy = state.hold_policy();
+        if !policy.wants_feedback() {
+            continue;
+        }
         let set = state.hold_backends();
         let delivered = tokio::task::spawn_blocking(move || policy.deliver_feedback(&set));
         if delivered.await.is_err() {

@@ -37,7 +37,15 @@ pub struct States<'a> {
 impl<'a> States<'a> {
     /// The states of `count` backends, laid out as `pick`'s `states` list with the columns
     /// `asked` (what the host hands a pick; also for testing a policy off the host).
+    ///
+    /// Panics if `words` is shorter than the state bits and `asked` columns of `count` backends.
     pub fn new(words: &'a [u64], count: usize, asked: Columns) -> Self {
+        let columns = 1 + asked.bits().count_ones() as usize;
+        assert!(
+            words.len() >= count * columns,
+            "{} numbers cannot hold {columns} columns of {count} backends",
+            words.len()
+        );
         States {
             words,
             count,

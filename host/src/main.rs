@@ -254,6 +254,10 @@ fn plugin_test(
             simulation.requests
         );
     }
+    let observe_failures = report.observe_failures();
+    if observe_failures > 0 {
+        anyhow::bail!("the plugin's observe failed {observe_failures} times");
+    }
     Ok(())
 }
 

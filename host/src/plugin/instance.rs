@@ -337,7 +337,7 @@ impl PluginInstance {
     }
 
     /// Writes the state bits of every backend (bit 0: it may receive this request), then each
-    /// column the plugin asked for, into the reused `states` list.
+    /// column the plugin asked for, in the order `wit/` declares them, into the reused `states`.
     fn fill_states(&mut self, set: &BackendSet, eligibility: Eligibility) {
         let backends = set.backends();
         let states = &mut self.states;
@@ -347,31 +347,36 @@ impl PluginInstance {
                 .iter()
                 .map(|backend| u64::from(eligibility.allows(backend)) * ELIGIBLE),
         );
-        for (column, value) in COLUMNS {
-            if self.columns.contains(column) {
-                states.extend(backends.iter().map(|backend| value(backend)));
-            }
+        // One loop per column asked for, each with its reading inlined.
+        let asked = |flag| self.columns.contains(flag);
+        if asked(Columns::WEIGHT) {
+            push_column(states, backends, |b| u64::from(b.weight));
+        }
+        if asked(Columns::IN_FLIGHT) {
+            push_column(states, backends, |b| u64::from(b.stats.in_flight()));
+        }
+        if asked(Columns::REQUESTS) {
+            push_column(states, backends, |b| b.stats.requests());
+        }
+        if asked(Columns::FAILURES) {
+            push_column(states, backends, |b| b.stats.failures());
+        }
+        if asked(Columns::LATENCY_EWMA_US) {
+            push_column(states, backends, |b| u64::from(b.stats.latency_ewma_us()));
+        }
+        if asked(Columns::RECENT_REQUESTS) {
+            push_column(states, backends, |b| b.stats.recent().0);
+        }
+        if asked(Columns::RECENT_FAILURES) {
+            push_column(states, backends, |b| b.stats.recent().1);
         }
     }
 }
 
-/// How to read one column's value for a backend.
-type ReadColumn = fn(&Backend) -> u64;
-
-/// Each column a plugin can ask for, in the order `wit/` declares them, and how to read it.
-const COLUMNS: [(Columns, ReadColumn); 7] = [
-    (Columns::WEIGHT, |backend| u64::from(backend.weight)),
-    (Columns::IN_FLIGHT, |backend| {
-        u64::from(backend.stats.in_flight())
-    }),
-    (Columns::REQUESTS, |backend| backend.stats.requests()),
-    (Columns::FAILURES, |backend| backend.stats.failures()),
-    (Columns::LATENCY_EWMA_US, |backend| {
-        u64::from(backend.stats.latency_ewma_us())
-    }),
-    (Columns::RECENT_REQUESTS, |backend| backend.stats.recent().0),
-    (Columns::RECENT_FAILURES, |backend| backend.stats.recent().1),
-];
+/// Appends `value` of every backend to `states`: one column.
+fn push_column(states: &mut Vec<u64>, backends: &[Arc<Backend>], value: impl Fn(&Backend) -> u64) {
+    states.extend(backends.iter().map(|backend| value(backend)));
+}
 
 /// Why a call was abandoned when it waited on the host (a WASI clock or poll).
 const BLOCKED: &str = "the plugin blocked waiting on the host, which a policy must never do";

@@ -41,6 +41,9 @@ pub struct Report {
     pub fallbacks: Vec<(FallbackReason, u64)>,
     /// Every pick's duration (the whole call, fallback included), sorted.
     pub pick_times: Vec<Duration>,
+    /// For a plugin that asked for feedback: the outcomes it heard of through `observe`, and
+    /// the `observe` calls that failed, by reason.
+    pub observe: Option<(u64, Vec<(FallbackReason, u64)>)>,
     scenario: &'static str,
 }
 
@@ -73,6 +76,10 @@ impl Report {
             answered: policy.picks().answered(),
             fallbacks: policy.fallbacks().snapshot().to_vec(),
             pick_times,
+            observe: policy.wants_feedback().then(|| {
+                let feedback = policy.feedback();
+                (feedback.delivered(), feedback.failures().to_vec())
+            }),
             scenario: simulation.scenario.label(),
         }
     }
@@ -83,6 +90,14 @@ impl Report {
             .iter()
             .filter(|(reason, _)| is_plugin_failure(*reason))
             .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// `observe` calls that failed.
+    pub fn observe_failures(&self) -> u64 {
+        self.observe
+            .iter()
+            .flat_map(|(_, failures)| failures.iter().map(|(_, count)| count))
             .sum()
     }
 
@@ -136,16 +151,28 @@ impl fmt::Display for Report {
             us(self.pick_quantile(0.99)),
             us(self.pick_quantile(1.0)),
         )?;
-        let fallbacks: Vec<String> = self
-            .fallbacks
-            .iter()
-            .filter(|(_, count)| *count > 0)
-            .map(|(reason, count)| format!("{} {count}", reason.label()))
-            .collect();
-        if fallbacks.is_empty() {
-            writeln!(f, "fallbacks: none")
-        } else {
-            writeln!(f, "fallbacks: {}", fallbacks.join(", "))
+        writeln!(f, "fallbacks: {}", counted(&self.fallbacks))?;
+        if let Some((heard, failures)) = &self.observe {
+            writeln!(
+                f,
+                "observe: {heard} outcomes heard; failures: {}",
+                counted(failures)
+            )?;
         }
+        Ok(())
+    }
+}
+
+/// `reason count, ...` for the reasons counted at least once, or `none`.
+fn counted(counts: &[(FallbackReason, u64)]) -> String {
+    let counted: Vec<String> = counts
+        .iter()
+        .filter(|(_, count)| *count > 0)
+        .map(|(reason, count)| format!("{} {count}", reason.label()))
+        .collect();
+    if counted.is_empty() {
+        "none".to_owned()
+    } else {
+        counted.join(", ")
     }
 }

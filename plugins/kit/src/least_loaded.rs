@@ -5,7 +5,8 @@
 //! of piling onto the first.
 
 /// Pushes up to `max` eligible backends onto `ranked`, least loaded per unit of weight first.
-/// Equal loads are ordered starting from the backend at `sequence % n`.
+/// Equal loads are ordered starting from the backend at `sequence % n`. One pass over the
+/// backends, keeping the best `max` so far in order.
 pub fn rank_least_loaded(
     sequence: u64,
     eligible: impl Fn(usize) -> bool,
@@ -15,32 +16,38 @@ pub fn rank_least_loaded(
     ranked: &mut Vec<u32>,
 ) {
     let count = in_flight.len().min(weight.len());
-    if count == 0 {
+    if count == 0 || max == 0 {
         return;
     }
-    let start = (sequence % count as u64) as usize;
+    // Both kept below 2^32, so that the products below fit in a u64 (wasm has no wider
+    // multiply): `a` carries less per unit of weight than `b` if a.0 * b.1 < b.0 * a.1.
+    let most = u64::from(u32::MAX);
+    let load = |i: usize| (in_flight[i].min(most), weight[i].clamp(1, most));
+    let lighter = |a: (u64, u64), b: (u64, u64)| a.0 * b.1 < b.0 * a.1;
     let first = ranked.len();
-    for _ in 0..max {
-        let mut best: Option<(usize, u128, u128)> = None; // (index, in_flight, weight)
-        for offset in 0..count {
-            let index = (start + offset) % count;
-            if !eligible(index) || ranked[first..].contains(&(index as u32)) {
-                continue;
-            }
-            let load = u128::from(in_flight[index]);
-            let weight = u128::from(weight[index].max(1));
-            // load/weight < best_load/best_weight, without division.
-            let better = match best {
-                None => true,
-                Some((_, best_load, best_weight)) => load * best_weight < best_load * weight,
-            };
-            if better {
-                best = Some((index, load, weight));
-            }
+    // The load of the last one kept, once `max` are: most backends compare only with it.
+    let mut last: Option<(u64, u64)> = None;
+    let start = (sequence % count as u64) as usize;
+    for index in (start..count).chain(0..start) {
+        if !eligible(index) {
+            continue;
         }
-        match best {
-            Some((index, _, _)) => ranked.push(index as u32),
-            None => return,
+        let candidate = load(index);
+        if last.is_some_and(|last| !lighter(candidate, last)) {
+            continue;
+        }
+        // After every one kept that it is not lighter than: equal loads keep the visiting order.
+        let kept = &ranked[first..];
+        let at = kept
+            .iter()
+            .position(|&other| lighter(candidate, load(other as usize)))
+            .unwrap_or(kept.len());
+        if kept.len() == max {
+            ranked.pop();
+        }
+        ranked.insert(first + at, index as u32);
+        if ranked.len() - first == max {
+            last = ranked.last().map(|&index| load(index as usize));
         }
     }
 }
@@ -88,5 +95,47 @@ mod tests {
         assert_eq!(rank(0, &s), vec![1]);
         let none = states(&[false; 2], &[0; 2], &[1; 2]);
         assert!(rank(0, &none).is_empty());
+    }
+
+    #[test]
+    fn one_pass_ranks_as_a_full_sort_would() {
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |bound: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % bound
+        };
+        for _ in 0..2000 {
+            let n = 1 + next(12) as usize;
+            let healthy: Vec<bool> = (0..n).map(|_| next(5) != 0).collect();
+            let in_flight: Vec<u64> = (0..n).map(|_| next(6)).collect();
+            let weight: Vec<u64> = (0..n).map(|_| 1 + next(4)).collect();
+            let sequence = next(1000);
+            let max = 1 + next(4) as usize;
+            // The reference: every eligible backend in visiting order, stably sorted by load per
+            // unit of weight, cut to `max`.
+            let start = (sequence % n as u64) as usize;
+            let mut expected: Vec<usize> = (0..n)
+                .map(|offset| (start + offset) % n)
+                .filter(|&i| healthy[i])
+                .collect();
+            expected.sort_by(|&a, &b| (in_flight[a] * weight[b]).cmp(&(in_flight[b] * weight[a])));
+            expected.truncate(max);
+            let mut ranked = vec![99];
+            rank_least_loaded(
+                sequence,
+                |i| healthy[i],
+                &in_flight,
+                &weight,
+                max,
+                &mut ranked,
+            );
+            let got: Vec<usize> = ranked[1..].iter().map(|&i| i as usize).collect();
+            assert_eq!(
+                got, expected,
+                "{healthy:?} {in_flight:?} {weight:?} seq {sequence}"
+            );
+        }
     }
 }

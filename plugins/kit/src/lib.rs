@@ -2,7 +2,8 @@
 //!
 //! A policy is a type implementing [`Policy`] plus one line, `vane_plugin_kit::export_policy!(MyPolicy);`,
 //! in a `cdylib` crate built for `wasm32-wasip2`. The kit owns the WIT bindings, keeps the policy's
-//! state between calls, and offers what most policies need: [`eligible`] backends, weighted
+//! state between calls, reads the packed states a pick gets (`States`: eligibility and the
+//! columns asked for in `Needs::columns`), and offers what most policies need: `eligible` backends, weighted
 //! round-robin ([`WeightedSchedule`]), least-loaded and lowest-key ranking, a stable hash and
 //! weighted rendezvous hashing for affinity, and [`ConfigPairs`] for the config string. It does no
 //! I/O of its own.

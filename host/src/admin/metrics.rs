@@ -175,19 +175,12 @@ impl Collector for StateCollector {
             &policy.picks().duration().snapshot(),
         )?;
         let breaker = policy.breaker();
-        let mut metric = encoder.encode_descriptor(
+        breaker_state(
+            &mut encoder,
             "vane_plugin_breaker_state",
             "The plugin's circuit breaker: 1 for the state it is in (closed: the plugin is called).",
-            None,
-            MetricType::Gauge,
+            breaker.state(),
         )?;
-        let current = breaker.state();
-        for state in BreakerState::ALL {
-            let labels: Labels<'_> = [("state", state.label())];
-            metric
-                .encode_family(&labels)?
-                .encode_gauge(&u64::from(state == current))?;
-        }
         let mut metric = encoder.encode_descriptor(
             "vane_plugin_breaker_transitions",
             "Times the plugin's circuit breaker entered each state.",
@@ -201,7 +194,7 @@ impl Collector for StateCollector {
         let feedback = policy.feedback();
         let mut metric = encoder.encode_descriptor(
             "vane_plugin_observe_outcomes",
-            "Outcomes meant for the plugin's observe: delivered, or dropped because it fell behind.",
+            "Outcomes meant for the plugin's observe: delivered, or dropped (it fell behind, its breaker was open, or the backend set changed).",
             None,
             MetricType::Counter,
         )?;
@@ -223,19 +216,12 @@ impl Collector for StateCollector {
             let labels: Labels<'_> = [("reason", reason.label())];
             counter(metric.encode_family(&labels)?, count)?;
         }
-        let mut metric = encoder.encode_descriptor(
+        breaker_state(
+            &mut encoder,
             "vane_plugin_observe_breaker_state",
             "The breaker of the plugin's observe calls: 1 for the state it is in (closed: called).",
-            None,
-            MetricType::Gauge,
+            feedback.breaker().state(),
         )?;
-        let current = feedback.breaker().state();
-        for state in BreakerState::ALL {
-            let labels: Labels<'_> = [("state", state.label())];
-            metric
-                .encode_family(&labels)?
-                .encode_gauge(&u64::from(state == current))?;
-        }
         let mut metric = encoder.encode_descriptor(
             "vane_plugin_log_lines",
             "Lines the plugin wrote (log calls, stdout, stderr): logged, or dropped by the rate limit.",
@@ -401,6 +387,23 @@ fn gauge(
     encoder
         .encode_descriptor(name, help, None, MetricType::Gauge)?
         .encode_gauge(&value)
+}
+
+/// A breaker's state as a gauge family: 1 for `current`, 0 for the other states.
+fn breaker_state(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    current: BreakerState,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    for state in BreakerState::ALL {
+        let labels: Labels<'_> = [("state", state.label())];
+        metric
+            .encode_family(&labels)?
+            .encode_gauge(&u64::from(state == current))?;
+    }
+    Ok(())
 }
 
 fn histogram(

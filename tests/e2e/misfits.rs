@@ -51,11 +51,14 @@ fn check_refuses(name: &str, bytes: &[u8]) -> String {
 
 #[test]
 fn a_plugin_built_for_another_version_is_told_to_rebuild() {
-    let stderr = check_refuses("version", &misfit("0.2.0", &ALL, &[]));
+    let imports = ["vane:balancer/types@0.2.0", "vane:balancer/host@0.2.0"];
+    let stderr = check_refuses("version", &misfit("0.2.0", &ALL, &imports));
     assert!(
         stderr.contains("built for vane:balancer@0.2.0, but this vane speaks vane:balancer@0.3.0"),
         "{stderr}"
     );
+    // Said once, not once per import and again for the export.
+    assert_eq!(stderr.matches("rebuild it against").count(), 1, "{stderr}");
     let stderr = check_refuses(
         "import-version",
         &misfit("0.3.0", &ALL, &["vane:balancer/host@0.1.0"]),

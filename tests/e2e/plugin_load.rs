@@ -30,6 +30,34 @@ async fn a_missing_plugin_file_is_refused_with_its_path() {
     assert!(error.contains(&path.display().to_string()), "{error}");
 }
 
+#[test]
+fn a_missing_plugin_named_relative_to_the_config_is_named_in_full_with_its_cause_once() {
+    let folder = scratch_folder("plugin-load-relative");
+    write_file(
+        &folder,
+        "vane.toml",
+        "listen = \"127.0.0.1:0\"\n[policy]\nplugin = \"missing/policy.wasm\"\n\
+         [[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n",
+    );
+    let ran = std::process::Command::new(vane_e2e::plugins::vane_binary())
+        .args(["check", "--config", "vane.toml"])
+        .current_dir(&folder)
+        .output()
+        .expect("run the vane binary");
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(!ran.status.success(), "{stderr}");
+    let full = folder.join("missing/policy.wasm");
+    assert!(
+        stderr.contains(&format!("cannot read plugin {}:", full.display())),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn a_file_that_is_not_wasm_is_refused_with_its_path() {
     let path = scratch_file("not-wasm.wasm", b"#!/bin/sh\necho hello\n");

@@ -66,9 +66,11 @@ impl PluginBalancer {
         set: &BackendSet,
         clock: &Clock,
     ) -> Result<Self, PluginError> {
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+        // Named in full in every message and in `/policy`, wherever vane was started from.
+        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let bytes = std::fs::read(path).map_err(|cause| PluginError::Read {
             path: path.to_owned(),
-            source,
+            cause,
         })?;
         check_header(path, &bytes)?;
         let sha256 = hex_sha256(&bytes);

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     /// The file could not be read.
-    #[error("cannot read plugin {}: {source}", path.display())]
+    #[error("cannot read plugin {}: {cause}", path.display())]
     Read {
         /// The plugin file.
         path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
+        /// What the system said (in the message, so not repeated as its source).
+        cause: std::io::Error,
     },
     /// The file is not WebAssembly at all.
     #[error("plugin {} is not a WebAssembly file (it does not start with \\0asm)", path.display())]

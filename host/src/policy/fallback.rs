@@ -11,12 +11,13 @@ use crate::clock::Clock;
 use crate::log_budget::LogBudget;
 
 /// Accepts a plugin's ranking if every index is in range and the first choice is eligible;
-/// later choices that are not eligible are dropped. Otherwise answers why it cannot be used.
+/// later choices that are not eligible are dropped. Otherwise answers why it cannot be used,
+/// and leaves the ranking as the plugin gave it (for [`explained`]).
 pub(super) fn checked(
-    mut ranked: Ranked,
+    ranked: &mut Ranked,
     set: &BackendSet,
     eligibility: Eligibility,
-) -> Result<Ranked, FallbackReason> {
+) -> Result<(), FallbackReason> {
     let eligible = |index: u32| eligibility.allows(&set.backends()[index as usize]);
     match ranked.first() {
         None => return Err(FallbackReason::Declined),
@@ -27,7 +28,33 @@ pub(super) fn checked(
         Some(_) => {}
     }
     ranked.retain(|&index| eligible(index));
-    Ok(ranked)
+    Ok(())
+}
+
+/// What in the plugin's ranking `ranked` made [`checked`] refuse it for `reason`, in words for
+/// the log: the index out of range and the set's size, or the backend out of rotation.
+pub(super) fn explained(reason: FallbackReason, ranked: &[u32], set: &BackendSet) -> String {
+    match reason {
+        FallbackReason::BadIndex => {
+            let bad = ranked.iter().find(|&&index| index as usize >= set.len());
+            match (bad, set.len()) {
+                (Some(index), 0) => format!("{reason} ({index}; the set is empty)"),
+                (Some(index), n) => format!(
+                    "{reason} ({index}; the set has {n} backends, 0 to {})",
+                    n - 1
+                ),
+                (None, _) => reason.to_string(),
+            }
+        }
+        FallbackReason::Ineligible => match ranked.first().and_then(|&i| set.get(i as usize)) {
+            Some(backend) => format!(
+                "{reason} ({} `{}`, first in its answer {ranked:?})",
+                ranked[0], backend.name
+            ),
+            None => reason.to_string(),
+        },
+        _ => reason.to_string(),
+    }
 }
 
 /// At most one fallback warning per this interval, so a failing plugin cannot flood the log.
@@ -50,15 +77,38 @@ impl FallbackCounts {
     }
 
     /// Counts one fallback, and logs it unless another was logged within the last second.
-    /// Requests skipped by an open breaker are not logged one by one: the breaker logs opening.
     pub fn record(&self, plugin: &str, reason: FallbackReason) {
+        self.record_explained(plugin, reason, || reason.to_string());
+    }
+
+    /// Counts one fallback, and logs it in the words `explain` makes unless another was logged
+    /// within the last second: a warning, but a debug line for declining (a valid answer).
+    /// Requests skipped by an open breaker are not logged one by one: the breaker logs opening.
+    pub fn record_explained(
+        &self,
+        plugin: &str,
+        reason: FallbackReason,
+        explain: impl FnOnce() -> String,
+    ) {
         let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
-        if reason != FallbackReason::CircuitOpen && self.warnings.allow() {
+        if reason == FallbackReason::CircuitOpen || !self.warnings.allow() {
+            return;
+        }
+        let label = reason.label();
+        let what = explain();
+        if reason == FallbackReason::Declined {
+            tracing::debug!(
+                plugin,
+                reason = label,
+                total,
+                "{what}; served by the built-in round-robin"
+            );
+        } else {
             tracing::warn!(
                 plugin,
-                reason = reason.label(),
+                reason = label,
                 total,
-                "{reason}; served by the built-in round-robin"
+                "{what}; served by the built-in round-robin"
             );
         }
     }
@@ -78,6 +128,24 @@ impl FallbackCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_answer_is_explained_with_what_was_wrong_in_it() {
+        let set = crate::backend::test_set(&[1, 1, 1]);
+        assert_eq!(
+            explained(FallbackReason::BadIndex, &[0, 7], &set),
+            "the plugin picked an index out of range (7; the set has 3 backends, 0 to 2)"
+        );
+        set.backends()[0].health.set_healthy(false);
+        assert_eq!(
+            explained(FallbackReason::Ineligible, &[0, 1], &set),
+            "the plugin picked a backend that is not eligible (0 `b0`, first in its answer [0, 1])"
+        );
+        assert_eq!(
+            explained(FallbackReason::Trap, &[], &set),
+            "the plugin trapped"
+        );
+    }
 
     #[test]
     fn counts_each_reason_apart() {
@@ -111,7 +179,8 @@ pub(super) mod checks {
         let eligible = |index: u32| {
             (index as usize) < set.len() && eligibility.allows(&set.backends()[index as usize])
         };
-        let verdict = checked(ranked.clone(), &set, eligibility);
+        let mut used = ranked.clone();
+        let verdict = checked(&mut used, &set, eligibility).map(|()| used);
         let holds = match &verdict {
             Ok(used) => {
                 let kept: Vec<u32> = ranked.iter().copied().filter(|&i| eligible(i)).collect();

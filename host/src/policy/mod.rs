@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::config::BreakerConfig;
 use crate::histogram::{Histogram, PICK_BUCKETS_US};
 use crate::plugin::PluginInfo;
-use fallback::checked;
+use fallback::{checked, explained};
 
 /// How many picks the plugin answered, and how long its calls took.
 #[derive(Debug)]
@@ -184,21 +184,24 @@ impl Policy {
             let started = Instant::now();
             let answer = plugin.pick(request, set, eligibility);
             self.picks.duration.record(started.elapsed());
-            match answer.and_then(|ranked| checked(ranked, set, eligibility)) {
-                Ok(ranked) => {
-                    self.breaker.succeeded(admission, &info.name);
-                    self.picks.answered.fetch_add(1, Ordering::Relaxed);
-                    return ranked;
-                }
-                Err(reason) => {
-                    if reason.is_failure() {
-                        self.breaker.failed(admission, &info.name);
-                    } else {
+            let (reason, ranked) = match answer {
+                Ok(mut ranked) => match checked(&mut ranked, set, eligibility) {
+                    Ok(()) => {
                         self.breaker.succeeded(admission, &info.name);
+                        self.picks.answered.fetch_add(1, Ordering::Relaxed);
+                        return ranked;
                     }
-                    self.fallbacks.record(&info.name, reason);
-                }
+                    Err(reason) => (reason, ranked),
+                },
+                Err(reason) => (reason, Vec::new()),
+            };
+            if reason.is_failure() {
+                self.breaker.failed(admission, &info.name);
+            } else {
+                self.breaker.succeeded(admission, &info.name);
             }
+            self.fallbacks
+                .record_explained(&info.name, reason, || explained(reason, &ranked, set));
         }
         self.builtin.rank(request.sequence, set, eligibility)
     }
@@ -223,7 +226,7 @@ impl Policy {
             };
             match plugin
                 .pick(&request, set, eligibility)
-                .and_then(|ranked| checked(ranked, set, eligibility))
+                .and_then(|mut ranked| checked(&mut ranked, set, eligibility))
             {
                 Ok(_) | Err(FallbackReason::Declined) => {}
                 Err(reason) => return Err((sequence, reason)),

@@ -66,7 +66,7 @@ fn pick(c: &mut Criterion) {
         let set = backends(size, &clock);
         let mut contenders: Vec<(&str, Box<dyn Balancer>)> =
             vec![("builtin", Box::new(RoundRobin))];
-        for name in ["round_robin", "least_conn"] {
+        for name in ["round_robin", "least_conn", "p2c_ewma"] {
             let plugin =
                 PluginBalancer::load(&engine, &plugin_path(name), "", limits, &set, &clock)
                     .unwrap();

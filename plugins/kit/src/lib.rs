@@ -4,7 +4,8 @@
 //! in a `cdylib` crate built for `wasm32-wasip2`. The kit owns the WIT bindings, keeps the policy's
 //! state between calls, reads the packed states a pick gets (`States`: eligibility and the
 //! columns asked for in `Needs::columns`), and offers what most policies need: `eligible` backends, weighted
-//! round-robin ([`WeightedSchedule`]), least-loaded and lowest-key ranking, a stable hash and
+//! round-robin ([`WeightedSchedule`]), least-loaded and lowest-key ranking, a peak-sensitive
+//! latency average ([`PeakEwma`]), a stable hash and
 //! weighted rendezvous hashing for affinity, and [`ConfigPairs`] for the config string. It does no
 //! I/O of its own.
 //! Without its `guest` feature it is plain Rust: the host uses [`WeightedSchedule`] for its built-in
@@ -18,6 +19,7 @@ mod config;
 pub mod guest;
 mod hash;
 mod least_loaded;
+mod peak_ewma;
 mod schedule;
 
 pub use config::ConfigPairs;
@@ -25,4 +27,5 @@ pub use config::ConfigPairs;
 pub use guest::*;
 pub use hash::{hash64, mix64, rank_lowest, rank_rendezvous};
 pub use least_loaded::rank_least_loaded;
+pub use peak_ewma::PeakEwma;
 pub use schedule::WeightedSchedule;

@@ -46,7 +46,10 @@ fn a_missing_plugin_named_relative_to_the_config_is_named_in_full_with_its_cause
         .expect("run the vane binary");
     let stderr = String::from_utf8_lossy(&ran.stderr);
     assert!(!ran.status.success(), "{stderr}");
-    let full = folder.join("missing/policy.wasm");
+    let full = folder
+        .canonicalize()
+        .expect("the scratch folder")
+        .join("missing/policy.wasm");
     assert!(
         stderr.contains(&format!("cannot read plugin {}:", full.display())),
         "{stderr}"

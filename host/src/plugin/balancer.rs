@@ -66,8 +66,18 @@ impl PluginBalancer {
         set: &BackendSet,
         clock: &Clock,
     ) -> Result<Self, PluginError> {
-        // Named in full in every message and in `/policy`, wherever vane was started from.
-        let path = &std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        Self::open(engine, path, config, limits, set, clock).map_err(PluginError::named_in_full)
+    }
+
+    /// [`PluginBalancer::load`], its errors naming the file as `path` says.
+    fn open(
+        engine: &PluginEngine,
+        path: &Path,
+        config: &str,
+        limits: PluginLimits,
+        set: &BackendSet,
+        clock: &Clock,
+    ) -> Result<Self, PluginError> {
         let bytes = std::fs::read(path).map_err(|cause| PluginError::Read {
             path: path.to_owned(),
             cause,

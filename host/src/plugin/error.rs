@@ -67,3 +67,25 @@ pub enum PluginError {
     #[error("cannot start the WebAssembly engine: {0}")]
     Engine(String),
 }
+
+impl PluginError {
+    /// The same error naming the plugin file by its full path, so that a path relative to the
+    /// config's folder or to where vane was started reads the same from anywhere.
+    pub(crate) fn named_in_full(mut self) -> Self {
+        match &mut self {
+            PluginError::Read { path, .. }
+            | PluginError::NotWasm { path }
+            | PluginError::NotComponent { path }
+            | PluginError::Compile { path, .. }
+            | PluginError::WrongWorld { path, .. }
+            | PluginError::Refused { path, .. }
+            | PluginError::Failed { path, .. } => {
+                if let Ok(full) = std::path::absolute(&*path) {
+                    *path = full;
+                }
+            }
+            PluginError::Engine(_) => {}
+        }
+        self
+    }
+}

@@ -91,12 +91,18 @@ impl FallbackCounts {
         explain: impl FnOnce() -> String,
     ) {
         let total = self.counts[reason as usize].fetch_add(1, Ordering::Relaxed) + 1;
-        if reason == FallbackReason::CircuitOpen || !self.warnings.allow() {
+        // Declines are logged only where debug lines are, so that they never spend the budget
+        // a warning needs.
+        let declined = reason == FallbackReason::Declined;
+        if reason == FallbackReason::CircuitOpen
+            || (declined && !tracing::enabled!(tracing::Level::DEBUG))
+            || !self.warnings.allow()
+        {
             return;
         }
         let label = reason.label();
         let what = explain();
-        if reason == FallbackReason::Declined {
+        if declined {
             tracing::debug!(
                 plugin,
                 reason = label,

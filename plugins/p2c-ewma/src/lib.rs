@@ -7,12 +7,14 @@
 //! jitter still share evenly. The latency is a [`PeakEwma`] of
 //! what `observe` reports: a slow answer counts at once, fast ones pull it down over `decay`, and
 //! a backend left alone drifts back toward being tried. A failed request (no answer, or a 5xx)
-//! counts as a `penalty` of latency, so a backend failing fast does not draw traffic. A backend
+//! counts as `penalty` times the backend's average (at least its own latency), so a backend
+//! failing fast does not draw traffic, and one failure among successes is soon forgotten. A backend
 //! not heard from yet is costed at the mean of those that were. Drawing two instead of scanning
 //! for the best keeps instances, which learn apart, from all piling on one backend.
 //!
-//! Config (`[policy] config`): `decay=MS` (default 10000), `penalty=MS` (default 1000) and
-//! `tolerance=PERCENT` (default 20).
+//! Config (`[policy] config`): `decay=MS` (default 10000), `penalty=FACTOR` (default 2) and
+//! `tolerance=PERCENT` (default 20). The averages are kept by the plugin's own (WASI) clock,
+//! real time even under `vane plugin test`, whose requests run in simulated time.
 
 use std::time::Instant;
 
@@ -23,8 +25,8 @@ use vane_plugin_kit::{
 /// The decay time of the latency average when the config gives none, in milliseconds.
 const DEFAULT_DECAY_MS: u64 = 10_000;
 
-/// The latency a failed request counts as when the config gives none, in milliseconds.
-const DEFAULT_PENALTY_MS: u64 = 1_000;
+/// How many times its average a failed request counts as when the config gives none.
+const DEFAULT_PENALTY: u64 = 2;
 
 /// How much lower, in percent, a cost must be to count as lower when the config does not say.
 const DEFAULT_TOLERANCE_PERCENT: u64 = 20;
@@ -38,7 +40,8 @@ pub struct P2cEwma {
     /// When this instance started: the averages are timed in microseconds since.
     epoch: Instant,
     decay_us: f64,
-    penalty_us: f64,
+    /// A failed request counts as this many times the backend's average latency.
+    penalty: f64,
     /// A cost counts as lower only below the other's divided by this (1.2 for 20 %).
     tolerance: f64,
 }
@@ -60,12 +63,12 @@ impl Policy for P2cEwma {
                 .filter(|n| *n > 0 || key == "tolerance")
                 .ok_or_else(|| format!("{key}={value:?}: expected {what}")),
         };
-        let millis = |key: &str, default: u64| number(key, default, "a number of milliseconds");
         let policy = P2cEwma {
             latency: vec![PeakEwma::default(); backends.len()],
             epoch: Instant::now(),
-            decay_us: millis("decay", DEFAULT_DECAY_MS)? as f64 * 1000.0,
-            penalty_us: millis("penalty", DEFAULT_PENALTY_MS)? as f64 * 1000.0,
+            decay_us: number("decay", DEFAULT_DECAY_MS, "a number of milliseconds")? as f64
+                * 1000.0,
+            penalty: number("penalty", DEFAULT_PENALTY, "a whole factor")? as f64,
             tolerance: 1.0
                 + number("tolerance", DEFAULT_TOLERANCE_PERCENT, "a whole percentage")? as f64
                     / 100.0,
@@ -132,15 +135,15 @@ impl Policy for P2cEwma {
     fn observe(&mut self, outcomes: &[Outcome]) {
         let now = self.now_us();
         for outcome in outcomes {
-            let failed = outcome.status == 0 || outcome.status >= 500;
-            let latency = if failed {
-                self.penalty_us.max(f64::from(outcome.latency_us))
-            } else {
-                f64::from(outcome.latency_us)
+            let Some(ewma) = self.latency.get_mut(outcome.backend as usize) else {
+                continue;
             };
-            if let Some(ewma) = self.latency.get_mut(outcome.backend as usize) {
-                ewma.observe(latency, now, self.decay_us);
+            let mut latency = f64::from(outcome.latency_us);
+            if outcome.status == 0 || outcome.status >= 500 {
+                let average = ewma.get(now, self.decay_us).unwrap_or(latency);
+                latency = latency.max(average * self.penalty);
             }
+            ewma.observe(latency, now, self.decay_us);
         }
     }
 }

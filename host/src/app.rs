@@ -98,6 +98,13 @@ pub async fn start_from_file(path: &Path) -> Result<Running, StartError> {
     start_with(config, Some(path.to_owned()), Clock::new()).await
 }
 
+/// Starts vane with the config file at `path`, which reloads read again, keeping time by
+/// `clock` (see [`start_with_clock`]).
+pub async fn start_from_file_with_clock(path: &Path, clock: Clock) -> Result<Running, StartError> {
+    let config = Config::load(path)?;
+    start_with(config, Some(path.to_owned()), clock).await
+}
+
 /// Starts vane with `config` keeping time by `clock` (ejections, the plugin's breaker, log
 /// budgets, idle connections), as tests that step through time do; timeouts stay on tokio's
 /// timers.

@@ -65,6 +65,7 @@ pub fn config(
         health: Some(HealthConfig::default()),
         ejection: EjectionConfig::default(),
         retries: RetryConfig::default(),
+        slow_start: Duration::ZERO,
         backends,
     }
 }

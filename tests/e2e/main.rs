@@ -26,6 +26,7 @@ mod pooling;
 mod reload;
 mod shutdown;
 mod signals;
+mod slow_start;
 mod smuggling;
 mod tls;
 mod websocket;

@@ -59,6 +59,14 @@ impl Vane {
         Ok(Vane::serving(app::start_with_clock(&config, clock).await?))
     }
 
+    /// Starts vane from the config file at `path`, which reloads read again, keeping time by
+    /// `clock` (see [`Vane::start_with_clock`]).
+    pub async fn start_file_with_clock(path: &Path, clock: Clock) -> anyhow::Result<Vane> {
+        Ok(Vane::serving(
+            app::start_from_file_with_clock(path, clock).await?,
+        ))
+    }
+
     fn serving(running: Running) -> Vane {
         Vane {
             address: running.proxy_address,

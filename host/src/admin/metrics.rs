@@ -9,7 +9,7 @@ use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet, 
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::backend::{Backend, Outcome};
+use crate::backend::{Backend, FULL_SHARE, Outcome};
 use crate::histogram::HistogramSnapshot;
 use crate::policy::BreakerState;
 use crate::reload::{ReloadStatus, Reloader};
@@ -106,6 +106,21 @@ impl Collector for StateCollector {
                     .encode_family(&labels)?
                     .encode_gauge(&value(backend))?;
             }
+        }
+
+        let mut metric = encoder.encode_descriptor(
+            "vane_backend_slow_start_share",
+            "The share of requests offered to each backend while it warms up after joining or \
+             returning to rotation (slow_start), from 0.1 to 1; 1 once warm.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for backend in backends {
+            let labels: Labels<'_> = [("backend", backend.name.as_str())];
+            let share = set.warm_share(backend).unwrap_or(FULL_SHARE);
+            metric
+                .encode_family(&labels)?
+                .encode_gauge(&(f64::from(share) / f64::from(FULL_SHARE)))?;
         }
 
         let mut metric = encoder.encode_descriptor(

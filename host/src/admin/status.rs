@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use serde_json::{Map, Value, json};
 
-use crate::backend::Outcome;
+use crate::backend::{FULL_SHARE, Outcome};
 use crate::reload::ReloadStatus;
 use crate::state::State;
 use crate::tls::TlsListener;
@@ -34,6 +34,8 @@ pub(super) fn backends(state: &State) -> Value {
                 "ejected_until": health.ejected_until().map(rfc3339),
                 "ejections": health.ejections(),
                 "eligible": eligibility.allows(backend),
+                "slow_start_share": backend.in_rotation().then(|| set.warm_share(backend)).flatten()
+                    .map(|share| f64::from(share) / f64::from(FULL_SHARE)),
                 "in_flight": stats.in_flight(),
                 "requests": stats.requests(),
                 "failures": stats.failures(),

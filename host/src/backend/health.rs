@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use super::slow_start::WarmUp;
 use crate::clock::{Clock, Millis};
 use crate::config::{EjectionConfig, HealthConfig};
 
@@ -24,6 +25,8 @@ pub struct BackendHealth {
     ejection_level: AtomicU32,
     /// When the last ejection ended, on `clock`.
     restored_at: AtomicU64,
+    /// When the backend last joined or returned to rotation, for slow start.
+    warm_up: WarmUp,
 }
 
 /// A change of a backend's health verdict.
@@ -58,6 +61,7 @@ impl BackendHealth {
             ejections: AtomicU64::new(0),
             ejection_level: AtomicU32::new(0),
             restored_at: AtomicU64::new(0),
+            warm_up: WarmUp::default(),
         }
     }
 
@@ -66,9 +70,31 @@ impl BackendHealth {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Sets the active checks' verdict directly, without thresholds.
+    /// Sets the active checks' verdict directly, without thresholds. A backend that becomes
+    /// healthy starts warming up (slow start).
     pub fn set_healthy(&self, healthy: bool) {
-        self.healthy.store(healthy, Ordering::Relaxed);
+        let was = self.healthy.swap(healthy, Ordering::Relaxed);
+        if healthy && !was {
+            self.warm_up.start(self.clock.now());
+        }
+    }
+
+    /// Starts warming up now, as a backend that joins the set does (slow start).
+    pub fn start_warming(&self) {
+        self.warm_up.start(self.clock.now());
+    }
+
+    /// The share of requests offered to the backend while it warms up after joining or
+    /// returning to rotation, over a slow start of `window`, in thousandths; `None` once warm
+    /// (or with slow start off). Reads the clock only while warming or ejected.
+    pub fn warm_share(&self, window: Millis) -> Option<u32> {
+        if window == 0 {
+            return None;
+        }
+        // An ejection whose cool-down is over ends by itself: the backend returned at its end.
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        let returned = (until != 0).then_some(until);
+        self.warm_up.share(window, returned, || self.clock.now())
     }
 
     /// Whether passive detection has taken the backend out and its cool-down is not over. Reads
@@ -112,6 +138,7 @@ impl BackendHealth {
         if ended {
             self.consecutive_failures.store(0, Ordering::Relaxed);
             self.restored_at.store(restored, Ordering::Relaxed);
+            self.warm_up.start(restored);
         }
         ended
     }
@@ -355,6 +382,29 @@ mod tests {
                 ejected: Some(secs(2))
             }
         );
+    }
+
+    #[test]
+    fn a_backend_warms_up_from_the_end_of_its_ejection_or_its_return_to_health() {
+        let hand = ManualClock::new();
+        let health = BackendHealth::new(hand.clock());
+        let window = 10_000;
+        assert_eq!(health.warm_share(window), None, "warm from the start");
+        let config = ejection(1, 4, 10);
+        health.record_attempt(false, &config, || true);
+        hand.advance(secs(9));
+        // The ejection ended at 4 s by itself; 5 s later it is halfway.
+        assert_eq!(health.warm_share(window), Some(500));
+        health.record_attempt(true, &config, || true);
+        assert_eq!(health.warm_share(window), Some(500), "recorded: the same");
+        hand.advance(secs(5));
+        assert_eq!(health.warm_share(window), None);
+
+        health.set_healthy(false);
+        hand.advance(secs(1));
+        health.set_healthy(true);
+        assert_eq!(health.warm_share(window), Some(100));
+        assert_eq!(health.warm_share(0), None, "no slow start");
     }
 
     #[test]

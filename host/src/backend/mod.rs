@@ -8,6 +8,7 @@
 
 mod health;
 mod recent;
+mod slow_start;
 mod stats;
 
 use std::net::SocketAddr;
@@ -18,9 +19,10 @@ use vane_plugin_kit::WeightedSchedule;
 
 pub use health::{AttemptVerdict, BackendHealth, Transition};
 pub use recent::{SAMPLE_EVERY as RECENT_SAMPLE_EVERY, SAMPLES as RECENT_SAMPLES};
+pub use slow_start::{FULL_SHARE, MIN_SHARE};
 pub use stats::{BackendStats, InFlightGuard, Outcome};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 use crate::config::{BackendConfig, BackendProtocol, Config, EjectionConfig};
 use crate::tls::{ClientTls, TlsError};
 
@@ -41,6 +43,8 @@ pub struct Backend {
     pub tls: Option<Arc<ClientTls>>,
     /// `address` as a URI authority, built once for every forwarded request.
     pub(crate) authority: Authority,
+    /// A hash of the name, telling warming backends apart in slow start's offers.
+    salt: u64,
     /// Live statistics; kept across a reload that changes only the weight or tags.
     pub stats: Arc<BackendStats>,
     /// Active health and passive ejection; kept across a reload like the statistics.
@@ -62,6 +66,7 @@ impl Backend {
             protocol: config.protocol,
             tls,
             authority,
+            salt: vane_plugin_kit::hash64(config.name.as_bytes()),
             stats: Arc::default(),
             health: Arc::new(BackendHealth::new(clock.clone())),
         }
@@ -78,6 +83,7 @@ impl Backend {
             protocol: config.protocol,
             tls,
             authority: self.authority.clone(),
+            salt: self.salt,
             stats: self.stats.clone(),
             health: self.health.clone(),
         }
@@ -143,6 +149,8 @@ pub struct BackendSet {
     generation: u64,
     backends: Vec<Arc<Backend>>,
     schedule: WeightedSchedule,
+    /// The slow start window, in milliseconds; 0 for none.
+    slow_start: Millis,
 }
 
 impl BackendSet {
@@ -154,7 +162,7 @@ impl BackendSet {
             .iter()
             .map(|backend| Ok(Arc::new(Backend::new(backend, load_tls(backend)?, clock))))
             .collect::<Result<_, BackendTlsError>>()?;
-        Ok(BackendSet::new(1, backends))
+        Ok(BackendSet::new(1, backends).with_slow_start(config.slow_start))
     }
 
     /// A set of these backends, in this order; `generation` must change whenever the set does.
@@ -164,7 +172,20 @@ impl BackendSet {
             generation,
             schedule: WeightedSchedule::new(&weights),
             backends,
+            slow_start: 0,
         }
+    }
+
+    /// The same set, with a slow start of `window` (none if zero): a backend that joins or
+    /// returns to rotation is offered a share of the requests that grows over the window.
+    pub fn with_slow_start(mut self, window: std::time::Duration) -> Self {
+        self.slow_start = Millis::try_from(window.as_millis()).unwrap_or(Millis::MAX);
+        self
+    }
+
+    /// The slow start window (zero if none).
+    pub fn slow_start(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.slow_start)
     }
 
     /// Identifies this version of the set; plugins are reconfigured when it changes.
@@ -216,11 +237,38 @@ impl BackendSet {
         (self.backends.len() * config.max_percent as usize / 100).max(1)
     }
 
-    /// Which backends may receive a request now.
+    /// Which backends are in rotation now, whatever the request: the targets of a retry.
     pub fn eligibility(&self) -> Eligibility {
         Eligibility {
             panic: !self.backends.iter().any(|b| b.in_rotation()),
+            slow_start: None,
         }
+    }
+
+    /// Which backends may receive the request numbered `sequence`: those in rotation, a warming
+    /// one only if the request is among the share it is offered (slow start). While no backend
+    /// in rotation is warm, slow start is set aside: there is no one else to take the turns.
+    pub fn eligibility_for(&self, sequence: u64) -> Eligibility {
+        let mut eligibility = self.eligibility();
+        if self.slow_start != 0
+            && !eligibility.panic
+            && self
+                .backends
+                .iter()
+                .any(|b| b.in_rotation() && b.health.warm_share(self.slow_start).is_none())
+        {
+            eligibility.slow_start = Some(Offer {
+                window: self.slow_start,
+                sequence,
+            });
+        }
+        eligibility
+    }
+
+    /// The share of requests `backend` (one of this set) is offered while warming up, in
+    /// thousandths; `None` once warm or without slow start.
+    pub fn warm_share(&self, backend: &Backend) -> Option<u32> {
+        backend.health.warm_share(self.slow_start)
     }
 }
 
@@ -231,12 +279,52 @@ impl BackendSet {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eligibility {
     panic: bool,
+    /// Slow start's offers to warming backends, for one request.
+    slow_start: Option<Offer>,
 }
+
+/// Slow start in force for the request numbered `sequence`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offer {
+    window: Millis,
+    sequence: u64,
+}
+
+/// Bit 0 of a backend's state bits in `pick`: it may receive this request.
+pub const STATE_ELIGIBLE: u64 = 1;
+/// Bit 1 of a backend's state bits: it is warming up (slow start), offered only a share of
+/// requests, which bits 16 to 25 give in thousandths.
+pub const STATE_WARMING: u64 = 2;
+/// Where the warming share starts in a backend's state bits.
+pub const STATE_SHARE_SHIFT: u32 = 16;
 
 impl Eligibility {
     /// Whether `backend` may receive the request.
     pub fn allows(self, backend: &Backend) -> bool {
-        self.panic || backend.in_rotation()
+        self.state_bits(backend) & STATE_ELIGIBLE != 0
+    }
+
+    /// `backend`'s state bits as `pick` gets them (see `wit/`): whether it may receive the
+    /// request and, if it is warming up, that it is and its share.
+    pub fn state_bits(self, backend: &Backend) -> u64 {
+        if self.panic {
+            return STATE_ELIGIBLE;
+        }
+        if !backend.in_rotation() {
+            return 0;
+        }
+        let Some(offer) = self.slow_start else {
+            return STATE_ELIGIBLE;
+        };
+        match backend.health.warm_share(offer.window) {
+            None => STATE_ELIGIBLE,
+            Some(share) => {
+                let offered = slow_start::offered(offer.sequence, backend.salt, share);
+                u64::from(offered) * STATE_ELIGIBLE
+                    | STATE_WARMING
+                    | u64::from(share) << STATE_SHARE_SHIFT
+            }
+        }
     }
 
     /// Whether no backend is in rotation, so every backend is eligible.
@@ -285,6 +373,56 @@ mod tests {
         let eligibility = set.eligibility();
         assert!(eligibility.is_panic());
         assert!(eligibility.allows(a) && eligibility.allows(b));
+    }
+
+    #[test]
+    fn a_warming_backend_is_offered_its_share_unless_no_backend_is_warm() {
+        let clock = crate::clock::ManualClock::new();
+        let config = |name: &str| BackendConfig {
+            name: name.into(),
+            address: SocketAddr::from(([127, 0, 0, 1], 9000)),
+            weight: 1,
+            tags: Vec::new(),
+            protocol: BackendProtocol::Http1,
+            tls: None,
+        };
+        let backends: Vec<Arc<Backend>> = ["a", "b"]
+            .iter()
+            .map(|name| Arc::new(Backend::new(&config(name), None, &clock.clock())))
+            .collect();
+        let set = BackendSet::new(1, backends).with_slow_start(std::time::Duration::from_secs(10));
+        let [a, b] = [&set.backends()[0], &set.backends()[1]];
+        let offered = |backend: &Backend| {
+            (0..1000)
+                .filter(|&s| set.eligibility_for(s).allows(backend))
+                .count()
+        };
+        assert_eq!((offered(a), offered(b)), (1000, 1000), "both warm");
+
+        // b returns: 10 % at first, half at 5 s, all at 10 s; a is always offered.
+        b.health.set_healthy(false);
+        b.health.set_healthy(true);
+        let share = offered(b);
+        assert!((70..130).contains(&share), "{share} of 1000 at 10 %");
+        assert_eq!(
+            set.eligibility_for(3).state_bits(b) >> STATE_SHARE_SHIFT,
+            100
+        );
+        assert_ne!(set.eligibility_for(3).state_bits(b) & STATE_WARMING, 0);
+        clock.advance(std::time::Duration::from_secs(5));
+        let share = offered(b);
+        assert!((440..560).contains(&share), "{share} of 1000 at 50 %");
+        assert_eq!(offered(a), 1000);
+
+        // With a out, b is all there is: slow start stands aside.
+        a.health.set_healthy(false);
+        assert_eq!(offered(b), 1000);
+        a.health.set_healthy(true);
+        clock.advance(std::time::Duration::from_secs(5));
+        assert_eq!(set.warm_share(b), None);
+        assert_eq!(set.eligibility_for(3).state_bits(b), STATE_ELIGIBLE);
+        // a came back too, at 5 s: it warms now while b is warm.
+        assert_eq!(set.warm_share(a), Some(500));
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Config {
     pub ejection: EjectionConfig,
     /// Retries (`[retries]`), on by default.
     pub retries: RetryConfig,
+    /// `slow_start`: how long a backend that joins the set or returns to rotation takes to be
+    /// offered its whole share of requests; zero (the default) for at once. At most an hour.
+    pub slow_start: Duration,
     /// The backends (`[[backends]]`, at least one), in file order.
     pub backends: Vec<BackendConfig>,
 }

@@ -23,6 +23,7 @@ pub(super) struct RawConfig {
     pub ejection: RawEjection,
     #[serde(default)]
     pub retries: RawRetries,
+    pub slow_start: Option<Spanned<String>>,
     pub backends: Option<Spanned<Vec<Spanned<RawBackend>>>>,
 }
 

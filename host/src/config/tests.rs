@@ -320,6 +320,34 @@ fn workers_default_to_the_cores_and_are_bounded() {
     );
 }
 
+#[test]
+fn slow_start_is_off_unless_given_and_bounded() {
+    let backend = "[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:2\"\n";
+    let read = |line: &str| parse(&format!("listen = \"127.0.0.1:1\"\n{line}\n{backend}"));
+    assert_eq!(read("").unwrap().slow_start, Duration::ZERO);
+    assert_eq!(
+        read("slow_start = \"0s\"").unwrap().slow_start,
+        Duration::ZERO
+    );
+    assert_eq!(
+        read("slow_start = \"30s\"").unwrap().slow_start,
+        Duration::from_secs(30)
+    );
+    assert_eq!(
+        issues(&format!(
+            "listen = \"127.0.0.1:1\"\nslow_start = \"2h\"\n{backend}"
+        )),
+        ["2: slow_start: must be at most 1h"]
+    );
+    let bad = issues(&format!(
+        "listen = \"127.0.0.1:1\"\nslow_start = \"soon\"\n{backend}"
+    ));
+    assert!(
+        bad[0].starts_with("2: slow_start: \"soon\" is not a duration"),
+        "{bad:?}"
+    );
+}
+
 /// Properties of reading over generated config text: no text makes it panic, every issue is
 /// located on a line of the text, and a config that reads has what vane needs to start.
 mod properties {

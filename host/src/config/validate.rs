@@ -184,6 +184,7 @@ pub(super) fn validate(
         .map(|health| check_health(&mut check, health));
     let ejection = check_ejection(&mut check, &raw.ejection);
     let retries = check_retries(&mut check, &raw.retries);
+    let slow_start = check_slow_start(&mut check, &raw.slow_start);
     let backends = check_backends(&mut check, &raw.backends, base);
     if !check.issues.is_empty() {
         check.issues.sort_by_key(|issue| issue.line);
@@ -199,6 +200,7 @@ pub(super) fn validate(
         health,
         ejection,
         retries,
+        slow_start,
         backends,
     })
 }
@@ -542,6 +544,22 @@ fn check_ejection(check: &mut Checker<'_>, ejection: &RawEjection) -> EjectionCo
         );
     }
     config
+}
+
+/// The longest slow start: an hour, far past any warm-up yet long enough for a slow one.
+const MAX_SLOW_START: Duration = Duration::from_secs(3600);
+
+/// `slow_start`: a duration, where zero turns it off as leaving it out does.
+fn check_slow_start(check: &mut Checker<'_>, value: &Option<Spanned<String>>) -> Duration {
+    let Some(given) = value else {
+        return Duration::ZERO;
+    };
+    if humantime::parse_duration(given.get_ref()).is_ok_and(|d| d.is_zero()) {
+        return Duration::ZERO;
+    }
+    let window = check.duration(value, "slow_start", Duration::ZERO);
+    check.at_most(value, "slow_start", window, MAX_SLOW_START);
+    window
 }
 
 fn check_retries(check: &mut Checker<'_>, retries: &RawRetries) -> RetryConfig {

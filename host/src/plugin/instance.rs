@@ -99,9 +99,6 @@ pub(crate) struct PluginInstance {
     states: Vec<u64>,
 }
 
-/// Bit 0 of a backend's state bits: it may receive this request.
-const ELIGIBLE: u64 = 1;
-
 /// An instance could not start because its memory would pass `memory_limit` or the plugin's
 /// `total_memory_limit`.
 #[derive(Debug, thiserror::Error)]
@@ -336,7 +333,8 @@ impl PluginInstance {
         }
     }
 
-    /// Writes the state bits of every backend (bit 0: it may receive this request), then each
+    /// Writes the state bits of every backend (bit 0: it may receive this request; bit 1 and
+    /// bits 16 to 25: it is warming up, and its share), then each
     /// column the plugin asked for, in the order `wit/` declares them, into the reused `states`.
     fn fill_states(&mut self, set: &BackendSet, eligibility: Eligibility) {
         let backends = set.backends();
@@ -345,7 +343,7 @@ impl PluginInstance {
         states.extend(
             backends
                 .iter()
-                .map(|backend| u64::from(eligibility.allows(backend)) * ELIGIBLE),
+                .map(|backend| eligibility.state_bits(backend)),
         );
         // One loop per column asked for, each with its reading inlined.
         let asked = |flag| self.columns.contains(flag);

@@ -173,7 +173,7 @@ impl Policy {
 
     /// Ranks the eligible backends for `request`, first choice first; empty only if the set is.
     pub fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Ranked {
-        let eligibility = set.eligibility();
+        let eligibility = set.eligibility_for(request.sequence);
         if let Some((info, plugin)) = &self.plugin {
             let admission = self.breaker.admit(&info.name);
             if admission == Admission::Skip {

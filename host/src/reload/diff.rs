@@ -85,11 +85,11 @@ pub(super) fn next_set(
                     "backend {}: address {} -> {}",
                     wanted.name, kept.address, wanted.address
                 ));
-                Arc::new(Backend::new(wanted, tls, clock))
+                joining(Backend::new(wanted, tls, clock))
             }
             None => {
                 changes.push(format!("backend {} added", wanted.name));
-                Arc::new(Backend::new(wanted, tls, clock))
+                joining(Backend::new(wanted, tls, clock))
             }
         };
         backends.push(backend);
@@ -99,12 +99,28 @@ pub(super) fn next_set(
             changes.push(format!("backend {} removed", backend.name));
         }
     }
-    let same_order = backends.len() == current.len()
+    if config.slow_start != current.slow_start() {
+        changes.push(format!(
+            "slow_start {} -> {}",
+            humantime::format_duration(current.slow_start()),
+            humantime::format_duration(config.slow_start)
+        ));
+    }
+    let same = backends.len() == current.len()
         && backends
             .iter()
             .zip(current.backends())
-            .all(|(new, old)| Arc::ptr_eq(new, old));
-    Ok((!same_order).then(|| BackendSet::new(current.generation() + 1, backends)))
+            .all(|(new, old)| Arc::ptr_eq(new, old))
+        && config.slow_start == current.slow_start();
+    Ok((!same).then(|| {
+        BackendSet::new(current.generation() + 1, backends).with_slow_start(config.slow_start)
+    }))
+}
+
+/// A backend joining the set, warming up from now (slow start).
+fn joining(backend: Backend) -> Arc<Backend> {
+    backend.health.start_warming();
+    Arc::new(backend)
 }
 
 /// What differs between `kept` and `wanted` (with `tls`, read from `wanted`'s files), one line

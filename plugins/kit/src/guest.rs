@@ -23,6 +23,10 @@ pub use bindings::vane::balancer::types::{
 
 /// Bit 0 of a backend's state bits: it may receive this request.
 const ELIGIBLE: u64 = 1;
+/// Bit 1 of a backend's state bits: it is warming up (slow start).
+const WARMING: u64 = 2;
+/// Where a warming backend's share starts in its state bits (bits 16 to 25, thousandths).
+const SHARE_SHIFT: u32 = 16;
 
 /// The live state of every backend at the moment of a pick: whether each may receive the
 /// request, and the columns the policy asked for in [`Needs::columns`]. Index `i` of every
@@ -67,6 +71,15 @@ impl<'a> States<'a> {
     /// ejected); never pick one that may not.
     pub fn eligible(&self, index: usize) -> bool {
         index < self.count && self.words[index] & ELIGIBLE != 0
+    }
+
+    /// If backend `index` is warming up after joining the set or returning to rotation (slow
+    /// start), the share of requests the host offers it, in thousandths (100 to 999); `None`
+    /// once warm. The host already clears [`States::eligible`] on the requests not offered, so
+    /// a policy honours slow start without reading this.
+    pub fn warming(&self, index: usize) -> Option<u32> {
+        let bits = *self.words.get(index).filter(|_| index < self.count)?;
+        (bits & WARMING != 0).then_some(((bits >> SHARE_SHIFT) & 0x3ff) as u32)
     }
 
     /// The values of `column` (one of [`Columns`]), one per backend. Panics if the policy did

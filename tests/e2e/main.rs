@@ -7,6 +7,7 @@ mod backend_protocols;
 mod balancing;
 mod cli;
 mod connections;
+mod consistent_hash;
 mod errors;
 mod examples;
 mod failover;

@@ -5,8 +5,9 @@
 //! state between calls, reads the packed states a pick gets (`States`: eligibility and the
 //! columns asked for in `Needs::columns`), and offers what most policies need: `eligible` backends, weighted
 //! round-robin ([`WeightedSchedule`]), least-loaded and lowest-key ranking, a peak-sensitive
-//! latency average ([`PeakEwma`]), a stable hash and
-//! weighted rendezvous hashing for affinity, and [`ConfigPairs`] for the config string. It does no
+//! latency average ([`PeakEwma`]), a stable hash,
+//! weighted rendezvous hashing and a consistent hash ring with bounded loads ([`HashRing`]) for
+//! affinity, and [`ConfigPairs`] for the config string. It does no
 //! I/O of its own.
 //! Without its `guest` feature it is plain Rust: the host uses [`WeightedSchedule`] for its built-in
 //! round-robin, so the built-in and the shipped plugin spread traffic the same way.
@@ -20,6 +21,7 @@ pub mod guest;
 mod hash;
 mod least_loaded;
 mod peak_ewma;
+mod ring;
 mod schedule;
 
 pub use config::ConfigPairs;
@@ -28,4 +30,5 @@ pub use guest::*;
 pub use hash::{hash64, mix64, rank_lowest, rank_rendezvous};
 pub use least_loaded::rank_least_loaded;
 pub use peak_ewma::PeakEwma;
+pub use ring::{HashRing, has_room};
 pub use schedule::WeightedSchedule;

@@ -5,6 +5,7 @@ mod admin;
 mod admin_auth;
 mod backend_protocols;
 mod balancing;
+mod canary;
 mod cli;
 mod connections;
 mod consistent_hash;

@@ -20,7 +20,7 @@
 //! least 1) or `bound=off`.
 
 use vane_plugin_kit::{
-    BackendInfo, Columns, ConfigPairs, HashRing, Needs, Policy, Request, States,
+    BackendInfo, Columns, ConfigPairs, HashRing, Needs, Policy, Request, RequestKey, States,
 };
 
 /// The balance factor when the config gives none: c = 1.25, as in the bounded-loads paper's
@@ -30,77 +30,9 @@ const DEFAULT_BOUND: f64 = 1.25;
 /// Backends ranked per pick: the key's backend and two spares for retries.
 const RANKED: usize = 3;
 
-/// Where a request's key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    /// The client's address.
-    ClientIp,
-    /// The first value of this request header (lower case).
-    Header(String),
-    /// The value of this cookie.
-    Cookie(String),
-    /// The path without the query.
-    Path,
-    /// The path with the query.
-    Uri,
-}
-
-impl Key {
-    fn parse(value: &str) -> Result<Key, String> {
-        let named = |prefix: &str| {
-            value
-                .strip_prefix(prefix)
-                .filter(|name| !name.is_empty())
-                .map(str::to_owned)
-        };
-        match value {
-            "ip" => Ok(Key::ClientIp),
-            "path" => Ok(Key::Path),
-            "uri" => Ok(Key::Uri),
-            _ => {
-                if let Some(name) = named("header:") {
-                    Ok(Key::Header(name.to_ascii_lowercase()))
-                } else if let Some(name) = named("cookie:") {
-                    Ok(Key::Cookie(name))
-                } else {
-                    Err(format!(
-                        "key={value:?}: expected ip, header:NAME, cookie:NAME, path or uri"
-                    ))
-                }
-            }
-        }
-    }
-
-    /// The key's hash for `request`, or `None` if the request does not carry it.
-    fn hash(&self, request: &Request) -> Option<u64> {
-        match self {
-            Key::ClientIp => Some(match vane_plugin_kit::client_ip(request) {
-                std::net::IpAddr::V4(ip) => vane_plugin_kit::hash64(&ip.octets()),
-                std::net::IpAddr::V6(ip) => vane_plugin_kit::hash64(&ip.octets()),
-            }),
-            Key::Header(name) => vane_plugin_kit::header_values(request, name)
-                .next()
-                .map(|value| vane_plugin_kit::hash64(value.as_bytes())),
-            Key::Cookie(name) => vane_plugin_kit::header_values(request, "cookie")
-                .flat_map(|header| header.split(';'))
-                .filter_map(|pair| pair.trim().split_once('='))
-                .find(|(cookie, _)| cookie == name)
-                .map(|(_, value)| vane_plugin_kit::hash64(value.as_bytes())),
-            Key::Path | Key::Uri => {
-                let path = request.target.as_ref()?.path.as_str();
-                let path = match self {
-                    Key::Path => path.split('?').next().unwrap_or(path),
-                    _ => path,
-                };
-                Some(vane_plugin_kit::hash64(path.as_bytes()))
-            }
-        }
-    }
-}
-
 /// The consistent-hash policy's state: the key, the ring, the weights and the bound.
 pub struct ConsistentHash {
-    key: Key,
+    key: RequestKey,
     ring: HashRing,
     weights: Vec<u64>,
     /// The balance factor, or `None` for no bound.
@@ -110,7 +42,9 @@ pub struct ConsistentHash {
 impl Policy for ConsistentHash {
     fn configure(config: &str, backends: &[BackendInfo]) -> Result<(Self, Needs), String> {
         let pairs = ConfigPairs::parse(config, &["key", "bound"])?;
-        let key = pairs.get("key").map_or(Ok(Key::ClientIp), Key::parse)?;
+        let key = pairs.get("key").map_or(Ok(RequestKey::ClientIp), |value| {
+            RequestKey::parse("key", value)
+        })?;
         let bound = match pairs.get("bound") {
             None => Some(DEFAULT_BOUND),
             Some("off") => None,
@@ -130,12 +64,7 @@ impl Policy for ConsistentHash {
             Columns::empty()
         };
         let mut needs = vane_plugin_kit::needs(columns);
-        match &key {
-            Key::Header(name) => needs.headers.push(name.clone()),
-            Key::Cookie(_) => needs.headers.push("cookie".to_owned()),
-            Key::Path | Key::Uri => needs.target = true,
-            Key::ClientIp => {}
-        }
+        key.add_needs(&mut needs);
         let policy = ConsistentHash {
             key,
             ring: HashRing::new(backends.iter().map(|b| (b.name.as_str(), b.weight))),

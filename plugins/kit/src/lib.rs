@@ -7,7 +7,7 @@
 //! round-robin ([`WeightedSchedule`]), least-loaded and lowest-key ranking, a peak-sensitive
 //! latency average ([`PeakEwma`]), a stable hash,
 //! weighted rendezvous hashing and a consistent hash ring with bounded loads ([`HashRing`]) for
-//! affinity, and [`ConfigPairs`] for the config string. It does no
+//! affinity, [`RequestKey`] for what to hash, and [`ConfigPairs`] for the config string. It does no
 //! I/O of its own.
 //! Without its `guest` feature it is plain Rust: the host uses [`WeightedSchedule`] for its built-in
 //! round-robin, so the built-in and the shipped plugin spread traffic the same way.
@@ -21,6 +21,8 @@ pub mod guest;
 mod hash;
 mod least_loaded;
 mod peak_ewma;
+#[cfg(feature = "guest")]
+mod request_key;
 mod ring;
 mod schedule;
 
@@ -30,5 +32,7 @@ pub use guest::*;
 pub use hash::{hash64, mix64, rank_lowest, rank_rendezvous};
 pub use least_loaded::rank_least_loaded;
 pub use peak_ewma::PeakEwma;
+#[cfg(feature = "guest")]
+pub use request_key::RequestKey;
 pub use ring::{HashRing, has_room};
 pub use schedule::WeightedSchedule;

@@ -20,6 +20,7 @@ mod grpc;
 mod h2_floods;
 mod hostile;
 mod http1;
+mod locality;
 mod misfits;
 mod plugin_load;
 mod plugin_memory;

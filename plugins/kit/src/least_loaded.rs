@@ -5,8 +5,9 @@
 //! of piling onto the first.
 
 /// Pushes up to `max` eligible backends onto `ranked`, least loaded per unit of weight first.
-/// Equal loads are ordered starting from the backend at `sequence % n`. One pass over the
-/// backends, keeping the best `max` so far in order.
+/// Equal loads are ordered starting from the `sequence % m`-th of the `m` eligible backends, so
+/// equal backends take turns evenly whichever are eligible. One pass over the backends to count
+/// the eligible, one keeping the best `max` so far in order.
 pub fn rank_least_loaded(
     sequence: u64,
     eligible: impl Fn(usize) -> bool,
@@ -27,7 +28,18 @@ pub fn rank_least_loaded(
     let first = ranked.len();
     // The load of the last one kept, once `max` are: most backends compare only with it.
     let mut last: Option<(u64, u64)> = None;
-    let start = (sequence % count as u64) as usize;
+    // Ties take turns among the eligible backends: the visit starts at the (sequence % m)-th
+    // of the m eligible ones. Starting at backend (sequence % count) instead would hand the
+    // turns of an ineligible backend to the next eligible one, which would then win ties twice
+    // as often.
+    let eligible_count = (0..count).filter(|&i| eligible(i)).count();
+    if eligible_count == 0 {
+        return;
+    }
+    let turn = (sequence % eligible_count as u64) as usize;
+    let Some(start) = (0..count).filter(|&i| eligible(i)).nth(turn) else {
+        return;
+    };
     for index in (start..count).chain(0..start) {
         if !eligible(index) {
             continue;
@@ -90,6 +102,17 @@ mod tests {
     }
 
     #[test]
+    fn ties_take_even_turns_whichever_backends_are_eligible() {
+        // The second of four is out: the other three still win a third of the ties each.
+        let s = states(&[true, false, true, true], &[0; 4], &[1; 4]);
+        let mut wins = [0; 4];
+        for seq in 0..300 {
+            wins[rank(seq, &s)[0] as usize] += 1;
+        }
+        assert_eq!(wins, [100, 0, 100, 100]);
+    }
+
+    #[test]
     fn unhealthy_backends_are_never_ranked() {
         let s = states(&[false, true, false], &[0, 9, 0], &[1; 3]);
         assert_eq!(rank(0, &s), vec![1]);
@@ -115,11 +138,16 @@ mod tests {
             let max = 1 + next(4) as usize;
             // The reference: every eligible backend in visiting order, stably sorted by load per
             // unit of weight, cut to `max`.
-            let start = (sequence % n as u64) as usize;
-            let mut expected: Vec<usize> = (0..n)
-                .map(|offset| (start + offset) % n)
-                .filter(|&i| healthy[i])
-                .collect();
+            let eligible: Vec<usize> = (0..n).filter(|&i| healthy[i]).collect();
+            let mut expected: Vec<usize> = match eligible.len() {
+                0 => Vec::new(),
+                m => {
+                    let start = (sequence % m as u64) as usize;
+                    (0..m)
+                        .map(|offset| eligible[(start + offset) % m])
+                        .collect()
+                }
+            };
             expected.sort_by(|&a, &b| (in_flight[a] * weight[b]).cmp(&(in_flight[b] * weight[a])));
             expected.truncate(max);
             let mut ranked = vec![99];

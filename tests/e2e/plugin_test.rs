@@ -81,3 +81,66 @@ fn a_failing_plugin_exits_non_zero_with_its_fallbacks() {
     let (ok, stdout, _) = plugin_test(&[&path, "--config", "decline", "--requests", "50"]);
     assert!(ok, "declining is not a failure: {stdout}");
 }
+
+/// The `keys` line: (keys on the backend that left, of them moved, others moved).
+fn key_moves(stdout: &str) -> (u64, u64, u64) {
+    let line = stdout
+        .lines()
+        .find(|line| line.starts_with("keys:"))
+        .unwrap_or_else(|| panic!("no keys line in:\n{stdout}"));
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter(|word| !word.is_empty() && !word.contains('.'))
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    // "of 1000 keys, 324 (32.4%) were on b2, ..., and 324 of them moved; 0 (0.0%) of the others"
+    (numbers[1], numbers[3], numbers[4])
+}
+
+#[test]
+fn the_strategy_scenarios_show_each_plugins_point() {
+    // keys: consistent hashing moves only the leaving backend's keys; round-robin moves others.
+    let hash = plugin("consistent_hash").display().to_string();
+    let args = ["--scenario", "keys", "--requests", "4000", "--config"];
+    let (ok, stdout, stderr) = plugin_test(
+        &[
+            &[hash.as_str()][..],
+            &args,
+            &["key=header:x-user bound=off"],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    let (on_leaving, moved, others) = key_moves(&stdout);
+    assert!(on_leaving > 200, "{stdout}");
+    assert_eq!((moved, others), (on_leaving, 0), "{stdout}");
+    let rotation = plugin("round_robin").display().to_string();
+    let (ok, stdout, _) = plugin_test(&[&rotation, "--scenario", "keys"]);
+    assert!(ok);
+    assert!(key_moves(&stdout).2 > 100, "{stdout}");
+
+    // canary: the tagged backend gets the share.
+    let canary = plugin("canary").display().to_string();
+    let (ok, stdout, _) = plugin_test(&[&canary, "--scenario", "canary", "--config", "share=10"]);
+    assert!(ok, "{stdout}");
+    assert_eq!(requests(&stdout, "b2"), 1000, "{stdout}");
+
+    // zones: zone a serves, but for the third of the run it is out.
+    let locality = plugin("locality").display().to_string();
+    let args = [
+        "--scenario",
+        "zones",
+        "--backends",
+        "4",
+        "--requests",
+        "3000",
+        "--config",
+        "zone=a",
+    ];
+    let (ok, stdout, _) = plugin_test(&[&[locality.as_str()][..], &args].concat());
+    assert!(ok, "{stdout}");
+    let got: Vec<u64> = ["b0", "b1", "b2", "b3"]
+        .map(|b| requests(&stdout, b))
+        .to_vec();
+    assert_eq!(got, [1000, 500, 1000, 500], "{stdout}");
+}

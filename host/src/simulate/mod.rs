@@ -7,6 +7,7 @@
 mod report;
 mod scenario;
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use crate::clock::Clock;
 use crate::config::{BackendConfig, BackendProtocol};
 use crate::policy::Policy;
 
-pub use report::{Report, Share};
+pub use report::{KeyReport, Report, Share};
 pub use scenario::Scenario;
 
 /// What to simulate.
@@ -42,6 +43,7 @@ pub(crate) struct SimBackend {
     pub weight: u32,
     pub latency: Duration,
     pub healthy: bool,
+    pub tags: Vec<String>,
 }
 
 /// One change to the backend set during the run, at a request number.
@@ -49,6 +51,8 @@ pub(crate) struct SimBackend {
 pub(crate) enum Change {
     Add(SimBackend),
     Remove(String),
+    /// The named backend passes or fails its health checks from now on.
+    Health(String, bool),
 }
 
 /// Runs `simulation` against `policy` (loaded for the scenario's first backend set, which
@@ -67,11 +71,14 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
     let mut served: Vec<(String, u64)> = Vec::new();
     let mut now = Duration::ZERO;
     let mut next_sample = RECENT_SAMPLE_EVERY;
+    let mut keys = (simulation.scenario == Scenario::Keys).then(|| KeyMoves::new(&changes));
     for sequence in 0..simulation.requests {
         now += interval;
         for (at, change) in &changes {
-            if *at == sequence {
-                set = apply(&set, change, &mut known, clock);
+            if *at == sequence
+                && let Some(next) = apply(&set, change, &mut known, clock)
+            {
+                set = next;
             }
         }
         finish_due(&mut in_flight, now, policy, &set);
@@ -79,13 +86,18 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
             set.sample_recent();
             next_sample += RECENT_SAMPLE_EVERY;
         }
+        let key = sequence % scenario::KEYS;
+        let keyed_headers = keys.as_ref().map(|_| keyed(&simulation.headers, key));
         let request = RequestInfo {
             sequence,
             method: &Method::GET,
             authority: "simulated",
             path: "/",
-            client_ip: Ipv4Addr::LOCALHOST.into(),
-            headers: &simulation.headers,
+            client_ip: match keys {
+                Some(_) => Ipv4Addr::new(10, 0, (key >> 8) as u8, key as u8).into(),
+                None => Ipv4Addr::LOCALHOST.into(),
+            },
+            headers: keyed_headers.as_ref().unwrap_or(&simulation.headers),
         };
         let started = Instant::now();
         let ranked = policy.pick(&request, &set);
@@ -96,6 +108,9 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
         else {
             continue;
         };
+        if let Some(keys) = &mut keys {
+            keys.served(sequence, key, &backend.name);
+        }
         match served.iter_mut().find(|(name, _)| *name == backend.name) {
             Some((_, count)) => *count += 1,
             None => served.push((backend.name.clone(), 1)),
@@ -113,7 +128,83 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
         });
     }
     finish_due(&mut in_flight, Duration::MAX, policy, &set);
-    Report::new(simulation, policy, &known, &served, pick_times)
+    let mut report = Report::new(simulation, policy, &known, &served, pick_times);
+    report.keys = keys.map(|keys| keys.summary());
+    report
+}
+
+/// `headers` with the `keys` scenario's key `key` added: `x-user: user-N`, `cookie: session=N`.
+fn keyed(headers: &HeaderMap, key: u64) -> HeaderMap {
+    let mut headers = headers.clone();
+    let value = |text: String| HeaderValue::try_from(text).expect("digits make a header value");
+    headers.insert("x-user", value(format!("user-{key}")));
+    headers.insert(http::header::COOKIE, value(format!("session={key}")));
+    headers
+}
+
+/// Where each key of the `keys` scenario was served before and after the backend left: how
+/// often by each backend, so that a key's backend is the one that served it most (a policy
+/// bounding loads sends a key elsewhere now and then without moving it).
+struct KeyMoves {
+    /// The request the backend leaves at, and its name.
+    change: (u64, String),
+    before: Vec<BTreeMap<String, u64>>,
+    after: Vec<BTreeMap<String, u64>>,
+}
+
+impl KeyMoves {
+    fn new(changes: &[(u64, Change)]) -> Self {
+        let change = changes
+            .iter()
+            .find_map(|(at, change)| match change {
+                Change::Remove(name) => Some((*at, name.clone())),
+                _ => None,
+            })
+            .unwrap_or((u64::MAX, String::new()));
+        KeyMoves {
+            change,
+            before: vec![BTreeMap::new(); scenario::KEYS as usize],
+            after: vec![BTreeMap::new(); scenario::KEYS as usize],
+        }
+    }
+
+    /// Request `sequence`, with key `key`, went to `backend`.
+    fn served(&mut self, sequence: u64, key: u64, backend: &str) {
+        let phase = if sequence < self.change.0 {
+            &mut self.before
+        } else {
+            &mut self.after
+        };
+        *phase[key as usize].entry(backend.to_owned()).or_default() += 1;
+    }
+
+    fn summary(self) -> KeyReport {
+        let most = |counts: BTreeMap<String, u64>| {
+            counts
+                .into_iter()
+                .max_by_key(|(_, count)| *count)
+                .map(|(name, _)| name)
+        };
+        let both: Vec<(String, String)> = self
+            .before
+            .into_iter()
+            .zip(self.after)
+            .filter_map(|(before, after)| Some((most(before)?, most(after)?)))
+            .collect();
+        let left = self.change.1;
+        let moved = |from_left: bool| {
+            both.iter()
+                .filter(|(before, after)| before != after && (*before == left) == from_left)
+                .count() as u64
+        };
+        KeyReport {
+            keys: both.len() as u64,
+            on_leaving: both.iter().filter(|(before, _)| *before == left).count() as u64,
+            moved_from_leaving: moved(true),
+            moved_others: moved(false),
+            left,
+        }
+    }
 }
 
 impl Simulation {
@@ -181,7 +272,7 @@ fn sim_backend(b: &SimBackend, index: usize, clock: &Clock) -> Backend {
         name: b.name.clone(),
         address: SocketAddr::from((Ipv4Addr::LOCALHOST, 10_000 + index as u16)),
         weight: b.weight,
-        tags: Vec::new(),
+        tags: b.tags.clone(),
         protocol: BackendProtocol::Http1,
         tls: None,
     };
@@ -190,13 +281,14 @@ fn sim_backend(b: &SimBackend, index: usize, clock: &Clock) -> Backend {
     backend
 }
 
-/// The set after `change`; a backend that joins is added to `known`.
+/// The set after `change` (`None` if the set stays, a backend's health having changed); a
+/// backend that joins is added to `known`.
 fn apply(
     set: &BackendSet,
     change: &Change,
     known: &mut Vec<SimBackend>,
     clock: &Clock,
-) -> BackendSet {
+) -> Option<BackendSet> {
     let mut backends: Vec<Arc<Backend>> = set.backends().to_vec();
     match change {
         Change::Add(b) => {
@@ -204,8 +296,15 @@ fn apply(
             backends.push(Arc::new(sim_backend(b, backends.len(), clock)));
         }
         Change::Remove(name) => backends.retain(|b| b.name != *name),
+        Change::Health(name, healthy) => {
+            // The set stays; only the backend's health changes.
+            for backend in set.backends().iter().filter(|b| b.name == *name) {
+                backend.health.set_healthy(*healthy);
+            }
+            return None;
+        }
     }
-    BackendSet::new(set.generation() + 1, backends)
+    Some(BackendSet::new(set.generation() + 1, backends))
 }
 
 /// Requests arrive so that, at the base latency, about one is in flight per backend.

@@ -44,7 +44,25 @@ pub struct Report {
     /// For a plugin that asked for feedback: the outcomes it heard of through `observe`, and
     /// the `observe` calls that failed, by reason.
     pub observe: Option<(u64, Vec<(FallbackReason, u64)>)>,
+    /// In the `keys` scenario: which keys moved when the backend left.
+    pub keys: Option<KeyReport>,
     scenario: &'static str,
+}
+
+/// Which of the `keys` scenario's keys changed backend when one backend left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyReport {
+    /// Keys seen both before and after the backend left. A key's backend, before and after,
+    /// is the one that served it most.
+    pub keys: u64,
+    /// The backend that left.
+    pub left: String,
+    /// Of `keys`, those that were on the backend that left.
+    pub on_leaving: u64,
+    /// Of those, the ones that moved (all of them: their backend is gone).
+    pub moved_from_leaving: u64,
+    /// Keys that moved although their backend stayed.
+    pub moved_others: u64,
 }
 
 impl Report {
@@ -80,6 +98,7 @@ impl Report {
                 let feedback = policy.feedback();
                 (feedback.delivered(), feedback.failures().to_vec())
             }),
+            keys: None,
             scenario: simulation.scenario.label(),
         }
     }
@@ -152,6 +171,21 @@ impl fmt::Display for Report {
             us(self.pick_quantile(1.0)),
         )?;
         writeln!(f, "fallbacks: {}", counted(&self.fallbacks))?;
+        if let Some(keys) = &self.keys {
+            let percent = |n: u64| n as f64 * 100.0 / keys.keys.max(1) as f64;
+            writeln!(
+                f,
+                "keys: of {} keys, {} ({:.1}%) were on {}, which left halfway, and {} of them moved; \
+                 {} ({:.1}%) of the others moved too",
+                keys.keys,
+                keys.on_leaving,
+                percent(keys.on_leaving),
+                keys.left,
+                keys.moved_from_leaving,
+                keys.moved_others,
+                percent(keys.moved_others),
+            )?;
+        }
         if let Some((heard, failures)) = &self.observe {
             writeln!(
                 f,

@@ -17,6 +17,22 @@ pub enum Scenario {
     Weights,
     /// A backend joins after a third of the requests, and the first leaves after two thirds.
     Churn,
+    /// Each request carries one of 1 000 keys (client address 10.0.x.y, header `x-user:
+    /// user-N`, cookie `session=N`), and the last backend leaves halfway: which keys moved.
+    Keys,
+    /// The last backend is tagged `canary`.
+    Canary,
+    /// Backends tagged `zone=a` and `zone=b` in turn; those in zone a are out of rotation from
+    /// a third of the requests to two thirds.
+    Zones,
+}
+
+/// The keys of the `keys` scenario.
+pub(crate) const KEYS: u64 = 1000;
+
+/// The zone of backend `i` in the `zones` scenario: a, b, a, b...
+fn zone(i: usize) -> &'static str {
+    if i % 2 == 0 { "a" } else { "b" }
 }
 
 /// The latency of an ordinary simulated backend.
@@ -31,6 +47,9 @@ impl Scenario {
             Scenario::OneUnhealthy => "one-unhealthy",
             Scenario::Weights => "weights",
             Scenario::Churn => "churn",
+            Scenario::Keys => "keys",
+            Scenario::Canary => "canary",
+            Scenario::Zones => "zones",
         }
     }
 
@@ -47,11 +66,18 @@ impl Scenario {
             weight: 1,
             latency: BASE_LATENCY,
             healthy: true,
+            tags: Vec::new(),
         };
         let mut backends: Vec<SimBackend> = (0..count).map(backend).collect();
         let last = count - 1;
         match self {
-            Scenario::Equal | Scenario::Churn => {}
+            Scenario::Equal | Scenario::Churn | Scenario::Keys => {}
+            Scenario::Canary => backends[last].tags = vec!["canary".to_owned()],
+            Scenario::Zones => {
+                for (i, b) in backends.iter_mut().enumerate() {
+                    b.tags = vec![format!("zone={}", zone(i))];
+                }
+            }
             Scenario::OneSlow => backends[last].latency = BASE_LATENCY * 10,
             Scenario::OneUnhealthy => backends[last].healthy = false,
             Scenario::Weights => {
@@ -65,18 +91,33 @@ impl Scenario {
 
     /// The changes during a run of `requests` with `count` backends at the start.
     pub(crate) fn changes(self, count: usize, requests: u64) -> Vec<(u64, Change)> {
-        if self != Scenario::Churn {
-            return Vec::new();
+        let count = count.max(1);
+        match self {
+            Scenario::Churn => {
+                let joining = SimBackend {
+                    name: format!("b{count}"),
+                    weight: 1,
+                    latency: BASE_LATENCY,
+                    healthy: true,
+                    tags: Vec::new(),
+                };
+                vec![
+                    (requests / 3, Change::Add(joining)),
+                    (requests * 2 / 3, Change::Remove("b0".to_owned())),
+                ]
+            }
+            Scenario::Keys => vec![(requests / 2, Change::Remove(format!("b{}", count - 1)))],
+            Scenario::Zones => {
+                let zone_a = || (0..count).filter(|&i| zone(i) == "a");
+                let mut changes: Vec<(u64, Change)> = zone_a()
+                    .map(|i| (requests / 3, Change::Health(format!("b{i}"), false)))
+                    .collect();
+                changes.extend(
+                    zone_a().map(|i| (requests * 2 / 3, Change::Health(format!("b{i}"), true))),
+                );
+                changes
+            }
+            _ => Vec::new(),
         }
-        let joining = SimBackend {
-            name: format!("b{}", count.max(1)),
-            weight: 1,
-            latency: BASE_LATENCY,
-            healthy: true,
-        };
-        vec![
-            (requests / 3, Change::Add(joining)),
-            (requests * 2 / 3, Change::Remove("b0".to_owned())),
-        ]
     }
 }

@@ -20,6 +20,16 @@ use vane::plugin::{PluginBalancer, PluginEngine};
 
 const SIZES: [usize; 4] = [3, 16, 64, 256];
 
+/// The shipped plugins, each with its config.
+const PLUGINS: [(&str, &str); 6] = [
+    ("round_robin", ""),
+    ("least_conn", ""),
+    ("p2c_ewma", ""),
+    ("consistent_hash", ""),
+    ("canary", "share=5"),
+    ("locality", "zone=a"),
+];
+
 fn plugin_path(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/wasm32-wasip2/release")
@@ -39,7 +49,11 @@ fn backends(count: usize, clock: &Clock) -> BackendSet {
                 name: format!("b{i}"),
                 address: format!("127.0.0.1:{}", 10_000 + i).parse().unwrap(),
                 weight: 1 + (i % 3) as u32,
-                tags: vec![],
+                // For the canary and locality plugins: zones a and b in turn, one in ten a canary.
+                tags: [format!("zone={}", ["a", "b"][i % 2])]
+                    .into_iter()
+                    .chain((i % 10 == 0).then(|| "canary".to_owned()))
+                    .collect(),
                 protocol: BackendProtocol::Http1,
                 tls: None,
             };
@@ -66,9 +80,9 @@ fn pick(c: &mut Criterion) {
         let set = backends(size, &clock);
         let mut contenders: Vec<(&str, Box<dyn Balancer>)> =
             vec![("builtin", Box::new(RoundRobin))];
-        for name in ["round_robin", "least_conn", "p2c_ewma"] {
+        for (name, config) in PLUGINS {
             let plugin =
-                PluginBalancer::load(&engine, &plugin_path(name), "", limits, &set, &clock)
+                PluginBalancer::load(&engine, &plugin_path(name), config, limits, &set, &clock)
                     .unwrap();
             contenders.push((name, Box::new(plugin)));
         }
@@ -82,7 +96,9 @@ fn pick(c: &mut Criterion) {
                         method: &Method::GET,
                         authority: "shop.example",
                         path: "/users/42?page=2",
-                        client_ip: Ipv4Addr::new(192, 0, 2, 7).into(),
+                        // A client of many, for consistent-hash's key.
+                        client_ip: Ipv4Addr::from_bits(0xc000_0200 | (sequence as u32 & 0xff))
+                            .into(),
                         headers: &headers,
                     };
                     black_box(balancer.pick(&request, set, set.eligibility()).unwrap())

@@ -6,8 +6,8 @@
 
 /// Pushes up to `max` eligible backends onto `ranked`, least loaded per unit of weight first.
 /// Equal loads are ordered starting from the `sequence % m`-th of the `m` eligible backends, so
-/// equal backends take turns evenly whichever are eligible. One pass over the backends to count
-/// the eligible, one keeping the best `max` so far in order.
+/// equal backends take turns evenly whichever are eligible. One pass over the backends, keeping
+/// the best `max` so far in order, and a second only while some backend is not eligible.
 pub fn rank_least_loaded(
     sequence: u64,
     eligible: impl Fn(usize) -> bool,
@@ -20,30 +20,50 @@ pub fn rank_least_loaded(
     if count == 0 || max == 0 {
         return;
     }
+    let first = ranked.len();
+    let pass = |start: usize, ranked: &mut Vec<u32>| {
+        rank_from(start, &eligible, in_flight, weight, max, first, ranked)
+    };
+    // Ties take turns among the eligible backends: the visit starts at the (sequence % m)-th
+    // of the m eligible ones. While all are eligible that is backend (sequence % count); when
+    // some are not, starting there would hand an ineligible backend's turns to the next one,
+    // which would then win ties twice as often, so the pass is made again from the right one.
+    let eligible_count = pass((sequence % count as u64) as usize, ranked);
+    if eligible_count == count || eligible_count == 0 {
+        return;
+    }
+    let turn = (sequence % eligible_count as u64) as usize;
+    if let Some(start) = (0..count).filter(|&i| eligible(i)).nth(turn) {
+        ranked.truncate(first);
+        pass(start, ranked);
+    }
+}
+
+/// One pass of [`rank_least_loaded`], visiting from `start` on and keeping the best `max` in
+/// `ranked[first..]`; answers how many backends were eligible.
+fn rank_from(
+    start: usize,
+    eligible: impl Fn(usize) -> bool,
+    in_flight: &[u64],
+    weight: &[u64],
+    max: usize,
+    first: usize,
+    ranked: &mut Vec<u32>,
+) -> usize {
+    let count = in_flight.len().min(weight.len());
     // Both kept below 2^32, so that the products below fit in a u64 (wasm has no wider
     // multiply): `a` carries less per unit of weight than `b` if a.0 * b.1 < b.0 * a.1.
     let most = u64::from(u32::MAX);
     let load = |i: usize| (in_flight[i].min(most), weight[i].clamp(1, most));
     let lighter = |a: (u64, u64), b: (u64, u64)| a.0 * b.1 < b.0 * a.1;
-    let first = ranked.len();
     // The load of the last one kept, once `max` are: most backends compare only with it.
     let mut last: Option<(u64, u64)> = None;
-    // Ties take turns among the eligible backends: the visit starts at the (sequence % m)-th
-    // of the m eligible ones. Starting at backend (sequence % count) instead would hand the
-    // turns of an ineligible backend to the next eligible one, which would then win ties twice
-    // as often.
-    let eligible_count = (0..count).filter(|&i| eligible(i)).count();
-    if eligible_count == 0 {
-        return;
-    }
-    let turn = (sequence % eligible_count as u64) as usize;
-    let Some(start) = (0..count).filter(|&i| eligible(i)).nth(turn) else {
-        return;
-    };
+    let mut eligible_count = 0;
     for index in (start..count).chain(0..start) {
         if !eligible(index) {
             continue;
         }
+        eligible_count += 1;
         let candidate = load(index);
         if last.is_some_and(|last| !lighter(candidate, last)) {
             continue;
@@ -62,6 +82,7 @@ pub fn rank_least_loaded(
             last = ranked.last().map(|&index| load(index as usize));
         }
     }
+    eligible_count
 }
 
 #[cfg(test)]

@@ -28,9 +28,47 @@ const ZONE_TAG: &str = "zone=";
 
 /// The locality policy's state: which backends are local, and when to spill.
 pub struct Locality {
-    local: Vec<bool>,
+    /// The local backends' indices, then the remote ones'.
+    zones: [Zone; 2],
     /// In flight per unit of weight at which every local backend counts as loaded.
     spill_at: Option<u64>,
+}
+
+/// The backends of one side (local or remote), with room to copy their columns into per pick.
+#[derive(Default)]
+struct Zone {
+    members: Vec<u32>,
+    in_flight: Vec<u64>,
+    weight: Vec<u64>,
+    ranked: Vec<u32>,
+}
+
+impl Zone {
+    /// Pushes up to `max` of the zone's eligible backends onto `ranked`, least loaded first
+    /// (ties taking turns among them).
+    fn rank(&mut self, sequence: u64, states: &States<'_>, max: usize, ranked: &mut Vec<u32>) {
+        let (in_flight, weight) = (
+            states.column(Columns::IN_FLIGHT),
+            states.column(Columns::WEIGHT),
+        );
+        self.in_flight.clear();
+        self.weight.clear();
+        for &i in &self.members {
+            self.in_flight.push(in_flight[i as usize]);
+            self.weight.push(weight[i as usize]);
+        }
+        let members = &self.members;
+        self.ranked.clear();
+        vane_plugin_kit::rank_least_loaded(
+            sequence,
+            |k| states.eligible(members[k] as usize),
+            &self.in_flight,
+            &self.weight,
+            max,
+            &mut self.ranked,
+        );
+        ranked.extend(self.ranked.iter().map(|&k| members[k as usize]));
+    }
 }
 
 impl Policy for Locality {
@@ -55,11 +93,9 @@ impl Policy for Locality {
                 .find_map(|tag| tag.strip_prefix(ZONE_TAG))
                 .map(str::to_owned)
         };
-        let local: Vec<bool> = backends
-            .iter()
-            .map(|b| zone_of(b).as_deref() == Some(zone))
-            .collect();
-        if !local.contains(&true) {
+        let (local, remote): (Vec<u32>, Vec<u32>) = (0..backends.len() as u32)
+            .partition(|&i| zone_of(&backends[i as usize]).as_deref() == Some(zone));
+        if local.is_empty() {
             vane_plugin_kit::log(
                 Level::Warn,
                 &format!(
@@ -67,45 +103,49 @@ impl Policy for Locality {
                 ),
             );
         }
+        let zones = [
+            Zone {
+                members: local,
+                ..Zone::default()
+            },
+            Zone {
+                members: remote,
+                ..Zone::default()
+            },
+        ];
         let needs = vane_plugin_kit::needs(Columns::IN_FLIGHT | Columns::WEIGHT);
-        Ok((Locality { local, spill_at }, needs))
+        Ok((Locality { zones, spill_at }, needs))
     }
 
     fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>) {
-        let in_flight = states.column(Columns::IN_FLIGHT);
-        let weight = states.column(Columns::WEIGHT);
-        let rank = |local: bool, max: usize, ranked: &mut Vec<u32>| {
-            let eligible = |i: usize| states.eligible(i) && self.local[i] == local;
-            vane_plugin_kit::rank_least_loaded(
-                request.sequence,
-                eligible,
-                in_flight,
-                weight,
-                max,
-                ranked,
-            );
-        };
-        rank(true, RANKED, ranked);
+        let [local, remote] = &mut self.zones;
+        local.rank(request.sequence, states, RANKED, ranked);
         let Some(&best_local) = ranked.first() else {
-            rank(false, RANKED, ranked);
+            remote.rank(request.sequence, states, RANKED, ranked);
             return;
         };
         // Loads per unit of weight compare as in_flight_a × weight_b against the other way.
+        let (in_flight, weight) = (
+            states.column(Columns::IN_FLIGHT),
+            states.column(Columns::WEIGHT),
+        );
         let load = |i: u32| (in_flight[i as usize], weight[i as usize].max(1));
         let (local_in_flight, local_weight) = load(best_local);
         let loaded = self
             .spill_at
             .is_some_and(|spill_at| local_in_flight >= spill_at.saturating_mul(local_weight));
-        let mut remote = Vec::with_capacity(RANKED);
-        rank(false, RANKED, &mut remote);
-        if loaded && let Some(&best_remote) = remote.first() {
+        if !loaded && ranked.len() == RANKED {
+            return;
+        }
+        let local_count = ranked.len();
+        remote.rank(request.sequence, states, RANKED, ranked);
+        if loaded && let Some(&best_remote) = ranked.get(local_count) {
             let (remote_in_flight, remote_weight) = load(best_remote);
             if remote_in_flight * local_weight < local_in_flight * remote_weight {
-                ranked.insert(0, best_remote);
-                remote.remove(0);
+                // The least loaded remote backend first, the local ones after it.
+                ranked[..=local_count].rotate_right(1);
             }
         }
-        ranked.extend(remote);
         ranked.truncate(RANKED);
     }
 }

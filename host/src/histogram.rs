@@ -79,6 +79,23 @@ impl Histogram {
     }
 }
 
+impl HistogramSnapshot {
+    /// The upper bound, in seconds, of the bucket holding the `quantile` (0 to 1) of the
+    /// durations: what that share of them took at most. `None` if nothing was recorded or it
+    /// lies above the last bound.
+    pub fn quantile_at_most(&self, quantile: f64) -> Option<f64> {
+        let rank = (quantile * self.count as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for &(bound, count) in &self.buckets {
+            seen += count;
+            if seen >= rank && self.count > 0 {
+                return (bound != f64::MAX).then_some(bound);
+            }
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +113,9 @@ mod tests {
         );
         assert_eq!(snapshot.count, 5);
         assert!((snapshot.sum_seconds - 0.005126).abs() < 1e-9);
+        assert_eq!(snapshot.quantile_at_most(0.4), Some(0.00001));
+        assert_eq!(snapshot.quantile_at_most(0.8), Some(0.0001));
+        assert_eq!(snapshot.quantile_at_most(1.0), None, "above the last bound");
+        assert_eq!(Histogram::new(&[10]).snapshot().quantile_at_most(0.5), None);
     }
 }

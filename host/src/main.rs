@@ -54,6 +54,15 @@ enum Command {
         #[arg(long)]
         plugin: Option<PathBuf>,
     },
+    /// Show how the shadow policy of a running vane compares with the active one.
+    Shadow {
+        /// Where that vane's admin API listens.
+        #[arg(long, default_value = "127.0.0.1:9901")]
+        admin: SocketAddr,
+        /// A file holding the admin API's token, if it needs one (`admin_token_file`).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Tools for plugin authors.
     Plugin {
         #[command(subcommand)]
@@ -114,6 +123,7 @@ fn main() -> ExitCode {
             admin,
             plugin.unwrap_or_else(vane::demo::default_plugin),
         ),
+        Command::Shadow { admin, token_file } => shadow(admin, token_file.as_deref()),
         Command::Plugin {
             command:
                 PluginCommand::Test {
@@ -258,6 +268,27 @@ fn plugin_test(
     if observe_failures > 0 {
         anyhow::bail!("the plugin's observe failed {observe_failures} times");
     }
+    Ok(())
+}
+
+fn shadow(admin: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<()> {
+    let token = token_file
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map(|text| text.trim().to_owned())
+                .with_context(|| format!("cannot read the admin token file {}", path.display()))
+        })
+        .transpose()?;
+    let policy = runtime()?
+        .block_on(vane::admin::shadow_view::fetch_policy(
+            admin,
+            token.as_deref(),
+        ))
+        .map_err(anyhow::Error::msg)?;
+    print!(
+        "{}",
+        vane::admin::shadow_view::render(&policy).map_err(anyhow::Error::msg)?
+    );
     Ok(())
 }
 

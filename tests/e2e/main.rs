@@ -27,6 +27,7 @@ mod plugin_memory;
 mod plugin_test;
 mod pooling;
 mod reload;
+mod shadow;
 mod shutdown;
 mod signals;
 mod slow_start;

@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 
 use crate::backend::{Backend, FULL_SHARE, Outcome};
 use crate::histogram::HistogramSnapshot;
-use crate::policy::BreakerState;
+use crate::policy::{BreakerState, Shadow};
 use crate::reload::{ReloadStatus, Reloader};
 use crate::state::{ClientFault, State};
 use crate::tls::TlsListener;
@@ -254,6 +254,9 @@ impl Collector for StateCollector {
             "Linear memory the plugin's instances hold together (at most total_memory_limit).",
             policy.memory_bytes(),
         )?;
+        if let Some(shadow) = policy.shadow() {
+            encode_shadow(&mut encoder, shadow)?;
+        }
         gauge(
             &mut encoder,
             "vane_policy_generation",
@@ -387,6 +390,81 @@ fn resident_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// The shadow policy's series: what was sampled, compared and agreed, its failures, pick time
+/// and breaker, and each backend's picks by the active policy and by the shadow.
+fn encode_shadow(
+    encoder: &mut DescriptorEncoder<'_>,
+    shadow: &Shadow,
+) -> Result<(), std::fmt::Error> {
+    let stats = shadow.stats();
+    let counts: [(&str, &str, u64); 4] = [
+        (
+            "vane_shadow_sampled",
+            "Requests sampled for the shadow policy.",
+            stats.sampled(),
+        ),
+        (
+            "vane_shadow_dropped",
+            "Sampled requests the shadow was never asked about (its queue was full).",
+            stats.dropped(),
+        ),
+        (
+            "vane_shadow_compared",
+            "Sampled requests the shadow answered usably, compared with the active policy.",
+            stats.compared(),
+        ),
+        (
+            "vane_shadow_agreed",
+            "Compared requests whose first choice was the same for the shadow and the active policy.",
+            stats.agreed(),
+        ),
+    ];
+    for (name, help, value) in counts {
+        counter(
+            encoder.encode_descriptor(name, help, None, MetricType::Counter)?,
+            value,
+        )?;
+    }
+    let mut metric = encoder.encode_descriptor(
+        "vane_shadow_failures",
+        "Sampled requests the shadow did not answer usably, by reason (its answer is never used).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, count) in stats.failures() {
+        let labels: Labels<'_> = [("reason", reason.label())];
+        counter(metric.encode_family(&labels)?, count)?;
+    }
+    histogram(
+        encoder.encode_descriptor(
+            "vane_shadow_pick_seconds",
+            "Duration of each call into the shadow policy to pick, off the request path.",
+            None,
+            MetricType::Histogram,
+        )?,
+        &stats.picks().snapshot(),
+    )?;
+    breaker_state(
+        encoder,
+        "vane_shadow_breaker_state",
+        "The shadow's circuit breaker: 1 for the state it is in (closed: the shadow is asked).",
+        shadow.breaker().state(),
+    )?;
+    let mut metric = encoder.encode_descriptor(
+        "vane_shadow_backend_picks",
+        "Compared requests by backend: where the active policy sent them and where the shadow would have.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (backend, shares) in stats.shares() {
+        for (policy, count) in [("active", shares.actual), ("shadow", shares.would_be)] {
+            let labels = [("backend", backend.as_str()), ("policy", policy)];
+            counter(metric.encode_family(&labels)?, count)?;
+        }
+    }
+    Ok(())
 }
 
 fn counter(mut metric: MetricEncoder<'_>, value: u64) -> Result<(), std::fmt::Error> {

@@ -4,6 +4,7 @@
 
 mod auth;
 mod metrics;
+pub mod shadow_view;
 mod status;
 
 use std::convert::Infallible;
@@ -94,6 +95,16 @@ async fn answer(
                 serde_json::json!({ "reloaded": false, "error": err.to_string() }),
             ),
         },
+        (&Method::POST, "/policy/promote") => match reloader.promote_shadow().await {
+            Ok(reloaded) => json(
+                StatusCode::OK,
+                serde_json::json!({ "promoted": true, "changes": reloaded.changes }),
+            ),
+            Err(err) => json(
+                refusal_status(&err),
+                serde_json::json!({ "promoted": false, "error": err.to_string() }),
+            ),
+        },
         (&Method::GET, "/metrics") => match encode_metrics(state, reloader) {
             Ok(text) => reply(StatusCode::OK, metrics::CONTENT_TYPE, text),
             Err(_) => reply(
@@ -107,7 +118,7 @@ async fn answer(
             "text/plain",
             "only GET is allowed here\n".into(),
         ),
-        (_, "/reload") => reply(
+        (_, "/reload" | "/policy/promote") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only POST is allowed here\n".into(),
@@ -115,18 +126,20 @@ async fn answer(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try GET /backends, /policy, /tls or /metrics, or POST /reload\n".into(),
+            "not found; try GET /backends, /policy, /tls or /metrics, or POST /reload or \
+             /policy/promote\n"
+                .into(),
         ),
     };
     Ok(response)
 }
 
 /// The status of a refused reload: 400 for a bad config, 409 for a change that needs a
-/// restart, 422 for a plugin vane will not run, 500 if the reload itself broke.
+/// restart or a promotion with no shadow, 422 for a plugin vane will not run, 500 if the reload itself broke.
 fn refusal_status(err: &ReloadError) -> StatusCode {
     match err {
         ReloadError::Config(_) => StatusCode::BAD_REQUEST,
-        ReloadError::NeedsRestart(_) => StatusCode::CONFLICT,
+        ReloadError::NeedsRestart(_) | ReloadError::NoShadow => StatusCode::CONFLICT,
         ReloadError::Plugin(_)
         | ReloadError::Probe { .. }
         | ReloadError::Tls { .. }

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::backend::{FULL_SHARE, Outcome};
+use crate::policy::Shadow;
 use crate::reload::ReloadStatus;
 use crate::state::State;
 use crate::tls::TlsListener;
@@ -91,12 +92,62 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         "breaker": policy.breaker().state().label(),
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,
+        "shadow": policy.shadow().map(shadow),
         "observe": policy.wants_feedback().then(|| json!({
             "breaker": feedback.breaker().state().label(),
             "outcomes_delivered": feedback.delivered(),
             "outcomes_dropped": policy.outcomes_dropped(),
             "failures": observe_failures,
         })),
+    })
+}
+
+/// The shadow policy: its plugin, sample, agreement with the active policy, would-be shares
+/// against the actual ones, pick time, failures and breaker.
+fn shadow(shadow: &Shadow) -> Value {
+    let info = shadow.info();
+    let stats = shadow.stats();
+    let compared = stats.compared();
+    let share = |count: u64| (compared > 0).then(|| count as f64 / compared as f64);
+    let backends: Vec<Value> = stats
+        .shares()
+        .into_iter()
+        .map(|(name, shares)| {
+            json!({
+                "name": name,
+                "actual": shares.actual,
+                "would_be": shares.would_be,
+                "actual_share": share(shares.actual),
+                "would_be_share": share(shares.would_be),
+            })
+        })
+        .collect();
+    let failures: Map<String, Value> = stats
+        .failures()
+        .iter()
+        .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
+        .collect();
+    let picks = stats.picks().snapshot();
+    let micros = |seconds: Option<f64>| seconds.map(|s| (s * 1e6).round());
+    json!({
+        "name": info.name,
+        "path": info.path.display().to_string(),
+        "sha256": info.sha256,
+        "loaded_at": rfc3339(info.loaded_at),
+        "sample_percent": shadow.sample_percent(),
+        "sampled": stats.sampled(),
+        "dropped": stats.dropped(),
+        "compared": compared,
+        "agreed": stats.agreed(),
+        "agreement": share(stats.agreed()),
+        "breaker": shadow.breaker().state().label(),
+        "pick_us": {
+            "mean": (picks.count > 0).then(|| picks.sum_seconds * 1e6 / picks.count as f64),
+            "p50_at_most": micros(picks.quantile_at_most(0.5)),
+            "p99_at_most": micros(picks.quantile_at_most(0.99)),
+        },
+        "failures": failures,
+        "backends": backends,
     })
 }
 

@@ -320,9 +320,9 @@ impl Eligibility {
             None => STATE_ELIGIBLE,
             Some(share) => {
                 let offered = slow_start::offered(offer.sequence, backend.salt, share);
-                u64::from(offered) * STATE_ELIGIBLE
+                (u64::from(offered) * STATE_ELIGIBLE)
                     | STATE_WARMING
-                    | u64::from(share) << STATE_SHARE_SHIFT
+                    | (u64::from(share) << STATE_SHARE_SHIFT)
             }
         }
     }

@@ -98,6 +98,20 @@ pub struct PolicyConfig {
     /// by default `$XDG_CACHE_HOME/vane/plugins` or `~/.cache/vane/plugins`; `None` with
     /// `cache = false` (or no home folder).
     pub cache: Option<PathBuf>,
+    /// `[policy.shadow]`: a candidate plugin asked alongside, its answers recorded, never used.
+    pub shadow: Option<ShadowConfig>,
+}
+
+/// The `[policy.shadow]` table: a candidate policy tried on live traffic without taking any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShadowConfig {
+    /// The candidate plugin (`plugin`, required), resolved against the config file's folder.
+    pub plugin: PathBuf,
+    /// The string handed to its `configure` (`config`); default empty.
+    pub config: String,
+    /// `sample_percent`: the share of requests it is asked about, from 0.01 to 100; default 100.
+    /// It runs under the `[policy]` table's limits and breaker settings.
+    pub sample_percent: f64,
 }
 
 /// The limits a plugin runs under, from the `[policy]` table.
@@ -170,6 +184,7 @@ impl PolicyConfig {
             breaker: BreakerConfig::default(),
             watch: true,
             cache: PolicyConfig::default_cache_folder(),
+            shadow: None,
         }
     }
 

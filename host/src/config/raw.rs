@@ -66,6 +66,17 @@ pub(super) struct RawPolicy {
     pub watch: Option<bool>,
     pub cache: Option<bool>,
     pub cache_dir: Option<Spanned<String>>,
+    pub shadow: Option<Spanned<RawShadow>>,
+}
+
+/// `[policy.shadow]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawShadow {
+    pub plugin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub config: String,
+    pub sample_percent: Option<Spanned<f64>>,
 }
 
 /// `[proxy]`.

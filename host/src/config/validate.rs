@@ -11,12 +11,12 @@ use http::uri::PathAndQuery;
 
 use super::raw::{
     RawBackend, RawBackendTls, RawConfig, RawEjection, RawHealth, RawListener, RawPolicy, RawProxy,
-    RawRetries, RawTls, line_of,
+    RawRetries, RawShadow, RawTls, line_of,
 };
 use super::{
     AdminToken, BackendConfig, BackendProtocol, BackendTls, BreakerConfig, CertificateFiles,
     Config, ConfigIssue, EjectionConfig, HealthConfig, ListenerConfig, PluginLimits, PolicyConfig,
-    ProxyConfig, RetryConfig, TlsConfig, parse_size,
+    ProxyConfig, RetryConfig, ShadowConfig, TlsConfig, parse_size,
 };
 
 /// The largest weight accepted; weights are relative, so more range buys nothing.
@@ -378,6 +378,10 @@ fn check_policy(
         );
         return None;
     }
+    let shadow = policy
+        .shadow
+        .as_ref()
+        .and_then(|shadow| check_shadow(check, shadow, base));
     Some(PolicyConfig {
         plugin: base.join(plugin.get_ref()),
         config: policy.config.clone(),
@@ -389,6 +393,44 @@ fn check_policy(
             (_, Some(dir)) => Some(base.join(dir.get_ref())),
             (_, None) => PolicyConfig::default_cache_folder(),
         },
+        shadow,
+    })
+}
+
+/// `[policy.shadow]`: a plugin, its config, and the share of requests it is asked about.
+fn check_shadow(
+    check: &mut Checker<'_>,
+    shadow: &Spanned<RawShadow>,
+    base: &Path,
+) -> Option<ShadowConfig> {
+    let table = Some(shadow.span().start);
+    let shadow = shadow.get_ref();
+    let sample_percent = match &shadow.sample_percent {
+        None => 100.0,
+        Some(value) if (0.01..=100.0).contains(value.get_ref()) => *value.get_ref(),
+        Some(value) => {
+            let message = format!("must be between 0.01 and 100, not {}", value.get_ref());
+            check.issue(
+                Some(value.span().start),
+                "policy.shadow.sample_percent",
+                message,
+            );
+            100.0
+        }
+    };
+    let plugin = check.required(&shadow.plugin, "policy.shadow.plugin", table)?;
+    if plugin.get_ref().trim().is_empty() {
+        check.issue(
+            Some(plugin.span().start),
+            "policy.shadow.plugin",
+            "must name a .wasm file",
+        );
+        return None;
+    }
+    Some(ShadowConfig {
+        plugin: base.join(plugin.get_ref()),
+        config: shadow.config.clone(),
+        sample_percent,
     })
 }
 

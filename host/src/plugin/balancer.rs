@@ -12,9 +12,9 @@ use crossbeam_queue::ArrayQueue;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use super::bindings::{BalancerPre, Outcome};
+use super::bindings::{BalancerPre, Columns, Outcome};
 use super::heard::Heard;
-use super::instance::{ConfigureError, OutOfMemory, PluginInstance};
+use super::instance::{ConfigureError, OutOfMemory, PluginInstance, write_states};
 use super::limits::{LOG_LINES_PER_SECOND, MemoryBudget};
 use super::{PluginEngine, PluginError};
 use crate::backend::{BackendSet, Eligibility};
@@ -36,6 +36,23 @@ pub struct PluginInfo {
     pub loaded_at: SystemTime,
 }
 
+/// The states of a backend set for one request as one plugin reads them, written at one moment.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    columns: Columns,
+    /// The number of backends: the state bits are the first `count` numbers.
+    count: usize,
+    states: Vec<u64>,
+}
+
+impl Snapshot {
+    /// Whether the backend at `index` could receive the request (its state bit 0).
+    pub fn eligible(&self, index: u32) -> bool {
+        (index as usize) < self.count
+            && self.states[index as usize] & crate::backend::STATE_ELIGIBLE != 0
+    }
+}
+
 /// A loaded, checked plugin, ready to balance; implements [`Balancer`].
 pub struct PluginBalancer {
     name: Arc<str>,
@@ -46,6 +63,8 @@ pub struct PluginBalancer {
     config: String,
     limits: PluginLimits,
     feedback: bool,
+    /// What the first instance asked for in `configure`: the columns and whether headers.
+    asked: (Columns, bool),
     log_budget: Arc<LogBudget>,
     idle: ArrayQueue<PluginInstance>,
     /// The linear memory all its instances may hold together.
@@ -125,6 +144,7 @@ impl PluginBalancer {
             config: config.to_owned(),
             limits,
             feedback: false,
+            asked: (Columns::empty(), false),
             log_budget: Arc::new(LogBudget::new(
                 LOG_LINES_PER_SECOND,
                 Duration::from_secs(1),
@@ -149,6 +169,7 @@ impl PluginBalancer {
             },
         })?;
         plugin.feedback = first.feedback;
+        plugin.asked = (first.columns(), first.reads_headers());
         let _ = plugin.idle.push(first);
         Ok(plugin)
     }
@@ -213,6 +234,48 @@ impl PluginBalancer {
                 })?;
         }
         Ok(instance)
+    }
+
+    /// Whether the plugin asked for request headers when it was loaded.
+    pub fn reads_headers(&self) -> bool {
+        self.asked.1
+    }
+
+    /// The states of `set` for one request as this plugin reads them (the columns it asked for
+    /// when it was loaded), written now to be asked about later with
+    /// [`PluginBalancer::pick_snapshot`].
+    pub fn snapshot(&self, set: &BackendSet, eligibility: Eligibility) -> Snapshot {
+        let mut states = Vec::new();
+        write_states(&mut states, set, eligibility, self.asked.0);
+        Snapshot {
+            columns: self.asked.0,
+            count: set.len(),
+            states,
+        }
+    }
+
+    /// Asks the plugin to pick for `request` with the states of `snapshot`, taken of `set`: the
+    /// facts of an earlier moment. `None` if an instance configured for `set` reads other
+    /// columns than the snapshot holds (its `configure` asked differently for this set).
+    pub fn pick_snapshot(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &BackendSet,
+        snapshot: &Snapshot,
+    ) -> Option<Result<Ranked, FallbackReason>> {
+        let mut instance = match self.checkout(set) {
+            Ok(instance) => instance,
+            Err(reason) => return Some(Err(reason)),
+        };
+        if instance.columns() != snapshot.columns {
+            self.checkin(instance);
+            return None;
+        }
+        let answer = instance.pick_with_states(request, &snapshot.states);
+        if answer.is_ok() {
+            self.checkin(instance);
+        }
+        Some(answer)
     }
 
     /// Returns a healthy instance to the pool (dropping it if the pool is full).

@@ -243,6 +243,11 @@ impl PluginInstance {
     ) -> Result<Vec<u32>, FallbackReason> {
         self.fill_request(request);
         self.fill_states(set, eligibility);
+        self.call_pick()
+    }
+
+    /// Calls `pick` with the request and states filled in.
+    fn call_pick(&mut self) -> Result<Vec<u32>, FallbackReason> {
         self.arm(self.limits.pick_timeout);
         let answer = finish_now(self.bindings.vane_balancer_policy().call_pick(
             &mut self.store,
@@ -333,41 +338,73 @@ impl PluginInstance {
         }
     }
 
-    /// Writes the state bits of every backend (bit 0: it may receive this request; bit 1 and
-    /// bits 16 to 25: it is warming up, and its share), then each
-    /// column the plugin asked for, in the order `wit/` declares them, into the reused `states`.
+    /// Writes the states of `set` for this request into the reused `states`.
     fn fill_states(&mut self, set: &BackendSet, eligibility: Eligibility) {
-        let backends = set.backends();
-        let states = &mut self.states;
-        states.clear();
-        states.extend(
-            backends
-                .iter()
-                .map(|backend| eligibility.state_bits(backend)),
-        );
-        // One loop per column asked for, each with its reading inlined.
-        let asked = |flag| self.columns.contains(flag);
-        if asked(Columns::WEIGHT) {
-            push_column(states, backends, |b| u64::from(b.weight));
-        }
-        if asked(Columns::IN_FLIGHT) {
-            push_column(states, backends, |b| u64::from(b.stats.in_flight()));
-        }
-        if asked(Columns::REQUESTS) {
-            push_column(states, backends, |b| b.stats.requests());
-        }
-        if asked(Columns::FAILURES) {
-            push_column(states, backends, |b| b.stats.failures());
-        }
-        if asked(Columns::LATENCY_EWMA_US) {
-            push_column(states, backends, |b| u64::from(b.stats.latency_ewma_us()));
-        }
-        if asked(Columns::RECENT_REQUESTS) {
-            push_column(states, backends, |b| b.stats.recent().0);
-        }
-        if asked(Columns::RECENT_FAILURES) {
-            push_column(states, backends, |b| b.stats.recent().1);
-        }
+        write_states(&mut self.states, set, eligibility, self.columns);
+    }
+
+    /// The columns of `states` this instance's plugin asked for.
+    pub(crate) fn columns(&self) -> Columns {
+        self.columns
+    }
+
+    /// Whether this instance's plugin asked for request headers.
+    pub(crate) fn reads_headers(&self) -> bool {
+        !self.wanted_headers.is_empty()
+    }
+
+    /// Calls `pick` for this request with `states` written before (by [`write_states`], with
+    /// this instance's columns) rather than read from the live set.
+    pub(crate) fn pick_with_states(
+        &mut self,
+        request: &RequestInfo<'_>,
+        states: &[u64],
+    ) -> Result<Vec<u32>, FallbackReason> {
+        self.fill_request(request);
+        self.states.clear();
+        self.states.extend_from_slice(states);
+        self.call_pick()
+    }
+}
+
+/// Writes into `states` the state bits of every backend of `set` (bit 0: it may receive this
+/// request; bit 1 and bits 16 to 25: it is warming up, and its share), then each of `columns`,
+/// in the order `wit/` declares them: what a pick is handed.
+pub(crate) fn write_states(
+    states: &mut Vec<u64>,
+    set: &BackendSet,
+    eligibility: Eligibility,
+    columns: Columns,
+) {
+    let backends = set.backends();
+    states.clear();
+    states.extend(
+        backends
+            .iter()
+            .map(|backend| eligibility.state_bits(backend)),
+    );
+    // One loop per column asked for, each with its reading inlined.
+    let asked = |flag| columns.contains(flag);
+    if asked(Columns::WEIGHT) {
+        push_column(states, backends, |b| u64::from(b.weight));
+    }
+    if asked(Columns::IN_FLIGHT) {
+        push_column(states, backends, |b| u64::from(b.stats.in_flight()));
+    }
+    if asked(Columns::REQUESTS) {
+        push_column(states, backends, |b| b.stats.requests());
+    }
+    if asked(Columns::FAILURES) {
+        push_column(states, backends, |b| b.stats.failures());
+    }
+    if asked(Columns::LATENCY_EWMA_US) {
+        push_column(states, backends, |b| u64::from(b.stats.latency_ewma_us()));
+    }
+    if asked(Columns::RECENT_REQUESTS) {
+        push_column(states, backends, |b| b.stats.recent().0);
+    }
+    if asked(Columns::RECENT_FAILURES) {
+        push_column(states, backends, |b| b.stats.recent().1);
     }
 }
 

@@ -20,7 +20,7 @@ pub(crate) use cache::fuzz as fuzz_cache_entry;
 #[cfg(fuzzing)]
 pub(crate) use fit::fuzz as fuzz_component_fit;
 
-pub use balancer::{PluginBalancer, PluginInfo, file_sha256};
+pub use balancer::{PluginBalancer, PluginInfo, Snapshot, file_sha256};
 pub use cache::{CacheError, PluginCache};
 pub use engine::PluginEngine;
 pub use error::PluginError;

@@ -66,6 +66,8 @@ enum Guarded {
     Pick,
     /// `observe`, with batches of outcomes.
     Observe,
+    /// A shadow policy's `pick`, off the request path.
+    Shadow,
 }
 
 /// A lock-free circuit breaker shared by every request of one policy.
@@ -104,6 +106,12 @@ impl Breaker {
     /// what it logs differs.
     pub fn for_observe(mut self) -> Self {
         self.guarded = Guarded::Observe;
+        self
+    }
+
+    /// The same breaker guarding a shadow policy's picks: only what it logs differs.
+    pub fn for_shadow(mut self) -> Self {
+        self.guarded = Guarded::Shadow;
         self
     }
 
@@ -165,6 +173,10 @@ impl Breaker {
                             plugin,
                             "the cool-down is over; the next outcomes go to the plugin's observe"
                         ),
+                        Guarded::Shadow => tracing::info!(
+                            plugin,
+                            "the cool-down is over; the shadow is asked about one request"
+                        ),
                     }
                     Admission::Trial
                 } else {
@@ -188,6 +200,9 @@ impl Breaker {
                         plugin,
                         "the plugin's observe succeeded its trial; outcomes reach it again"
                     ),
+                    Guarded::Shadow => {
+                        tracing::info!(plugin, "the shadow answered its trial; asking it again")
+                    }
                 }
             }
         } else if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
@@ -238,6 +253,11 @@ impl Breaker {
                 plugin,
                 %cool_down,
                 "the plugin's observe keeps failing; outcomes are dropped until a trial succeeds"
+            ),
+            Guarded::Shadow => tracing::warn!(
+                plugin,
+                %cool_down,
+                "the shadow keeps failing; it is not asked until a trial succeeds"
             ),
         }
     }

@@ -1,7 +1,7 @@
 //! Loading the policy a config asks for: its plugin, checked and configured against a backend
 //! set, behind the built-in round-robin; or the built-in alone when there is no plugin.
 
-use super::Policy;
+use super::{Policy, Shadow};
 use crate::backend::BackendSet;
 use crate::clock::Clock;
 use crate::config::PolicyConfig;
@@ -36,11 +36,24 @@ impl Policy {
             set,
             clock,
         )?;
-        Ok(Policy::with_plugin(
-            plugin.info(),
-            Box::new(plugin),
-            config.breaker,
+        let policy = Policy::with_plugin(plugin.info(), Box::new(plugin), config.breaker, clock);
+        let Some(shadow) = &config.shadow else {
+            return Ok(policy);
+        };
+        let candidate = PluginBalancer::load(
+            engine,
+            &shadow.plugin,
+            &shadow.config,
+            config.limits,
+            set,
             clock,
-        ))
+        )?;
+        let shadow = Shadow::start(candidate, shadow, config.breaker, clock).map_err(|err| {
+            PluginError::Failed {
+                path: shadow.plugin.clone(),
+                reason: format!("cannot start the shadow's thread: {err}"),
+            }
+        })?;
+        Ok(policy.with_shadow(shadow))
     }
 }

@@ -6,9 +6,11 @@ mod breaker;
 mod fallback;
 mod feedback;
 mod load;
+mod shadow;
 #[cfg(fuzzing)]
 pub(crate) use fallback::checks::fuzz as fuzz_answer_check;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,6 +19,7 @@ use tokio::time::Instant;
 pub use breaker::{Admission, Breaker, BreakerState};
 pub use fallback::FallbackCounts;
 pub use feedback::{Feedback, OBSERVE_FAILURES};
+pub use shadow::{BackendShares, Shadow, ShadowStats};
 
 use crate::backend::BackendSet;
 use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo, RoundRobin};
@@ -66,6 +69,7 @@ pub struct Policy {
     picks: PickStats,
     breaker: Breaker,
     feedback: Feedback,
+    shadow: Option<Shadow>,
     generation: u64,
 }
 
@@ -79,6 +83,7 @@ impl Policy {
             picks: PickStats::default(),
             breaker: Breaker::new(BreakerConfig::default(), clock.clone()),
             feedback: Feedback::new(BreakerConfig::default(), clock),
+            shadow: None,
             generation: 1,
         }
     }
@@ -87,6 +92,30 @@ impl Policy {
     pub fn with_generation(mut self, generation: u64) -> Self {
         self.generation = generation;
         self
+    }
+
+    /// The same policy with `shadow` asked alongside it.
+    pub fn with_shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = Some(shadow);
+        self
+    }
+
+    /// The shadow policy asked alongside, if the config has one.
+    pub fn shadow(&self) -> Option<&Shadow> {
+        self.shadow.as_ref()
+    }
+
+    /// Hands `request`, which this policy ranked as `ranked` among the backends of `set`, to the
+    /// shadow policy if there is one and the request is in its sample. Never waits.
+    pub fn offer_to_shadow(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &Arc<BackendSet>,
+        ranked: &Ranked,
+    ) {
+        if let (Some(shadow), Some(&chosen)) = (&self.shadow, ranked.first()) {
+            shadow.offer(request, set, chosen);
+        }
     }
 
     /// Which policy this is since start: 1 for the first, one more for each swap.

@@ -86,7 +86,7 @@ fn rank(
     sequence: u64,
     client: SocketAddr,
     request: &Request<ClientBody>,
-    set: &BackendSet,
+    set: &Arc<BackendSet>,
 ) -> Ranked {
     let headers = request.headers();
     let authority = request
@@ -106,5 +106,8 @@ fn rank(
         client_ip: client.ip(),
         headers,
     };
-    state.policy().pick(&info, set)
+    let policy = state.policy();
+    let ranked = policy.pick(&info, set);
+    policy.offer_to_shadow(&info, set, &ranked);
+    ranked
 }

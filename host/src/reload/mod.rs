@@ -64,6 +64,9 @@ pub enum ReloadError {
     /// The reload task itself failed (a panic in the host).
     #[error("the reload did not finish: {0}")]
     Aborted(String),
+    /// A promotion was asked for, but the config in force has no `[policy.shadow]`.
+    #[error("there is no shadow policy to promote: the config in force has no [policy.shadow]")]
+    NoShadow,
 }
 
 /// A reload that took effect, and what it changed.
@@ -222,6 +225,28 @@ impl Reloader {
         let result = self.apply(&mut current, next, true).await.transpose()?;
         self.record(&result);
         Some(result)
+    }
+
+    /// Makes the shadow policy the active one, as `POST /policy/promote` does: the config in
+    /// force with `[policy.shadow]`'s plugin and config in `[policy]`'s place and no shadow,
+    /// admitted as a reload is (the old policy serves until the new one is in, and keeps
+    /// serving if it is refused). The config file is not changed: the next reload of it puts
+    /// its own policy back, unless it was edited to match.
+    pub async fn promote_shadow(&self) -> Result<Reloaded, ReloadError> {
+        let mut current = self.config.lock().await;
+        let mut next = current.clone();
+        let Some(policy) = next.policy.as_mut() else {
+            return Err(ReloadError::NoShadow);
+        };
+        let Some(shadow) = policy.shadow.take() else {
+            return Err(ReloadError::NoShadow);
+        };
+        policy.plugin = shadow.plugin;
+        policy.config = shadow.config;
+        let result = self.apply(&mut current, next, false).await;
+        let result = result.map(|reloaded| reloaded.unwrap_or_default());
+        self.record(&result);
+        result
     }
 
     /// The token every admin API call must carry, if the config names one.

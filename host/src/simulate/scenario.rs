@@ -32,7 +32,7 @@ pub(crate) const KEYS: u64 = 1000;
 
 /// The zone of backend `i` in the `zones` scenario: a, b, a, b...
 fn zone(i: usize) -> &'static str {
-    if i % 2 == 0 { "a" } else { "b" }
+    if i.is_multiple_of(2) { "a" } else { "b" }
 }
 
 /// The latency of an ordinary simulated backend.

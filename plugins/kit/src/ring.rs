@@ -29,7 +29,7 @@ pub struct HashRing {
 impl HashRing {
     /// The ring of these backends, `(name, weight)` in set order (a weight of 0 counts as 1).
     /// Backend `i` owns about `weight × 512` points, fewer if the total would pass
-    /// [`MAX_POINTS`]; each point is the hash of `name#k`.
+    /// 2^18 points in all; each point is the hash of `name#k`.
     pub fn new<'a>(backends: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
         let backends: Vec<(&str, u64)> = backends
             .into_iter()

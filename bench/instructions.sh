@@ -2,7 +2,9 @@
 # vane's own instructions per request, counted by valgrind's callgrind: unlike time, the count
 # does not move with the machine's load, so it shows what a change to the request path bought.
 # vane runs (release build, one worker) under callgrind in front of three nginx backends on
-# 127.0.0.1 three ways (built-in round-robin, round-robin plugin, least-conn plugin); wrk warms
+# 127.0.0.1 four ways (built-in round-robin, round-robin plugin, least-conn plugin, and
+# least-conn with p2c-ewma as a shadow asked about every request, whose thread is counted too:
+# what a shadow costs the machine, not the request's latency); wrk warms
 # it up, the counters are zeroed, and a second wrk run is counted. Kernel work is not counted.
 #
 #   bash bench/instructions.sh [SECONDS]      # default 10 s counted per target
@@ -25,11 +27,12 @@ start_backends
 
 port=19301
 printf '%-16s %10s %14s\n' target requests "instr/request"
-for target in builtin rr-plugin lc-plugin; do
+for target in builtin rr-plugin lc-plugin lc-shadow; do
     case "$target" in
         builtin) table="" ;;
         rr-plugin) table="[policy]\nplugin = \"$PWD/$PLUGINS/round_robin.wasm\"" ;;
         lc-plugin) table="[policy]\nplugin = \"$PWD/$PLUGINS/least_conn.wasm\"" ;;
+        lc-shadow) table="[policy]\nplugin = \"$PWD/$PLUGINS/least_conn.wasm\"\n[policy.shadow]\nplugin = \"$PWD/$PLUGINS/p2c_ewma.wasm\"" ;;
     esac
     vane_config "$port" "$table" >"$WORK/$target.toml"
     out="$WORK/$target.callgrind"

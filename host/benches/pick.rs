@@ -15,8 +15,9 @@ use http::{HeaderMap, Method};
 use vane::backend::{Backend, BackendSet};
 use vane::balancer::{Balancer, RequestInfo, RoundRobin};
 use vane::clock::Clock;
-use vane::config::{BackendConfig, BackendProtocol, PluginLimits};
+use vane::config::{BackendConfig, BackendProtocol, BreakerConfig, PluginLimits, ShadowConfig};
 use vane::plugin::{PluginBalancer, PluginEngine};
+use vane::policy::Shadow;
 
 const SIZES: [usize; 4] = [3, 16, 64, 256];
 
@@ -105,6 +106,42 @@ fn pick(c: &mut Criterion) {
                 })
             });
         }
+    }
+    group.finish();
+    shadow_offer(c, &engine, &clock, limits);
+}
+
+/// What a shadow policy costs the request path: copying a sampled request's facts and the
+/// states the candidate reads, and pushing them onto its queue (its own thread asks it).
+fn shadow_offer(c: &mut Criterion, engine: &PluginEngine, clock: &Clock, limits: PluginLimits) {
+    let headers = HeaderMap::new();
+    let mut group = c.benchmark_group("shadow_offer");
+    for size in SIZES {
+        let set = Arc::new(backends(size, clock));
+        let candidate =
+            PluginBalancer::load(engine, &plugin_path("p2c_ewma"), "", limits, &set, clock)
+                .unwrap();
+        let config = ShadowConfig {
+            plugin: plugin_path("p2c_ewma"),
+            config: String::new(),
+            sample_percent: 100.0,
+        };
+        let shadow = Shadow::start(candidate, &config, BreakerConfig::default(), clock).unwrap();
+        let mut sequence = 0u64;
+        group.bench_with_input(BenchmarkId::new("p2c_ewma", size), &set, |b, set| {
+            b.iter(|| {
+                sequence += 1;
+                let request = RequestInfo {
+                    sequence,
+                    method: &Method::GET,
+                    authority: "shop.example",
+                    path: "/users/42?page=2",
+                    client_ip: Ipv4Addr::new(192, 0, 2, 7).into(),
+                    headers: &headers,
+                };
+                shadow.offer(&request, set, 0);
+            })
+        });
     }
     group.finish();
 }

@@ -246,23 +246,34 @@ impl BackendSet {
     }
 
     /// Which backends may receive the request numbered `sequence`: those in rotation, a warming
-    /// one only if the request is among the share it is offered (slow start). While no backend
-    /// in rotation is warm, slow start is set aside: there is no one else to take the turns.
+    /// one (slow start) only if the request is among the share it is offered and it holds fewer
+    /// requests than that share of a warm backend's load. While no backend in rotation is warm,
+    /// slow start is set aside: there is no one else to take the turns. With slow start on, one
+    /// pass over the set (reading the clock only for warming backends).
     pub fn eligibility_for(&self, sequence: u64) -> Eligibility {
-        let mut eligibility = self.eligibility();
-        if self.slow_start != 0
-            && !eligibility.panic
-            && self
-                .backends
-                .iter()
-                .any(|b| b.in_rotation() && b.health.warm_share(self.slow_start).is_none())
-        {
-            eligibility.slow_start = Some(Offer {
+        if self.slow_start == 0 {
+            return self.eligibility();
+        }
+        let (mut in_rotation, mut warming) = (false, false);
+        let (mut warm_in_flight, mut warm_weight) = (0, 0);
+        for backend in self.backends.iter().filter(|b| b.in_rotation()) {
+            in_rotation = true;
+            if backend.health.warm_share(self.slow_start).is_some() {
+                warming = true;
+            } else {
+                warm_in_flight += u64::from(backend.stats.in_flight());
+                warm_weight += u64::from(backend.weight);
+            }
+        }
+        Eligibility {
+            panic: !in_rotation,
+            slow_start: (warming && warm_weight > 0).then_some(Offer {
                 window: self.slow_start,
                 sequence,
-            });
+                warm_in_flight,
+                warm_weight,
+            }),
         }
-        eligibility
     }
 
     /// The share of requests `backend` (one of this set) is offered while warming up, in
@@ -283,11 +294,14 @@ pub struct Eligibility {
     slow_start: Option<Offer>,
 }
 
-/// Slow start in force for the request numbered `sequence`.
+/// Slow start in force for the request numbered `sequence`, with the warm backends' load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Offer {
     window: Millis,
     sequence: u64,
+    /// Requests in flight on the warm backends in rotation, and their weights' sum.
+    warm_in_flight: u64,
+    warm_weight: u64,
 }
 
 /// Bit 0 of a backend's state bits in `pick`: it may receive this request.
@@ -304,9 +318,21 @@ impl Eligibility {
         self.state_bits(backend) & STATE_ELIGIBLE != 0
     }
 
+    /// Whether a policy's answer naming `backend` is one it may give: [`Eligibility::allows`],
+    /// except that a warming backend's load is not weighed again. Requests started since its
+    /// state bits were written may have filled its room; the policy saw it free.
+    pub fn admits_answer(self, backend: &Backend) -> bool {
+        self.bits(backend, false) & STATE_ELIGIBLE != 0
+    }
+
     /// `backend`'s state bits as `pick` gets them (see `wit/`): whether it may receive the
     /// request and, if it is warming up, that it is and its share.
     pub fn state_bits(self, backend: &Backend) -> u64 {
+        self.bits(backend, true)
+    }
+
+    /// The state bits, weighing a warming backend's load against its room if `weigh_load`.
+    fn bits(self, backend: &Backend, weigh_load: bool) -> u64 {
         if self.panic {
             return STATE_ELIGIBLE;
         }
@@ -319,7 +345,15 @@ impl Eligibility {
         match backend.health.warm_share(offer.window) {
             None => STATE_ELIGIBLE,
             Some(share) => {
-                let offered = slow_start::offered(offer.sequence, backend.salt, share);
+                let offered = slow_start::offered(offer.sequence, backend.salt, share)
+                    && (!weigh_load
+                        || slow_start::has_room(
+                            u64::from(backend.stats.in_flight()),
+                            u64::from(backend.weight),
+                            share,
+                            offer.warm_in_flight,
+                            offer.warm_weight,
+                        ));
                 (u64::from(offered) * STATE_ELIGIBLE)
                     | STATE_WARMING
                     | (u64::from(share) << STATE_SHARE_SHIFT)

@@ -5,7 +5,11 @@
 //! vane offers the share by request: on each request a warming backend is eligible or not by
 //! a hash of the request's sequence number, so every policy (the built-in round-robin, every
 //! plugin, whatever it does) honours slow start with no code of its own, and the backend's
-//! turns go to the others. A warming backend's state bits say so (see `wit/`).
+//! turns go to the others. A policy that goes by load (least-conn, p2c) would send an idle
+//! backend nearly every request it is offered, so a warming backend is also eligible only
+//! while it holds fewer requests than its share of a warm backend's load (at least one), as
+//! HAProxy ramps a server's `maxconn` with its weight. A warming backend's state bits say so
+//! (see `wit/`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -92,6 +96,22 @@ pub fn offered(sequence: u64, salt: u64, share: u32) -> bool {
     vane_plugin_kit::mix64(sequence ^ salt) % u64::from(FULL_SHARE) < u64::from(share)
 }
 
+/// Whether a warming backend holding `in_flight` requests, of `weight`, may take one more at
+/// `share` (thousandths): it may hold `share` of what a warm backend of its weight holds on
+/// average (`warm_in_flight` over `warm_weight`), rounded up, and always one.
+pub fn has_room(
+    in_flight: u64,
+    weight: u64,
+    share: u32,
+    warm_in_flight: u64,
+    warm_weight: u64,
+) -> bool {
+    let cap = (u128::from(share) * u128::from(warm_in_flight) * u128::from(weight.max(1)))
+        .div_ceil(u128::from(FULL_SHARE) * u128::from(warm_weight.max(1)))
+        .max(1);
+    u128::from(in_flight) < cap
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +133,18 @@ mod tests {
         );
         // A return not yet recorded (an ejection over at 40 s) starts one.
         assert_eq!(warm.share(30_000, Some(40_000), || 55_000), Some(500));
+    }
+
+    #[test]
+    fn a_warming_backend_holds_its_share_of_a_warm_ones_load() {
+        // Warm backends hold 10 each (30 over weight 3): at a tenth, room for 1; at half, 5.
+        assert!(has_room(0, 1, 100, 30, 3));
+        assert!(!has_room(1, 1, 100, 30, 3));
+        assert!(has_room(4, 1, 500, 30, 3));
+        assert!(!has_room(5, 1, 500, 30, 3));
+        // Twice the weight, twice the room; an idle set leaves room for one.
+        assert!(has_room(9, 2, 500, 30, 3) && !has_room(10, 2, 500, 30, 3));
+        assert!(has_room(0, 1, 100, 0, 3) && !has_room(1, 1, 100, 0, 3));
     }
 
     #[test]

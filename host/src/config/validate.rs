@@ -601,7 +601,17 @@ fn check_slow_start(check: &mut Checker<'_>, value: &Option<Spanned<String>>) ->
     }
     let window = check.duration(value, "slow_start", Duration::ZERO);
     check.at_most(value, "slow_start", window, MAX_SLOW_START);
-    window
+    if let Some(given) = value
+        && humantime::parse_duration(given.get_ref()).is_ok_and(|d| d < Duration::from_millis(1))
+    {
+        check.issue(
+            Some(given.span().start),
+            "slow_start",
+            "must be at least 1ms, or 0s for none",
+        );
+    }
+    // vane keeps time in milliseconds.
+    Duration::from_millis(window.as_millis() as u64)
 }
 
 fn check_retries(check: &mut Checker<'_>, retries: &RawRetries) -> RetryConfig {

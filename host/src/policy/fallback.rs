@@ -18,7 +18,7 @@ pub(super) fn checked(
     set: &BackendSet,
     eligibility: Eligibility,
 ) -> Result<(), FallbackReason> {
-    let eligible = |index: u32| eligibility.allows(&set.backends()[index as usize]);
+    let eligible = |index: u32| eligibility.admits_answer(&set.backends()[index as usize]);
     match ranked.first() {
         None => return Err(FallbackReason::Declined),
         Some(_) if ranked.iter().any(|&i| i as usize >= set.len()) => {

@@ -62,7 +62,9 @@ impl RequestKey {
     /// if the request does not carry it.
     pub fn hash(&self, request: &Request) -> Option<u64> {
         match self {
-            RequestKey::ClientIp => Some(match crate::guest::client_ip(request) {
+            // An IPv4 client reached over an IPv6 listener is seen as ::ffff:a.b.c.d: the same
+            // key as over an IPv4 listener.
+            RequestKey::ClientIp => Some(match crate::guest::client_ip(request).to_canonical() {
                 std::net::IpAddr::V4(ip) => hash64(&ip.octets()),
                 std::net::IpAddr::V6(ip) => hash64(&ip.octets()),
             }),

@@ -10,9 +10,10 @@
 
 use crate::hash::hash64;
 
-/// Points per unit of weight. Measured over 200 000 keys, equal backends' shares of the keys
-/// ranged 0.90–1.10× an equal share with 50 backends (160, Ketama's and nginx's count, gave
-/// 0.78–1.26×), and 0.95–1.04× with 3; 1024 would gain little for twice the memory.
+/// Points per unit of weight (after dividing the weights by their common divisor). Measured
+/// over 200 000 keys, equal backends' shares of the keys ranged 0.90–1.10× an equal share with
+/// 50 backends (160, Ketama's and nginx's count, gave 0.78–1.26×), and 0.95–1.04× with 3; 1024
+/// would gain little for twice the memory.
 pub const POINTS_PER_WEIGHT: u32 = 512;
 
 /// The most points a ring holds (4 MiB of them); larger weight sums get fewer points per unit
@@ -24,23 +25,30 @@ pub const MAX_POINTS: u64 = 1 << 18;
 pub struct HashRing {
     /// (hash, backend index), sorted by hash.
     points: Vec<(u64, u32)>,
+    /// The number of backends.
+    backends: usize,
 }
 
 impl HashRing {
     /// The ring of these backends, `(name, weight)` in set order (a weight of 0 counts as 1).
-    /// Backend `i` owns about `weight × 512` points, fewer if the total would pass
-    /// 2^18 points in all; each point is the hash of `name#k`.
+    /// The weights are divided by their common divisor, and backend `i` owns `weight × 512`
+    /// points, each the hash of `name#k`, so a backend's points depend only on its name and
+    /// its weight: a backend that leaves takes only its own points away, and only its keys
+    /// move. Two things change other backends' points too: a change of the weights' common
+    /// divisor, and a ring that would pass 2^18 points in all (more than 512 units of weight
+    /// after the division), which then gets fewer points per unit of weight.
     pub fn new<'a>(backends: impl IntoIterator<Item = (&'a str, u32)>) -> Self {
-        let backends: Vec<(&str, u64)> = backends
+        let backends: Vec<(&str, u32)> = backends
             .into_iter()
-            .map(|(name, weight)| (name, u64::from(weight.max(1))))
+            .map(|(name, weight)| (name, weight.max(1)))
             .collect();
-        let total: u64 = backends.iter().map(|(_, weight)| weight).sum();
+        let divisor = backends.iter().map(|(_, w)| *w).reduce(gcd).unwrap_or(1);
+        let total: u64 = backends.iter().map(|(_, w)| u64::from(w / divisor)).sum();
         let per_weight =
             (MAX_POINTS as f64 / total.max(1) as f64).min(f64::from(POINTS_PER_WEIGHT));
         let mut points = Vec::new();
         for (index, (name, weight)) in backends.iter().enumerate() {
-            let count = ((*weight as f64 * per_weight).round() as u64).max(1);
+            let count = ((f64::from(weight / divisor) * per_weight).round() as u64).max(1);
             let mut label = format!("{name}#");
             let prefix = label.len();
             for k in 0..count {
@@ -50,7 +58,10 @@ impl HashRing {
             }
         }
         points.sort_unstable();
-        HashRing { points }
+        HashRing {
+            points,
+            backends: backends.len(),
+        }
     }
 
     /// The number of points on the ring.
@@ -66,7 +77,8 @@ impl HashRing {
     /// Pushes up to `max` distinct backends for `key` onto `ranked`, walking the ring from the
     /// key's place: first the first `eligible` backend that `has_room` (bounded loads: one
     /// that would be overloaded passes its keys on to the next), then the next eligible ones
-    /// as spares. If no eligible backend has room, the first eligible one is first.
+    /// as spares. If no eligible backend has room, the first eligible one is first. The walk
+    /// ends once it has ranked `max` or met every backend.
     pub fn rank(
         &self,
         key: u64,
@@ -79,40 +91,48 @@ impl HashRing {
         if len == 0 || max == 0 {
             return;
         }
-        let start = self.points.partition_point(|&(hash, _)| hash < key);
-        let walk = (0..len).map(|step| self.points[(start + step) % len].1);
         let base = ranked.len();
-        let mut first_eligible = None;
-        let mut first_at = None;
-        for (step, index) in walk.clone().enumerate() {
+        let start = self.points.partition_point(|&(hash, _)| hash < key);
+        // Each backend is considered once, where the walk first meets it.
+        let mut met = vec![0u64; self.backends.div_ceil(64)];
+        let mut left = self.backends;
+        // Eligible backends met before the first choice, which had no room: spares after it.
+        let mut full: Vec<u32> = Vec::new();
+        let mut chosen = false;
+        for step in 0..len {
+            if left == 0 || ranked.len() - base == max {
+                break;
+            }
+            let index = self.points[(start + step) % len].1;
+            let (word, bit) = (index as usize / 64, 1u64 << (index % 64));
+            if met[word] & bit != 0 {
+                continue;
+            }
+            met[word] |= bit;
+            left -= 1;
             let i = index as usize;
             if !eligible(i) {
                 continue;
             }
-            first_eligible.get_or_insert(index);
-            if has_room(i) {
+            if chosen || has_room(i) {
                 ranked.push(index);
-                first_at = Some(step);
-                break;
+                chosen = true;
+            } else {
+                full.push(index);
             }
         }
-        let from = match (first_at, first_eligible) {
-            (Some(step), _) => step + 1,
-            (None, Some(index)) => {
-                ranked.push(index);
-                0
-            }
-            (None, None) => return,
-        };
-        for index in walk.skip(from) {
-            if ranked.len() - base == max {
-                return;
-            }
-            if eligible(index as usize) && !ranked[base..].contains(&index) {
-                ranked.push(index);
-            }
+        if !chosen && let Some(&first) = full.first() {
+            // No eligible backend has room: the key's own backend after all.
+            ranked.push(first);
+            full.remove(0);
         }
+        let room = max - (ranked.len() - base);
+        ranked.extend(full.into_iter().take(room));
     }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Bounded loads: whether a backend with `in_flight` requests and `weight` may take one more,
@@ -175,6 +195,44 @@ mod tests {
                 after
             );
         }
+    }
+
+    #[test]
+    fn with_weights_a_leaving_backend_moves_only_its_keys_too() {
+        // Weights 100, 200, 300: one unit is 100, so a, b and c own 512, 1024 and 1536 points,
+        // whoever else is in the set.
+        let ring = HashRing::new([("a", 100), ("b", 200), ("c", 300)]);
+        let without_a = HashRing::new([("b", 200), ("c", 300)]);
+        assert_eq!((ring.len(), without_a.len()), (3072, 2560));
+        for key in (0..5_000u64).map(mix64) {
+            let before = first(&ring, key, &[true; 3]);
+            let after = first(&without_a, key, &[true; 2]) + 1;
+            if before != 0 {
+                assert_eq!(after, before, "key {key} moved");
+            }
+        }
+    }
+
+    #[test]
+    fn the_walk_ends_once_every_backend_was_met() {
+        // Two backends of a large weight, one of them out: no spare to find, and the walk
+        // stops at the second backend instead of visiting every point.
+        let ring = HashRing::new([("a", 1000), ("b", 999)]);
+        assert_eq!(ring.len(), 1 << 18);
+        let calls = std::cell::Cell::new(0);
+        let mut ranked = Vec::new();
+        ring.rank(
+            mix64(3),
+            |i| {
+                calls.set(calls.get() + 1);
+                i == 0
+            },
+            |_| true,
+            3,
+            &mut ranked,
+        );
+        assert_eq!(ranked, [0]);
+        assert_eq!(calls.get(), 2, "each backend asked about once");
     }
 
     #[test]

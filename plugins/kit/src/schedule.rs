@@ -8,6 +8,9 @@
 /// realistic weights (1:1000 between 64 backends), short enough to build in microseconds.
 const MAX_CYCLE: u64 = 1 << 16;
 
+/// Slots drawn for a turn whose backend is not eligible, before taking the next eligible slot.
+const RESTARTS: usize = 4;
+
 /// One cycle of smooth weighted round-robin: backend `i` appears `weight[i]` times (after
 /// dividing all weights by their greatest common divisor), interleaved as evenly as possible.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,8 +50,9 @@ impl WeightedSchedule {
     }
 
     /// Pushes up to `max` distinct eligible backends onto `ranked`, in schedule order starting at
-    /// the slot for `sequence`. A backend that is not eligible is skipped, so its turns go to the
-    /// backend after it in the cycle.
+    /// the slot for `sequence`. If that slot's backend is not eligible, the order starts at a
+    /// slot drawn from `sequence` instead, so that its turns spread over the eligible backends
+    /// by weight.
     pub fn rank(
         &self,
         sequence: u64,
@@ -60,7 +64,22 @@ impl WeightedSchedule {
         if len == 0 || max == 0 {
             return;
         }
-        let start = (sequence % len as u64) as usize;
+        let mut start = (sequence % len as u64) as usize;
+        if !eligible(self.cycle[start]) {
+            // The slot's backend may not take this request: the turn goes to a slot drawn
+            // from the sequence number, so an ineligible backend's turns spread over the
+            // others by weight instead of all going to the one after it in the cycle (which
+            // would then take twice its share). A few draws; then the next eligible slot.
+            let mut draw = sequence;
+            for _ in 0..RESTARTS {
+                draw = crate::hash::mix64(draw);
+                let slot = (draw % len as u64) as usize;
+                if eligible(self.cycle[slot]) {
+                    start = slot;
+                    break;
+                }
+            }
+        }
         let first = ranked.len();
         for offset in 0..len {
             let index = self.cycle[(start + offset) % len];
@@ -149,6 +168,12 @@ mod tests {
         let counts = first_choices(&schedule, 300, &[true, false, true]);
         assert_eq!(counts[1], 0);
         assert_eq!(counts[0] + counts[2], 300);
+        // The missing backend's turns spread over the others, not all to the next one.
+        let counts = first_choices(&schedule, 30_000, &[true, false, true]);
+        assert!((14_000..16_000).contains(&counts[0]), "{counts:?}");
+        let four = WeightedSchedule::new(&[1, 1, 1, 1]);
+        let counts = first_choices(&four, 40_000, &[true, false, false, true]);
+        assert!((18_000..22_000).contains(&counts[0]), "{counts:?}");
 
         let mut ranked = Vec::new();
         schedule.rank(1, |_| true, 5, &mut ranked);

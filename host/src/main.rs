@@ -211,6 +211,10 @@ fn check(path: &Path) -> anyhow::Result<()> {
     let clock = Clock::new();
     let set = BackendSet::from_config(&config, &clock)?;
     let policy = Policy::load(None, config.policy.as_ref(), &set, &clock)?;
+    // vane would serve without it, but a check is where to hear of it.
+    if let Some((shadow, reason)) = policy.shadow_failure() {
+        anyhow::bail!("the shadow policy {}: {reason}", shadow.display());
+    }
     for listener in &config.listeners {
         if let Some(tls) = &listener.tls {
             let certificates = vane::tls::Certificates::load(tls)

@@ -210,6 +210,12 @@ async fn promoting_the_shadow_swaps_it_in_with_nothing_dropped() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let tally = flood.stop().await;
     assert_eq!(tally.failed(), 0, "{:?}", tally.statuses);
+    // Round-robin served before the promotion, the shadow (all to a) after it.
+    assert!(
+        tally.served.get("b").copied().unwrap_or(0) > 0,
+        "{:?}",
+        tally.served
+    );
     println!(
         "{} requests across the promotion: {:?}",
         tally.sent(),
@@ -224,4 +230,84 @@ async fn promoting_the_shadow_swaps_it_in_with_nothing_dropped() {
     let (status, body) = vane.admin_post("/policy/promote").await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("no shadow policy to promote"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_that_cannot_load_keeps_vane_from_nothing() {
+    let [a, b, c] = three().await;
+    let folder = vane_e2e::files::scratch_folder("shadow-cannot-load");
+    let garbage = vane_e2e::files::write_file(&folder, "garbage.wasm", b"not wasm at all");
+    let text = config_for(
+        &[&a, &b, &c],
+        &format!(
+            "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\n",
+            policy("round_robin", ""),
+            garbage.display().to_string()
+        ),
+    );
+    let vane = Vane::start(&text).await.unwrap();
+    let served = tally(&vane.client(), 30).await;
+    assert_eq!(served, counts(&[("a", 10), ("b", 10), ("c", 10)]));
+    let policy = vane.policy_json().await;
+    let error = policy["shadow"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("garbage.wasm"), "{policy}");
+    let (status, body) = vane.admin_post("/policy/promote").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("could not be loaded"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_whose_file_changed_is_not_promoted_unseen() {
+    let [a, b, c] = three().await;
+    let folder = vane_e2e::files::scratch_folder("shadow-file-changed");
+    let candidate = folder.join("candidate.wasm");
+    std::fs::copy(plugin("misbehave"), &candidate).unwrap();
+    let text = config_for(
+        &[&a, &b, &c],
+        &format!(
+            "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\n",
+            policy("round_robin", ""),
+            candidate.display().to_string()
+        ),
+    );
+    let vane = Vane::start(&text).await.unwrap();
+    std::fs::copy(plugin("least_conn"), &candidate).unwrap();
+    let (status, body) = vane.admin_post("/policy/promote").await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("changed since it was loaded"), "{body}");
+    assert_eq!(vane.policy_json().await["plugin"]["name"], "round_robin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_that_learns_from_outcomes_hears_of_them() {
+    let [a, b, c] = three().await;
+    let text = config_for(
+        &[&a, &b, &c],
+        &format!(
+            "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\n",
+            policy("round_robin", ""),
+            plugin("p2c_ewma").display().to_string()
+        ),
+    );
+    let vane = Vane::start(&text).await.unwrap();
+    tally(&vane.client(), 100).await;
+    let started = std::time::Instant::now();
+    loop {
+        let policy = vane.policy_json().await;
+        let heard = policy["shadow"]["observe"]["outcomes_delivered"].as_u64();
+        if heard == Some(100) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the shadow heard of {heard:?} outcomes: {}",
+            policy["shadow"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        vane.policy_json().await["observe"],
+        serde_json::Value::Null,
+        "round-robin asked for none"
+    );
 }

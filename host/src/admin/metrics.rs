@@ -412,7 +412,7 @@ fn encode_shadow(
         ),
         (
             "vane_shadow_dropped",
-            "Sampled requests the shadow was never asked about (its queue was full).",
+            "Sampled requests the shadow was never asked about: its queue was full, or it reads other columns for the set in force.",
             stats.dropped(),
         ),
         (

@@ -139,7 +139,9 @@ async fn answer(
 fn refusal_status(err: &ReloadError) -> StatusCode {
     match err {
         ReloadError::Config(_) => StatusCode::BAD_REQUEST,
-        ReloadError::NeedsRestart(_) | ReloadError::NoShadow => StatusCode::CONFLICT,
+        ReloadError::NeedsRestart(_)
+        | ReloadError::NoShadow
+        | ReloadError::ShadowNotPromotable(_) => StatusCode::CONFLICT,
         ReloadError::Plugin(_)
         | ReloadError::Probe { .. }
         | ReloadError::Tls { .. }

@@ -53,6 +53,12 @@ pub fn render(policy: &Value) -> Result<String, String> {
     if shadow.is_null() {
         return Err("the policy in force has no shadow: add a [policy.shadow] table".to_owned());
     }
+    if let Some(error) = shadow["error"].as_str() {
+        return Err(format!(
+            "the shadow policy {} could not be loaded, and vane serves without it: {error}",
+            shadow["path"].as_str().unwrap_or("?")
+        ));
+    }
     let number = |value: &Value| value.as_u64().unwrap_or(0);
     let percent = |value: &Value| value.as_f64().map(|share| share * 100.0);
     let active = policy["plugin"]["name"]
@@ -166,5 +172,11 @@ mod tests {
             "{row}"
         );
         assert!(render(&json!({ "shadow": null })).is_err());
+        let broken = json!({ "shadow": { "path": "x.wasm", "error": "not a component" } });
+        assert!(
+            render(&broken).unwrap_err().ends_with(
+                "x.wasm could not be loaded, and vane serves without it: not a component"
+            )
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::backend::{FULL_SHARE, Outcome};
-use crate::policy::Shadow;
+use crate::policy::{Feedback, Shadow};
 use crate::reload::ReloadStatus;
 use crate::state::State;
 use crate::tls::TlsListener;
@@ -70,12 +70,6 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         .iter()
         .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
         .collect();
-    let feedback = policy.feedback();
-    let observe_failures: Map<String, Value> = feedback
-        .failures()
-        .iter()
-        .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
-        .collect();
     json!({
         "generation": policy.generation(),
         "plugin": plugin,
@@ -92,13 +86,17 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         "breaker": policy.breaker().state().label(),
         "picks_answered": policy.picks().answered(),
         "fallbacks": fallbacks,
-        "shadow": policy.shadow().map(shadow),
-        "observe": policy.wants_feedback().then(|| json!({
-            "breaker": feedback.breaker().state().label(),
-            "outcomes_delivered": feedback.delivered(),
-            "outcomes_dropped": policy.outcomes_dropped(),
-            "failures": observe_failures,
-        })),
+        "shadow": match (policy.shadow(), policy.shadow_failure()) {
+            (Some(running), _) => shadow(running),
+            (None, Some((path, reason))) => json!({
+                "path": path.display().to_string(),
+                "error": reason,
+            }),
+            (None, None) => Value::Null,
+        },
+        "observe": policy
+            .wants_feedback()
+            .then(|| feedback(policy.feedback(), Some(policy.outcomes_dropped()))),
     })
 }
 
@@ -148,7 +146,27 @@ fn shadow(shadow: &Shadow) -> Value {
         },
         "failures": failures,
         "backends": backends,
+        "observe": shadow.wants_feedback().then(|| feedback(shadow.feedback(), None)),
     })
+}
+
+/// What became of the outcomes meant for a plugin's `observe`: its breaker, outcomes
+/// delivered (and dropped, where known), failures by reason.
+fn feedback(feedback: &Feedback, dropped: Option<u64>) -> Value {
+    let failures: Map<String, Value> = feedback
+        .failures()
+        .iter()
+        .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
+        .collect();
+    let mut value = json!({
+        "breaker": feedback.breaker().state().label(),
+        "outcomes_delivered": feedback.delivered(),
+        "failures": failures,
+    });
+    if let Some(dropped) = dropped {
+        value["outcomes_dropped"] = json!(dropped);
+    }
+    value
 }
 
 /// Every TLS listener: its certificates (files, names, expiry) and handshakes done.

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crossbeam_queue::ArrayQueue;
@@ -63,8 +64,10 @@ pub struct PluginBalancer {
     config: String,
     limits: PluginLimits,
     feedback: bool,
-    /// What the first instance asked for in `configure`: the columns and whether headers.
-    asked: (Columns, bool),
+    /// What the last `configure` asked for: the columns of `states` (their bits)...
+    asked_columns: AtomicU32,
+    /// ...and whether request headers.
+    asked_headers: AtomicBool,
     log_budget: Arc<LogBudget>,
     idle: ArrayQueue<PluginInstance>,
     /// The linear memory all its instances may hold together.
@@ -144,7 +147,8 @@ impl PluginBalancer {
             config: config.to_owned(),
             limits,
             feedback: false,
-            asked: (Columns::empty(), false),
+            asked_columns: AtomicU32::new(0),
+            asked_headers: AtomicBool::new(false),
             log_budget: Arc::new(LogBudget::new(
                 LOG_LINES_PER_SECOND,
                 Duration::from_secs(1),
@@ -169,7 +173,7 @@ impl PluginBalancer {
             },
         })?;
         plugin.feedback = first.feedback;
-        plugin.asked = (first.columns(), first.reads_headers());
+        plugin.note_asked(&first);
         let _ = plugin.idle.push(first);
         Ok(plugin)
     }
@@ -232,23 +236,33 @@ impl PluginBalancer {
                     ConfigureError::Refused(_) => FallbackReason::Declined,
                     ConfigureError::Failed(reason, _) => reason,
                 })?;
+            self.note_asked(&instance);
         }
         Ok(instance)
     }
 
-    /// Whether the plugin asked for request headers when it was loaded.
+    /// Whether the plugin asked for request headers in its last `configure`.
     pub fn reads_headers(&self) -> bool {
-        self.asked.1
+        self.asked_headers.load(Ordering::Relaxed)
     }
 
-    /// The states of `set` for one request as this plugin reads them (the columns it asked for
-    /// when it was loaded), written now to be asked about later with
+    /// Keeps what `instance`'s `configure` asked for, for [`PluginBalancer::snapshot`].
+    fn note_asked(&self, instance: &PluginInstance) {
+        self.asked_columns
+            .store(column_bits(instance.columns()), Ordering::Relaxed);
+        self.asked_headers
+            .store(instance.reads_headers(), Ordering::Relaxed);
+    }
+
+    /// The states of `set` for one request as this plugin reads them (the columns its last
+    /// `configure` asked for), written now to be asked about later with
     /// [`PluginBalancer::pick_snapshot`].
     pub fn snapshot(&self, set: &BackendSet, eligibility: Eligibility) -> Snapshot {
+        let columns = columns_of(self.asked_columns.load(Ordering::Relaxed));
         let mut states = Vec::new();
-        write_states(&mut states, set, eligibility, self.asked.0);
+        write_states(&mut states, set, eligibility, columns);
         Snapshot {
-            columns: self.asked.0,
+            columns,
             count: set.len(),
             states,
         }
@@ -356,6 +370,35 @@ impl Balancer for PluginBalancer {
     }
 }
 
+/// Every column, in the order of their bits in [`column_bits`].
+const COLUMNS: [Columns; 7] = [
+    Columns::WEIGHT,
+    Columns::IN_FLIGHT,
+    Columns::REQUESTS,
+    Columns::FAILURES,
+    Columns::LATENCY_EWMA_US,
+    Columns::RECENT_REQUESTS,
+    Columns::RECENT_FAILURES,
+];
+
+/// `columns` as a number, one bit per column of [`COLUMNS`], to keep in an atomic.
+fn column_bits(columns: Columns) -> u32 {
+    COLUMNS
+        .iter()
+        .enumerate()
+        .filter(|(_, column)| columns.contains(**column))
+        .fold(0, |bits, (bit, _)| bits | 1 << bit)
+}
+
+/// The columns [`column_bits`] made `bits` of.
+fn columns_of(bits: u32) -> Columns {
+    COLUMNS
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bits & 1 << bit != 0)
+        .fold(Columns::empty(), |columns, (_, column)| columns | *column)
+}
+
 /// The SHA-256 of the file at `path` in lowercase hex, as `sha256sum` prints it.
 pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     std::fs::read(path).map(|bytes| hex_sha256(&bytes))
@@ -383,4 +426,20 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), PluginError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_round_trip_through_their_bits() {
+        for bits in 0..1u32 << COLUMNS.len() {
+            assert_eq!(column_bits(columns_of(bits)), bits);
+        }
+        assert_eq!(
+            columns_of(column_bits(Columns::IN_FLIGHT | Columns::WEIGHT)),
+            Columns::IN_FLIGHT | Columns::WEIGHT
+        );
+    }
 }

@@ -40,20 +40,30 @@ impl Policy {
         let Some(shadow) = &config.shadow else {
             return Ok(policy);
         };
-        let candidate = PluginBalancer::load(
+        let started = PluginBalancer::load(
             engine,
             &shadow.plugin,
             &shadow.config,
             config.limits,
             set,
             clock,
-        )?;
-        let shadow = Shadow::start(candidate, shadow, config.breaker, clock).map_err(|err| {
-            PluginError::Failed {
-                path: shadow.plugin.clone(),
-                reason: format!("cannot start the shadow's thread: {err}"),
+        )
+        .map_err(|err| err.to_string())
+        .and_then(|candidate| {
+            Shadow::start(candidate, shadow, config.breaker, clock)
+                .map_err(|err| format!("cannot start the shadow's thread: {err}"))
+        });
+        match started {
+            Ok(started) => Ok(policy.with_shadow(started)),
+            Err(reason) => {
+                // Traffic never depends on the shadow: vane serves without it, and says so.
+                tracing::error!(
+                    shadow = %shadow.plugin.display(),
+                    %reason,
+                    "the shadow policy could not be loaded; serving without it"
+                );
+                Ok(policy.with_shadow_failure(shadow.plugin.clone(), reason))
             }
-        })?;
-        Ok(policy.with_shadow(shadow))
+        }
     }
 }

@@ -10,6 +10,7 @@ mod shadow;
 #[cfg(fuzzing)]
 pub(crate) use fallback::checks::fuzz as fuzz_answer_check;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,6 +71,8 @@ pub struct Policy {
     breaker: Breaker,
     feedback: Feedback,
     shadow: Option<Shadow>,
+    /// The shadow the config names that could not be loaded: its file and why.
+    shadow_failure: Option<(PathBuf, String)>,
     generation: u64,
 }
 
@@ -84,6 +87,7 @@ impl Policy {
             breaker: Breaker::new(BreakerConfig::default(), clock.clone()),
             feedback: Feedback::new(BreakerConfig::default(), clock),
             shadow: None,
+            shadow_failure: None,
             generation: 1,
         }
     }
@@ -100,9 +104,21 @@ impl Policy {
         self
     }
 
+    /// The same policy without the shadow the config names at `path`, which could not be
+    /// loaded for `reason`: a broken shadow keeps vane from nothing.
+    pub fn with_shadow_failure(mut self, path: PathBuf, reason: String) -> Self {
+        self.shadow_failure = Some((path, reason));
+        self
+    }
+
     /// The shadow policy asked alongside, if the config has one.
     pub fn shadow(&self) -> Option<&Shadow> {
         self.shadow.as_ref()
+    }
+
+    /// The shadow the config names that could not be loaded, if any: its file and why.
+    pub fn shadow_failure(&self) -> Option<&(PathBuf, String)> {
+        self.shadow_failure.as_ref()
     }
 
     /// Hands `request`, which this policy ranked as `ranked` among the backends of `set`, to the
@@ -268,22 +284,37 @@ impl Policy {
     /// `index` of `set` went; never calls the plugin. Answers whether it was queued, so that
     /// the caller makes sure [`crate::state::deliver_feedback`] will come.
     pub fn observe(&self, set: &BackendSet, index: u32, status: u16, latency: Duration) -> bool {
-        match &self.plugin {
+        let active = match &self.plugin {
             Some((_, plugin)) if plugin.wants_feedback() => {
                 self.feedback
                     .queue(plugin.as_ref(), set, index, status, latency)
             }
             _ => false,
-        }
+        };
+        // The shadow hears of it too: what it would know if it were active.
+        let shadow = self
+            .shadow
+            .as_ref()
+            .is_some_and(|shadow| shadow.observe(set, index, status, latency));
+        active || shadow
+    }
+
+    /// Whether outcomes are to be handed to anyone: the plugin or the shadow asked for them.
+    pub fn delivers_feedback(&self) -> bool {
+        self.wants_feedback() || self.shadow.as_ref().is_some_and(Shadow::wants_feedback)
     }
 
     /// Hands the outcomes queued for `set` to the plugin's `observe` in one call (see
-    /// [`Feedback`]). Blocks for as long as the call takes: run it off the proxy's workers.
+    /// [`Feedback`]), and to the shadow's. Blocks for as long as the calls take: run it off
+    /// the proxy's workers.
     pub fn deliver_feedback(&self, set: &BackendSet) {
         if let Some((info, plugin)) = &self.plugin
             && plugin.wants_feedback()
         {
             self.feedback.deliver(&info.name, plugin.as_ref(), set);
+        }
+        if let Some(shadow) = &self.shadow {
+            shadow.deliver_feedback(set);
         }
     }
 }

@@ -11,16 +11,18 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method};
 
 use super::breaker::{Admission, Breaker};
+use super::feedback::Feedback;
 use crate::backend::BackendSet;
-use crate::balancer::{FallbackReason, RequestInfo};
+use crate::balancer::{Balancer, FallbackReason, RequestInfo};
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, ShadowConfig};
 use crate::histogram::{Histogram, PICK_BUCKETS_US};
@@ -50,6 +52,11 @@ struct Shared {
     breaker: Breaker,
     stats: ShadowStats,
     warnings: LogBudget,
+    /// Cases on the queue: checked before a case is built, so a full queue costs nothing.
+    queued: AtomicUsize,
+    /// Outcomes for the candidate's `observe`, if it learns from them: what it would know if
+    /// it were active.
+    feedback: Feedback,
 }
 
 /// What the shadow did: cases sampled and dropped, answers compared and agreed, its pick time,
@@ -104,7 +111,9 @@ impl Shadow {
             plugin,
             breaker: Breaker::new(breaker, clock.clone()).for_shadow(),
             stats: ShadowStats::default(),
-            warnings: LogBudget::new(1, std::time::Duration::from_secs(1), clock.clone()),
+            warnings: LogBudget::new(1, Duration::from_secs(1), clock.clone()),
+            queued: AtomicUsize::new(0),
+            feedback: Feedback::new(breaker, clock),
         });
         let (cases, queue) = std::sync::mpsc::sync_channel(QUEUE);
         // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
@@ -153,9 +162,14 @@ impl Shadow {
             return;
         }
         let eligibility = set.eligibility_for(request.sequence);
-        let stats = &self.shared.stats;
+        let shared = &self.shared;
+        let stats = &shared.stats;
         stats.sampled.fetch_add(1, Ordering::Relaxed);
-        let plugin = &self.shared.plugin;
+        if shared.queued.load(Ordering::Relaxed) >= QUEUE {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let plugin = &shared.plugin;
         let case = Case {
             sequence: request.sequence,
             method: request.method.clone(),
@@ -171,19 +185,61 @@ impl Shadow {
             snapshot: plugin.snapshot(set, eligibility),
             chosen,
         };
+        shared.queued.fetch_add(1, Ordering::Relaxed);
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
             self.cases.try_send(case)
         {
+            shared.queued.fetch_sub(1, Ordering::Relaxed);
             stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the candidate asked to hear how requests ended.
+    pub fn wants_feedback(&self) -> bool {
+        self.shared.plugin.wants_feedback()
+    }
+
+    /// What became of the outcomes meant for the candidate's `observe`.
+    pub fn feedback(&self) -> &Feedback {
+        &self.shared.feedback
+    }
+
+    /// Queues how a request to backend `index` of `set` went for the candidate's `observe`, if
+    /// it learns from outcomes; answers whether it was queued.
+    pub(super) fn observe(
+        &self,
+        set: &BackendSet,
+        index: u32,
+        status: u16,
+        latency: Duration,
+    ) -> bool {
+        let shared = &self.shared;
+        self.wants_feedback()
+            && shared
+                .feedback
+                .queue(&shared.plugin, set, index, status, latency)
+    }
+
+    /// Hands the outcomes queued for `set` to the candidate's `observe`. Blocking.
+    pub(super) fn deliver_feedback(&self, set: &BackendSet) {
+        let shared = &self.shared;
+        if self.wants_feedback() {
+            shared.feedback.deliver(&shared.name, &shared.plugin, set);
         }
     }
 }
 
 impl Shared {
-    /// Asks the shadow about each case until the shadow is dropped.
+    /// Asks the shadow about each case until the shadow is dropped. A panic in the host while
+    /// asking is logged and counted as a trap; the thread goes on.
     fn serve(&self, queue: &Receiver<Case>) {
         while let Ok(case) = queue.recv() {
-            self.ask(&case);
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            let asked = std::panic::catch_unwind(AssertUnwindSafe(|| self.ask(&case)));
+            if asked.is_err() {
+                self.stats.count_failure(FallbackReason::Trap);
+                tracing::error!(plugin = %self.name, "asking the shadow panicked; going on");
+            }
         }
     }
 
@@ -267,7 +323,8 @@ impl ShadowStats {
         self.sampled.load(Ordering::Relaxed)
     }
 
-    /// Sampled requests never asked about: the queue was full, or the set changed under them.
+    /// Sampled requests never asked about: the queue was full, or the candidate, configured
+    /// for the set in force, reads other columns than were copied for it.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }

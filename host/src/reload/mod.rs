@@ -67,6 +67,10 @@ pub enum ReloadError {
     /// A promotion was asked for, but the config in force has no `[policy.shadow]`.
     #[error("there is no shadow policy to promote: the config in force has no [policy.shadow]")]
     NoShadow,
+    /// A promotion was asked for, but the shadow running is not what would be promoted: it
+    /// could not be loaded, or its file changed since.
+    #[error("the shadow policy cannot be promoted: {0}")]
+    ShadowNotPromotable(String),
 }
 
 /// A reload that took effect, and what it changed.
@@ -241,6 +245,25 @@ impl Reloader {
         let Some(shadow) = policy.shadow.take() else {
             return Err(ReloadError::NoShadow);
         };
+        // What was watched must be what is promoted.
+        let running = self.state.hold_policy();
+        let refuse = |why: String| Err(ReloadError::ShadowNotPromotable(why));
+        match (running.shadow(), running.shadow_failure()) {
+            (_, Some((path, reason))) => {
+                return refuse(format!("{} could not be loaded: {reason}", path.display()));
+            }
+            (Some(watched), None) => {
+                let now = file_sha256(&shadow.plugin).ok();
+                if now.as_deref() != Some(watched.info().sha256.as_str()) {
+                    return refuse(format!(
+                        "{} changed since it was loaded as the shadow; reload to watch the \
+                         new one first",
+                        shadow.plugin.display()
+                    ));
+                }
+            }
+            (None, None) => return Err(ReloadError::NoShadow),
+        }
         policy.plugin = shadow.plugin;
         policy.config = shadow.config;
         let result = self.apply(&mut current, next, false).await;

@@ -170,7 +170,7 @@ pub async fn deliver_feedback(state: Arc<State>, stop: CancellationToken) {
         }
         state.feedback_due.store(false, Ordering::SeqCst);
         let policy = state.hold_policy();
-        if !policy.wants_feedback() {
+        if !policy.delivers_feedback() {
             continue;
         }
         let set = state.hold_backends();

@@ -87,3 +87,22 @@ fn check_refuses_a_bad_plugin_naming_it() {
     );
     assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_a_shadow_that_cannot_load_though_vane_would_serve_without_it() {
+    let folder = scratch_folder("cli-bad-shadow");
+    write_file(&folder, "bogus.wasm", "not wasm");
+    let text = format!(
+        "listen = \"127.0.0.1:8080\"\n[policy]\nplugin = {:?}\n[policy.shadow]\nplugin = \"bogus.wasm\"\n\
+         [[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9001\"\n",
+        plugin("least_conn").display().to_string()
+    );
+    let path = write_file(&folder, "bad-shadow.toml", text);
+    let (ok, _, stderr) = check(&path);
+    assert!(!ok);
+    assert!(stderr.contains("the shadow policy"), "{stderr}");
+    assert!(
+        stderr.contains("bogus.wasm") && stderr.contains("not a WebAssembly file"),
+        "{stderr}"
+    );
+}

@@ -65,6 +65,19 @@ fn backends(count: usize, clock: &Clock) -> BackendSet {
     BackendSet::new(1, backends)
 }
 
+/// The request numbered `sequence`: `GET /users/42?page=2` from one client of 256 (for
+/// consistent-hash's key), with `headers`.
+fn request(sequence: u64, headers: &HeaderMap) -> RequestInfo<'_> {
+    RequestInfo {
+        sequence,
+        method: &Method::GET,
+        authority: "shop.example",
+        path: "/users/42?page=2",
+        client_ip: Ipv4Addr::from_bits(0xc000_0200 | (sequence as u32 & 0xff)).into(),
+        headers,
+    }
+}
+
 fn pick(c: &mut Criterion) {
     // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -93,16 +106,7 @@ fn pick(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::new(*name, size), &set, |b, set| {
                 b.iter(|| {
                     sequence += 1;
-                    let request = RequestInfo {
-                        sequence,
-                        method: &Method::GET,
-                        authority: "shop.example",
-                        path: "/users/42?page=2",
-                        // A client of many, for consistent-hash's key.
-                        client_ip: Ipv4Addr::from_bits(0xc000_0200 | (sequence as u32 & 0xff))
-                            .into(),
-                        headers: &headers,
-                    };
+                    let request = request(sequence, &headers);
                     black_box(balancer.pick(&request, set, set.eligibility()).unwrap())
                 })
             });
@@ -140,14 +144,7 @@ fn shadow_offer(c: &mut Criterion, engine: &PluginEngine, clock: &Clock, limits:
                     let started = Instant::now();
                     for _ in 0..batch {
                         sequence += 1;
-                        let request = RequestInfo {
-                            sequence,
-                            method: &Method::GET,
-                            authority: "shop.example",
-                            path: "/users/42?page=2",
-                            client_ip: Ipv4Addr::new(192, 0, 2, 7).into(),
-                            headers: &headers,
-                        };
+                        let request = request(sequence, &headers);
                         shadow.offer(&request, set, 0);
                     }
                     spent += started.elapsed();

@@ -2,6 +2,7 @@
 //! `/policy`, `/metrics` and `vane shadow`; a broken one costs no request; promoted to active
 //! with nothing dropped.
 
+use std::path::Path;
 use std::time::Duration;
 
 use vane_e2e::backend::backend;
@@ -24,10 +25,16 @@ async fn three() -> [Backend; 3] {
 /// Config text: the admin API, round-robin active, and the test plugin as the shadow with
 /// `shadow_config` (`behave` picks the first eligible backend, `a`), then `extra` lines.
 fn with_shadow(backends: &[&Backend], shadow_config: &str, extra: &str) -> String {
+    shadow_at(backends, &plugin("misbehave"), shadow_config, extra)
+}
+
+/// Config text: the admin API, round-robin active, and the plugin at `shadow` as the shadow
+/// with `shadow_config`, then `extra` lines.
+fn shadow_at(backends: &[&Backend], shadow: &Path, shadow_config: &str, extra: &str) -> String {
     let shadow = format!(
         "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\nconfig = {shadow_config:?}\n{extra}",
         policy("round_robin", ""),
-        plugin("misbehave").display().to_string(),
+        shadow.display().to_string(),
     );
     config_for(backends, &shadow)
 }
@@ -237,14 +244,7 @@ async fn a_shadow_that_cannot_load_keeps_vane_from_nothing() {
     let [a, b, c] = three().await;
     let folder = vane_e2e::files::scratch_folder("shadow-cannot-load");
     let garbage = vane_e2e::files::write_file(&folder, "garbage.wasm", b"not wasm at all");
-    let text = config_for(
-        &[&a, &b, &c],
-        &format!(
-            "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\n",
-            policy("round_robin", ""),
-            garbage.display().to_string()
-        ),
-    );
+    let text = shadow_at(&[&a, &b, &c], &garbage, "", "");
     let vane = Vane::start(&text).await.unwrap();
     let served = tally(&vane.client(), 30).await;
     assert_eq!(served, counts(&[("a", 10), ("b", 10), ("c", 10)]));
@@ -262,14 +262,7 @@ async fn a_shadow_whose_file_changed_is_not_promoted_unseen() {
     let folder = vane_e2e::files::scratch_folder("shadow-file-changed");
     let candidate = folder.join("candidate.wasm");
     std::fs::copy(plugin("misbehave"), &candidate).unwrap();
-    let text = config_for(
-        &[&a, &b, &c],
-        &format!(
-            "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\n",
-            policy("round_robin", ""),
-            candidate.display().to_string()
-        ),
-    );
+    let text = shadow_at(&[&a, &b, &c], &candidate, "", "");
     let vane = Vane::start(&text).await.unwrap();
     std::fs::copy(plugin("least_conn"), &candidate).unwrap();
     let (status, body) = vane.admin_post("/policy/promote").await;
@@ -281,14 +274,7 @@ async fn a_shadow_whose_file_changed_is_not_promoted_unseen() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_that_learns_from_outcomes_hears_of_them() {
     let [a, b, c] = three().await;
-    let text = config_for(
-        &[&a, &b, &c],
-        &format!(
-            "admin = \"127.0.0.1:0\"\n{}[policy.shadow]\nplugin = {:?}\n",
-            policy("round_robin", ""),
-            plugin("p2c_ewma").display().to_string()
-        ),
-    );
+    let text = shadow_at(&[&a, &b, &c], &plugin("p2c_ewma"), "", "");
     let vane = Vane::start(&text).await.unwrap();
     tally(&vane.client(), 100).await;
     let started = std::time::Instant::now();

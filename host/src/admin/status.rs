@@ -96,7 +96,7 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
         },
         "observe": policy
             .wants_feedback()
-            .then(|| feedback(policy.feedback(), Some(policy.outcomes_dropped()))),
+            .then(|| feedback(policy.feedback(), policy.outcomes_dropped())),
     })
 }
 
@@ -146,27 +146,26 @@ fn shadow(shadow: &Shadow) -> Value {
         },
         "failures": failures,
         "backends": backends,
-        "observe": shadow.wants_feedback().then(|| feedback(shadow.feedback(), None)),
+        "observe": shadow
+            .wants_feedback()
+            .then(|| feedback(shadow.feedback(), shadow.outcomes_dropped())),
     })
 }
 
 /// What became of the outcomes meant for a plugin's `observe`: its breaker, outcomes
-/// delivered (and dropped, where known), failures by reason.
-fn feedback(feedback: &Feedback, dropped: Option<u64>) -> Value {
+/// delivered and `dropped`, failures by reason.
+fn feedback(feedback: &Feedback, dropped: u64) -> Value {
     let failures: Map<String, Value> = feedback
         .failures()
         .iter()
         .map(|(reason, count)| (reason.label().to_owned(), json!(count)))
         .collect();
-    let mut value = json!({
+    json!({
         "breaker": feedback.breaker().state().label(),
         "outcomes_delivered": feedback.delivered(),
+        "outcomes_dropped": dropped,
         "failures": failures,
-    });
-    if let Some(dropped) = dropped {
-        value["outcomes_dropped"] = json!(dropped);
-    }
-    value
+    })
 }
 
 /// Every TLS listener: its certificates (files, names, expiry) and handshakes done.

@@ -305,16 +305,14 @@ impl Policy {
     }
 
     /// Hands the outcomes queued for `set` to the plugin's `observe` in one call (see
-    /// [`Feedback`]), and to the shadow's. Blocks for as long as the calls take: run it off
-    /// the proxy's workers.
+    /// [`Feedback`]). Blocks for as long as the call takes: run it off the proxy's workers. The
+    /// shadow's are handed over apart ([`Shadow::deliver_feedback`]), so a slow candidate never
+    /// delays the active plugin's.
     pub fn deliver_feedback(&self, set: &BackendSet) {
         if let Some((info, plugin)) = &self.plugin
             && plugin.wants_feedback()
         {
             self.feedback.deliver(&info.name, plugin.as_ref(), set);
-        }
-        if let Some(shadow) = &self.shadow {
-            shadow.deliver_feedback(set);
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +54,8 @@ struct Shared {
     warnings: LogBudget,
     /// Cases on the queue: checked before a case is built, so a full queue costs nothing.
     queued: AtomicUsize,
+    /// Whether outcomes are being handed to the candidate's `observe` now.
+    delivering: AtomicBool,
     /// Outcomes for the candidate's `observe`, if it learns from them: what it would know if
     /// it were active.
     feedback: Feedback,
@@ -113,6 +115,7 @@ impl Shadow {
             stats: ShadowStats::default(),
             warnings: LogBudget::new(1, Duration::from_secs(1), clock.clone()),
             queued: AtomicUsize::new(0),
+            delivering: AtomicBool::new(false),
             feedback: Feedback::new(breaker, clock),
         });
         let (cases, queue) = std::sync::mpsc::sync_channel(QUEUE);
@@ -161,7 +164,6 @@ impl Shadow {
         if vane_plugin_kit::mix64(request.sequence) % MILLION >= self.sample {
             return;
         }
-        let eligibility = set.eligibility_for(request.sequence);
         let shared = &self.shared;
         let stats = &shared.stats;
         stats.sampled.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +171,7 @@ impl Shadow {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let eligibility = set.eligibility_for(request.sequence);
         let plugin = &shared.plugin;
         let case = Case {
             sequence: request.sequence,
@@ -220,12 +223,21 @@ impl Shadow {
                 .queue(&shared.plugin, set, index, status, latency)
     }
 
-    /// Hands the outcomes queued for `set` to the candidate's `observe`. Blocking.
-    pub(super) fn deliver_feedback(&self, set: &BackendSet) {
+    /// Hands the outcomes queued for `set` to the candidate's `observe`, unless a delivery is
+    /// under way already (a slow candidate is skipped, never waited for). Blocking.
+    pub fn deliver_feedback(&self, set: &BackendSet) {
         let shared = &self.shared;
-        if self.wants_feedback() {
-            shared.feedback.deliver(&shared.name, &shared.plugin, set);
+        if !self.wants_feedback() || shared.delivering.swap(true, Ordering::Acquire) {
+            return;
         }
+        shared.feedback.deliver(&shared.name, &shared.plugin, set);
+        shared.delivering.store(false, Ordering::Release);
+    }
+
+    /// Outcomes the candidate did not hear of: it fell behind, or its `observe` breaker was
+    /// cooling down.
+    pub fn outcomes_dropped(&self) -> u64 {
+        self.shared.plugin.outcomes_dropped() + self.shared.feedback.refused()
     }
 }
 
@@ -235,22 +247,28 @@ impl Shared {
     fn serve(&self, queue: &Receiver<Case>) {
         while let Ok(case) = queue.recv() {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            let asked = std::panic::catch_unwind(AssertUnwindSafe(|| self.ask(&case)));
+            let admission = self.breaker.admit(&self.name);
+            if admission == Admission::Skip {
+                self.stats.count_failure(FallbackReason::CircuitOpen);
+                continue;
+            }
+            let asked = std::panic::catch_unwind(AssertUnwindSafe(|| self.ask(&case, admission)));
             if asked.is_err() {
+                // Counted as a failure, so a trial that panicked does not leave the breaker
+                // half open for good.
+                self.breaker.failed(admission, &self.name);
                 self.stats.count_failure(FallbackReason::Trap);
-                tracing::error!(plugin = %self.name, "asking the shadow panicked; going on");
+                if self.warnings.allow() {
+                    tracing::error!(plugin = %self.name, "asking the shadow panicked; going on");
+                }
             }
         }
     }
 
-    /// Asks the shadow about one case and records its answer.
-    fn ask(&self, case: &Case) {
+    /// Asks the shadow about one case, admitted by its breaker as `admission`, and records its
+    /// answer.
+    fn ask(&self, case: &Case, admission: Admission) {
         let stats = &self.stats;
-        let admission = self.breaker.admit(&self.name);
-        if admission == Admission::Skip {
-            stats.count_failure(FallbackReason::CircuitOpen);
-            return;
-        }
         let request = RequestInfo {
             sequence: case.sequence,
             method: &case.method,

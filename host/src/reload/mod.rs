@@ -208,12 +208,12 @@ impl Reloader {
         let mut current = self.config.lock().await;
         let result = match &self.config_path {
             Some(path) => match Config::load(path) {
-                Ok(next) => self.apply(&mut current, next, false).await,
+                Ok(next) => self.apply(&mut current, next, Mode::Config).await,
                 Err(err) => Err(err.into()),
             },
             None => {
                 let next = current.clone();
-                self.apply(&mut current, next, false).await
+                self.apply(&mut current, next, Mode::Config).await
             }
         };
         let result = result.map(|reloaded| reloaded.unwrap_or_default());
@@ -226,7 +226,10 @@ impl Reloader {
     pub async fn reload_plugin(&self) -> Option<Result<Reloaded, ReloadError>> {
         let mut current = self.config.lock().await;
         let next = current.clone();
-        let result = self.apply(&mut current, next, true).await.transpose()?;
+        let result = self
+            .apply(&mut current, next, Mode::PluginFile)
+            .await
+            .transpose()?;
         self.record(&result);
         Some(result)
     }
@@ -245,7 +248,8 @@ impl Reloader {
         let Some(shadow) = policy.shadow.take() else {
             return Err(ReloadError::NoShadow);
         };
-        // What was watched must be what is promoted.
+        // What was watched must be what is promoted: the file as it was loaded, checked here
+        // and again once admitted.
         let running = self.state.hold_policy();
         let refuse = |why: String| Err(ReloadError::ShadowNotPromotable(why));
         match (running.shadow(), running.shadow_failure()) {
@@ -264,9 +268,15 @@ impl Reloader {
             }
             (None, None) => return Err(ReloadError::NoShadow),
         }
+        let sha256 = running
+            .shadow()
+            .map(|watched| watched.info().sha256.clone())
+            .unwrap_or_default();
         policy.plugin = shadow.plugin;
         policy.config = shadow.config;
-        let result = self.apply(&mut current, next, false).await;
+        let result = self
+            .apply(&mut current, next, Mode::Promotion { sha256 })
+            .await;
         let result = result.map(|reloaded| reloaded.unwrap_or_default());
         self.record(&result);
         result
@@ -282,14 +292,15 @@ impl Reloader {
         lock(&self.status).clone()
     }
 
-    /// Admits `next` and swaps it in; with `skip_unchanged`, answers `None` if the plugin file
-    /// holds the plugin already loaded.
+    /// Admits `next` and swaps it in, as `mode` says (answering `None` if it skips an unchanged
+    /// plugin).
     async fn apply(
         &self,
         current: &mut Config,
         next: Config,
-        skip_unchanged: bool,
+        mode: Mode,
     ) -> Result<Option<Reloaded>, ReloadError> {
+        let skip_unchanged = mode == Mode::PluginFile;
         let restart = diff::needs_restart(current, &next);
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(restart));
@@ -311,14 +322,7 @@ impl Reloader {
         let admitted = {
             let next = next.clone();
             tokio::task::spawn_blocking(move || {
-                admit(
-                    engine.as_ref(),
-                    &next,
-                    &set,
-                    &old_policy,
-                    &clock,
-                    skip_unchanged,
-                )
+                admit(engine.as_ref(), &next, &set, &old_policy, &clock, &mode)
             })
             .await
             .map_err(|err| ReloadError::Aborted(err.to_string()))??
@@ -391,6 +395,21 @@ impl Default for Reloaded {
     }
 }
 
+/// How a reload is admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    /// A reload of the config (SIGHUP, `POST /reload`): everything is loaded again.
+    Config,
+    /// A change of the plugin's file: nothing is done if it holds the plugin loaded already.
+    PluginFile,
+    /// A promotion of the shadow, whose file held `sha256` when it was loaded: refused if the
+    /// plugin admitted holds anything else.
+    Promotion {
+        /// The SHA-256 of the shadow as it was watched.
+        sha256: String,
+    },
+}
+
 /// What a reload will swap in: a new backend set (if it changed) and the new policy.
 struct Admitted {
     set: Option<BackendSet>,
@@ -406,9 +425,9 @@ fn admit(
     current: &BackendSet,
     old_policy: &Policy,
     clock: &Clock,
-    skip_unchanged: bool,
+    mode: &Mode,
 ) -> Result<Option<Admitted>, ReloadError> {
-    if skip_unchanged
+    if *mode == Mode::PluginFile
         && let (Some(policy), Some(old)) = (&config.policy, old_policy.plugin_info())
         && policy.plugin == old.path
         && file_sha256(&policy.plugin).ok().as_deref() == Some(old.sha256.as_str())
@@ -428,7 +447,21 @@ fn admit(
             .map_or_else(PathBuf::new, |p| p.plugin.clone());
         return Err(ReloadError::Probe { path, pick, reason });
     }
+    if let Mode::Promotion { sha256 } = mode
+        && policy.plugin_info().map(|info| info.sha256.as_str()) != Some(sha256.as_str())
+    {
+        return Err(ReloadError::ShadowNotPromotable(
+            "its file changed while it was being promoted; reload to watch the new one first"
+                .to_owned(),
+        ));
+    }
     changes.push(describe_policy(old_policy, &policy));
+    if let Some((path, reason)) = policy.shadow_failure() {
+        changes.push(format!(
+            "shadow {} could not be loaded ({reason}); serving without it",
+            path.display()
+        ));
+    }
     Ok(Some(Admitted {
         set: next_set,
         policy,

@@ -21,7 +21,7 @@ pub use retry_budget::RetryBudget;
 use crate::backend::{BackendSet, RECENT_SAMPLE_EVERY, RECENT_SAMPLES};
 use crate::clock::Clock;
 use crate::config::RetryConfig;
-use crate::policy::Policy;
+use crate::policy::{Policy, Shadow};
 
 /// The live state of one vane.
 pub struct State {
@@ -174,6 +174,15 @@ pub async fn deliver_feedback(state: Arc<State>, stop: CancellationToken) {
             continue;
         }
         let set = state.hold_backends();
+        if policy.shadow().is_some_and(Shadow::wants_feedback) {
+            // Not waited for: the shadow skips a round while its last delivery is under way.
+            let (policy, set) = (policy.clone(), set.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Some(shadow) = policy.shadow() {
+                    shadow.deliver_feedback(&set);
+                }
+            });
+        }
         let delivered = tokio::task::spawn_blocking(move || policy.deliver_feedback(&set));
         if delivered.await.is_err() {
             tracing::error!("delivering outcomes to the plugin panicked");

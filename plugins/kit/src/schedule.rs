@@ -8,7 +8,8 @@
 /// realistic weights (1:1000 between 64 backends), short enough to build in microseconds.
 const MAX_CYCLE: u64 = 1 << 16;
 
-/// Slots drawn for a turn whose backend is not eligible, before taking the next eligible slot.
+/// Slots drawn for a turn whose backend is not eligible, before drawing among the eligible
+/// slots only.
 const RESTARTS: usize = 4;
 
 /// One cycle of smooth weighted round-robin: backend `i` appears `weight[i]` times (after
@@ -51,8 +52,8 @@ impl WeightedSchedule {
 
     /// Pushes up to `max` distinct eligible backends onto `ranked`, in schedule order starting at
     /// the slot for `sequence`. If that slot's backend is not eligible, the order starts at a
-    /// slot drawn from `sequence` instead, so that its turns spread over the eligible backends
-    /// by weight.
+    /// slot drawn from `sequence` instead (a few draws, then one drawn among the eligible
+    /// slots), so that its turns spread over the eligible backends by weight.
     pub fn rank(
         &self,
         sequence: u64,
@@ -71,13 +72,24 @@ impl WeightedSchedule {
             // others by weight instead of all going to the one after it in the cycle (which
             // would then take twice its share). A few draws; then the next eligible slot.
             let mut draw = sequence;
+            let mut drawn = false;
             for _ in 0..RESTARTS {
                 draw = crate::hash::mix64(draw);
                 let slot = (draw % len as u64) as usize;
                 if eligible(self.cycle[slot]) {
                     start = slot;
+                    drawn = true;
                     break;
                 }
+            }
+            if !drawn {
+                // Most slots are out: the drawn-th of the eligible slots, in one more pass.
+                let slots = || (0..len).filter(|&slot| eligible(self.cycle[slot]));
+                let count = slots().count();
+                if count == 0 {
+                    return;
+                }
+                start = slots().nth((draw % count as u64) as usize).unwrap_or(start);
             }
         }
         let first = ranked.len();
@@ -174,6 +186,13 @@ mod tests {
         let four = WeightedSchedule::new(&[1, 1, 1, 1]);
         let counts = first_choices(&four, 40_000, &[true, false, false, true]);
         assert!((18_000..22_000).contains(&counts[0]), "{counts:?}");
+        // Eight of ten out, side by side: the two left still share evenly.
+        let ten = WeightedSchedule::new(&[1; 10]);
+        let mut eligible = [false; 10];
+        eligible[0] = true;
+        eligible[1] = true;
+        let counts = first_choices(&ten, 100_000, &eligible);
+        assert!((47_000..53_000).contains(&counts[0]), "{counts:?}");
 
         let mut ranked = Vec::new();
         schedule.rank(1, |_| true, 5, &mut ranked);

@@ -5,6 +5,7 @@ mod admin;
 mod admin_auth;
 mod backend_protocols;
 mod balancing;
+mod busy_machine;
 mod canary;
 mod cli;
 mod connections;

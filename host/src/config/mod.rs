@@ -118,7 +118,8 @@ pub struct ShadowConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     /// `pick_timeout`: the deadline of one pick, and of an `observe` for each 256 outcomes it is
-    /// handed (at most `configure_timeout`); default 1ms, at most 100ms.
+    /// handed (at most `configure_timeout`), in CPU time of the call's thread (and at most 20
+    /// times as long, or 20ms, on the clock); default 1ms, at most 100ms.
     pub pick_timeout: Duration,
     /// `configure_timeout`: the deadline of one `configure`; default 1s, at most 10s. It may
     /// build tables, but must not stall a reload or a request that needs a fresh instance.

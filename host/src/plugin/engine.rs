@@ -1,5 +1,5 @@
 //! The process-wide wasmtime engine, the linker that grants plugins their (few) imports, and the
-//! epoch ticker that enforces call deadlines.
+//! epoch ticker at whose ticks a long call's CPU time is weighed against its budget.
 
 use std::path::Path;
 use std::thread;

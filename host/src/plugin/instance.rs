@@ -17,7 +17,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{
     BackendInfo, Balancer, BalancerPre, Columns, Header, IpAddress, Level, Outcome, Request, Target,
 };
-use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, deadline_ticks, observe_timeout};
+use super::cpu_budget::CallBudget;
+use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, observe_timeout};
 use super::output::{PluginOutput, Stream};
 use crate::backend::{Backend, BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
@@ -32,6 +33,8 @@ pub(crate) struct InstanceState {
     /// Shared by all instances of the plugin: lines beyond it are dropped.
     log_budget: Arc<LogBudget>,
     limiter: InstanceLimiter,
+    /// The budget of the call under way, weighed at its epoch deadlines.
+    call: CallBudget,
 }
 
 impl WasiView for InstanceState {
@@ -138,11 +141,12 @@ impl PluginInstance {
             plugin,
             log_budget,
             limiter: InstanceLimiter::new(limits.memory_limit, memory),
+            call: CallBudget::new(limits.configure_timeout),
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
-        store.set_epoch_deadline(deadline_ticks(limits.configure_timeout));
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().call.on_deadline()));
+        budget(&mut store, limits.configure_timeout);
         let bindings = finish_now(pre.instantiate_async(&mut store))
             .ok_or_else(|| wasmtime::format_err!("the plugin blocked while starting"))?
             .map_err(|err| {
@@ -280,7 +284,7 @@ impl PluginInstance {
 
     /// Prepares the Store for one call: its deadline, and a clean record of the memory cap.
     fn arm(&mut self, timeout: Duration) {
-        self.store.set_epoch_deadline(deadline_ticks(timeout));
+        budget(&mut self.store, timeout);
         self.store.data_mut().limiter.arm();
     }
 
@@ -289,6 +293,7 @@ impl PluginInstance {
         if self.store.data().limiter.hit_memory_limit() {
             FallbackReason::Memory
         } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            // It used its budget of CPU time, or reached the wall-clock bound.
             FallbackReason::Deadline
         } else {
             FallbackReason::Trap
@@ -411,6 +416,13 @@ pub(crate) fn write_states(
 /// Appends `value` of every backend to `states`: one column.
 fn push_column(states: &mut Vec<u64>, backends: &[Arc<Backend>], value: impl Fn(&Backend) -> u64) {
     states.extend(backends.iter().map(|backend| value(backend)));
+}
+
+/// Gives the next call of `store` a budget of `timeout` of its thread's CPU time (see
+/// [`CallBudget`]): the first look at the next tick boundary.
+fn budget(store: &mut Store<InstanceState>, timeout: Duration) {
+    store.data_mut().call = CallBudget::new(timeout);
+    store.set_epoch_deadline(CallBudget::FIRST_DEADLINE);
 }
 
 /// Why a call was abandoned when it waited on the host (a WASI clock or poll).

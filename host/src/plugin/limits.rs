@@ -1,4 +1,5 @@
-//! The sandbox's limits, in one place: the deadline of every call (counted in epoch ticks), the
+//! The sandbox's limits, in one place: the epoch tick at which a long call's CPU time is
+//! weighed against its budget (see `cpu_budget`), the
 //! memory and table caps of an instance (a wasmtime [`ResourceLimiter`]), the memory budget all
 //! of a plugin's instances share, and how much a plugin may write to the log. The values an operator sets, with their defaults and the most vane
 //! accepts, come from `[policy]` ([`crate::config::PluginLimits`]).
@@ -12,7 +13,8 @@ use wasmtime::ResourceLimiter;
 use crate::config::PluginLimits;
 
 /// How often the epoch advances: the granularity of every plugin deadline. 1 ms keeps a pick's
-/// deadline tight (a 1 ms budget is enforced within 2 ms) for about a thousand cheap wake-ups a second.
+/// deadline tight (a call is stopped within a tick of using its budget) for about a thousand
+/// cheap wake-ups a second.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// Log lines a plugin may write per second (its `log` calls, stdout and stderr together), across

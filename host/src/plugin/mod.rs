@@ -8,6 +8,7 @@
 mod balancer;
 mod bindings;
 mod cache;
+mod cpu_budget;
 mod engine;
 mod error;
 mod fit;

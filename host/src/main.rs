@@ -53,6 +53,15 @@ enum Command {
         /// The plugin to balance with (default: the shipped least-conn plugin's build output).
         #[arg(long)]
         plugin: Option<PathBuf>,
+        /// The string handed to the plugin's configure, as `[policy] config`.
+        #[arg(long, default_value = "")]
+        config: String,
+        /// The CPU-time budget of one pick, as `[policy] pick_timeout`.
+        #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+        pick_timeout: Duration,
+        /// The cap on one instance's linear memory, as `[policy] memory_limit`.
+        #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+        memory_limit: usize,
     },
     /// Show how the shadow policy of a running vane compares with the active one.
     Shadow {
@@ -90,6 +99,10 @@ enum PluginCommand {
         /// The string handed to the plugin's configure.
         #[arg(long, default_value = "")]
         config: String,
+        /// Requests in flight on average at the scenario's base latency (10 ms): the load.
+        /// By default one per backend at the start.
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// A header every request carries, as `NAME: VALUE` (repeatable).
         #[arg(long = "header", value_parser = Simulation::parse_header)]
         headers: Vec<(HeaderName, HeaderValue)>,
@@ -118,11 +131,24 @@ fn main() -> ExitCode {
             listen,
             admin,
             plugin,
-        } => demo(
-            listen,
-            admin,
-            plugin.unwrap_or_else(vane::demo::default_plugin),
-        ),
+            config,
+            pick_timeout,
+            memory_limit,
+        } => {
+            let policy = PolicyConfig {
+                config,
+                limits: PluginLimits {
+                    pick_timeout,
+                    memory_limit,
+                    total_memory_limit: PluginLimits::default()
+                        .total_memory_limit
+                        .max(memory_limit),
+                    ..PluginLimits::default()
+                },
+                ..PolicyConfig::for_plugin(plugin.unwrap_or_else(vane::demo::default_plugin))
+            };
+            demo(listen, admin, policy)
+        }
         Command::Shadow { admin, token_file } => shadow(admin, token_file.as_deref()),
         Command::Plugin {
             command:
@@ -133,6 +159,7 @@ fn main() -> ExitCode {
                     scenario,
                     config,
                     headers,
+                    concurrency,
                     pick_timeout,
                     memory_limit,
                 },
@@ -142,6 +169,7 @@ fn main() -> ExitCode {
                 requests,
                 scenario,
                 headers: headers.into_iter().collect(),
+                concurrency,
             };
             let limits = PluginLimits {
                 pick_timeout,
@@ -296,17 +324,17 @@ fn shadow(admin: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Result<()> {
-    if !plugin.is_file() {
+fn demo(listen: SocketAddr, admin: SocketAddr, policy: PolicyConfig) -> anyhow::Result<()> {
+    if !policy.plugin.is_file() {
         anyhow::bail!(
             "the demo's plugin {} is missing; build it with \
              `rustup target add wasm32-wasip2 && cargo build --release --target wasm32-wasip2 -p least-conn`",
-            plugin.display()
+            policy.plugin.display()
         );
     }
     runtime()?.block_on(async {
         let backends = vane::demo::start_backends(3).await.context("cannot start the demo backends")?;
-        let config = vane::demo::config(listen, admin, plugin, backends);
+        let config = vane::demo::config(listen, admin, policy, backends);
         let shutdown = shutdown_signal();
         let running = app::start(&config).await?;
         let address = running.proxy_address;
@@ -318,6 +346,8 @@ fn demo(listen: SocketAddr, admin: SocketAddr, plugin: PathBuf) -> anyhow::Resul
         println!("  for i in $(seq 9); do curl -s http://{address}/; done");
         println!("  curl 'http://{address}/?delay=2s' & for i in $(seq 6); do curl -s http://{address}/; done");
         println!("    # least_conn (the default plugin) steers around the backend busy with the slow request");
+        println!("  for i in $(seq 9); do curl -s 'http://{address}/?fail=demo-2:0.5'; done");
+        println!("    # demo-2 answers 503 to half the requests it gets (fail=0.3: any backend, 30 %)");
         println!("  curl http://{admin}/backends           # health, ejection and live statistics");
         println!("  curl http://{admin}/metrics            # Prometheus metrics");
         println!("Ctrl-C stops it.");

@@ -144,3 +144,36 @@ fn the_strategy_scenarios_show_each_plugins_point() {
         .to_vec();
     assert_eq!(got, [1000, 500, 1000, 500], "{stdout}");
 }
+
+/// The failed column of `backend`'s row.
+fn failed(stdout: &str, backend: &str) -> u64 {
+    let row = stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(backend))
+        .unwrap_or_else(|| panic!("no row for {backend} in:\n{stdout}"));
+    row.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_failure_scenarios_show_which_policies_avoid_a_failing_backend() {
+    // failing: b2 answers 503 to 30 % at once; least-conn, seeing it free sooner, sends it more.
+    let least_conn = plugin("least_conn").display().to_string();
+    let (ok, stdout, _) = plugin_test(&[&least_conn, "--scenario", "failing"]);
+    assert!(ok, "{stdout}");
+    let b2 = requests(&stdout, "b2");
+    assert!(b2 > requests(&stdout, "b0"), "{stdout}");
+    assert!(failed(&stdout, "b2") * 100 / b2 >= 20, "{stdout}");
+    assert_eq!(failed(&stdout, "b0"), 0, "{stdout}");
+
+    // outage: b2 answers nothing for the middle third. p2c-ewma learns of it from observe;
+    // least-conn goes on sending it its share.
+    let args = ["--scenario", "outage", "--concurrency", "6"];
+    let (ok, lc, _) = plugin_test(&[&[least_conn.as_str()][..], &args].concat());
+    assert!(ok, "{lc}");
+    let p2c = plugin("p2c_ewma").display().to_string();
+    let (ok, p2c_out, _) = plugin_test(&[&[p2c.as_str()][..], &args].concat());
+    assert!(ok, "{p2c_out}");
+    println!("{lc}\n{p2c_out}");
+    assert!(failed(&lc, "b2") > 500, "{lc}");
+    assert!(failed(&p2c_out, "b2") * 10 < failed(&lc, "b2"), "{p2c_out}");
+}

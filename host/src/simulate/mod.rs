@@ -34,6 +34,9 @@ pub struct Simulation {
     pub scenario: Scenario,
     /// Headers every request carries.
     pub headers: HeaderMap,
+    /// Requests in flight on average, at the base latency: the load level. `None` for one per
+    /// backend at the start.
+    pub concurrency: Option<usize>,
 }
 
 /// A simulated backend: its name, weight, latency and health.
@@ -44,6 +47,9 @@ pub(crate) struct SimBackend {
     pub latency: Duration,
     pub healthy: bool,
     pub tags: Vec<String>,
+    /// The share of its requests that fail, in percent: a 503 at first, or no answer at all
+    /// at 100 % (as a dead backend still in rotation).
+    pub fail_percent: u32,
 }
 
 /// One change to the backend set during the run, at a request number.
@@ -53,6 +59,8 @@ pub(crate) enum Change {
     Remove(String),
     /// The named backend passes or fails its health checks from now on.
     Health(String, bool),
+    /// The named backend fails this percentage of its requests from now on.
+    Fail(String, u32),
 }
 
 /// Runs `simulation` against `policy` (loaded for the scenario's first backend set, which
@@ -65,10 +73,12 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
     // Every backend the run has seen, in order of appearance.
     let mut known = simulation.scenario.backends(simulation.backends);
     let mut set = first;
-    let interval = arrival_interval(&simulation.scenario, simulation.backends);
+    let concurrency = simulation.concurrency.unwrap_or(simulation.backends);
+    let interval = arrival_interval(&simulation.scenario, concurrency);
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut pick_times = Vec::with_capacity(simulation.requests as usize);
     let mut served: Vec<(String, u64)> = Vec::new();
+    let mut failed: Vec<(String, u64)> = Vec::new();
     let mut now = Duration::ZERO;
     let mut next_sample = RECENT_SAMPLE_EVERY;
     let mut keys = (simulation.scenario == Scenario::Keys).then(|| KeyMoves::new(&changes));
@@ -115,20 +125,27 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
             Some((_, count)) => *count += 1,
             None => served.push((backend.name.clone(), 1)),
         }
-        let latency = known
+        let (latency, status) = known
             .iter()
             .find(|b| b.name == backend.name)
-            .map_or(Duration::ZERO, |b| b.latency);
+            .map_or((Duration::ZERO, 200), |b| answer(b, sequence));
+        if status != 200 {
+            match failed.iter_mut().find(|(name, _)| *name == backend.name) {
+                Some((_, count)) => *count += 1,
+                None => failed.push((backend.name.clone(), 1)),
+            }
+        }
         in_flight.push(InFlight {
             due: now + latency,
             latency,
+            status,
             index,
             generation: set.generation(),
             guard: InFlightGuard::start(backend.clone()),
         });
     }
     finish_due(&mut in_flight, Duration::MAX, policy, &set);
-    let mut report = Report::new(simulation, policy, &known, &served, pick_times);
+    let mut report = Report::new(simulation, policy, &known, &served, &failed, pick_times);
     report.keys = keys.map(|keys| keys.summary());
     report
 }
@@ -240,6 +257,8 @@ pub fn is_plugin_failure(reason: FallbackReason) -> bool {
 struct InFlight {
     due: Duration,
     latency: Duration,
+    /// The status it ends with: 200, 503, or 0 for no answer.
+    status: u16,
     index: u32,
     generation: u64,
     guard: InFlightGuard,
@@ -255,14 +274,30 @@ fn finish_due(in_flight: &mut Vec<InFlight>, now: Duration, policy: &Policy, set
             return true;
         }
         let stats = &request.guard.backend().stats;
-        stats.record_outcome(Outcome::Status(200), request.latency);
+        let outcome = match request.status {
+            0 => Outcome::NoResponse,
+            status => Outcome::Status(status),
+        };
+        stats.record_outcome(outcome, request.latency);
         if request.generation == set.generation() {
-            observed |= policy.observe(set, request.index, 200, request.latency);
+            observed |= policy.observe(set, request.index, request.status, request.latency);
         }
         false
     });
     if observed {
         policy.deliver_feedback(set);
+    }
+}
+
+/// How `backend` answers the request numbered `sequence`: after its latency with a 200, or, for
+/// its failing share, a 503 at once (a fifth of its latency), or nothing after its full latency
+/// when it fails every request (a dead backend: the time a connection attempt or timeout takes).
+fn answer(backend: &SimBackend, sequence: u64) -> (Duration, u16) {
+    let fails = vane_plugin_kit::mix64(sequence ^ 0x5eed) % 100 < u64::from(backend.fail_percent);
+    match (fails, backend.fail_percent) {
+        (false, _) => (backend.latency, 200),
+        (true, 100) => (backend.latency, 0),
+        (true, _) => (backend.latency / 5, 503),
     }
 }
 
@@ -296,6 +331,12 @@ fn apply(
             backends.push(Arc::new(sim_backend(b, backends.len(), clock)));
         }
         Change::Remove(name) => backends.retain(|b| b.name != *name),
+        Change::Fail(name, percent) => {
+            for backend in known.iter_mut().filter(|b| b.name == *name) {
+                backend.fail_percent = *percent;
+            }
+            return None;
+        }
         Change::Health(name, healthy) => {
             // The set stays; only the backend's health changes.
             for backend in set.backends().iter().filter(|b| b.name == *name) {
@@ -307,7 +348,8 @@ fn apply(
     Some(BackendSet::new(set.generation() + 1, backends))
 }
 
-/// Requests arrive so that, at the base latency, about one is in flight per backend.
-fn arrival_interval(scenario: &Scenario, backends: usize) -> Duration {
-    scenario.base_latency() / backends.max(1) as u32
+/// Requests arrive at a steady rate, so that at the base latency about `concurrency` are in
+/// flight.
+fn arrival_interval(scenario: &Scenario, concurrency: usize) -> Duration {
+    scenario.base_latency() / concurrency.max(1) as u32
 }

@@ -24,6 +24,8 @@ pub struct Share {
     pub healthy: bool,
     /// Requests it was sent.
     pub requests: u64,
+    /// Of those, the ones it failed (a 5xx, or no answer).
+    pub failed: u64,
 }
 
 /// The outcome of a simulated run.
@@ -71,8 +73,15 @@ impl Report {
         policy: &Policy,
         known: &[SimBackend],
         served: &[(String, u64)],
+        failed: &[(String, u64)],
         mut pick_times: Vec<Duration>,
     ) -> Self {
+        let count = |counts: &[(String, u64)], name: &str| {
+            counts
+                .iter()
+                .find(|(backend, _)| backend == name)
+                .map_or(0, |(_, count)| *count)
+        };
         pick_times.sort_unstable();
         let shares = known
             .iter()
@@ -81,10 +90,8 @@ impl Report {
                 weight: b.weight,
                 latency: b.latency,
                 healthy: b.healthy,
-                requests: served
-                    .iter()
-                    .find(|(name, _)| *name == b.name)
-                    .map_or(0, |(_, count)| *count),
+                requests: count(served, &b.name),
+                failed: count(failed, &b.name),
             })
             .collect();
         Report {
@@ -141,8 +148,8 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(
             f,
-            "  {:<8} {:>6} {:>8} {:>9} {:>7}",
-            "backend", "weight", "latency", "requests", "share"
+            "  {:<8} {:>6} {:>8} {:>9} {:>7} {:>7}",
+            "backend", "weight", "latency", "requests", "failed", "share"
         )?;
         let total = self.shares.iter().map(|s| s.requests).sum::<u64>().max(1);
         for share in &self.shares {
@@ -151,11 +158,12 @@ impl fmt::Display for Report {
             let note = if share.healthy { "" } else { " (unhealthy)" };
             writeln!(
                 f,
-                "  {:<8} {:>6} {:>6}ms {:>9} {:>6.1}% {bar}{note}",
+                "  {:<8} {:>6} {:>6}ms {:>9} {:>7} {:>6.1}% {bar}{note}",
                 share.name,
                 share.weight,
                 share.latency.as_millis(),
                 share.requests,
+                share.failed,
                 part * 100.0,
             )?;
         }

@@ -25,6 +25,11 @@ pub enum Scenario {
     /// Backends tagged `zone=a` and `zone=b` in turn; those in zone a are out of rotation from
     /// a third of the requests to two thirds.
     Zones,
+    /// The last backend answers 503 to 30 % of its requests, fast.
+    Failing,
+    /// The last backend answers nothing (as if it had died, still in rotation) from a third of
+    /// the requests to two thirds, then recovers.
+    Outage,
 }
 
 /// The keys of the `keys` scenario.
@@ -50,6 +55,8 @@ impl Scenario {
             Scenario::Keys => "keys",
             Scenario::Canary => "canary",
             Scenario::Zones => "zones",
+            Scenario::Failing => "failing",
+            Scenario::Outage => "outage",
         }
     }
 
@@ -67,11 +74,13 @@ impl Scenario {
             latency: BASE_LATENCY,
             healthy: true,
             tags: Vec::new(),
+            fail_percent: 0,
         };
         let mut backends: Vec<SimBackend> = (0..count).map(backend).collect();
         let last = count - 1;
         match self {
-            Scenario::Equal | Scenario::Churn | Scenario::Keys => {}
+            Scenario::Equal | Scenario::Churn | Scenario::Keys | Scenario::Outage => {}
+            Scenario::Failing => backends[last].fail_percent = 30,
             Scenario::Canary => backends[last].tags = vec!["canary".to_owned()],
             Scenario::Zones => {
                 for (i, b) in backends.iter_mut().enumerate() {
@@ -100,6 +109,7 @@ impl Scenario {
                     latency: BASE_LATENCY,
                     healthy: true,
                     tags: Vec::new(),
+                    fail_percent: 0,
                 };
                 vec![
                     (requests / 3, Change::Add(joining)),
@@ -116,6 +126,13 @@ impl Scenario {
                     zone_a().map(|i| (requests * 2 / 3, Change::Health(format!("b{i}"), true))),
                 );
                 changes
+            }
+            Scenario::Outage => {
+                let last = format!("b{}", count - 1);
+                vec![
+                    (requests / 3, Change::Fail(last.clone(), 100)),
+                    (requests * 2 / 3, Change::Fail(last, 0)),
+                ]
             }
             _ => Vec::new(),
         }

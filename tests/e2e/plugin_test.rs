@@ -11,13 +11,23 @@ fn plugin_test(args: &[&str]) -> (bool, String, String) {
     (ran.ok, ran.stdout, ran.stderr)
 }
 
-/// The requests column of `backend`'s row.
-fn requests(stdout: &str, backend: &str) -> u64 {
+/// The number in column `column` (0 is the name) of `backend`'s row.
+fn cell(stdout: &str, backend: &str, column: usize) -> u64 {
     let row = stdout
         .lines()
         .find(|line| line.split_whitespace().next() == Some(backend))
         .unwrap_or_else(|| panic!("no row for {backend} in:\n{stdout}"));
-    row.split_whitespace().nth(3).unwrap().parse().unwrap()
+    row.split_whitespace().nth(column).unwrap().parse().unwrap()
+}
+
+/// The requests column of `backend`'s row.
+fn requests(stdout: &str, backend: &str) -> u64 {
+    cell(stdout, backend, 3)
+}
+
+/// The failed column of `backend`'s row.
+fn failed(stdout: &str, backend: &str) -> u64 {
+    cell(stdout, backend, 4)
 }
 
 #[test]
@@ -143,15 +153,6 @@ fn the_strategy_scenarios_show_each_plugins_point() {
         .map(|b| requests(&stdout, b))
         .to_vec();
     assert_eq!(got, [1000, 500, 1000, 500], "{stdout}");
-}
-
-/// The failed column of `backend`'s row.
-fn failed(stdout: &str, backend: &str) -> u64 {
-    let row = stdout
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(backend))
-        .unwrap_or_else(|| panic!("no row for {backend} in:\n{stdout}"));
-    row.split_whitespace().nth(4).unwrap().parse().unwrap()
 }
 
 #[test]

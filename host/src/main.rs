@@ -101,8 +101,8 @@ enum PluginCommand {
         config: String,
         /// Requests in flight on average at the scenario's base latency (10 ms): the load.
         /// By default one per backend at the start.
-        #[arg(long)]
-        concurrency: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        concurrency: Option<u32>,
         /// A header every request carries, as `NAME: VALUE` (repeatable).
         #[arg(long = "header", value_parser = Simulation::parse_header)]
         headers: Vec<(HeaderName, HeaderValue)>,
@@ -147,7 +147,10 @@ fn main() -> ExitCode {
                 },
                 ..PolicyConfig::for_plugin(plugin.unwrap_or_else(vane::demo::default_plugin))
             };
-            demo(listen, admin, policy)
+            match policy.limits.problem() {
+                Some(problem) => Err(anyhow::anyhow!(problem)),
+                None => demo(listen, admin, policy),
+            }
         }
         Command::Shadow { admin, token_file } => shadow(admin, token_file.as_deref()),
         Command::Plugin {
@@ -169,14 +172,18 @@ fn main() -> ExitCode {
                 requests,
                 scenario,
                 headers: headers.into_iter().collect(),
-                concurrency,
+                concurrency: concurrency.map(|n| n as usize),
             };
             let limits = PluginLimits {
                 pick_timeout,
                 memory_limit,
+                total_memory_limit: PluginLimits::default().total_memory_limit.max(memory_limit),
                 ..PluginLimits::default()
             };
-            plugin_test(&simulation, file, config, limits)
+            match limits.problem() {
+                Some(problem) => Err(anyhow::anyhow!(problem)),
+                None => plugin_test(&simulation, file, config, limits),
+            }
         }
     };
     match result {

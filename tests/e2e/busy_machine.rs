@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use vane::balancer::FallbackReason;
+use vane_e2e::alone::ran_alone;
 use vane_e2e::backend::backend;
 use vane_e2e::plugins::plugin;
 use vane_e2e::proxy::config_for;
@@ -66,6 +67,11 @@ async fn three() -> [Backend; 3] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_machine_costs_a_well_behaved_plugin_no_deadline() {
+    // In a process of its own, one such run at a time, so its spinning threads and the hostile
+    // runs' load do not meet.
+    if ran_alone() {
+        return;
+    }
     let [a, b, c] = three().await;
     let _hogs = Hogs::start();
     // `busy:100000` does about 0.2-0.4 ms of arithmetic per pick: within its 1 ms of CPU, but
@@ -101,6 +107,9 @@ async fn a_busy_machine_costs_a_well_behaved_plugin_no_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looping_plugin_is_still_stopped_on_a_busy_machine() {
+    if ran_alone() {
+        return;
+    }
     let [a, b, c] = three().await;
     let _hogs = Hogs::start();
     let vane = Vane::start(&config_for(
@@ -117,6 +126,15 @@ async fn a_looping_plugin_is_still_stopped_on_a_busy_machine() {
     println!("30 requests beside a looping plugin and the spinning threads: {took:?}");
     assert_eq!(served.values().sum::<usize>(), 30);
     assert!(vane.fallbacks(FallbackReason::Deadline) >= 1);
+    // Shown, not asserted: how long its calls took on the clock (on a loaded machine a loop may
+    // reach the 21 ms wall-clock bound before its 1 ms of CPU; the unit tests weigh the CPU).
+    let picks = vane.state().policy().picks().duration().snapshot();
+    let mean = picks.sum_seconds / picks.count.max(1) as f64;
+    println!(
+        "{} calls into the plugin, {:.1} ms each on average",
+        picks.count,
+        mean * 1000.0
+    );
     // Five loops at most 20 ms each before the breaker opens: far under this, however busy.
     assert!(took < Duration::from_secs(10), "{took:?}");
 }

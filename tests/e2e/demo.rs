@@ -26,6 +26,7 @@ async fn demo_backends_fail_when_asked_and_the_demo_takes_the_plugins_settings()
     let client = Client::new(running.proxy_address);
 
     // `fail=demo-2`: demo-2 answers 503 to every such request, the others 200.
+    let mut demo_2 = 0;
     for _ in 0..30 {
         let reply = client.get("/?fail=demo-2").await.unwrap();
         let failed = reply.status == 503;
@@ -34,7 +35,9 @@ async fn demo_backends_fail_when_asked_and_the_demo_takes_the_plugins_settings()
             reply.backend.as_deref() == Some("demo-2"),
             "{reply:?}"
         );
+        demo_2 += usize::from(failed);
     }
+    assert!(demo_2 > 0, "demo-2 never served");
     // `fail=0.5`: any backend, about half the time.
     let mut failed = 0;
     for _ in 0..200 {

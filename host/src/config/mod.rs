@@ -118,8 +118,9 @@ pub struct ShadowConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     /// `pick_timeout`: the deadline of one pick, and of an `observe` for each 256 outcomes it is
-    /// handed (at most `configure_timeout`), in CPU time of the call's thread (and at most 20
-    /// times as long, or 20ms, on the clock); default 1ms, at most 100ms.
+    /// handed (at most `configure_timeout`), in CPU time of the call's thread (and on the clock
+    /// at most 20 times as long, with at least 20ms and at most 2s beyond it); default 1ms, at
+    /// most 100ms.
     pub pick_timeout: Duration,
     /// `configure_timeout`: the deadline of one `configure`; default 1s, at most 10s. It may
     /// build tables, but must not stall a reload or a request that needs a fresh instance.
@@ -141,6 +142,23 @@ impl PluginLimits {
     /// The longest `configure_timeout` accepted: a new instance is configured on the request
     /// path (after a trap, or when the pool grows), so this bounds what one request can wait.
     pub const MAX_CONFIGURE_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+impl PluginLimits {
+    /// What is wrong with limits given on a command line (`vane demo`, `vane plugin test`), in
+    /// the words the config file's checks use; `None` if nothing.
+    pub fn problem(&self) -> Option<String> {
+        if self.pick_timeout.is_zero() || self.pick_timeout > Self::MAX_PICK_TIMEOUT {
+            return Some(format!(
+                "pick_timeout must be longer than zero and at most {}",
+                humantime::format_duration(Self::MAX_PICK_TIMEOUT)
+            ));
+        }
+        if self.memory_limit == 0 || self.total_memory_limit < self.memory_limit {
+            return Some("memory_limit must be above zero and at most total_memory_limit".into());
+        }
+        None
+    }
 }
 
 impl Default for PluginLimits {

@@ -28,12 +28,6 @@ pub(super) const MAX_LOG_LINE: usize = 1024;
 /// entries is far beyond any policy's needs.
 const MAX_TABLE_ELEMENTS: usize = 1 << 16;
 
-/// The epoch deadline, in ticks, that guarantees at least `timeout`: the current tick may be
-/// almost over, so one more tick than the timeout spans.
-pub(super) fn deadline_ticks(timeout: Duration) -> u64 {
-    timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1
-}
-
 /// How many outcomes one `pick_timeout` of an `observe` call covers: a longer batch (a busy
 /// proxy's, or a new instance catching up) gets one more `pick_timeout` per this many.
 const OUTCOMES_PER_PICK_TIMEOUT: usize = 256;
@@ -153,13 +147,6 @@ impl ResourceLimiter for InstanceLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_deadline_spans_at_least_its_timeout() {
-        assert_eq!(deadline_ticks(Duration::from_millis(1)), 2);
-        assert_eq!(deadline_ticks(Duration::from_micros(1500)), 3);
-        assert_eq!(deadline_ticks(Duration::from_secs(1)), 1001);
-    }
 
     #[test]
     fn an_observe_gets_a_pick_timeout_per_256_outcomes_up_to_the_configure_timeout() {

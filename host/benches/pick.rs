@@ -145,7 +145,7 @@ fn shadow_offer(c: &mut Criterion, engine: &PluginEngine, clock: &Clock, limits:
                     for _ in 0..batch {
                         sequence += 1;
                         let request = request(sequence, &headers);
-                        shadow.offer(&request, set, 0);
+                        shadow.offer(&request, set, set.eligibility_for(sequence), 0);
                     }
                     spent += started.elapsed();
                     left -= batch;

@@ -18,10 +18,21 @@ pub(super) fn checked(
     set: &BackendSet,
     eligibility: Eligibility,
 ) -> Result<(), FallbackReason> {
-    let eligible = |index: u32| eligibility.admits_answer(&set.backends()[index as usize]);
+    checked_by(ranked, set.len(), |index| {
+        eligibility.admits_answer(&set.backends()[index as usize])
+    })
+}
+
+/// [`checked`] for a set of `count` backends of which `eligible` says which could take the
+/// request (as a shadow's snapshot of them does).
+pub(super) fn checked_by(
+    ranked: &mut Ranked,
+    count: usize,
+    eligible: impl Fn(u32) -> bool,
+) -> Result<(), FallbackReason> {
     match ranked.first() {
         None => return Err(FallbackReason::Declined),
-        Some(_) if ranked.iter().any(|&i| i as usize >= set.len()) => {
+        Some(_) if ranked.iter().any(|&i| i as usize >= count) => {
             return Err(FallbackReason::BadIndex);
         }
         Some(&first) if !eligible(first) => return Err(FallbackReason::Ineligible),

@@ -22,7 +22,7 @@ pub use fallback::FallbackCounts;
 pub use feedback::{Feedback, OBSERVE_FAILURES};
 pub use shadow::{BackendShares, Shadow, ShadowStats};
 
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{Balancer, FallbackReason, Ranked, RequestInfo, RoundRobin};
 use crate::clock::Clock;
 use crate::config::BreakerConfig;
@@ -121,19 +121,6 @@ impl Policy {
         self.shadow_failure.as_ref()
     }
 
-    /// Hands `request`, which this policy ranked as `ranked` among the backends of `set`, to the
-    /// shadow policy if there is one and the request is in its sample. Never waits.
-    pub fn offer_to_shadow(
-        &self,
-        request: &RequestInfo<'_>,
-        set: &Arc<BackendSet>,
-        ranked: &Ranked,
-    ) {
-        if let (Some(shadow), Some(&chosen)) = (&self.shadow, ranked.first()) {
-            shadow.offer(request, set, chosen);
-        }
-    }
-
     /// Which policy this is since start: 1 for the first, one more for each swap.
     pub fn generation(&self) -> u64 {
         self.generation
@@ -218,7 +205,27 @@ impl Policy {
 
     /// Ranks the eligible backends for `request`, first choice first; empty only if the set is.
     pub fn pick(&self, request: &RequestInfo<'_>, set: &BackendSet) -> Ranked {
+        self.rank(request, set, set.eligibility_for(request.sequence))
+    }
+
+    /// [`Policy::pick`], then hands the request, with the same facts and the choice made, to
+    /// the shadow policy if there is one and the request is in its sample. Never waits.
+    pub fn pick_with_shadow(&self, request: &RequestInfo<'_>, set: &Arc<BackendSet>) -> Ranked {
         let eligibility = set.eligibility_for(request.sequence);
+        let ranked = self.rank(request, set, eligibility);
+        if let (Some(shadow), Some(&chosen)) = (&self.shadow, ranked.first()) {
+            shadow.offer(request, set, eligibility, chosen);
+        }
+        ranked
+    }
+
+    /// Ranks with the plugin, checked, or else the built-in, among what `eligibility` allows.
+    fn rank(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &BackendSet,
+        eligibility: Eligibility,
+    ) -> Ranked {
         if let Some((info, plugin)) = &self.plugin {
             let admission = self.breaker.admit(&info.name);
             if admission == Admission::Skip {

@@ -21,7 +21,7 @@ use http::{HeaderMap, Method};
 
 use super::breaker::{Admission, Breaker};
 use super::feedback::Feedback;
-use crate::backend::BackendSet;
+use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{Balancer, FallbackReason, RequestInfo};
 use crate::clock::Clock;
 use crate::config::{BreakerConfig, ShadowConfig};
@@ -157,10 +157,16 @@ impl Shadow {
         &self.shared.breaker
     }
 
-    /// If `request` is in the sample, hands its facts (read from `set` as the active policy
-    /// read them) and the active policy's choice `chosen` to the shadow's thread. Never waits:
-    /// a full queue drops the case.
-    pub fn offer(&self, request: &RequestInfo<'_>, set: &Arc<BackendSet>, chosen: u32) {
+    /// If `request` is in the sample, hands its facts (read from `set` as `eligibility`, the
+    /// active policy's, allows) and the active policy's choice `chosen` to the shadow's thread.
+    /// Never waits: a full queue drops the case.
+    pub fn offer(
+        &self,
+        request: &RequestInfo<'_>,
+        set: &Arc<BackendSet>,
+        eligibility: Eligibility,
+        chosen: u32,
+    ) {
         if vane_plugin_kit::mix64(request.sequence) % MILLION >= self.sample {
             return;
         }
@@ -171,7 +177,6 @@ impl Shadow {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let eligibility = set.eligibility_for(request.sequence);
         let plugin = &shared.plugin;
         let case = Case {
             sequence: request.sequence,
@@ -288,15 +293,11 @@ impl Shared {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let first = match answer {
-            Ok(ranked) => match ranked.first() {
-                None => Err(FallbackReason::Declined),
-                Some(&first) if first as usize >= case.set.len() => Err(FallbackReason::BadIndex),
-                Some(&first) if !case.snapshot.eligible(first) => Err(FallbackReason::Ineligible),
-                Some(&first) => Ok(first),
-            },
-            Err(reason) => Err(reason),
-        };
+        let first = answer.and_then(|mut ranked| {
+            // The check the active policy's answers pass, against the states it was given.
+            super::fallback::checked_by(&mut ranked, case.set.len(), |i| case.snapshot.eligible(i))
+                .map(|()| ranked[0])
+        });
         match first {
             Ok(first) => {
                 self.breaker.succeeded(admission, &self.name);

@@ -106,8 +106,5 @@ fn rank(
         client_ip: client.ip(),
         headers,
     };
-    let policy = state.policy();
-    let ranked = policy.pick(&info, set);
-    policy.offer_to_shadow(&info, set, &ranked);
-    ranked
+    state.policy().pick_with_shadow(&info, set)
 }

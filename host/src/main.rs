@@ -137,14 +137,7 @@ fn main() -> ExitCode {
         } => {
             let policy = PolicyConfig {
                 config,
-                limits: PluginLimits {
-                    pick_timeout,
-                    memory_limit,
-                    total_memory_limit: PluginLimits::default()
-                        .total_memory_limit
-                        .max(memory_limit),
-                    ..PluginLimits::default()
-                },
+                limits: command_line_limits(pick_timeout, memory_limit),
                 ..PolicyConfig::for_plugin(plugin.unwrap_or_else(vane::demo::default_plugin))
             };
             match policy.limits.problem() {
@@ -174,12 +167,7 @@ fn main() -> ExitCode {
                 headers: headers.into_iter().collect(),
                 concurrency: concurrency.map(|n| n as usize),
             };
-            let limits = PluginLimits {
-                pick_timeout,
-                memory_limit,
-                total_memory_limit: PluginLimits::default().total_memory_limit.max(memory_limit),
-                ..PluginLimits::default()
-            };
+            let limits = command_line_limits(pick_timeout, memory_limit);
             match limits.problem() {
                 Some(problem) => Err(anyhow::anyhow!(problem)),
                 None => plugin_test(&simulation, file, config, limits),
@@ -308,6 +296,17 @@ fn plugin_test(
         anyhow::bail!("the plugin's observe failed {observe_failures} times");
     }
     Ok(())
+}
+
+/// The plugin limits `vane demo` and `vane plugin test` take on the command line; the total
+/// memory cap grows to hold at least one instance.
+fn command_line_limits(pick_timeout: Duration, memory_limit: usize) -> PluginLimits {
+    PluginLimits {
+        pick_timeout,
+        memory_limit,
+        total_memory_limit: PluginLimits::default().total_memory_limit.max(memory_limit),
+        ..PluginLimits::default()
+    }
 }
 
 fn shadow(admin: SocketAddr, token_file: Option<&Path>) -> anyhow::Result<()> {

@@ -117,12 +117,7 @@ impl Collector for StateCollector {
         )?;
         for backend in backends {
             let labels: Labels<'_> = [("backend", backend.name.as_str())];
-            // Out of rotation it is offered nothing; the ramp shows once it is back.
-            let warming = backend
-                .in_rotation()
-                .then(|| set.warm_share(backend))
-                .flatten();
-            let share = warming.unwrap_or(FULL_SHARE);
+            let share = set.warm_share(backend).unwrap_or(FULL_SHARE);
             metric
                 .encode_family(&labels)?
                 .encode_gauge(&(f64::from(share) / f64::from(FULL_SHARE)))?;

@@ -35,7 +35,7 @@ pub(super) fn backends(state: &State) -> Value {
                 "ejected_until": health.ejected_until().map(rfc3339),
                 "ejections": health.ejections(),
                 "eligible": eligibility.allows(backend),
-                "slow_start_share": backend.in_rotation().then(|| set.warm_share(backend)).flatten()
+                "slow_start_share": set.warm_share(backend)
                     .map(|share| f64::from(share) / f64::from(FULL_SHARE)),
                 "in_flight": stats.in_flight(),
                 "requests": stats.requests(),

@@ -19,7 +19,7 @@ use vane_plugin_kit::WeightedSchedule;
 
 pub use health::{AttemptVerdict, BackendHealth, Transition};
 pub use recent::{SAMPLE_EVERY as RECENT_SAMPLE_EVERY, SAMPLES as RECENT_SAMPLES};
-pub use slow_start::{FULL_SHARE, MIN_SHARE};
+pub use slow_start::FULL_SHARE;
 pub use stats::{BackendStats, InFlightGuard, Outcome};
 
 use crate::clock::{Clock, Millis};
@@ -277,9 +277,12 @@ impl BackendSet {
     }
 
     /// The share of requests `backend` (one of this set) is offered while warming up, in
-    /// thousandths; `None` once warm or without slow start.
+    /// thousandths; `None` once warm, out of rotation, or without slow start.
     pub fn warm_share(&self, backend: &Backend) -> Option<u32> {
-        backend.health.warm_share(self.slow_start)
+        // Out of rotation it is offered nothing; the ramp shows once it is back.
+        backend
+            .in_rotation()
+            .then(|| backend.health.warm_share(self.slow_start))?
     }
 }
 

@@ -405,11 +405,24 @@ pub(crate) fn write_states(
     if asked(Columns::LATENCY_EWMA_US) {
         push_column(states, backends, |b| u64::from(b.stats.latency_ewma_us()));
     }
-    if asked(Columns::RECENT_REQUESTS) {
-        push_column(states, backends, |b| b.stats.recent().0);
-    }
-    if asked(Columns::RECENT_FAILURES) {
-        push_column(states, backends, |b| b.stats.recent().1);
+    match (
+        asked(Columns::RECENT_REQUESTS),
+        asked(Columns::RECENT_FAILURES),
+    ) {
+        (true, true) => {
+            // Both from one reading of each backend's window: two columns, one pass.
+            let base = states.len();
+            let n = backends.len();
+            states.resize(base + 2 * n, 0);
+            for (i, backend) in backends.iter().enumerate() {
+                let (requests, failures) = backend.stats.recent();
+                states[base + i] = requests;
+                states[base + n + i] = failures;
+            }
+        }
+        (true, false) => push_column(states, backends, |b| b.stats.recent().0),
+        (false, true) => push_column(states, backends, |b| b.stats.recent().1),
+        (false, false) => {}
     }
 }
 

@@ -49,14 +49,18 @@ impl Group {
     /// Pushes up to `max` eligible members, in turn from the one for `turn`.
     fn rank(&self, turn: u64, states: &States<'_>, max: usize, ranked: &mut Vec<u32>) {
         let members = &self.members;
-        let mut picked = Vec::new();
+        // Ranked as slots of the group (the schedule keeps them distinct from `start` on), then
+        // named as backends of the set in place: no copy.
+        let start = ranked.len();
         self.schedule.rank(
             turn,
             |slot| states.eligible(members[slot as usize] as usize),
             max,
-            &mut picked,
+            ranked,
         );
-        ranked.extend(picked.into_iter().map(|slot| members[slot as usize]));
+        for slot in &mut ranked[start..] {
+            *slot = members[*slot as usize];
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! it owned move (to the owners of the next points); the others stay where they were.
 
 use crate::hash::hash64;
+use crate::schedule::gcd;
 
 /// Points per unit of weight (after dividing the weights by their common divisor). Measured
 /// over 200 000 keys, equal backends' shares of the keys ranged 0.90–1.10× an equal share with
@@ -129,10 +130,6 @@ impl HashRing {
         let room = max - (ranked.len() - base);
         ranked.extend(full.into_iter().take(room));
     }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Bounded loads: whether a backend with `in_flight` requests and `weight` may take one more,

@@ -121,7 +121,8 @@ fn reduced(weights: &[u32]) -> Vec<u32> {
         .collect()
 }
 
-fn gcd(a: u32, b: u32) -> u32 {
+/// The greatest common divisor of `a` and `b`.
+pub(crate) fn gcd(a: u32, b: u32) -> u32 {
     if b == 0 { a } else { gcd(b, a % b) }
 }
 

@@ -110,11 +110,13 @@ impl Policy for P2cEwma {
         let (latency_a, latency_b) = (latency(a), latency(b));
         // A backend not heard from yet is costed at the mean of those that were.
         let unknown = if latency_a.is_none() || latency_b.is_none() {
-            let known: Vec<f64> = (0..self.latency.len() as u32).filter_map(latency).collect();
-            if known.is_empty() {
+            let (sum, count) = (0..self.latency.len() as u32)
+                .filter_map(latency)
+                .fold((0.0, 0u32), |(sum, count), l| (sum + l, count + 1));
+            if count == 0 {
                 UNKNOWN_LATENCY_US
             } else {
-                known.iter().sum::<f64>() / known.len() as f64
+                sum / f64::from(count)
             }
         } else {
             UNKNOWN_LATENCY_US

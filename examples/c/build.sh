@@ -15,7 +15,7 @@ APT_PACKAGES=(clang lld wasi-libc libclang-rt-dev-wasm32 python3-pip)
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="$ROOT/target/examples"
-TOOLS="$OUT/tools"
+TOOLS="${VANE_TOOLS_DIR:-$OUT/tools}"   # the layout `vane plugin new` projects use
 WORK="$OUT/c"                         # generated bindings and the core module
 WASM="$OUT/fastest-c.wasm"
 
@@ -36,7 +36,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # 2. wit-bindgen at the pinned version (from PATH if it is that version, else built into TOOLS).
-WIT_BINDGEN="$TOOLS/bin/wit-bindgen"
+WIT_BINDGEN_ROOT="$TOOLS/wit-bindgen-cli-$WIT_BINDGEN_VERSION"
+WIT_BINDGEN="$WIT_BINDGEN_ROOT/bin/wit-bindgen"
 if [ "$("$WIT_BINDGEN" --version 2>/dev/null)" != "wit-bindgen-cli $WIT_BINDGEN_VERSION" ]; then
     if [ "$(wit-bindgen --version 2>/dev/null)" = "wit-bindgen-cli $WIT_BINDGEN_VERSION" ]; then
         WIT_BINDGEN="$(command -v wit-bindgen)"
@@ -46,7 +47,7 @@ if [ "$("$WIT_BINDGEN" --version 2>/dev/null)" != "wit-bindgen-cli $WIT_BINDGEN_
             exit 1
         }
         say "cargo install wit-bindgen-cli $WIT_BINDGEN_VERSION (a few minutes)"
-        cargo install --locked --root "$TOOLS" wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" \
+        cargo install --locked --root "$WIT_BINDGEN_ROOT" wit-bindgen-cli --version "$WIT_BINDGEN_VERSION" \
             --no-default-features --features c
     fi
 fi

@@ -1,19 +1,20 @@
 #!/usr/bin/env bash
 # Builds the example policy "fastest" (fastest.js) into target/examples/fastest-javascript.wasm with
-# componentize-js, installing the tools pinned in package.json / package-lock.json under
-# target/examples/javascript-tools first if needed. Needs node (20) and npm; runnable from any
-# folder; safe to run again.
+# componentize-js, installing the tools pinned in package.json / package-lock.json first if
+# needed, into $VANE_TOOLS_DIR (default target/examples/tools; `vane plugin new` projects use the
+# same layout). Needs node (20) and npm; runnable from any folder; safe to run again.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 out_dir="$root/target/examples"
-tools="$out_dir/javascript-tools"
+locked="$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -c1-16)"
+tools="${VANE_TOOLS_DIR:-$out_dir/tools}/componentize-js-$locked"
 out="$out_dir/fastest-javascript.wasm"
 
-# Install exactly the locked tree (npm ci) unless this lock file is already installed.
+# Install exactly the locked tree (npm ci) unless it is already installed for this node.
 stamp="$tools/.installed"
-want="$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -d' ' -f1) node-$(node --version)"
+want="node-$(node --version)"
 if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
     echo "installing componentize-js and jco (package-lock.json) into $tools" >&2
     rm -rf "$tools"

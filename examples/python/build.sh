@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the example policy "fastest" (app.py) into target/examples/fastest-python.wasm with
-# componentize-py, installing the pinned componentize-py under target/examples/ first if needed.
+# componentize-py, installing the pinned componentize-py first if needed, into $VANE_TOOLS_DIR
+# (default target/examples/tools; `vane plugin new` projects use the same layout).
 # Needs python3 (3.11) with pip; runnable from any folder; safe to run again.
 set -euo pipefail
 
@@ -9,7 +10,7 @@ COMPONENTIZE_PY_VERSION=0.25.1
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 out_dir="$root/target/examples"
-tools="$out_dir/python-tools"
+tools="${VANE_TOOLS_DIR:-$out_dir/tools}/componentize-py-$COMPONENTIZE_PY_VERSION"
 out="$out_dir/fastest-python.wasm"
 python="${PYTHON:-python3}"
 

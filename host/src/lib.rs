@@ -43,6 +43,7 @@ pub mod plugin;
 pub mod policy;
 pub mod proxy;
 pub mod reload;
+pub mod scaffold;
 pub mod simulate;
 pub mod stall;
 pub mod state;

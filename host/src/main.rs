@@ -18,6 +18,7 @@ use vane::backend::BackendSet;
 use vane::clock::Clock;
 use vane::config::{Config, PluginLimits, PolicyConfig, parse_size};
 use vane::policy::Policy;
+use vane::scaffold::{self, Language};
 use vane::simulate::{Scenario, Simulation};
 
 /// vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
@@ -81,6 +82,17 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
+    /// Write a new policy project, ready to build and test, in Rust, Python, JavaScript or C.
+    New {
+        /// The policy's name: lower-case letters, digits and '-' (as in `fewest-failures`).
+        name: String,
+        /// The language to write it in.
+        #[arg(long = "lang", value_enum)]
+        language: Language,
+        /// Where to write it (default: a new folder NAME here). Must not exist or be empty.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Run a plugin offline against simulated backends and show how it spread the requests.
     ///
     /// Exits non-zero if the plugin failed any pick (declining is not a failure).
@@ -148,6 +160,14 @@ fn main() -> ExitCode {
         Command::Shadow { admin, token_file } => shadow(admin, token_file.as_deref()),
         Command::Plugin {
             command:
+                PluginCommand::New {
+                    name,
+                    language,
+                    dir,
+                },
+        } => plugin_new(&name, language, dir),
+        Command::Plugin {
+            command:
                 PluginCommand::Test {
                     file,
                     backends,
@@ -181,6 +201,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `vane plugin new`: writes the project and says what to run next.
+fn plugin_new(name: &str, language: Language, dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    let files = scaffold::create(&dir, name, language)?;
+    println!("wrote {} ({} files):", dir.display(), files.len());
+    let shown = files.iter().filter(|f| !f.starts_with("vane-plugin-kit"));
+    for file in shown {
+        println!("  {}", file.display());
+    }
+    if files.iter().any(|f| f.starts_with("vane-plugin-kit")) {
+        println!("  vane-plugin-kit/ (vane's kit, with the WIT)");
+    }
+    let flags = language.vane_flags();
+    println!("next:");
+    println!("  cd {}", dir.display());
+    println!("  bash build.sh");
+    println!("  vane plugin test {name}.wasm{flags}");
+    println!("  vane demo --plugin {name}.wasm{flags}");
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -26,6 +26,7 @@ mod locality;
 mod misfits;
 mod plugin_load;
 mod plugin_memory;
+mod plugin_new;
 mod plugin_test;
 mod pooling;
 mod reload;

@@ -25,3 +25,7 @@ pub use balancer::{PluginBalancer, PluginInfo, Snapshot, file_sha256};
 pub use cache::{CacheError, PluginCache};
 pub use engine::PluginEngine;
 pub use error::PluginError;
+
+/// The version of vane's WIT package (`vane:balancer`) this vane speaks; a plugin must be
+/// built against it.
+pub const WIT_VERSION: &str = fit::PACKAGE_VERSION;

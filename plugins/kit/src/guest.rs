@@ -7,7 +7,7 @@ pub mod bindings {
     #![allow(missing_docs)]
     wit_bindgen::generate!({
         world: "balancer",
-        path: "../../wit",
+        path: "wit",
         pub_export_macro: true,
         export_macro_name: "__export_balancer",
         default_bindings_module: "vane_plugin_kit::guest::bindings",

@@ -1,0 +1,374 @@
+//! `vane plugin new`: writes a ready policy project in Rust, Python, JavaScript or C, outside
+//! vane's repository. Everything it writes is embedded in the binary: the WIT (and for Rust the
+//! whole kit, which carries it), a build script with pinned tools, a policy that builds and
+//! passes `vane plugin test` as written, and a README. The templates are `host/templates/`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::plugin::WIT_VERSION;
+
+/// The languages a project can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Language {
+    /// Rust with vane's kit (cargo, target wasm32-wasip2).
+    Rust,
+    /// Python with componentize-py.
+    Python,
+    /// JavaScript with componentize-js.
+    #[value(name = "js", alias = "javascript")]
+    JavaScript,
+    /// C with wasi-libc and wit-bindgen.
+    C,
+}
+
+/// One file of a project: where it goes and what it holds (templates still hold `{{...}}`).
+struct File {
+    /// The path inside the project.
+    path: &'static str,
+    /// The contents.
+    text: &'static str,
+}
+
+/// A file whose contents are `$path` under `host/templates/`, written to `$to`.
+macro_rules! template {
+    ($to:literal, $path:literal) => {
+        File {
+            path: $to,
+            text: include_str!(concat!("../templates/", $path)),
+        }
+    };
+}
+
+/// vane's WIT, which every project needs (a Rust project has it inside its copy of the kit).
+const WIT: &str = include_str!("../../plugins/kit/wit/balancer.wit");
+
+/// The kit's file `$path`, copied to `vane-plugin-kit/$path`.
+macro_rules! kit_file {
+    ($path:literal) => {
+        File {
+            path: concat!("vane-plugin-kit/", $path),
+            text: include_str!(concat!("../../plugins/kit/", $path)),
+        }
+    };
+}
+
+/// vane's kit for Rust policies, copied into a Rust project as `vane-plugin-kit/`: every file
+/// its Cargo.toml `include`s.
+const KIT: &[File] = &[
+    kit_file!("Cargo.toml"),
+    kit_file!("src/config.rs"),
+    kit_file!("src/guest.rs"),
+    kit_file!("src/hash.rs"),
+    kit_file!("src/least_loaded.rs"),
+    kit_file!("src/lib.rs"),
+    kit_file!("src/peak_ewma.rs"),
+    kit_file!("src/request_key.rs"),
+    kit_file!("src/ring.rs"),
+    kit_file!("src/schedule.rs"),
+    kit_file!("wit/balancer.wit"),
+];
+
+/// What a language's project holds beyond the README, and what its README says.
+struct Recipe {
+    /// The language's name, for people.
+    title: &'static str,
+    /// The file holding the policy.
+    source: &'static str,
+    /// The project's own files.
+    files: &'static [File],
+    /// Whether the project needs `wit/` beside its files (Rust has it in the kit).
+    wants_wit: bool,
+    /// The README's line per file, before the WIT's.
+    file_lines: &'static str,
+    /// The README's paragraph on what the build needs and installs.
+    requirements: &'static str,
+    /// Flags `vane plugin test` and `vane demo` need for this language's runtime.
+    test_flags: &'static str,
+    /// `[policy]` lines this language's runtime needs.
+    limits: &'static str,
+}
+
+impl Language {
+    /// The flags `vane plugin test` and `vane demo` need for this language's runtime (with a
+    /// leading space), or none.
+    pub fn vane_flags(self) -> &'static str {
+        self.recipe().test_flags
+    }
+
+    /// The language's recipe.
+    fn recipe(self) -> Recipe {
+        match self {
+            Language::Rust => Recipe {
+                title: "Rust",
+                source: "src/lib.rs",
+                files: &[
+                    template!("Cargo.toml", "rust/Cargo.toml"),
+                    template!("build.sh", "rust/build.sh"),
+                    template!("src/lib.rs", "rust/src/lib.rs"),
+                    template!(".gitignore", "rust/gitignore"),
+                ],
+                wants_wit: false,
+                file_lines: "- `src/lib.rs`: the policy, a `Policy` of vane's kit.\n\
+                    - `Cargo.toml`, `build.sh`: the crate and its build.\n\
+                    - `vane-plugin-kit/`: vane's kit, as this vane carries it.\n",
+                requirements: "`build.sh` needs Rust from rustup (1.95 or later) and adds the \
+                    `wasm32-wasip2` target if it is missing. The first build compiles the \
+                    bindings' generator (about a minute); the component is about 70 KB.",
+                test_flags: "",
+                limits: "",
+            },
+            Language::Python => Recipe {
+                title: "Python",
+                source: "app.py",
+                files: &[
+                    template!("app.py", "python/app.py"),
+                    template!("build.sh", "python/build.sh"),
+                    template!(".gitignore", "python/gitignore"),
+                ],
+                wants_wit: true,
+                file_lines: "- `app.py`: the policy, the class `Policy`.\n\
+                    - `build.sh`: the build.\n",
+                requirements: "`build.sh` needs python3 with pip; the first run installs \
+                    componentize-py (pinned) into vane's tool cache, `$VANE_TOOLS_DIR` or \
+                    `~/.cache/vane/tools`. The component embeds CPython (about 18 MB); vane \
+                    compiles it once and caches the result.",
+                test_flags: "",
+                limits: "",
+            },
+            Language::JavaScript => Recipe {
+                title: "JavaScript",
+                source: "policy.js",
+                files: &[
+                    template!("policy.js", "javascript/policy.js"),
+                    template!("build.sh", "javascript/build.sh"),
+                    template!(".gitignore", "javascript/gitignore"),
+                    File {
+                        path: "package.json",
+                        text: include_str!("../../examples/javascript/package.json"),
+                    },
+                    File {
+                        path: "package-lock.json",
+                        text: include_str!("../../examples/javascript/package-lock.json"),
+                    },
+                ],
+                wants_wit: true,
+                file_lines: "- `policy.js`: the policy, the exported object `policy`.\n\
+                    - `build.sh`, `package.json`, `package-lock.json`: the build and the tools \
+                    it pins.\n",
+                requirements: "`build.sh` needs node (20 or later) and npm; the first run \
+                    installs componentize-js (pinned in `package-lock.json`) into vane's tool \
+                    cache, `$VANE_TOOLS_DIR` or `~/.cache/vane/tools`. The component embeds \
+                    SpiderMonkey (about 12 MB), whose heap outgrows vane's default 16 MiB and \
+                    whose garbage collector pauses for milliseconds now and then: hence the \
+                    limits below.",
+                test_flags: " --memory-limit 64MiB --pick-timeout 5ms",
+                limits: "\n    memory_limit = \"64MiB\"\n    pick_timeout = \"5ms\"",
+            },
+            Language::C => Recipe {
+                title: "C",
+                source: "policy.c",
+                files: &[
+                    template!("policy.c", "c/policy.c"),
+                    template!("build.sh", "c/build.sh"),
+                    template!(".gitignore", "c/gitignore"),
+                ],
+                wants_wit: true,
+                file_lines: "- `policy.c`: the policy, the functions `exports_vane_balancer_policy_*`.\n\
+                    - `build.sh`: the build.\n",
+                requirements: "`build.sh` installs what is missing on Debian 12 or later: clang, \
+                    lld and wasi-libc (apt, with sudo unless root), wit-bindgen-cli (built with \
+                    cargo, a few minutes once; needs Rust 1.88 or later) and wasm-tools (PyPI), \
+                    into vane's tool cache, `$VANE_TOOLS_DIR` or `~/.cache/vane/tools`. While \
+                    the policy uses only wasi-libc's memory and string functions the component \
+                    imports no WASI and is about 20 KB; `printf` and the like import WASI \
+                    preview 1, and the build then adds WASI's adapter (fetched once from \
+                    crates.io), which takes it to about 60 KB. What it prints goes to vane's \
+                    log.",
+                test_flags: "",
+                limits: "",
+            },
+        }
+    }
+}
+
+/// Checks that `name` can name a project in every language: a Cargo package, a file name and
+/// a README title. Lower-case ASCII letters, digits and `-`, starting with a letter.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} cannot name a plugin: use lower-case letters, digits and '-', starting \
+             with a letter and not ending with '-' (at most 64), as in \"fewest-failures\""
+        ))
+    }
+}
+
+/// Writes a project for the policy `name` in `language` into `dir`, which must not exist or be
+/// empty; returns the files written, relative to `dir`.
+pub fn create(dir: &Path, name: &str, language: Language) -> anyhow::Result<Vec<PathBuf>> {
+    check_name(name).map_err(anyhow::Error::msg)?;
+    if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        bail!(
+            "{} already exists and is not empty: choose another name or --dir",
+            dir.display()
+        );
+    }
+    let recipe = language.recipe();
+    let render = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{crate}}", &name.replace('-', "_"))
+    };
+    let mut files: Vec<(PathBuf, String)> = recipe
+        .files
+        .iter()
+        .map(|file| (PathBuf::from(file.path), render(file.text)))
+        .collect();
+    if recipe.wants_wit {
+        files.push(("wit/balancer.wit".into(), WIT.to_owned()));
+    } else {
+        files.extend(
+            KIT.iter()
+                .map(|f| (PathBuf::from(f.path), f.text.to_owned())),
+        );
+    }
+    files.push(("README.md".into(), readme(name, &recipe)));
+
+    for (path, text) in &files {
+        let to = dir.join(path);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        fs::write(&to, text).with_context(|| format!("cannot write {}", to.display()))?;
+        if to.extension().is_some_and(|ext| ext == "sh") {
+            make_executable(&to)?;
+        }
+    }
+    Ok(files.into_iter().map(|(path, _)| path).collect())
+}
+
+/// Lets the owner run the script at `path` (`bash build.sh` works either way).
+#[cfg(unix)]
+fn make_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("cannot make {} executable", path.display()))
+}
+
+/// Scripts are run with `bash build.sh` where there are no permission bits.
+#[cfg(not(unix))]
+fn make_executable(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// The project's README.md.
+fn readme(name: &str, recipe: &Recipe) -> String {
+    let wit_home = if recipe.wants_wit {
+        "this folder"
+    } else {
+        "`vane-plugin-kit/`"
+    };
+    include_str!("../templates/README.md")
+        .replace("{{language}}", recipe.title)
+        .replace("{{source}}", recipe.source)
+        .replace("{{test_flags}}", recipe.test_flags)
+        .replace("{{requirements}}", &unwrap_paragraph(recipe.requirements))
+        .replace("{{limits}}", recipe.limits)
+        .replace("{{files}}", recipe.file_lines)
+        .replace("{{wit_home}}", wit_home)
+        .replace("{{wit_version}}", WIT_VERSION)
+        .replace("{{name}}", name)
+}
+
+/// `text` wrapped at 96 columns (the recipes are written as one line each).
+fn unwrap_paragraph(text: &str) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split_whitespace() {
+        if line > 0 && line + 1 + word.len() > 96 {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += word.len();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_fit_every_language_are_taken() {
+        for name in ["fewest-failures", "p2c", "a"] {
+            assert_eq!(check_name(name), Ok(()), "{name}");
+        }
+        for name in [
+            "",
+            "Fewest",
+            "1st",
+            "fewest_failures",
+            "a-",
+            "a b",
+            "../x",
+            "é",
+        ] {
+            let err = check_name(name).expect_err(name);
+            assert!(err.contains("lower-case letters"), "{err}");
+        }
+    }
+
+    /// Every file the kit's Cargo.toml packages is in the copy a Rust project gets.
+    #[test]
+    fn the_kit_copy_is_the_whole_kit() {
+        let kit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/kit");
+        let mut on_disk = vec!["Cargo.toml".to_owned()];
+        for folder in ["src", "wit"] {
+            for entry in fs::read_dir(kit.join(folder)).unwrap() {
+                let name = entry.unwrap().file_name().into_string().unwrap();
+                on_disk.push(format!("{folder}/{name}"));
+            }
+        }
+        on_disk.sort();
+        let copied: Vec<_> = KIT
+            .iter()
+            .map(|f| f.path.trim_start_matches("vane-plugin-kit/").to_owned())
+            .collect();
+        assert_eq!(copied, on_disk);
+    }
+
+    #[test]
+    fn a_project_is_written_with_its_name_and_refuses_a_full_folder() {
+        let dir = std::env::temp_dir().join(format!("vane-scaffold-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let files = create(&dir.join("my-policy"), "my-policy", Language::Rust).unwrap();
+        assert!(files.contains(&PathBuf::from("vane-plugin-kit/wit/balancer.wit")));
+        let manifest = fs::read_to_string(dir.join("my-policy/Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"my-policy\""), "{manifest}");
+        let build = fs::read_to_string(dir.join("my-policy/build.sh")).unwrap();
+        assert!(
+            build.contains("release/my_policy.wasm\" my-policy.wasm"),
+            "{build}"
+        );
+        let readme = fs::read_to_string(dir.join("my-policy/README.md")).unwrap();
+        assert!(!readme.contains("{{"), "{readme}");
+
+        let err = create(&dir.join("my-policy"), "my-policy", Language::C).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -354,3 +354,35 @@ async fn compiled_plugins_are_cached_by_content_and_reused() {
         loads[0], loads[1]
     );
 }
+
+/// `component` with a `component-name` section naming it `name` appended, as `wasm-tools
+/// metadata add --name` leaves it (a custom section may come last).
+fn named(component: &[u8], name: &str) -> Vec<u8> {
+    let mut subsection = vec![name.len() as u8];
+    subsection.extend_from_slice(name.as_bytes());
+    let mut section = vec![b"component-name".len() as u8];
+    section.extend_from_slice(b"component-name");
+    section.extend_from_slice(&[0, subsection.len() as u8]);
+    section.extend_from_slice(&subsection);
+    let mut bytes = component.to_vec();
+    bytes.push(0);
+    bytes.push(section.len() as u8);
+    bytes.extend_from_slice(&section);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_plugin_file_shows_the_new_components_own_name() {
+    let dir = folder("named");
+    let (_backends, vane) = fast_fast_slow(&dir).await;
+    // An unnamed component is named by its file.
+    assert_eq!(vane.policy_json().await["plugin"]["name"], "policy");
+
+    let bytes = named(&std::fs::read(plugin("least_conn")).unwrap(), "fewest-failures");
+    let staged = dir.join(".policy.wasm.new");
+    std::fs::write(&staged, &bytes).unwrap();
+    std::fs::rename(&staged, dir.join("policy.wasm")).unwrap();
+    wait_for_policy(&vane, "the swap", |p| p["generation"] == 2).await;
+    let policy = vane.policy_json().await;
+    assert_eq!(policy["plugin"]["name"], "fewest-failures", "{policy}");
+}

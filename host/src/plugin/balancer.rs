@@ -132,11 +132,7 @@ impl PluginBalancer {
             .map_err(wrong_world)?;
         let pre = BalancerPre::new(pre).map_err(wrong_world)?;
 
-        let name: Arc<str> = path
-            .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string())
-            .into();
+        let name: Arc<str> = super::naming::plugin_name(path, &bytes).into();
         let pool_size = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
         let mut plugin = PluginBalancer {
             name,
@@ -178,7 +174,7 @@ impl PluginBalancer {
         Ok(plugin)
     }
 
-    /// The plugin's name in logs: its file name without the extension.
+    /// The plugin's name in logs and `/policy`: the component's own, else its file's stem.
     pub fn name(&self) -> &str {
         &self.name
     }

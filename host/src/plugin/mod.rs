@@ -15,6 +15,7 @@ mod fit;
 mod heard;
 mod instance;
 mod limits;
+mod naming;
 mod output;
 #[cfg(fuzzing)]
 pub(crate) use cache::fuzz as fuzz_cache_entry;

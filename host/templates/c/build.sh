@@ -102,6 +102,9 @@ if "$WASM_TOOLS" print "$WORK/core.wasm" | grep '(import "wasi_snapshot_preview1
     say "the policy imports WASI: adapting it with $ADAPTER"
     adapt=(--adapt "wasi_snapshot_preview1=$ADAPTER")
 fi
-"$WASM_TOOLS" component new "$WORK/core.wasm" "${adapt[@]}" -o "$WASM"
+"$WASM_TOOLS" component new "$WORK/core.wasm" "${adapt[@]}" -o "$WORK/unnamed.wasm"
+# The component carries its name, which vane shows in /policy and its log whatever the file is
+# called when it is deployed.
+"$WASM_TOOLS" metadata add --name {{name}} "$WORK/unnamed.wasm" -o "$WASM"
 "$WASM_TOOLS" validate "$WASM"
 say "built $WASM ($(stat -c %s "$WASM") bytes)"

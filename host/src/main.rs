@@ -187,7 +187,12 @@ fn main() -> ExitCode {
                 headers: headers.into_iter().collect(),
                 concurrency: concurrency.map(|n| n as usize),
             };
-            let limits = command_line_limits(pick_timeout, memory_limit);
+            // A call past its deadline is let run a while, to say how it ends (a Python
+            // exception takes longer to report than a pick's deadline).
+            let limits = PluginLimits {
+                overrun_grace: PluginLimits::TEST_GRACE,
+                ..command_line_limits(pick_timeout, memory_limit)
+            };
             match limits.problem() {
                 Some(problem) => Err(anyhow::anyhow!(problem)),
                 None => plugin_test(&simulation, file, config, limits),

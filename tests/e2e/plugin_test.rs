@@ -92,6 +92,34 @@ fn a_failing_plugin_exits_non_zero_with_its_fallbacks() {
     assert!(ok, "declining is not a failure: {stdout}");
 }
 
+#[test]
+fn a_pick_past_its_deadline_is_let_run_to_say_how_it_ends() {
+    let path = plugin("misbehave").display().to_string();
+    let test = |config: &str| {
+        let args = [
+            "plugin",
+            "test",
+            &path,
+            "--config",
+            config,
+            "--requests",
+            "20",
+        ];
+        let ran = run_vane(args.iter().chain(&["--pick-timeout", "1ms"]));
+        (ran.ok, ran.stdout, ran.stderr)
+    };
+    // Some 20 ms of CPU, then a panic: a trap, its message in the log, where `vane run` would
+    // have cut it at 1 ms and counted a deadline with nothing to read.
+    let (ok, stdout, stderr) = test("slow-panic:20000000");
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("fallbacks: trap 5,"), "{stdout}");
+    assert!(stderr.contains("misbehave: slow panic after"), "{stderr}");
+    // The same work, then an answer: too late, a deadline however it ends.
+    let (ok, stdout, _) = test("busy:20000000");
+    assert!(!ok, "{stdout}");
+    assert!(stdout.contains("fallbacks: deadline 5,"), "{stdout}");
+}
+
 /// The `keys` line: (keys on the backend that left, of them moved, others moved).
 fn key_moves(stdout: &str) -> (u64, u64, u64) {
     let line = stdout

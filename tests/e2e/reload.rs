@@ -378,7 +378,10 @@ async fn a_swapped_plugin_file_shows_the_new_components_own_name() {
     // An unnamed component is named by its file.
     assert_eq!(vane.policy_json().await["plugin"]["name"], "policy");
 
-    let bytes = named(&std::fs::read(plugin("least_conn")).unwrap(), "fewest-failures");
+    let bytes = named(
+        &std::fs::read(plugin("least_conn")).unwrap(),
+        "fewest-failures",
+    );
     let staged = dir.join(".policy.wasm.new");
     std::fs::write(&staged, &bytes).unwrap();
     std::fs::rename(&staged, dir.join("policy.wasm")).unwrap();

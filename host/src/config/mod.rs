@@ -132,9 +132,18 @@ pub struct PluginLimits {
     /// `memory_limit`. An instance that would pass it is refused memory, and the pick falls back
     /// (counted as `memory`).
     pub total_memory_limit: usize,
+    /// CPU time a call may run past its deadline before it is stopped, to see how it ends. It
+    /// has failed all the same: a `deadline` if it then answers, a `trap` if it traps, its
+    /// error report whole in the log. Not in the config: zero for `vane run`; `vane plugin
+    /// test` grants [`PluginLimits::TEST_GRACE`].
+    pub overrun_grace: Duration,
 }
 
 impl PluginLimits {
+    /// The grace `vane plugin test` gives a call past its deadline: enough for a Python
+    /// exception's traceback (about 20 ms of CPU to format) with room to spare.
+    pub const TEST_GRACE: Duration = Duration::from_millis(250);
+
     /// The longest `pick_timeout` accepted: picks run on the proxy's worker threads, so a plugin
     /// allowed to run longer could stall every request behind it.
     pub const MAX_PICK_TIMEOUT: Duration = Duration::from_millis(100);
@@ -168,6 +177,7 @@ impl Default for PluginLimits {
             configure_timeout: Duration::from_secs(1),
             memory_limit: 16 << 20,
             total_memory_limit: 1 << 30,
+            overrun_grace: Duration::ZERO,
         }
     }
 }

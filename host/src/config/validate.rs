@@ -333,6 +333,7 @@ fn check_policy(
             "policy.total_memory_limit",
             defaults.total_memory_limit,
         ),
+        overrun_grace: defaults.overrun_grace,
     };
     if let Some(total) = &policy.total_memory_limit
         && limits.total_memory_limit < limits.memory_limit

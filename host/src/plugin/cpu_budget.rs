@@ -13,6 +13,11 @@
 //! deadlines, the CPU time used since is weighed against the budget, and the call goes on
 //! (preempted, it has not used it) or is interrupted. So a call gets its budget of CPU time
 //! plus what it ran before that first boundary, at most one tick.
+//!
+//! A call may be given a grace past its budget, to see how it ends: a Python exception takes
+//! about 20 ms of CPU to format its traceback, and cut short it would read as a `deadline`
+//! with no report. A call seen past its budget has overrun all the same
+//! ([`CallBudget::overran`]). `vane plugin test` grants it; `vane run` does not.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +49,10 @@ pub(super) fn wall_limit(budget: Duration) -> Duration {
 pub(crate) struct CallBudget {
     /// The CPU time the call may use.
     budget: Duration,
+    /// The CPU time it may use beyond that before it is stopped, overrun.
+    grace: Duration,
+    /// Whether it was seen past its budget.
+    overran: bool,
     /// When the call was first seen past a tick boundary: at most a tick after it started,
     /// unless its thread was preempted before then (not counted against it).
     seen: Option<Instant>,
@@ -56,37 +65,48 @@ impl CallBudget {
     /// The epoch deadline to set as a call starts: the next tick boundary.
     pub(super) const FIRST_DEADLINE: u64 = 1;
 
-    /// A call with `budget` of CPU time.
-    pub(super) fn new(budget: Duration) -> Self {
+    /// A call with `budget` of CPU time, stopped after `grace` more.
+    pub(super) fn new(budget: Duration, grace: Duration) -> Self {
         CallBudget {
             budget,
+            grace,
+            overran: false,
             seen: None,
             timed_from: None,
         }
     }
 
-    /// What to do when the call reaches its epoch deadline: go on until the next look, or
-    /// stop it (a trap the instance reports as `deadline`).
+    /// Whether the call ran past its budget (in its grace): a failure, whatever it answers.
+    pub(super) fn overran(&self) -> bool {
+        self.overran
+    }
+
+    /// What to do when the call reaches its epoch deadline: go on until the next look, or stop
+    /// it (a trap the instance reports as `deadline`).
     pub(super) fn on_deadline(&mut self) -> UpdateDeadline {
+        let allowed = self.budget + self.grace;
         let seen = *self.seen.get_or_insert_with(Instant::now);
         // The wall-clock bound, from the first look (the tick before it is the call's too).
-        let wall_left = wall_limit(self.budget)
+        let wall_left = wall_limit(allowed)
             .saturating_sub(EPOCH_TICK)
             .saturating_sub(seen.elapsed());
         if wall_left.is_zero() {
             return UpdateDeadline::Interrupt;
         }
-        let left = match self.cpu_used() {
-            Some(used) if used >= self.budget => return UpdateDeadline::Interrupt,
-            Some(used) => self.budget - used,
-            // No CPU clock: the budget in wall-clock time, as an epoch deadline alone gives.
-            None => match self.budget.checked_sub(seen.elapsed() + EPOCH_TICK) {
-                Some(left) if !left.is_zero() => left,
-                _ => return UpdateDeadline::Interrupt,
-            },
+        // No CPU clock: the budget in wall-clock time, as an epoch deadline alone gives.
+        let used = self
+            .cpu_used()
+            .unwrap_or_else(|| seen.elapsed() + EPOCH_TICK);
+        if used >= allowed {
+            return UpdateDeadline::Interrupt;
+        }
+        self.overran |= used >= self.budget;
+        // Next look when the rest of the budget (then of the grace) could be used, were the
+        // thread not preempted, and no later than the wall-clock bound.
+        let left = match self.budget.checked_sub(used) {
+            Some(left) if !left.is_zero() => left,
+            _ => allowed - used,
         };
-        // Next look when the rest of the budget could be used, were the thread not preempted,
-        // and no later than the wall-clock bound.
         let ticks = |d: Duration| d.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
         UpdateDeadline::Continue(ticks(left.min(wall_left)).max(1))
     }
@@ -126,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_call_goes_on_until_it_used_its_cpu_budget() {
-        let mut call = CallBudget::new(Duration::from_millis(5));
+        let mut call = CallBudget::new(Duration::from_millis(5), Duration::ZERO);
         // First look: the clock starts; the next look is a budget later.
         assert!(matches!(call.on_deadline(), UpdateDeadline::Continue(5)));
         // Having used about 2 ms of CPU: 3 ms left, so three ticks on.
@@ -141,13 +161,26 @@ mod tests {
 
     #[test]
     fn time_off_the_cpu_is_not_counted_but_the_wall_clock_bound_holds() {
-        let mut call = CallBudget::new(Duration::from_millis(1));
+        let mut call = CallBudget::new(Duration::from_millis(1), Duration::ZERO);
         assert!(matches!(call.on_deadline(), UpdateDeadline::Continue(1)));
         // Asleep (as if preempted) for longer than the budget: it goes on.
         std::thread::sleep(Duration::from_millis(3));
         assert!(matches!(call.on_deadline(), UpdateDeadline::Continue(_)));
         // But not past the wall-clock bound of 21 ms, however few looks it was given.
         std::thread::sleep(Duration::from_millis(20));
+        assert!(matches!(call.on_deadline(), UpdateDeadline::Interrupt));
+    }
+
+    #[test]
+    fn a_call_given_a_grace_goes_on_past_its_budget_and_has_overrun() {
+        let mut call = CallBudget::new(Duration::from_millis(1), Duration::from_millis(10));
+        // The next look comes when the budget could be spent, not the grace.
+        assert!(matches!(call.on_deadline(), UpdateDeadline::Continue(1)));
+        spin_for(Duration::from_millis(2));
+        assert!(matches!(call.on_deadline(), UpdateDeadline::Continue(_)));
+        assert!(call.overran());
+        // Until its grace is spent too.
+        spin_for(Duration::from_millis(10));
         assert!(matches!(call.on_deadline(), UpdateDeadline::Interrupt));
     }
 }

@@ -141,12 +141,12 @@ impl PluginInstance {
             plugin,
             log_budget,
             limiter: InstanceLimiter::new(limits.memory_limit, memory),
-            call: CallBudget::new(limits.configure_timeout),
+            call: CallBudget::new(limits.configure_timeout, limits.overrun_grace),
         };
         let mut store = Store::new(pre.engine(), state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut store| Ok(store.data_mut().call.on_deadline()));
-        budget(&mut store, limits.configure_timeout);
+        budget(&mut store, limits.configure_timeout, limits.overrun_grace);
         let bindings = finish_now(pre.instantiate_async(&mut store))
             .ok_or_else(|| wasmtime::format_err!("the plugin blocked while starting"))?
             .map_err(|err| {
@@ -274,8 +274,11 @@ impl PluginInstance {
 
     /// The result of a call that [`finish_now`] ran: a value, a classified failure, or
     /// [`FallbackReason::Deadline`] for a call that blocked and was abandoned.
+    /// A call that ran past its deadline (in a grace) has failed, whatever it answered; one
+    /// that trapped in its grace is a trap.
     fn outcome<T>(&self, answer: Option<wasmtime::Result<T>>) -> Result<T, FallbackReason> {
         match answer {
+            Some(Ok(_)) if self.store.data().call.overran() => Err(FallbackReason::Deadline),
             Some(Ok(value)) => Ok(value),
             Some(Err(err)) => Err(self.classify(&err)),
             None => Err(FallbackReason::Deadline),
@@ -284,7 +287,7 @@ impl PluginInstance {
 
     /// Prepares the Store for one call: its deadline, and a clean record of the memory cap.
     fn arm(&mut self, timeout: Duration) {
-        budget(&mut self.store, timeout);
+        budget(&mut self.store, timeout, self.limits.overrun_grace);
         self.store.data_mut().limiter.arm();
     }
 
@@ -431,10 +434,10 @@ fn push_column(states: &mut Vec<u64>, backends: &[Arc<Backend>], value: impl Fn(
     states.extend(backends.iter().map(|backend| value(backend)));
 }
 
-/// Gives the next call of `store` a budget of `timeout` of its thread's CPU time (see
-/// [`CallBudget`]): the first look at the next tick boundary.
-fn budget(store: &mut Store<InstanceState>, timeout: Duration) {
-    store.data_mut().call = CallBudget::new(timeout);
+/// Gives the next call of `store` a budget of `timeout` of its thread's CPU time, stopped
+/// after `grace` more (see [`CallBudget`]): the first look at the next tick boundary.
+fn budget(store: &mut Store<InstanceState>, timeout: Duration, grace: Duration) {
+    store.data_mut().call = CallBudget::new(timeout, grace);
     store.set_epoch_deadline(CallBudget::FIRST_DEADLINE);
 }
 

@@ -155,6 +155,7 @@ mod tests {
             configure_timeout: Duration::from_millis(7),
             memory_limit: 1 << 20,
             total_memory_limit: 1 << 20,
+            overrun_grace: Duration::ZERO,
         };
         let ms = |outcomes| observe_timeout(&limits, outcomes).as_millis();
         assert_eq!(

@@ -98,8 +98,14 @@ mod tests {
     #[test]
     fn an_unnamed_component_is_named_by_its_file() {
         let bytes = b"\0asm\x0d\0\x01\0".to_vec();
-        assert_eq!(plugin_name(Path::new("/nowhere/policy.wasm"), &bytes), "policy");
-        assert_eq!(plugin_name(Path::new("/nowhere/policy.wasm"), b"junk"), "policy");
+        assert_eq!(
+            plugin_name(Path::new("/nowhere/policy.wasm"), &bytes),
+            "policy"
+        );
+        assert_eq!(
+            plugin_name(Path::new("/nowhere/policy.wasm"), b"junk"),
+            "policy"
+        );
     }
 
     #[test]
@@ -109,7 +115,10 @@ mod tests {
         let bytes = named_component(" \n ");
         assert_eq!(plugin_name(Path::new("p.wasm"), &bytes), "p");
         let long = "x".repeat(100);
-        assert_eq!(plugin_name(Path::new("p.wasm"), &named_component(&long)).len(), MAX_NAME);
+        assert_eq!(
+            plugin_name(Path::new("p.wasm"), &named_component(&long)).len(),
+            MAX_NAME
+        );
     }
 
     #[cfg(unix)]

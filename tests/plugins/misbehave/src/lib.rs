@@ -6,6 +6,8 @@
 //! - `panic-first`: panics on the first pick of an instance (and vane discards a trapped
 //!   instance, so the next pick meets a fresh one);
 //! - `panic-every:N`: panics on every N-th pick of an instance;
+//! - `slow-panic:N`: does N rounds of arithmetic, then panics (as a Python exception spends
+//!   milliseconds formatting its traceback before it traps);
 //! - `decline`: answers no backend;
 //! - `out-of-range`: answers an index past the last backend;
 //! - `pick-first`: always answers backend 0, eligible or not;
@@ -56,6 +58,7 @@ enum Mode {
     Capabilities(SocketAddrV4),
     Behave,
     Busy(u64),
+    SlowPanic(u64),
     Hold(usize),
     Clock,
     Print,
@@ -104,6 +107,7 @@ impl Policy for Misbehave {
             ),
             "refuse" => return Err("refused on purpose by the misbehave test plugin".into()),
             "busy" => Mode::Busy(number()?),
+            "slow-panic" => Mode::SlowPanic(number()?),
             "hold" => Mode::Hold(number()? as usize),
             "clock" => Mode::Clock,
             "print" => Mode::Print,
@@ -168,6 +172,13 @@ impl Policy for Misbehave {
                 for i in 0..rounds {
                     x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
                 }
+            }
+            Mode::SlowPanic(rounds) => {
+                let mut x = self.picks;
+                for i in 0..rounds {
+                    x = black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+                }
+                panic!("misbehave: slow panic after {rounds} rounds");
             }
             Mode::Hold(mebibytes) => {
                 if self.held.is_empty() {

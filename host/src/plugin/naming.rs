@@ -37,10 +37,10 @@ fn component_name(bytes: &[u8]) -> Option<String> {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) if depth > 0 => depth -= 1,
             Payload::CustomSection(section) if depth == 0 => {
-                if let KnownCustom::ComponentName(reader) = section.as_known() {
-                    if let Some(name) = outer_name(reader) {
-                        return Some(name);
-                    }
+                if let KnownCustom::ComponentName(reader) = section.as_known()
+                    && let Some(name) = outer_name(reader)
+                {
+                    return Some(name);
                 }
             }
             _ => {}

@@ -1,4 +1,4 @@
-//! Reads vane's contract, the WIT package in `wit/`, and writes what `src/plugin/fit.rs` checks a
+//! Reads vane's contract, the WIT package in `plugins/kit/wit/`, and writes what `src/plugin/fit.rs` checks a
 //! plugin against to `$OUT_DIR/contract.rs`: the package's version, the interfaces a plugin may
 //! import, and the `policy` interface's functions. Read from the WIT at build time, they cannot
 //! drift from it.
@@ -14,10 +14,10 @@ const PACKAGE: (&str, &str) = ("vane", "balancer");
 /// The interface a plugin must export; it may import the package's others.
 const POLICY: &str = "policy";
 
-/// Writes `$OUT_DIR/contract.rs` from `../wit`, or fails the build saying what is missing.
+/// Writes `$OUT_DIR/contract.rs` from `../plugins/kit/wit`, or fails the build saying what is missing.
 fn main() {
     let wit = Path::new(&env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
-        .join("../wit");
+        .join("../plugins/kit/wit");
     println!("cargo:rerun-if-changed={}", wit.display());
     let mut resolve = Resolve::new();
     let (_, sources) = resolve

@@ -7,4 +7,4 @@ rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add was
 cargo build --release --target wasm32-wasip2 -p fastest
 mkdir -p target/examples
 cp target/wasm32-wasip2/release/fastest.wasm target/examples/fastest-rust.wasm
-echo "built target/examples/fastest-rust.wasm ($(stat -c %s target/examples/fastest-rust.wasm) bytes)" >&2
+echo "built target/examples/fastest-rust.wasm ($(wc -c <target/examples/fastest-rust.wasm) bytes)" >&2

@@ -222,11 +222,21 @@ fn plugin_new(name: &str, language: Language, dir: Option<PathBuf>) -> anyhow::R
     }
     let flags = language.vane_flags();
     println!("next:");
-    println!("  cd {}", dir.display());
+    println!("  cd {}", shell_quoted(&dir.display().to_string()));
     println!("  bash build.sh");
     println!("  vane plugin test {name}.wasm{flags}");
     println!("  vane demo --plugin {name}.wasm{flags}");
     Ok(())
+}
+
+/// `text` as one word for a POSIX shell: as it is if it needs no quoting, else single-quoted.
+fn shell_quoted(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./+,:@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -194,6 +194,67 @@ impl Language {
     }
 }
 
+/// Names Cargo or Rust keep for themselves (keywords, the standard crates), and the kit's.
+const RESERVED: &[&str] = &[
+    "abstract",
+    "alloc",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "core",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "proc-macro",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "std",
+    "struct",
+    "super",
+    "test",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "unsafe",
+    "unsized",
+    "use",
+    "vane-plugin-kit",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+];
+
 /// Checks that `name` can name a project in every language: a Cargo package, a file name and
 /// a README title. Lower-case ASCII letters, digits and `-`, starting with a letter.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -203,26 +264,60 @@ pub fn check_name(name: &str) -> Result<(), String> {
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
+    if !valid {
+        return Err(format!(
             "{name:?} cannot name a plugin: use lower-case letters, digits and '-', starting \
              with a letter and not ending with '-' (at most 64), as in \"fewest-failures\""
-        ))
+        ));
     }
+    if RESERVED.contains(&name) {
+        return Err(format!(
+            "{name:?} cannot name a plugin: Rust or Cargo keeps it (a keyword, a standard \
+             crate or the kit); choose another, as in \"fewest-failures\""
+        ));
+    }
+    Ok(())
 }
 
 /// Writes a project for the policy `name` in `language` into `dir`, which must not exist or be
-/// empty; returns the files written, relative to `dir`.
+/// an empty folder; returns the files written, relative to `dir`. The project is written beside
+/// it first and moved into place whole, so a failure leaves nothing behind.
 pub fn create(dir: &Path, name: &str, language: Language) -> anyhow::Result<Vec<PathBuf>> {
     check_name(name).map_err(anyhow::Error::msg)?;
-    if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
-        bail!(
-            "{} already exists and is not empty: choose another name or --dir",
-            dir.display()
-        );
+    match fs::read_dir(dir) {
+        Ok(entries) => {
+            if entries.into_iter().next().is_some() {
+                bail!(
+                    "{} already exists and is not empty: choose another name or --dir",
+                    dir.display()
+                );
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => bail!("cannot write a project into {}: {err}", dir.display()),
     }
+    let files = project_files(name, language);
+    let parent = match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let staging = parent.join(format!(".{name}.vane-plugin-new-{}", std::process::id()));
+    let written = write_all(&staging, &files).and_then(|()| {
+        if dir.exists() {
+            fs::remove_dir(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+        }
+        fs::rename(&staging, dir).with_context(|| format!("cannot create {}", dir.display()))
+    });
+    if written.is_err() {
+        let _ = fs::remove_dir_all(&staging);
+    }
+    written?;
+    Ok(files.into_iter().map(|(path, _)| path).collect())
+}
+
+/// Every file of the project `name` in `language`: where it goes and what it holds.
+fn project_files(name: &str, language: Language) -> Vec<(PathBuf, String)> {
     let recipe = language.recipe();
     let render = |text: &str| {
         text.replace("{{name}}", name)
@@ -242,8 +337,12 @@ pub fn create(dir: &Path, name: &str, language: Language) -> anyhow::Result<Vec<
         );
     }
     files.push(("README.md".into(), readme(name, &recipe)));
+    files
+}
 
-    for (path, text) in &files {
+/// Writes `files` into the new folder `dir`.
+fn write_all(dir: &Path, files: &[(PathBuf, String)]) -> anyhow::Result<()> {
+    for (path, text) in files {
         let to = dir.join(path);
         if let Some(parent) = to.parent() {
             fs::create_dir_all(parent)
@@ -254,15 +353,20 @@ pub fn create(dir: &Path, name: &str, language: Language) -> anyhow::Result<Vec<
             make_executable(&to)?;
         }
     }
-    Ok(files.into_iter().map(|(path, _)| path).collect())
+    Ok(())
 }
 
-/// Lets the owner run the script at `path` (`bash build.sh` works either way).
+/// Lets whoever may read the script at `path` run it (`bash build.sh` works either way).
 #[cfg(unix)]
 fn make_executable(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("cannot make {} executable", path.display()))
+    let cannot = || format!("cannot make {} executable", path.display());
+    let mode = fs::metadata(path)
+        .with_context(cannot)?
+        .permissions()
+        .mode();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode | (mode & 0o444) >> 2))
+        .with_context(cannot)
 }
 
 /// Scripts are run with `bash build.sh` where there are no permission bits.
@@ -330,6 +434,37 @@ mod tests {
             let err = check_name(name).expect_err(name);
             assert!(err.contains("lower-case letters"), "{err}");
         }
+        for name in ["vane-plugin-kit", "fn", "std", "test"] {
+            let err = check_name(name).expect_err(name);
+            assert!(err.contains("Rust or Cargo keeps it"), "{err}");
+        }
+    }
+
+    /// Every language's project is whole: no placeholder is left, and its README says how to
+    /// test what it builds.
+    #[test]
+    fn every_project_is_filled_in() {
+        let languages = [
+            Language::Rust,
+            Language::Python,
+            Language::JavaScript,
+            Language::C,
+        ];
+        for language in languages {
+            let files = project_files("my-policy", language);
+            for (path, text) in &files {
+                let file = path.display();
+                assert!(!text.contains("{{"), "{language:?} {file}: {text}");
+            }
+            let (_, readme) = files
+                .iter()
+                .find(|(p, _)| p == Path::new("README.md"))
+                .unwrap();
+            assert!(
+                readme.contains("vane plugin test my-policy.wasm"),
+                "{readme}"
+            );
+        }
     }
 
     /// Every file the kit's Cargo.toml packages is in the copy a Rust project gets.
@@ -364,11 +499,27 @@ mod tests {
             build.contains("release/my_policy.wasm\" my-policy.wasm"),
             "{build}"
         );
-        let readme = fs::read_to_string(dir.join("my-policy/README.md")).unwrap();
-        assert!(!readme.contains("{{"), "{readme}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join("my-policy/build.sh"))
+                .unwrap()
+                .permissions();
+            assert_eq!(mode.mode() & 0o100, 0o100, "the owner may run build.sh");
+        }
 
         let err = create(&dir.join("my-policy"), "my-policy", Language::C).unwrap_err();
         assert!(err.to_string().contains("already exists"), "{err}");
+        fs::write(dir.join("a-file"), "").unwrap();
+        let err = create(&dir.join("a-file"), "my-policy", Language::C).unwrap_err();
+        assert!(err.to_string().contains("cannot write a project"), "{err}");
+        // Nothing was left behind beside them.
+        let mut left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a-file", "my-policy"]);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,38 +1,55 @@
 //! `vane plugin new`: for each language, a project written into a folder outside the repository,
-//! built with nothing but its own `build.sh`, passes `vane plugin test` as written and then
-//! serves requests through vane in front of real backends. The projects' tools come from the
-//! tool cache the examples' builds fill (`target/examples/tools`, the same layout), so nothing is
-//! installed twice.
+//! built with nothing but its own `build.sh`, passes `vane plugin test` with the flags it was
+//! given and then serves requests through vane in front of real backends, sharing them evenly
+//! whichever are in rotation. A C policy that prints is adapted to WASI and loads. The
+//! projects' tools come from the tool cache the examples' builds fill (`target/examples/tools`:
+//! the examples build as such projects), so nothing is installed twice.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vane_e2e::backend::backend;
-use vane_e2e::command::run_vane;
+use vane_e2e::command::{Ran, run_vane};
 use vane_e2e::files::scratch_folder;
 use vane_e2e::plugins::target_dir;
 use vane_e2e::proxy::config_for;
 use vane_e2e::{Client, Vane};
 
-/// Writes the project `name` in `language` into a scratch folder with `vane plugin new`,
-/// checking that it says what to run next; answers the project's folder.
-fn new_project(name: &str, language: &str) -> PathBuf {
+/// Writes the project `name` in `language` into a scratch folder with `vane plugin new`;
+/// answers the project's folder and the flags it says `vane plugin test` needs.
+fn new_project(name: &str, language: &str) -> (PathBuf, Vec<String>) {
     let dir = scratch_folder(&format!("plugin-new-{language}")).join(name);
     let dir_text = dir.display().to_string();
     let ran = run_vane([
         "plugin", "new", name, "--lang", language, "--dir", &dir_text,
     ]);
     assert!(ran.ok, "{}", ran.stderr);
-    assert!(
-        ran.stdout
-            .contains(&format!("vane plugin test {name}.wasm")),
-        "{}",
-        ran.stdout
-    );
+    let command = format!("vane plugin test {name}.wasm");
+    let flags = ran
+        .stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(&command))
+        .unwrap_or_else(|| panic!("no `{command}` in:\n{}", ran.stdout));
     for file in ["build.sh", "README.md"] {
         assert!(dir.join(file).is_file(), "no {file} in {dir_text}");
     }
-    dir
+    (dir, flags.split_whitespace().map(str::to_owned).collect())
+}
+
+/// `flags` with the pick deadline a debug build of vane keeps: a pick of every skeleton takes
+/// microseconds in release (the deadline counts CPU time, so load does not matter).
+fn for_a_debug_build(mut flags: Vec<String>) -> Vec<String> {
+    if let Some(at) = flags.iter().position(|flag| flag == "--pick-timeout") {
+        flags.drain(at..at + 2);
+    }
+    flags.extend(["--pick-timeout".to_owned(), "100ms".to_owned()]);
+    flags
+}
+
+/// The value of `name` in `flags`, if given.
+fn flag<'a>(flags: &'a [String], name: &str) -> Option<&'a str> {
+    let at = flags.iter().position(|flag| flag == name)?;
+    flags.get(at + 1).map(String::as_str)
 }
 
 /// Runs the project's `build.sh` as its README says, and answers the component it built.
@@ -57,6 +74,15 @@ fn build(dir: &Path, name: &str) -> PathBuf {
     wasm
 }
 
+/// `vane plugin test WASM` with `args`, then `flags`.
+fn plugin_test(wasm: &Path, args: &[&str], flags: &[String]) -> Ran {
+    let wasm = wasm.display().to_string();
+    let command = ["plugin", "test", &wasm]
+        .into_iter()
+        .chain(args.iter().copied());
+    run_vane(command.map(str::to_owned).chain(flags.iter().cloned()))
+}
+
 /// The number of requests backend `b` got in `vane plugin test`'s table.
 fn requests(stdout: &str, b: &str) -> u64 {
     let row = stdout
@@ -66,76 +92,105 @@ fn requests(stdout: &str, b: &str) -> u64 {
     row.split_whitespace().nth(3).unwrap().parse().unwrap()
 }
 
-/// Generates, builds, tests offline and serves the skeleton in `language`, whose runtime needs
-/// `memory_limit`. Pick deadlines are raised for a debug build of vane.
-async fn from_nothing_to_served(language: &str, memory_limit: &str) {
-    let name = format!("fewest-{language}");
-    let dir = new_project(&name, language);
-    let wasm = build(&dir, &name);
-    let wasm_text = wasm.display().to_string();
+/// Sends `count` requests one at a time; each must be answered 200.
+async fn send(client: &Client, count: usize, language: &str) {
+    for _ in 0..count {
+        let reply = client.get("/").await.expect("a reply");
+        assert_eq!(reply.status, 200, "{language}: {}", reply.text());
+    }
+}
 
-    // As generated, the skeleton spreads equal backends evenly and fails no pick.
-    let limits = ["--memory-limit", memory_limit, "--pick-timeout", "100ms"];
-    let ran = run_vane(
-        ["plugin", "test", &wasm_text, "--requests", "900"]
-            .iter()
-            .chain(&limits),
-    );
+/// Generates, builds, tests offline and serves the skeleton in `language`; answers the
+/// project's folder and the flags `vane plugin test` is run with.
+async fn from_nothing_to_served(language: &str) -> (PathBuf, Vec<String>) {
+    let name = format!("fewest-{language}");
+    let (dir, flags) = new_project(&name, language);
+    let flags = for_a_debug_build(flags);
+    let wasm = build(&dir, &name);
+
+    // As generated, the skeleton spreads equal backends evenly and fails no pick...
+    let ran = plugin_test(&wasm, &["--requests", "900"], &flags);
     assert!(ran.ok, "{language}: {}{}", ran.stdout, ran.stderr);
     assert!(ran.stdout.contains("fallbacks: none"), "{}", ran.stdout);
     for b in ["b0", "b1", "b2"] {
         assert_eq!(requests(&ran.stdout, b), 300, "{language}: {}", ran.stdout);
     }
-    // Its config is checked.
-    let ran = run_vane(
-        ["plugin", "test", &wasm_text, "--config", "ranked=9"]
-            .iter()
-            .chain(&limits),
-    );
+    // ...and checks its config.
+    let ran = plugin_test(&wasm, &["--config", "ranked=9"], &flags);
     assert!(!ran.ok, "{language} took ranked=9");
     assert!(ran.stderr.contains("1 to 8"), "{language}: {}", ran.stderr);
 
-    // And it serves: requests one at a time take turns over the backends.
+    // It serves: requests one at a time take turns over the backends...
     let backends = [
         backend("one").start().await,
         backend("two").start().await,
         backend("three").start().await,
     ];
+    let memory_limit = flag(&flags, "--memory-limit").unwrap_or("16MiB");
     let policy = format!(
-        "[policy]\nplugin = {wasm_text:?}\nconfig = \"ranked=2\"\nmemory_limit = {memory_limit:?}\n\
-         pick_timeout = \"100ms\"\nconfigure_timeout = \"10s\"\n"
+        "[policy]\nplugin = {:?}\nconfig = \"ranked=2\"\nmemory_limit = {memory_limit:?}\n\
+         pick_timeout = \"100ms\"\nconfigure_timeout = \"10s\"\n",
+        wasm.display().to_string()
     );
     let vane = Vane::start(&config_for(&backends.each_ref(), &policy))
         .await
         .unwrap_or_else(|err| panic!("{language}: {err:#}"));
-    let client: Client = vane.client();
-    for _ in 0..9 {
-        let reply = client.get("/").await.expect("a reply");
-        assert_eq!(reply.status, 200, "{language}: {}", reply.text());
-    }
-    for b in &backends {
-        assert_eq!(b.hits(), 3, "{language}: each backend takes a third");
-    }
+    let client = vane.client();
+    send(&client, 9, language).await;
+    assert_eq!(
+        backends.each_ref().map(|b| b.hits()),
+        [3, 3, 3],
+        "{language}"
+    );
+    // ...and with one out of rotation, the other two take turns evenly.
+    vane.state().backends().backends()[0]
+        .health
+        .set_healthy(false);
+    send(&client, 8, language).await;
+    assert_eq!(
+        backends.each_ref().map(|b| b.hits()),
+        [3, 7, 7],
+        "{language}"
+    );
     vane.assert_no_fallbacks();
     vane.stop().await;
+    (dir, flags)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rust_project_builds_tests_and_serves() {
-    from_nothing_to_served("rust", "16MiB").await;
+    from_nothing_to_served("rust").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_project_builds_tests_and_serves() {
-    from_nothing_to_served("python", "16MiB").await;
+    from_nothing_to_served("python").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_javascript_project_builds_tests_and_serves() {
-    from_nothing_to_served("js", "64MiB").await;
+    from_nothing_to_served("js").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_c_project_builds_tests_and_serves() {
-    from_nothing_to_served("c", "16MiB").await;
+async fn a_c_project_builds_tests_and_serves_and_may_print() {
+    let (dir, flags) = from_nothing_to_served("c").await;
+    // A policy that prints imports WASI preview 1: the build adapts it, vane loads it, and what
+    // it prints reaches the log.
+    let source = std::fs::read_to_string(dir.join("policy.c")).unwrap();
+    let printing = source
+        .replace(
+            "#include <string.h>",
+            "#include <string.h>\n#include <stdio.h>",
+        )
+        .replace(
+            "    ranked = wanted;",
+            "    ranked = wanted;\n    printf(\"ranked %zu\\n\", ranked);\n    fflush(stdout);",
+        );
+    assert_ne!(printing, source, "the skeleton changed: update this test");
+    std::fs::write(dir.join("policy.c"), printing).unwrap();
+    let wasm = build(&dir, "fewest-c");
+    let ran = plugin_test(&wasm, &["--requests", "30"], &flags);
+    assert!(ran.ok, "{}{}", ran.stdout, ran.stderr);
+    assert!(ran.stderr.contains("ranked 2"), "{}", ran.stderr);
 }

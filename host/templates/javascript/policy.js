@@ -21,7 +21,7 @@ const ELIGIBLE = 1n;
 let ranked = DEFAULT_RANKED;
 
 function parseRanked(config) {
-  if (config === "") return DEFAULT_RANKED;
+  if (config.trim() === "") return DEFAULT_RANKED;
   const at = config.indexOf("=");
   const key = (at < 0 ? config : config.slice(0, at)).trim();
   const value = at < 0 ? "" : config.slice(at + 1).trim();
@@ -38,18 +38,25 @@ function configure(config, _backends) {
 
 function pick(request, states) {
   const n = states.length / 3;
-  if (n === 0) return [];
-  const shift = Number(request.sequence % BigInt(n));
+  const weight = (i) => (states[n + i] > 0n ? states[n + i] : 1n);
+  const inFlight = (i) => states[2 * n + i];
   const eligible = [];
   for (let i = 0; i < n; i++) {
-    if ((states[i] & ELIGIBLE) === 0n) continue;
-    const weight = states[n + i] > 0n ? states[n + i] : 1n;
-    // Loads stay far below 2^53, so Number is exact here.
-    const load = Number((states[2 * n + i] * 1000n) / weight);
-    eligible.push({ i, load, turn: (i + n - shift) % n });
+    if ((states[i] & ELIGIBLE) !== 0n) eligible.push(i);
   }
-  eligible.sort((x, y) => x.load - y.load || x.turn - y.turn);
-  return eligible.slice(0, ranked).map((c) => c.i);
+  // Declining ([]): vane's built-in round-robin serves the request.
+  if (eligible.length === 0) return [];
+  // Ties take turns: the eligible backends in order, from the (sequence % m)-th of the m.
+  const start = Number(request.sequence % BigInt(eligible.length));
+  const turns = eligible.slice(start).concat(eligible.slice(0, start));
+  // Fewest in flight per unit of weight first, compared exactly (a/b < c/d as a*d < c*b);
+  // the sort is stable, so equal loads keep their turns.
+  turns.sort((a, b) => {
+    const x = inFlight(a) * weight(b);
+    const y = inFlight(b) * weight(a);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  return turns.slice(0, ranked);
 }
 
 function observe(_outcomes) {}

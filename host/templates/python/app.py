@@ -5,6 +5,7 @@ unit of weight goes first; ties take turns. The answer ranks `ranked` backends (
 first choice, then where a retry goes. Config: "" or "ranked=N", N from 1 to 8.
 """
 
+from functools import cmp_to_key
 from typing import List
 
 from componentize_py_types import Err
@@ -26,7 +27,7 @@ ranked = DEFAULT_RANKED
 
 def parse_ranked(config: str) -> int:
     """The `ranked` setting of `config`; raising Err refuses the config with that message."""
-    if config == "":
+    if config.strip() == "":
         return DEFAULT_RANKED
     key, _, value = config.partition("=")
     if key.strip() != "ranked":
@@ -48,14 +49,22 @@ class Policy(exports.Policy):
 
     def pick(self, request: Request, states: List[int]) -> List[int]:
         n = len(states) // 3
-        if n == 0:
-            return []
-        weight = states[n : 2 * n]
+        weight = [max(w, 1) for w in states[n : 2 * n]]
         in_flight = states[2 * n : 3 * n]
-        shift = request.sequence % n
         eligible = [i for i in range(n) if states[i] & ELIGIBLE]
-        eligible.sort(key=lambda i: (in_flight[i] * 1000 // max(weight[i], 1), (i + n - shift) % n))
-        return eligible[:ranked]
+        if not eligible:
+            return []  # declining: vane's built-in round-robin serves the request
+        # Ties take turns: the eligible backends in order, from the (sequence % m)-th of the m.
+        start = request.sequence % len(eligible)
+        turns = eligible[start:] + eligible[:start]
+
+        # Fewest in flight per unit of weight first, compared exactly (a/b < c/d as a*d < c*b);
+        # the sort is stable, so equal loads keep their turns.
+        def by_load(a: int, b: int) -> int:
+            return in_flight[a] * weight[b] - in_flight[b] * weight[a]
+
+        turns.sort(key=cmp_to_key(by_load))
+        return turns[:ranked]
 
     def observe(self, outcomes: List[Outcome]) -> None:
         pass

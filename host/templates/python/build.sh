@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Builds {{name}}.wasm from app.py with componentize-py, installing the pinned componentize-py
-# into vane's tool cache first if it is not there ($VANE_TOOLS_DIR, by default
-# ~/.cache/vane/tools). Needs python3 with pip. Runnable from any folder; safe to run again.
+# Builds {{name}}.wasm from app.py (and the modules beside it) with componentize-py, installing
+# the pinned componentize-py into vane's tool cache first if it is not there ($VANE_TOOLS_DIR,
+# by default $XDG_CACHE_HOME/vane/tools or ~/.cache/vane/tools). Needs python3 with pip.
+# Runnable from any folder; safe to run again.
 set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-tools="${VANE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vane/tools}/componentize-py-$COMPONENTIZE_PY_VERSION"
+# vane's tool cache, made absolute (the build changes folder).
+tools_root="${VANE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vane/tools}"
+mkdir -p "$tools_root"
+tools_root="$(cd "$tools_root" && pwd)"
+tools="$tools_root/componentize-py-$COMPONENTIZE_PY_VERSION"
 python="${PYTHON:-python3}"
 out="$here/{{name}}.wasm"
 
@@ -30,12 +35,12 @@ componentize_py() {
         "$@"
 }
 
-# Build from a copy: componentize-py's embedded CPython writes __pycache__ next to the sources
-# it imports.
+# Build from a copy of the Python files (app.py and any module it imports): componentize-py's
+# embedded CPython writes __pycache__ next to the sources it imports.
 src="$here/build/src"
 rm -rf "$src"
 mkdir -p "$src"
-cp "$here/app.py" "$src/"
+cp "$here"/*.py "$src/"
 componentize_py --quiet -d "$here/wit" -w balancer componentize -p "$src" app -o "$out.tmp"
 mv "$out.tmp" "$out"
-echo "built $out ($(stat -c %s "$out") bytes)" >&2
+echo "built $out ($(wc -c <"$out") bytes)" >&2

@@ -10,6 +10,11 @@ set -euo pipefail
 language=$1
 source=$2
 name=$3
+# The project's folder is emptied first: a name must be one, and not the tool cache's.
+if [[ ! "$name" =~ ^[a-z][a-z0-9-]*$ || "$name" = tools ]]; then
+    echo "build-as-project.sh: $name cannot name a project" >&2
+    exit 1
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 case "$language" in
     c) policy=policy.c ;;

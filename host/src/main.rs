@@ -232,8 +232,13 @@ fn plugin_new(name: &str, language: Language, dir: Option<PathBuf>) -> anyhow::R
 /// `text` as one word for a POSIX shell: as it is if it needs no quoting, else single-quoted.
 fn shell_quoted(text: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "-_./+,:@%".contains(c);
+    // A word starting with '-' would read as an option: `./-x` is the same folder.
+    let text = match text.starts_with('-') {
+        true => format!("./{text}"),
+        false => text.to_owned(),
+    };
     if !text.is_empty() && text.chars().all(plain) {
-        text.to_owned()
+        text
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }

@@ -132,9 +132,9 @@ impl Language {
                 file_lines: "- `app.py`: the policy, the class `Policy`.\n\
                     - `build.sh`: the build.\n",
                 requirements: "`build.sh` needs python3 with pip; the first run installs \
-                    componentize-py (pinned) into vane's tool cache, `$VANE_TOOLS_DIR` or \
-                    `~/.cache/vane/tools`. The component embeds CPython (about 18 MB); vane \
-                    compiles it once and caches the result.",
+                    componentize-py (pinned) into vane's tool cache, `$VANE_TOOLS_DIR` (else \
+                    `$XDG_CACHE_HOME/vane/tools` or `~/.cache/vane/tools`). The component \
+                    embeds CPython (about 18 MB); vane compiles it once and caches the result.",
                 test_flags: "",
                 limits: "",
             },
@@ -160,7 +160,8 @@ impl Language {
                     it pins.\n",
                 requirements: "`build.sh` needs node (20 or later) and npm; the first run \
                     installs componentize-js (pinned in `package-lock.json`) into vane's tool \
-                    cache, `$VANE_TOOLS_DIR` or `~/.cache/vane/tools`. The component embeds \
+                    cache, `$VANE_TOOLS_DIR` (else \
+                    `$XDG_CACHE_HOME/vane/tools` or `~/.cache/vane/tools`). The component embeds \
                     SpiderMonkey (about 12 MB), whose heap outgrows vane's default 16 MiB and \
                     whose garbage collector pauses for milliseconds now and then: hence the \
                     limits below.",
@@ -181,7 +182,8 @@ impl Language {
                 requirements: "`build.sh` installs what is missing on Debian 12 or later: clang, \
                     lld and wasi-libc (apt, with sudo unless root), wit-bindgen-cli (built with \
                     cargo, a few minutes once; needs Rust 1.88 or later) and wasm-tools (PyPI), \
-                    into vane's tool cache, `$VANE_TOOLS_DIR` or `~/.cache/vane/tools`. While \
+                    into vane's tool cache, `$VANE_TOOLS_DIR` (else \
+                    `$XDG_CACHE_HOME/vane/tools` or `~/.cache/vane/tools`). While \
                     the policy uses only wasi-libc's memory and string functions the component \
                     imports no WASI and is about 20 KB; `printf` and the like import WASI \
                     preview 1, and the build then adds WASI's adapter (fetched once from \
@@ -280,37 +282,38 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Writes a project for the policy `name` in `language` into `dir`, which must not exist or be
-/// an empty folder; returns the files written, relative to `dir`. The project is written beside
-/// it first and moved into place whole, so a failure leaves nothing behind.
+/// an empty folder; returns the files written, relative to `dir`. If writing fails, what was
+/// written is removed again (and `dir` itself, if this made it).
 pub fn create(dir: &Path, name: &str, language: Language) -> anyhow::Result<Vec<PathBuf>> {
     check_name(name).map_err(anyhow::Error::msg)?;
-    match fs::read_dir(dir) {
-        Ok(entries) => {
-            if entries.into_iter().next().is_some() {
+    let existed = match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
                 bail!(
                     "{} already exists and is not empty: choose another name or --dir",
                     dir.display()
                 );
             }
+            true
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
         Err(err) => bail!("cannot write a project into {}: {err}", dir.display()),
-    }
-    let files = project_files(name, language);
-    let parent = match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
     };
-    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let staging = parent.join(format!(".{name}.vane-plugin-new-{}", std::process::id()));
-    let written = write_all(&staging, &files).and_then(|()| {
-        if dir.exists() {
-            fs::remove_dir(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    let files = project_files(name, language);
+    let written = (|| {
+        if !existed {
+            fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        fs::rename(&staging, dir).with_context(|| format!("cannot create {}", dir.display()))
-    });
+        write_all(dir, &files)
+    })();
     if written.is_err() {
-        let _ = fs::remove_dir_all(&staging);
+        if existed {
+            for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let _ = fs::remove_dir_all(entry.path()).or_else(|_| fs::remove_file(entry.path()));
+            }
+        } else {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
     written?;
     Ok(files.into_iter().map(|(path, _)| path).collect())
@@ -513,6 +516,11 @@ mod tests {
         fs::write(dir.join("a-file"), "").unwrap();
         let err = create(&dir.join("a-file"), "my-policy", Language::C).unwrap_err();
         assert!(err.to_string().contains("cannot write a project"), "{err}");
+        // An existing empty folder is filled in place.
+        fs::create_dir(dir.join("empty")).unwrap();
+        create(&dir.join("empty"), "my-policy", Language::C).unwrap();
+        assert!(dir.join("empty/build.sh").is_file());
+        fs::remove_dir_all(dir.join("empty")).unwrap();
         // Nothing was left behind beside them.
         let mut left: Vec<_> = fs::read_dir(&dir)
             .unwrap()

@@ -193,4 +193,9 @@ async fn a_c_project_builds_tests_and_serves_and_may_print() {
     let ran = plugin_test(&wasm, &["--requests", "30"], &flags);
     assert!(ran.ok, "{}{}", ran.stdout, ran.stderr);
     assert!(ran.stderr.contains("ranked 2"), "{}", ran.stderr);
+    // The build named the component: deployed as policy.wasm, it keeps its name.
+    let deployed = dir.join("policy.wasm");
+    std::fs::copy(&wasm, &deployed).unwrap();
+    let ran = plugin_test(&deployed, &["--requests", "30"], &flags);
+    assert!(ran.stdout.starts_with("plugin fewest-c,"), "{}", ran.stdout);
 }

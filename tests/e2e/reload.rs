@@ -388,4 +388,12 @@ async fn a_swapped_plugin_file_shows_the_new_components_own_name() {
     wait_for_policy(&vane, "the swap", |p| p["generation"] == 2).await;
     let policy = vane.policy_json().await;
     assert_eq!(policy["plugin"]["name"], "fewest-failures", "{policy}");
+
+    // Unnamed behind a symlink, it is named by the file the link points to.
+    std::fs::copy(plugin("round_robin"), dir.join("fewest-v3.wasm")).unwrap();
+    std::os::unix::fs::symlink("fewest-v3.wasm", &staged).unwrap();
+    std::fs::rename(&staged, dir.join("policy.wasm")).unwrap();
+    wait_for_policy(&vane, "the second swap", |p| p["generation"] == 3).await;
+    let policy = vane.policy_json().await;
+    assert_eq!(policy["plugin"]["name"], "fewest-v3", "{policy}");
 }

@@ -100,7 +100,10 @@ impl PluginBalancer {
         set: &BackendSet,
         clock: &Clock,
     ) -> Result<Self, PluginError> {
-        let bytes = std::fs::read(path).map_err(|cause| PluginError::Read {
+        // Read from the file `path` resolves to now, which also names it: a symlink flipped
+        // while this one compiles does not rename it.
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let bytes = std::fs::read(&file).map_err(|cause| PluginError::Read {
             path: path.to_owned(),
             cause,
         })?;
@@ -132,7 +135,7 @@ impl PluginBalancer {
             .map_err(wrong_world)?;
         let pre = BalancerPre::new(pre).map_err(wrong_world)?;
 
-        let name: Arc<str> = super::naming::plugin_name(path, &bytes).into();
+        let name: Arc<str> = super::naming::plugin_name(&file, &bytes).into();
         let pool_size = std::thread::available_parallelism().map_or(4, |n| n.get() * 2);
         let mut plugin = PluginBalancer {
             name,

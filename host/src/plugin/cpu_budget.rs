@@ -86,11 +86,14 @@ impl CallBudget {
     pub(super) fn on_deadline(&mut self) -> UpdateDeadline {
         let allowed = self.budget + self.grace;
         let seen = *self.seen.get_or_insert_with(Instant::now);
-        // The wall-clock bound, from the first look (the tick before it is the call's too).
-        let wall_left = wall_limit(allowed)
-            .saturating_sub(EPOCH_TICK)
-            .saturating_sub(seen.elapsed());
-        if wall_left.is_zero() {
+        // What is left of the wall-clock bound of `budget`, from the first look (the tick
+        // before it is the call's too).
+        let wall_left = |budget: Duration| {
+            wall_limit(budget)
+                .saturating_sub(EPOCH_TICK)
+                .saturating_sub(seen.elapsed())
+        };
+        if wall_left(allowed).is_zero() {
             return UpdateDeadline::Interrupt;
         }
         // No CPU clock: the budget in wall-clock time, as an epoch deadline alone gives.
@@ -100,15 +103,16 @@ impl CallBudget {
         if used >= allowed {
             return UpdateDeadline::Interrupt;
         }
-        self.overran |= used >= self.budget;
+        // Past its budget or its wall-clock bound: without a grace it would have been stopped.
+        self.overran |= used >= self.budget || wall_left(self.budget).is_zero();
         // Next look when the rest of the budget (then of the grace) could be used, were the
         // thread not preempted, and no later than the wall-clock bound.
-        let left = match self.budget.checked_sub(used) {
-            Some(left) if !left.is_zero() => left,
-            _ => allowed - used,
+        let left = match self.overran {
+            false => (self.budget - used).min(wall_left(self.budget)),
+            true => allowed - used,
         };
         let ticks = |d: Duration| d.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
-        UpdateDeadline::Continue(ticks(left.min(wall_left)).max(1))
+        UpdateDeadline::Continue(ticks(left.min(wall_left(allowed))).max(1))
     }
 
     /// The CPU time this thread used since the call was first timed, starting the clock if

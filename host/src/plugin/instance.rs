@@ -156,6 +156,12 @@ impl PluginInstance {
                     err
                 }
             })?;
+        // Past its deadline (in a grace), starting it has failed all the same.
+        if store.data().call.overran() {
+            return Err(wasmtime::format_err!(
+                "the plugin ran past configure_timeout while starting"
+            ));
+        }
         Ok(PluginInstance {
             store,
             bindings,
@@ -204,6 +210,13 @@ impl PluginInstance {
             &backends,
         ));
         let needs = match answer {
+            // Past its deadline (in a grace), it has failed whatever it answered.
+            Some(Ok(_)) if self.store.data().call.overran() => {
+                return Err(ConfigureError::Failed(
+                    FallbackReason::Deadline,
+                    "configure ran past configure_timeout".into(),
+                ));
+            }
             Some(Ok(Ok(needs))) => needs,
             Some(Ok(Err(message))) => return Err(ConfigureError::Refused(message)),
             Some(Err(err)) => {

@@ -10,25 +10,18 @@ use wasmparser::{ComponentName, ComponentNameSectionReader, KnownCustom, Parser,
 const MAX_NAME: usize = 64;
 
 /// The plugin's name: the component's own (its `component-name` section, as `wasm-tools
-/// metadata add --name` writes it), else the stem of the file `path` resolves to, else `path`.
-pub(crate) fn plugin_name(path: &Path, bytes: &[u8]) -> String {
-    component_name(bytes).unwrap_or_else(|| file_name(path))
+/// metadata add --name` writes it), else the stem of `file`, the file its bytes were read
+/// from (through symlinks: a deploy's `policy.wasm -> fewest-v3.wasm` gives `fewest-v3`).
+pub(crate) fn plugin_name(file: &Path, bytes: &[u8]) -> String {
+    component_name(bytes).unwrap_or_else(|| match file.file_stem() {
+        Some(stem) => stem.to_string_lossy().into_owned(),
+        None => file.display().to_string(),
+    })
 }
 
-/// The stem of the file `path` resolves to (a deploy's `policy.wasm -> fewest-v3.wasm` gives
-/// `fewest-v3`), else of `path`, else `path` whole.
-fn file_name(path: &Path) -> String {
-    let resolved = std::fs::canonicalize(path).ok();
-    resolved
-        .as_deref()
-        .and_then(Path::file_stem)
-        .or_else(|| path.file_stem())
-        .map(|stem| stem.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
-/// The outer component's name from its `component-name` section, if it has one that prints:
-/// control characters are dropped and it is cut to [`MAX_NAME`] bytes. Nested modules' and
+/// The outer component's name from its `component-name` section, if it has one: made of
+/// letters, digits and `._+:@-` (anything else becomes `_`, so a name reads as one word in a
+/// log line) and cut to [`MAX_NAME`] bytes. Nested modules' and
 /// components' names are not the plugin's.
 fn component_name(bytes: &[u8]) -> Option<String> {
     let mut depth = 0usize;
@@ -50,19 +43,20 @@ fn component_name(bytes: &[u8]) -> Option<String> {
 }
 
 /// The component's own name in a `component-name` section, cleaned up; `None` if it has none
-/// or nothing printable is left.
+/// or nothing but spaces and control characters.
 fn outer_name(reader: ComponentNameSectionReader<'_>) -> Option<String> {
     let name = reader.into_iter().find_map(|subsection| match subsection {
         Ok(ComponentName::Component { name, .. }) => Some(name),
         _ => None,
     })?;
-    let mut clean = String::new();
-    for c in name.trim().chars().filter(|c| !c.is_control()) {
-        if clean.len() + c.len_utf8() > MAX_NAME {
-            break;
-        }
-        clean.push(c);
-    }
+    let printed: String = name.chars().filter(|c| !c.is_control()).collect();
+    let word = |c: char| c.is_ascii_alphanumeric() || "._+:@-".contains(c);
+    let clean: String = printed
+        .trim()
+        .chars()
+        .map(|c| if word(c) { c } else { '_' })
+        .take(MAX_NAME)
+        .collect();
     (!clean.is_empty()).then_some(clean)
 }
 
@@ -110,8 +104,8 @@ mod tests {
 
     #[test]
     fn a_name_that_does_not_print_is_cleaned_or_ignored() {
-        let bytes = named_component("  evil\nname\u{7}  ");
-        assert_eq!(plugin_name(Path::new("p.wasm"), &bytes), "evilname");
+        let bytes = named_component("  evil\nname\u{7} x=1 \u{202e}  ");
+        assert_eq!(plugin_name(Path::new("p.wasm"), &bytes), "evilname_x_1__");
         let bytes = named_component(" \n ");
         assert_eq!(plugin_name(Path::new("p.wasm"), &bytes), "p");
         let long = "x".repeat(100);
@@ -119,17 +113,5 @@ mod tests {
             plugin_name(Path::new("p.wasm"), &named_component(&long)).len(),
             MAX_NAME
         );
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn a_symlink_is_named_by_the_file_it_points_to() {
-        let dir = std::env::temp_dir().join(format!("vane-naming-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("fewest-v3.wasm"), b"").unwrap();
-        std::os::unix::fs::symlink("fewest-v3.wasm", dir.join("policy.wasm")).unwrap();
-        assert_eq!(plugin_name(&dir.join("policy.wasm"), b""), "fewest-v3");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -102,7 +102,8 @@ if "$WASM_TOOLS" print "$WORK/core.wasm" | grep '(import "wasi_snapshot_preview1
         crate="$WORK/adapter.crate"
         curl -sSfL -o "$crate" \
             "https://static.crates.io/crates/$package/$package-$ADAPTER_VERSION.crate"
-        echo "$ADAPTER_SHA256  $crate" | sha256sum -c --quiet
+        if command -v sha256sum >/dev/null; then sum=sha256sum; else sum="shasum -a 256"; fi
+        echo "$ADAPTER_SHA256  $crate" | $sum -c --quiet
         mkdir -p "$(dirname "$ADAPTER")"
         tar -xzf "$crate" -O \
             "$package-$ADAPTER_VERSION/artefacts/wasi_snapshot_preview1.reactor.wasm" >"$ADAPTER.tmp"
@@ -111,9 +112,11 @@ if "$WASM_TOOLS" print "$WORK/core.wasm" | grep '(import "wasi_snapshot_preview1
     say "the policy imports WASI: adapting it with $ADAPTER"
     adapt=(--adapt "wasi_snapshot_preview1=$ADAPTER")
 fi
-"$WASM_TOOLS" component new "$WORK/core.wasm" "${adapt[@]}" -o "$WORK/unnamed.wasm"
+"$WASM_TOOLS" component new "$WORK/core.wasm" ${adapt[@]+"${adapt[@]}"} -o "$WORK/unnamed.wasm"
 # The component carries its name, which vane shows in /policy and its log whatever the file is
 # called when it is deployed.
-"$WASM_TOOLS" metadata add --name {{name}} "$WORK/unnamed.wasm" -o "$WASM"
-"$WASM_TOOLS" validate "$WASM"
+"$WASM_TOOLS" metadata add --name {{name}} "$WORK/unnamed.wasm" -o "$WORK/named.wasm"
+"$WASM_TOOLS" validate "$WORK/named.wasm"
+# Moved into place whole: vane may be watching this file.
+mv "$WORK/named.wasm" "$WASM"
 say "built $WASM ($(wc -c <"$WASM") bytes)"

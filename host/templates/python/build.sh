@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds {{name}}.wasm from app.py (and the modules beside it) with componentize-py, installing
+# Builds {{name}}.wasm from app.py (and the .py files beside it) with componentize-py, installing
 # the pinned componentize-py into vane's tool cache first if it is not there ($VANE_TOOLS_DIR,
 # by default $XDG_CACHE_HOME/vane/tools or ~/.cache/vane/tools). Needs python3 with pip.
 # Runnable from any folder; safe to run again.
@@ -35,7 +35,7 @@ componentize_py() {
         "$@"
 }
 
-# Build from a copy of the Python files (app.py and any module it imports): componentize-py's
+# Build from a copy of the Python files beside app.py (not subfolders): componentize-py's
 # embedded CPython writes __pycache__ next to the sources it imports.
 src="$here/build/src"
 rm -rf "$src"

@@ -1,6 +1,8 @@
 //! The `vane` command: `run` serves a config, `check` validates one (plugin included), `demo`
-//! starts three loopback backends with vane and the least-conn plugin in front of them, and
-//! `plugin test` runs a plugin offline against simulated backends.
+//! starts three loopback backends with vane and the least-conn plugin in front of them,
+//! `shadow` compares a running vane's shadow policy with its active one, `plugin new` writes a
+//! policy project and `plugin test` runs a plugin offline against simulated backends;
+//! `completions` and `man` print what a packager installs beside the binary.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -10,7 +12,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use http::{HeaderName, HeaderValue};
 use tracing_subscriber::EnvFilter;
 use vane::app;
@@ -23,10 +25,30 @@ use vane::simulate::{Scenario, Simulation};
 
 /// vane: a programmable HTTP load balancer whose policy is a sandboxed WebAssembly component.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version = vane::plugin::VERSION_LINE, about)]
 struct Cli {
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line)
+    /// for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        ignore_case = true,
+        default_value_t = LogFormat::Text,
+        env = "VANE_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The formats `--log-format` offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One line per event, for people (colored on a terminal).
+    Text,
+    /// One JSON object per event, its fields at the top level, for log shippers.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +100,18 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Print the completion script for a shell (for example `vane completions bash >
+    /// /etc/bash_completion.d/vane`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print vane's man page (roff), or write one page per command into a folder.
+    Man {
+        /// Write `vane.1`, `vane-run.1` and the others into this folder instead.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,14 +162,9 @@ enum PluginCommand {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
     let cli = Cli::parse();
+    let log_format = cli.log_format;
+    start_logging(log_format);
     let result = match cli.command {
         Command::Run { config } => run(&config),
         Command::Check { config } => check(&config),
@@ -158,6 +187,12 @@ fn main() -> ExitCode {
             }
         }
         Command::Shadow { admin, token_file } => shadow(admin, token_file.as_deref()),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "vane", &mut script);
+            print_all(&script)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Plugin {
             command:
                 PluginCommand::New {
@@ -202,9 +237,52 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("error: {err:#}"),
+                // One JSON object per line, the error too.
+                LogFormat::Json => tracing::error!(error = %format!("{err:#}"), "vane stopped"),
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Sends `tracing`'s events to stderr in `format`, at the level `RUST_LOG` says (default info).
+fn start_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// `vane man`: the man page on stdout, or every command's page written into `dir`.
+fn man(dir: Option<&Path>) -> anyhow::Result<()> {
+    match dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            clap_mangen::generate_to(Cli::command(), dir)
+                .with_context(|| format!("cannot write the man pages into {}", dir.display()))
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            print_all(&page)
+        }
+    }
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`vane man | head`) is no error.
+fn print_all(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(err.into()),
+        _ => Ok(()),
     }
 }
 

@@ -30,3 +30,6 @@ pub use error::PluginError;
 /// The version of vane's WIT package (`vane:balancer`) this vane speaks; a plugin must be
 /// built against it.
 pub const WIT_VERSION: &str = fit::PACKAGE_VERSION;
+
+/// vane's version and the plugin contract it speaks: `0.1.0 (plugins: vane:balancer@0.3.0)`.
+pub const VERSION_LINE: &str = fit::VERSION_LINE;

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -68,15 +69,33 @@ pub struct Running {
     pub reloader: Arc<Reloader>,
     stop: CancellationToken,
     tasks: JoinSet<()>,
+    /// `[proxy] shutdown_grace`: how long to go on serving, not ready, before stopping.
+    shutdown_grace: Duration,
+    /// The admin API, which outlives the other tasks so that `/ready` says 503 to the end (in a
+    /// set of its own, so that dropping `Running` stops it as it stops the others).
+    admin: Option<(JoinSet<()>, CancellationToken)>,
 }
 
 impl Running {
-    /// Stops accepting, lets open requests finish (up to the drain timeout), stops every
-    /// background task (health checks, plugin watch, idle-connection sweep, admin listener),
-    /// and returns.
+    /// Says it is no longer ready (`GET /ready` answers 503) and goes on serving for
+    /// `shutdown_grace`; then stops accepting, lets open requests finish (up to the drain
+    /// timeout), stops every background task (health checks, plugin watch, idle-connection
+    /// sweep) and last the admin API, and returns.
     pub async fn shutdown(mut self) {
+        self.state.begin_shutdown();
+        if !self.shutdown_grace.is_zero() {
+            tracing::info!(
+                grace = %humantime::format_duration(self.shutdown_grace),
+                "shutting down: not ready (GET /ready answers 503), serving on for the grace"
+            );
+            tokio::time::sleep(self.shutdown_grace).await;
+        }
         self.stop.cancel();
         self.wait().await;
+        if let Some((mut admin, stop)) = self.admin.take() {
+            stop.cancel();
+            while admin.join_next().await.is_some() {}
+        }
     }
 
     /// Waits until vane stops, which happens only after [`Running::shutdown`] or a panic.
@@ -216,14 +235,17 @@ async fn start_with(
         ));
     }
     let admin_address = admin.as_ref().map(|(_, address)| *address);
-    if let Some((listener, _)) = admin {
-        tasks.spawn(serve_admin(
+    let admin = admin.map(|(listener, _)| {
+        let admin_stop = CancellationToken::new();
+        let mut task = JoinSet::new();
+        task.spawn(serve_admin(
             listener,
             state.clone(),
             reloader.clone(),
-            stop.clone(),
+            admin_stop.clone(),
         ));
-    }
+        (task, admin_stop)
+    });
     Ok(Running {
         proxy_address,
         listener_addresses,
@@ -232,6 +254,8 @@ async fn start_with(
         reloader,
         stop,
         tasks,
+        shutdown_grace: config.proxy.shutdown_grace,
+        admin,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The admin API: `/metrics` parses as Prometheus text and its counters match the traffic
-//! sent; `/backends` and `/policy` describe what is running.
+//! sent; `/backends` and `/policy` describe what is running; `/ready` says whether a backend is
+//! in rotation and `/live` always answers.
 
 use vane_e2e::Vane;
 use vane_e2e::backend::backend;
@@ -93,4 +94,27 @@ async fn backends_and_policy_describe_what_is_running() {
     assert_eq!(policy["fallbacks"]["trap"], 0);
 
     assert_eq!(vane.admin_get("/nope").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_says_whether_a_backend_is_in_rotation_and_live_always_answers() {
+    let (a, b) = (backend("a").start().await, backend("b").start().await);
+    let vane = Vane::start(&config_for(&[&a, &b], "admin = \"127.0.0.1:0\"\n"))
+        .await
+        .unwrap();
+    assert_eq!(vane.admin_get("/live").await.0, 200);
+    let (status, body) = vane.admin_get("/ready").await;
+    assert_eq!(status, 200, "{body}");
+    // One backend out: still ready. Both out: not ready, and it says why.
+    let backends = vane.state().backends();
+    backends.backends()[0].health.set_healthy(false);
+    assert_eq!(vane.admin_get("/ready").await.0, 200);
+    backends.backends()[1].health.set_healthy(false);
+    let (status, body) = vane.admin_get("/ready").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("no backend in rotation"), "{body}");
+    assert_eq!(vane.admin_get("/live").await.0, 200);
+    backends.backends()[1].health.set_healthy(true);
+    assert_eq!(vane.admin_get("/ready").await.0, 200);
+    vane.stop().await;
 }

@@ -23,6 +23,8 @@ struct VaneProcess {
     lines: mpsc::Receiver<String>,
     /// Where it listens, from its start-up log line.
     address: SocketAddr,
+    /// Where its admin API listens, if the config has one.
+    admin: Option<SocketAddr>,
 }
 
 impl VaneProcess {
@@ -45,11 +47,17 @@ impl VaneProcess {
             child,
             lines,
             address: SocketAddr::from(([0, 0, 0, 0], 0)),
+            admin: None,
         };
         let line = process.wait_for_line("listen=");
         let rest = line.split("listen=").nth(1).unwrap();
         let address = rest.split_whitespace().next().unwrap();
         process.address = address.parse().expect("a socket address after listen=");
+        process.admin = line
+            .split("admin=Some(")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .map(|admin| admin.parse().expect("a socket address after admin="));
         process
     }
 
@@ -134,6 +142,31 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 
     let status = vane.exit_status().await;
     assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace() {
+    let a = backend("a").start().await;
+    let config = scratch_folder("sigterm-grace").join("vane.toml");
+    // A grace far longer than this test takes: what it checks happens within it however slow
+    // the machine, and dropping the process ends it.
+    let extra = "admin = \"127.0.0.1:0\"\n[proxy]\nshutdown_grace = \"5m\"\n";
+    std::fs::write(&config, config_for(&[&a], extra)).unwrap();
+    let vane = VaneProcess::start(&config);
+    let admin = Client::new(vane.admin.expect("an admin address in the log"));
+    let ready = admin.get("/ready").await.unwrap();
+    assert_eq!(ready.status, 200, "{}", ready.text());
+
+    vane.signal("TERM");
+    tokio::task::block_in_place(|| vane.wait_for_line("not ready"));
+    let ready = admin.get("/ready").await.unwrap();
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().contains("shutting down"), "{}", ready.text());
+    assert_eq!(admin.get("/live").await.unwrap().status, 200);
+    // The listener is still open, and requests are served as before.
+    let reply = Client::new(vane.address).get("/").await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend.as_deref(), Some("a"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

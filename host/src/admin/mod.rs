@@ -70,6 +70,15 @@ async fn answer(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let Admin { state, reloader } = &admin;
+    // The probes an orchestrator sends answer without the token: they tell nothing more than
+    // whether to send traffic.
+    if request.method() == Method::GET {
+        match request.uri().path() {
+            "/live" => return Ok(json(StatusCode::OK, serde_json::json!({ "live": true }))),
+            "/ready" => return Ok(readiness(state)),
+            _ => {}
+        }
+    }
     if let Err(refused) = auth::check(reloader.admin_token().as_deref(), request.headers()) {
         let mut response = json(
             refused.status(),
@@ -113,7 +122,7 @@ async fn answer(
                 "cannot encode the metrics\n".into(),
             ),
         },
-        (_, "/backends" | "/policy" | "/tls" | "/metrics") => reply(
+        (_, "/backends" | "/policy" | "/tls" | "/metrics" | "/live" | "/ready") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only GET is allowed here\n".into(),
@@ -126,8 +135,8 @@ async fn answer(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try GET /backends, /policy, /tls or /metrics, or POST /reload or \
-             /policy/promote\n"
+            "not found; try GET /backends, /policy, /tls, /metrics, /live or /ready, or POST \
+             /reload or /policy/promote\n"
                 .into(),
         ),
     };
@@ -147,6 +156,18 @@ fn refusal_status(err: &ReloadError) -> StatusCode {
         | ReloadError::Tls { .. }
         | ReloadError::BackendTls(_) => StatusCode::UNPROCESSABLE_ENTITY,
         ReloadError::Aborted(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `GET /ready`: 200 while vane should be sent requests, else 503 with the reason (shutting
+/// down, or no backend in rotation).
+fn readiness(state: &State) -> Response<Full<Bytes>> {
+    match state.not_ready() {
+        None => json(StatusCode::OK, serde_json::json!({ "ready": true })),
+        Some(reason) => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "ready": false, "reason": reason }),
+        ),
     }
 }
 

@@ -254,6 +254,11 @@ pub struct ProxyConfig {
     /// 4s, below the 5 s keep-alive of common backends (Node.js), so vane drops a connection
     /// before the backend closes it under a request.
     pub upstream_idle_timeout: Duration,
+    /// `shutdown_grace`: on shutdown (SIGTERM, Ctrl-C), how long vane goes on serving, and
+    /// accepting, with `GET /ready` answering 503, before it stops accepting and drains: time
+    /// for an orchestrator or a load balancer in front to stop sending (HAProxy's `grace`).
+    /// Default 0s, at most 5 minutes.
+    pub shutdown_grace: Duration,
     /// `drain_timeout`: on shutdown (SIGTERM, Ctrl-C), how long requests in flight may take to
     /// finish before their connections are closed; default 30s.
     pub drain_timeout: Duration,
@@ -283,6 +288,7 @@ impl Default for ProxyConfig {
             max_header_size: 64 << 10,
             max_connections: 4096,
             upstream_idle_timeout: Duration::from_secs(4),
+            shutdown_grace: Duration::ZERO,
             drain_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),

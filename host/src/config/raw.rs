@@ -90,6 +90,7 @@ pub(super) struct RawProxy {
     pub max_header_size: Option<Spanned<String>>,
     pub max_connections: Option<Spanned<i64>>,
     pub upstream_idle_timeout: Option<Spanned<String>>,
+    pub shutdown_grace: Option<Spanned<String>>,
     pub drain_timeout: Option<Spanned<String>>,
     pub body_read_timeout: Option<Spanned<String>>,
     pub send_timeout: Option<Spanned<String>>,

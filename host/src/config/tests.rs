@@ -46,6 +46,7 @@ idle_timeout = "20s"
 max_header_size = "32KiB"
 max_connections = 100
 upstream_idle_timeout = "1s"
+shutdown_grace = "5s"
 drain_timeout = "10s"
 body_read_timeout = "15s"
 send_timeout = "25s"
@@ -111,6 +112,7 @@ fn a_full_config_reads_into_typed_values() {
             max_header_size: 32 << 10,
             max_connections: 100,
             upstream_idle_timeout: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(15),
             send_timeout: Duration::from_secs(25),
@@ -203,7 +205,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "52: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`, `protocol`, `tls`"
+            "53: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`, `protocol`, `tls`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -218,7 +220,7 @@ fn a_wrong_type_and_a_syntax_error_name_their_line() {
     let text = FULL.replace("weight = 3", "weight = \"heavy\"");
     let found = issues(&text);
     assert!(
-        found[0].starts_with("52: backends[1].weight: invalid type"),
+        found[0].starts_with("53: backends[1].weight: invalid type"),
         "{found:?}"
     );
     let found = issues("listen = \"127.0.0.1:8080\"\n[[backends]\nname = 1\n");
@@ -527,5 +529,29 @@ tls = { server_name = "not a name", cert = "me.pem" }
         vec![
             "5: backends[0].tls.sni: unknown field `sni`, expected one of `server_name`, `ca`, `cert`, `key`"
         ]
+    );
+}
+
+#[test]
+fn shutdown_grace_is_none_unless_given_and_at_most_five_minutes() {
+    let backend = "[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:2\"\n";
+    let read = |proxy: &str| {
+        parse(&format!(
+            "listen = \"127.0.0.1:1\"\n[proxy]\n{proxy}\n{backend}"
+        ))
+    };
+    assert_eq!(read("").unwrap().proxy.shutdown_grace, Duration::ZERO);
+    assert_eq!(
+        read("shutdown_grace = \"15s\"")
+            .unwrap()
+            .proxy
+            .shutdown_grace,
+        Duration::from_secs(15)
+    );
+    assert_eq!(
+        issues(&format!(
+            "listen = \"127.0.0.1:1\"\n[proxy]\nshutdown_grace = \"1h\"\n{backend}"
+        )),
+        ["3: proxy.shutdown_grace: must be at most 5m"]
     );
 }

@@ -474,6 +474,20 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             "proxy.upstream_idle_timeout",
             defaults.upstream_idle_timeout,
         ),
+        shutdown_grace: {
+            let grace = check.duration(
+                &proxy.shutdown_grace,
+                "proxy.shutdown_grace",
+                defaults.shutdown_grace,
+            );
+            check.at_most(
+                &proxy.shutdown_grace,
+                "proxy.shutdown_grace",
+                grace,
+                MAX_SHUTDOWN_GRACE,
+            );
+            grace
+        },
         drain_timeout: check.duration(
             &proxy.drain_timeout,
             "proxy.drain_timeout",
@@ -591,6 +605,9 @@ fn check_ejection(check: &mut Checker<'_>, ejection: &RawEjection) -> EjectionCo
 
 /// The longest slow start: an hour, far past any warm-up yet long enough for a slow one.
 const MAX_SLOW_START: Duration = Duration::from_secs(3600);
+
+/// The longest `proxy.shutdown_grace`: a shutdown that waits longer is a stuck one.
+const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
 
 /// `slow_start`: a duration, where zero turns it off as leaving it out does.
 fn check_slow_start(check: &mut Checker<'_>, value: &Option<Spanned<String>>) -> Duration {

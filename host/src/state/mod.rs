@@ -35,6 +35,8 @@ pub struct State {
     /// Whether a delivery is due: set by the first outcome queued after a delivery began, so
     /// that each later one costs one load.
     feedback_due: AtomicBool,
+    /// Whether vane is shutting down: `GET /ready` answers 503 from then on.
+    shutting_down: AtomicBool,
 }
 
 impl State {
@@ -53,6 +55,7 @@ impl State {
             clock,
             feedback_queued: Notify::new(),
             feedback_due: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
         })
     }
 
@@ -104,6 +107,23 @@ impl State {
     /// The clock every part of this vane keeps time by.
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Marks vane as shutting down, so that it no longer says it is ready.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    /// Why vane should not be sent new requests, if it should not: it is shutting down, or no
+    /// backend is in rotation. `None` when it is ready.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::Relaxed) {
+            Some("shutting down")
+        } else if !self.backends().backends().iter().any(|b| b.in_rotation()) {
+            Some("no backend in rotation")
+        } else {
+            None
+        }
     }
 
     /// Puts a new backend set in force with the policy in force, which configures itself for it

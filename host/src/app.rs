@@ -74,6 +74,8 @@ pub struct Running {
     /// The admin API, which outlives the other tasks so that `/ready` says 503 to the end (in a
     /// set of its own, so that dropping `Running` stops it as it stops the others).
     admin: Option<(JoinSet<()>, CancellationToken)>,
+    /// Cuts the shutdown grace short (a second signal).
+    skip_grace: CancellationToken,
 }
 
 impl Running {
@@ -88,7 +90,12 @@ impl Running {
                 grace = %humantime::format_duration(self.shutdown_grace),
                 "shutting down: not ready (GET /ready answers 503), serving on for the grace"
             );
-            tokio::time::sleep(self.shutdown_grace).await;
+            tokio::select! {
+                () = tokio::time::sleep(self.shutdown_grace) => {}
+                () = self.skip_grace.cancelled() => {
+                    tracing::info!("the rest of the grace skipped: stopping now");
+                }
+            }
         }
         self.stop.cancel();
         self.wait().await;
@@ -96,6 +103,11 @@ impl Running {
             stop.cancel();
             while admin.join_next().await.is_some() {}
         }
+    }
+
+    /// What cuts [`Running::shutdown`]'s grace short when cancelled (as a second SIGTERM does).
+    pub fn grace_skipper(&self) -> CancellationToken {
+        self.skip_grace.clone()
     }
 
     /// Waits until vane stops, which happens only after [`Running::shutdown`] or a panic.
@@ -256,6 +268,7 @@ async fn start_with(
         tasks,
         shutdown_grace: config.proxy.shutdown_grace,
         admin,
+        skip_grace: CancellationToken::new(),
     })
 }
 

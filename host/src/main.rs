@@ -360,7 +360,18 @@ fn run(path: &Path) -> anyhow::Result<()> {
             }
         }
         tracing::info!("shutting down");
-        running.shutdown().await;
+        // A second signal cuts the grace short (the drain still lets requests finish).
+        let skip_grace = running.grace_skipper();
+        let second = shutdown_signal();
+        let shutdown = running.shutdown();
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = second => {
+                skip_grace.cancel();
+                shutdown.await;
+            }
+        }
         Ok(())
     })
 }

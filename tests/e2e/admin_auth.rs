@@ -58,8 +58,10 @@ async fn only_calls_with_the_token_are_let_in() {
     }
     // An orchestrator's probes need no token.
     for path in ["/live", "/ready"] {
-        let (status, _, body) = call(&vane, Method::GET, path, None).await;
-        assert_eq!(status, 200, "{path} without a token: {body}");
+        for method in [Method::GET, Method::HEAD] {
+            let (status, _, body) = call(&vane, method.clone(), path, None).await;
+            assert_eq!(status, 200, "{method} {path} without a token: {body}");
+        }
     }
     // A refused reload is not even tried: the count of reloads stays where it was.
     let (status, _, _) = call(&vane, Method::POST, "/reload", Some(OTHER)).await;

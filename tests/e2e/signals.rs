@@ -145,14 +145,15 @@ async fn sigterm_finishes_the_request_in_flight_refuses_new_ones_and_exits_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace() {
+async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace_and_a_second_ends_it()
+ {
     let a = backend("a").start().await;
     let config = scratch_folder("sigterm-grace").join("vane.toml");
     // A grace far longer than this test takes: what it checks happens within it however slow
     // the machine, and dropping the process ends it.
     let extra = "admin = \"127.0.0.1:0\"\n[proxy]\nshutdown_grace = \"5m\"\n";
     std::fs::write(&config, config_for(&[&a], extra)).unwrap();
-    let vane = VaneProcess::start(&config);
+    let mut vane = VaneProcess::start(&config);
     let admin = Client::new(vane.admin.expect("an admin address in the log"));
     let ready = admin.get("/ready").await.unwrap();
     assert_eq!(ready.status, 200, "{}", ready.text());
@@ -167,6 +168,12 @@ async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace()
     let reply = Client::new(vane.address).get("/").await.unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.backend.as_deref(), Some("a"));
+
+    // A second signal cuts the grace short: vane drains and exits 0.
+    vane.signal("TERM");
+    tokio::task::block_in_place(|| vane.wait_for_line("grace skipped"));
+    let status = vane.exit_status().await;
+    assert_eq!(status.code(), Some(0), "{status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,7 +72,7 @@ async fn answer(
     let Admin { state, reloader } = &admin;
     // The probes an orchestrator sends answer without the token: they tell nothing more than
     // whether to send traffic.
-    if request.method() == Method::GET {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
         match request.uri().path() {
             "/live" => return Ok(json(StatusCode::OK, serde_json::json!({ "live": true }))),
             "/ready" => return Ok(readiness(state)),

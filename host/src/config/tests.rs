@@ -541,6 +541,8 @@ fn shutdown_grace_is_none_unless_given_and_at_most_five_minutes() {
         ))
     };
     assert_eq!(read("").unwrap().proxy.shutdown_grace, Duration::ZERO);
+    let none = read("shutdown_grace = \"0s\"").unwrap();
+    assert_eq!(none.proxy.shutdown_grace, Duration::ZERO);
     assert_eq!(
         read("shutdown_grace = \"15s\"")
             .unwrap()

@@ -474,20 +474,7 @@ fn check_proxy(check: &mut Checker<'_>, proxy: &RawProxy) -> ProxyConfig {
             "proxy.upstream_idle_timeout",
             defaults.upstream_idle_timeout,
         ),
-        shutdown_grace: {
-            let grace = check.duration(
-                &proxy.shutdown_grace,
-                "proxy.shutdown_grace",
-                defaults.shutdown_grace,
-            );
-            check.at_most(
-                &proxy.shutdown_grace,
-                "proxy.shutdown_grace",
-                grace,
-                MAX_SHUTDOWN_GRACE,
-            );
-            grace
-        },
+        shutdown_grace: check_shutdown_grace(check, &proxy.shutdown_grace),
         drain_timeout: check.duration(
             &proxy.drain_timeout,
             "proxy.drain_timeout",
@@ -608,6 +595,23 @@ const MAX_SLOW_START: Duration = Duration::from_secs(3600);
 
 /// The longest `proxy.shutdown_grace`: a shutdown that waits longer is a stuck one.
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(300);
+
+/// `proxy.shutdown_grace`: a duration up to [`MAX_SHUTDOWN_GRACE`], where zero (the default)
+/// is none.
+fn check_shutdown_grace(check: &mut Checker<'_>, value: &Option<Spanned<String>>) -> Duration {
+    let key = "proxy.shutdown_grace";
+    match value {
+        None => Duration::ZERO,
+        Some(given) if humantime::parse_duration(given.get_ref()).is_ok_and(|d| d.is_zero()) => {
+            Duration::ZERO
+        }
+        Some(_) => {
+            let grace = check.duration(value, key, Duration::ZERO);
+            check.at_most(value, key, grace, MAX_SHUTDOWN_GRACE);
+            grace
+        }
+    }
+}
 
 /// `slow_start`: a duration, where zero turns it off as leaving it out does.
 fn check_slow_start(check: &mut Checker<'_>, value: &Option<Spanned<String>>) -> Duration {

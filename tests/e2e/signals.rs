@@ -157,6 +157,16 @@ async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace_a
     let admin = Client::new(vane.admin.expect("an admin address in the log"));
     let ready = admin.get("/ready").await.unwrap();
     assert_eq!(ready.status, 200, "{}", ready.text());
+    let connection = |reply: &vane_e2e::client::Reply| {
+        let value = reply.headers.get("connection");
+        value.map(|v| v.to_str().unwrap().to_owned())
+    };
+    let kept = Client::new(vane.address).get("/").await.unwrap();
+    assert_eq!(
+        connection(&kept),
+        None,
+        "a keep-alive response before SIGTERM"
+    );
 
     vane.signal("TERM");
     tokio::task::block_in_place(|| vane.wait_for_line("not ready"));
@@ -164,10 +174,13 @@ async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace_a
     assert_eq!(ready.status, 503, "{}", ready.text());
     assert!(ready.text().contains("shutting down"), "{}", ready.text());
     assert_eq!(admin.get("/live").await.unwrap().status, 200);
-    // The listener is still open, and requests are served as before.
+    // The listener is still open, and requests are served as before, each response telling
+    // its client to close the connection and come back (elsewhere, once /ready has done its
+    // work).
     let reply = Client::new(vane.address).get("/").await.unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.backend.as_deref(), Some("a"));
+    assert_eq!(connection(&reply).as_deref(), Some("close"));
 
     // A second signal cuts the grace short: vane drains and exits 0.
     vane.signal("TERM");

@@ -2,7 +2,7 @@
 //! which of them wait idle (and may be closed to make room for a new client), and what clients
 //! did wrong, by kind.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::Notify;
 
@@ -89,9 +89,23 @@ pub struct ClientConnections {
     faults: [AtomicU64; ClientFault::ALL.len()],
     tunnels_open: AtomicU64,
     tunnels_opened: AtomicU64,
+    /// Set as vane shuts down: an HTTP/1 connection closes after the request it serves.
+    closing: AtomicBool,
 }
 
 impl ClientConnections {
+    /// From now on, an HTTP/1 connection closes after the request it is serving (its response
+    /// says `connection: close`), so keep-alive clients move on while vane still accepts.
+    pub fn close_after_requests(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether connections close after their request (see
+    /// [`ClientConnections::close_after_requests`]).
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
     /// Counts a connection as open until the returned guard is dropped.
     pub fn open(&self) -> OpenConnection<'_> {
         self.open.fetch_add(1, Ordering::Relaxed);

@@ -109,9 +109,11 @@ impl State {
         &self.clock
     }
 
-    /// Marks vane as shutting down, so that it no longer says it is ready.
+    /// Marks vane as shutting down, so that it no longer says it is ready and HTTP/1 clients
+    /// are told to close their connections after their requests.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Relaxed);
+        self.client_connections.close_after_requests();
     }
 
     /// Why vane should not be sent new requests, if it should not: it is shutting down, or no

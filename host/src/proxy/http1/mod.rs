@@ -138,7 +138,7 @@ pub(super) async fn serve<H, F, B>(
             }
             None => return,
         };
-        let exchange = exchange(&mut handler, shared.stop, &mut write, reader, head);
+        let exchange = exchange(&mut handler, shared, &mut write, reader, head);
         // Boxed, so that an idle connection's task does not carry a request's state.
         match Box::pin(exchange).await {
             Some(kept) => reader = kept,
@@ -201,7 +201,7 @@ enum ReadSide {
 /// carry another request.
 async fn exchange<H, F, B>(
     handler: &mut H,
-    stop: &CancellationToken,
+    shared: Shared<'_>,
     write: &mut Sender<'_>,
     reader: Reader,
     head: Head,
@@ -276,7 +276,10 @@ where
         ReadSide::Here(_) => true,
         ReadSide::Lent(slot) => body::finished(slot),
     };
-    answering.keep_alive &= body_read && !stop.is_cancelled();
+    // Shutting down, a connection closes after its request (its client moves on while vane
+    // still accepts, through the shutdown grace).
+    answering.keep_alive &=
+        body_read && !shared.stop.is_cancelled() && !shared.connections.closing();
     let kept = response::write(write, response, answering).await.ok()?;
     let reader = match read_side {
         ReadSide::Here(reader) => Some(reader),

@@ -76,6 +76,8 @@ pub struct Running {
     admin: Option<(JoinSet<()>, CancellationToken)>,
     /// Cuts the shutdown grace short (a second signal).
     skip_grace: CancellationToken,
+    /// The watch on the config file vane was started from (none without one).
+    _config_watch: FileWatch,
 }
 
 impl Running {
@@ -154,6 +156,9 @@ async fn start_with(
     let watch = |watched| FileWatch::start(watched, watched_files(config, watched));
     let (plugin_watch, plugin_changes) = watch(Watched::Plugin);
     let (certificate_watch, certificate_changes) = watch(Watched::Certificates);
+    // The config file itself, for as long as vane runs (a reload does not move it).
+    let (config_watch, config_changes) =
+        FileWatch::start(Watched::Config, path.iter().cloned().collect());
     let set = BackendSet::from_config(config, &clock)?;
     let engine = match &config.policy {
         Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),
@@ -238,6 +243,7 @@ async fn start_with(
     for (changes, watched) in [
         (plugin_changes, Watched::Plugin),
         (certificate_changes, Watched::Certificates),
+        (config_changes, Watched::Config),
     ] {
         tasks.spawn(follow_changes(
             changes,
@@ -269,6 +275,7 @@ async fn start_with(
         shutdown_grace: config.proxy.shutdown_grace,
         admin,
         skip_grace: CancellationToken::new(),
+        _config_watch: config_watch,
     })
 }
 

@@ -397,3 +397,79 @@ async fn a_swapped_plugin_file_shows_the_new_components_own_name() {
     let policy = vane.policy_json().await;
     assert_eq!(policy["plugin"]["name"], "fewest-v3", "{policy}");
 }
+
+/// Lays out `files` as kubelet mounts a ConfigMap in `dir`: the files in a timestamped folder
+/// `..NAME`, a `..data` symlink to it, and each file a symlink through `..data`. A second call
+/// swaps to a new folder as kubelet updates one: a `..data_tmp` symlink renamed over `..data`,
+/// then the old folder removed.
+fn configmap(dir: &Path, name: &str, files: &[(&str, &[u8])]) {
+    let folder = dir.join(format!("..{name}"));
+    std::fs::create_dir(&folder).unwrap();
+    for (file, bytes) in files {
+        std::fs::write(folder.join(file), bytes).unwrap();
+        let link = dir.join(file);
+        if link.symlink_metadata().is_err() {
+            std::os::unix::fs::symlink(format!("..data/{file}"), link).unwrap();
+        }
+    }
+    let old = std::fs::read_link(dir.join("..data")).ok();
+    std::os::unix::fs::symlink(format!("..{name}"), dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    if let Some(old) = old {
+        std::fs::remove_dir_all(dir.join(old)).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_update_reloads_the_config_and_the_plugin() {
+    let dir = folder("configmap");
+    let (a, b) = (backend("a").start().await, backend("b").start().await);
+    let round_robin = std::fs::read(plugin("round_robin")).unwrap();
+    let least_conn = std::fs::read(plugin("least_conn")).unwrap();
+    let first = config_text(true, &[&a], "");
+    configmap(
+        &dir,
+        "2026_11_29_1",
+        &[
+            ("vane.toml", first.as_bytes()),
+            ("policy.wasm", &round_robin),
+        ],
+    );
+    let vane = Vane::start_file(&dir.join("vane.toml")).await.unwrap();
+    assert_eq!(
+        vane.backends_json().await["backends"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // kubelet's update: a new backend in the config, least-conn as the plugin.
+    let second = config_text(true, &[&a, &b], "");
+    configmap(
+        &dir,
+        "2026_11_29_2",
+        &[
+            ("vane.toml", second.as_bytes()),
+            ("policy.wasm", &least_conn),
+        ],
+    );
+    let least_conn_sha = sha256(&plugin("least_conn"));
+    wait_for_policy(&vane, "the plugin of the new ConfigMap", |p| {
+        p["plugin"]["sha256"] == least_conn_sha
+    })
+    .await;
+    let started = Instant::now();
+    while vane.backends_json().await["backends"]
+        .as_array()
+        .unwrap()
+        .len()
+        != 2
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the config was not reloaded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

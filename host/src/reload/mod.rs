@@ -490,6 +490,8 @@ fn describe_policy(old: &Policy, new: &Policy) -> String {
 /// or every TLS listener's certificate and key files.
 pub fn watched_files(config: &Config, watched: Watched) -> Vec<PathBuf> {
     match watched {
+        // The config does not name its own file: `app` watches the one it was started from.
+        Watched::Config => Vec::new(),
         Watched::Plugin => config
             .policy
             .iter()

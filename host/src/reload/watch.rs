@@ -1,5 +1,6 @@
-//! Watches files and reloads when they change: the plugin file (the plugin is reloaded) and
-//! the TLS listeners' certificate and key files (the certificates are read again). Editors,
+//! Watches files and reloads when they change: the plugin file (the plugin is reloaded), the
+//! TLS listeners' certificate and key files (the certificates are read again), and the config
+//! file vane was started from (the config is reloaded, as SIGHUP does). Editors,
 //! build tools and certificate renewers write files in many ways (in place,
 //! truncate-and-write, atomic rename, bursts of events), so the folders are watched rather than
 //! the files, events are debounced until the files have been quiet for a moment, and a reload
@@ -33,6 +34,9 @@ pub enum Watched {
     Plugin,
     /// The TLS listeners' certificate and key files: the certificates are read again.
     Certificates,
+    /// The config file vane was started from: the config (and plugin) is reloaded, as SIGHUP
+    /// does.
+    Config,
 }
 
 /// A watch on the files the config in force names for one purpose. Every event that may have
@@ -100,6 +104,7 @@ pub async fn follow_changes(
                 match watched {
                     Watched::Plugin => drop(reloader.reload_plugin().await),
                     Watched::Certificates => drop(reloader.reload_certificates().await),
+                    Watched::Config => drop(reloader.reload().await),
                 }
             }
             () = stop.cancelled() => return,
@@ -133,16 +138,13 @@ impl Watching {
     }
 }
 
-/// Starts watching the folders of `paths`; each event on one of the files sends one message
-/// to `changes`.
+/// Starts watching the folders of `paths`; each event on one of the files, or on the entry of
+/// the same folder a file's symlink goes through, sends one message to `changes`.
 fn watch_files(
     paths: &[PathBuf],
     changes: mpsc::UnboundedSender<()>,
 ) -> notify::Result<RecommendedWatcher> {
-    let names: BTreeSet<OsString> = paths
-        .iter()
-        .filter_map(|path| path.file_name().map(ToOwned::to_owned))
-        .collect();
+    let names: BTreeSet<OsString> = paths.iter().flat_map(|path| names_of(path)).collect();
     let folders: BTreeSet<PathBuf> = paths.iter().map(|path| folder_of(path)).collect();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
         let Ok(event) = event else { return };
@@ -158,6 +160,25 @@ fn watch_files(
         watcher.watch(folder, RecursiveMode::NonRecursive)?;
     }
     Ok(watcher)
+}
+
+/// The names in `path`'s folder whose change changes what `path` reads: its own, and, for a
+/// symlink with a relative target, the target's first component. Kubernetes mounts a
+/// ConfigMap's `vane.toml` as `vane.toml -> ..data/vane.toml` and updates it by renaming a new
+/// `..data` symlink into place: the event names `..data`, never `vane.toml`.
+fn names_of(path: &Path) -> Vec<OsString> {
+    let mut names: Vec<OsString> = path
+        .file_name()
+        .map(ToOwned::to_owned)
+        .into_iter()
+        .collect();
+    if let Ok(target) = std::fs::read_link(path)
+        && target.is_relative()
+        && let Some(std::path::Component::Normal(first)) = target.components().next()
+    {
+        names.push(first.to_owned());
+    }
+    names
 }
 
 /// The folder a file is in (`.` for a bare name).

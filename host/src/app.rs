@@ -156,9 +156,14 @@ async fn start_with(
     let watch = |watched| FileWatch::start(watched, watched_files(config, watched));
     let (plugin_watch, plugin_changes) = watch(Watched::Plugin);
     let (certificate_watch, certificate_changes) = watch(Watched::Certificates);
-    // The config file itself, for as long as vane runs (a reload does not move it).
-    let (config_watch, config_changes) =
-        FileWatch::start(Watched::Config, path.iter().cloned().collect());
+    // The config file itself with `watch_config`, for as long as vane runs (a reload does not
+    // move it).
+    let config_file = path
+        .iter()
+        .filter(|_| config.watch_config)
+        .cloned()
+        .collect();
+    let (config_watch, config_changes) = FileWatch::start(Watched::Config, config_file);
     let set = BackendSet::from_config(config, &clock)?;
     let engine = match &config.policy {
         Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),

@@ -69,6 +69,7 @@ pub fn config(
         ejection: EjectionConfig::default(),
         retries: RetryConfig::default(),
         slow_start: Duration::ZERO,
+        watch_config: false,
         backends,
     }
 }

@@ -426,7 +426,8 @@ async fn a_configmap_update_reloads_the_config_and_the_plugin() {
     let (a, b) = (backend("a").start().await, backend("b").start().await);
     let round_robin = std::fs::read(plugin("round_robin")).unwrap();
     let least_conn = std::fs::read(plugin("least_conn")).unwrap();
-    let first = config_text(true, &[&a], "");
+    // A top-level key, before the tables.
+    let first = format!("watch_config = true\n{}", config_text(true, &[&a], ""));
     configmap(
         &dir,
         "2026_11_29_1",
@@ -445,7 +446,7 @@ async fn a_configmap_update_reloads_the_config_and_the_plugin() {
     );
 
     // kubelet's update: a new backend in the config, least-conn as the plugin.
-    let second = config_text(true, &[&a, &b], "");
+    let second = format!("watch_config = true\n{}", config_text(true, &[&a, &b], ""));
     configmap(
         &dir,
         "2026_11_29_2",

@@ -42,6 +42,10 @@ pub struct Config {
     /// `slow_start`: how long a backend that joins the set or returns to rotation takes to be
     /// offered its whole share of requests; zero (the default) for at once. At most an hour.
     pub slow_start: Duration,
+    /// `watch_config`: whether vane watches the config file it was started from and reloads
+    /// it when it changes (as SIGHUP does), including a Kubernetes ConfigMap's `..data` swap;
+    /// off by default. Read at start.
+    pub watch_config: bool,
     /// The backends (`[[backends]]`, at least one), in file order.
     pub backends: Vec<BackendConfig>,
 }

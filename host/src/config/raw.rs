@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub retries: RawRetries,
     pub slow_start: Option<Spanned<String>>,
+    pub watch_config: Option<bool>,
     pub backends: Option<Spanned<Vec<Spanned<RawBackend>>>>,
 }
 

@@ -201,6 +201,7 @@ pub(super) fn validate(
         ejection,
         retries,
         slow_start,
+        watch_config: raw.watch_config.unwrap_or(false),
         backends,
     })
 }

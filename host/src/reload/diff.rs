@@ -27,6 +27,9 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.workers != new.workers {
         changed.push("workers");
     }
+    if old.watch_config != new.watch_config {
+        changed.push("watch_config");
+    }
     if old.proxy != new.proxy {
         changed.push("[proxy]");
     }

@@ -202,6 +202,13 @@ impl Reloader {
         changes
     }
 
+    /// The SHA-256 of the config file vane was started from as it is now; `None` without one,
+    /// or if it cannot be read.
+    pub(super) fn config_file_digest(&self) -> Option<String> {
+        let path = self.config_path.as_ref()?;
+        crate::plugin::file_sha256(path).ok()
+    }
+
     /// Reloads the config file (if vane was started from one) and the plugin, as SIGHUP and
     /// `POST /reload` do.
     pub async fn reload(&self) -> Result<Reloaded, ReloadError> {

@@ -93,6 +93,9 @@ pub async fn follow_changes(
     reloader: Arc<Reloader>,
     stop: CancellationToken,
 ) {
+    // The config as last read here: an event that leaves it as it was reloads nothing (a
+    // ConfigMap swap that changed another file, a `touch`).
+    let mut config_read = reloader.config_file_digest();
     loop {
         tokio::select! {
             change = changes.0.recv() => {
@@ -104,7 +107,13 @@ pub async fn follow_changes(
                 match watched {
                     Watched::Plugin => drop(reloader.reload_plugin().await),
                     Watched::Certificates => drop(reloader.reload_certificates().await),
-                    Watched::Config => drop(reloader.reload().await),
+                    Watched::Config => {
+                        let now = reloader.config_file_digest();
+                        if now != config_read {
+                            config_read = now;
+                            drop(reloader.reload().await);
+                        }
+                    }
                 }
             }
             () = stop.cancelled() => return,

@@ -51,6 +51,17 @@ fn completions_are_generated_for_each_shell_and_bash_reads_them() {
             "no {word} in the bash completions"
         );
     }
+    // Each word checked above could be in any script; these are the generated cases.
+    for case in [
+        "vane,run)",
+        "vane__subcmd__plugin,new)",
+        "vane__subcmd__plugin,test)",
+    ] {
+        assert!(
+            ran.stdout.contains(case),
+            "no {case} in the bash completions"
+        );
+    }
     let script = write_file(&scratch_folder("completions"), "vane.bash", &ran.stdout);
     let syntax = Command::new("bash")
         .arg("-n")

@@ -15,6 +15,7 @@ use crate::admin::serve_admin;
 use crate::backend::{BackendSet, BackendTlsError};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ListenerConfig};
+use crate::discovery::{Discovery, follow_members};
 use crate::fd_limit;
 use crate::health::run_health_checks;
 use crate::plugin::{PluginEngine, PluginError};
@@ -164,7 +165,11 @@ async fn start_with(
         .cloned()
         .collect();
     let (config_watch, config_changes) = FileWatch::start(Watched::Config, config_file);
-    let set = BackendSet::from_config(config, &clock)?;
+    let stop = CancellationToken::new();
+    // Groups are looked up before the set is built, so that vane starts with their members.
+    let discovery = Discovery::new();
+    discovery.start(config, &stop).await;
+    let set = BackendSet::from_backends(&discovery.wanted(config), config.slow_start, &clock)?;
     let engine = match &config.policy {
         Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),
         None => None,
@@ -224,15 +229,19 @@ async fn start_with(
     let tls: Vec<Arc<TlsListener>> = tls.into_iter().flatten().collect();
     let reloader = Reloader::new(
         state.clone(),
-        config.clone(),
-        path,
+        (config.clone(), path),
         engine,
         [plugin_watch, certificate_watch],
         tls,
+        (discovery.clone(), stop.clone()),
     );
     let proxy = Proxy::new(state.clone(), config);
-    let stop = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    let members_reloader = reloader.clone();
+    tasks.spawn(follow_members(discovery, stop.clone(), move || {
+        let reloader = members_reloader.clone();
+        async move { reloader.update_members().await }
+    }));
     tasks.spawn(proxy::serve(proxy.clone(), listeners, stop.clone()));
     tasks.spawn(proxy.close_idle_connections(stop.clone()));
     tasks.spawn(sample_recent(state.clone(), stop.clone()));

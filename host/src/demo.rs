@@ -21,8 +21,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 use crate::config::{
-    BackendConfig, BackendProtocol, Config, EjectionConfig, HealthConfig, ListenerConfig,
-    PolicyConfig, ProxyConfig, RetryConfig,
+    BackendConfig, BackendProtocol, Config, DiscoveryConfig, EjectionConfig, HealthConfig,
+    ListenerConfig, PolicyConfig, ProxyConfig, RetryConfig,
 };
 
 /// The longest `?delay=` a demo backend honours.
@@ -71,6 +71,8 @@ pub fn config(
         slow_start: Duration::ZERO,
         watch_config: false,
         backends,
+        groups: Vec::new(),
+        discovery: DiscoveryConfig::default(),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod dial;
+pub mod discovery;
 pub mod fd_limit;
 #[cfg(fuzzing)]
 #[doc(hidden)]

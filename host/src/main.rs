@@ -402,9 +402,20 @@ fn check(path: &Path) -> anyhow::Result<()> {
             println!("backend {}: {transport}", backend.name);
         }
     }
+    for group in &config.groups {
+        println!(
+            "group {}: members from {}, looked up when vane runs",
+            group.name, group.source
+        );
+    }
     let listen: Vec<String> = config.listeners.iter().map(ToString::to_string).collect();
+    let groups = match config.groups.len() {
+        0 => String::new(),
+        1 => " and 1 group".to_owned(),
+        n => format!(" and {n} groups"),
+    };
     println!(
-        "{}: ok: listen {}, {} backend{}, policy {}",
+        "{}: ok: listen {}, {} backend{}{groups}, policy {}",
         path.display(),
         listen.join(", "),
         set.len(),

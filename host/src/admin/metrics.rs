@@ -10,6 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::backend::{Backend, FULL_SHARE, Outcome};
+use crate::discovery::GroupCounts;
 use crate::histogram::HistogramSnapshot;
 use crate::policy::{BreakerState, Shadow};
 use crate::reload::{ReloadStatus, Reloader};
@@ -27,6 +28,7 @@ pub fn encode_metrics(state: &Arc<State>, reloader: &Reloader) -> Result<String,
         state.clone(),
         reloader.status(),
         reloader.tls_listeners().to_vec(),
+        reloader.discovery().counts(),
     )));
     let mut text = String::new();
     text::encode(&mut text, &registry)?;
@@ -34,7 +36,12 @@ pub fn encode_metrics(state: &Arc<State>, reloader: &Reloader) -> Result<String,
 }
 
 /// Reads the proxy's state at each scrape.
-struct StateCollector(Arc<State>, ReloadStatus, Vec<Arc<TlsListener>>);
+struct StateCollector(
+    Arc<State>,
+    ReloadStatus,
+    Vec<Arc<TlsListener>>,
+    Vec<GroupCounts>,
+);
 
 impl std::fmt::Debug for StateCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,6 +50,56 @@ impl std::fmt::Debug for StateCollector {
 }
 
 type Labels<'a> = [(&'static str, &'a str); 1];
+
+impl StateCollector {
+    /// Each discovered group's members, whether it serves the last good answer, and its lookups.
+    fn encode_discovery(&self, encoder: &mut DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        type GroupFigure = (
+            &'static str,
+            &'static str,
+            MetricType,
+            fn(&GroupCounts) -> u64,
+        );
+        let figures: [GroupFigure; 4] = [
+            (
+                "vane_discovery_members",
+                "Members each discovered group's last good lookup found.",
+                MetricType::Gauge,
+                |g| g.members,
+            ),
+            (
+                "vane_discovery_stale",
+                "1 if a group's last lookup failed, so it serves the last good answer.",
+                MetricType::Gauge,
+                |g| u64::from(g.stale),
+            ),
+            (
+                "vane_discovery_lookups",
+                "Lookups of each discovered group (DNS queries, file reads).",
+                MetricType::Counter,
+                |g| g.lookups,
+            ),
+            (
+                "vane_discovery_lookup_failures",
+                "Lookups of each discovered group that failed.",
+                MetricType::Counter,
+                |g| g.failures,
+            ),
+        ];
+        for (name, help, kind, value) in figures {
+            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+            for group in &self.3 {
+                let labels: Labels<'_> = [("group", group.name.as_str())];
+                let mut family = metric.encode_family(&labels)?;
+                match kind {
+                    MetricType::Counter => counter(family, value(group))?,
+                    _ => family.encode_gauge(&value(group))?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// A per-backend gauge: name, help, and how to read it off a backend.
 type BackendGauge = (&'static str, &'static str, fn(&Backend) -> u64);
@@ -81,7 +138,7 @@ impl Collector for StateCollector {
             )?;
         }
 
-        let per_backend: [BackendGauge; 3] = [
+        let per_backend: [BackendGauge; 4] = [
             (
                 "vane_backend_in_flight",
                 "Requests sent to each backend whose response has not finished.",
@@ -96,6 +153,11 @@ impl Collector for StateCollector {
                 "vane_backend_ejected",
                 "1 if passive detection has ejected the backend for a cool-down.",
                 |b| u64::from(b.health.ejected()),
+            ),
+            (
+                "vane_backend_draining",
+                "1 if the backend is being drained through the admin API: no new requests.",
+                |b| u64::from(b.health.draining()),
             ),
         ];
         for (name, help, value) in per_backend {
@@ -122,6 +184,8 @@ impl Collector for StateCollector {
                 .encode_family(&labels)?
                 .encode_gauge(&(f64::from(share) / f64::from(FULL_SHARE)))?;
         }
+
+        self.encode_discovery(&mut encoder)?;
 
         let mut metric = encoder.encode_descriptor(
             "vane_backend_ejections",

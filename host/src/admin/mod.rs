@@ -4,6 +4,7 @@
 
 mod auth;
 mod metrics;
+mod runtime;
 pub mod shadow_view;
 mod status;
 
@@ -90,8 +91,19 @@ async fn answer(
         return Ok(response);
     }
     let path = request.uri().path();
+    if (path == "/backends" && request.method() == Method::POST) || path.starts_with("/backends/") {
+        if let Some(response) = runtime::answer(reloader, request).await {
+            return Ok(response);
+        }
+        return Ok(reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".into(),
+        ));
+    }
     let response = match (request.method(), path) {
-        (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(state)),
+        (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(state, reloader)),
+        (&Method::GET, "/discovery") => json(StatusCode::OK, reloader.discovery().status()),
         (&Method::GET, "/policy") => json(StatusCode::OK, status::policy(state, reloader.status())),
         (&Method::GET, "/tls") => json(StatusCode::OK, status::tls(reloader.tls_listeners())),
         (&Method::POST, "/reload") => match reloader.reload().await {
@@ -122,10 +134,15 @@ async fn answer(
                 "cannot encode the metrics\n".into(),
             ),
         },
-        (_, "/backends" | "/policy" | "/tls" | "/metrics" | "/live" | "/ready") => reply(
+        (_, "/policy" | "/tls" | "/metrics" | "/live" | "/ready" | "/discovery") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "only GET is allowed here\n".into(),
+        ),
+        (_, "/backends") => reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "only GET (the set) and POST (add a backend) are allowed here\n".into(),
         ),
         (_, "/reload" | "/policy/promote") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -135,22 +152,27 @@ async fn answer(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try GET /backends, /policy, /tls, /metrics, /live or /ready, or POST \
-             /reload or /policy/promote\n"
+            "not found; try GET /backends, /discovery, /policy, /tls, /metrics, /live or /ready; \
+             POST /reload or /policy/promote; or the runtime calls POST /backends, DELETE or \
+             PATCH /backends/NAME, POST /backends/NAME/drain or /undrain\n"
                 .into(),
         ),
     };
     Ok(response)
 }
 
-/// The status of a refused reload: 400 for a bad config, 409 for a change that needs a
-/// restart or a promotion with no shadow, 422 for a plugin vane will not run, 500 if the reload itself broke.
+/// The status of a refused reload or runtime call: 400 for a bad config or backend, 404 for a
+/// backend the set does not have, 409 for a change that needs a restart, a promotion with no
+/// shadow or a backend that cannot be changed so now, 422 for a plugin vane will not run (or
+/// that refuses the new set), 500 if the reload itself broke.
 fn refusal_status(err: &ReloadError) -> StatusCode {
     match err {
-        ReloadError::Config(_) => StatusCode::BAD_REQUEST,
+        ReloadError::Config(_) | ReloadError::BadBackend(_) => StatusCode::BAD_REQUEST,
+        ReloadError::UnknownBackend(_) => StatusCode::NOT_FOUND,
         ReloadError::NeedsRestart(_)
         | ReloadError::NoShadow
-        | ReloadError::ShadowNotPromotable(_) => StatusCode::CONFLICT,
+        | ReloadError::ShadowNotPromotable(_)
+        | ReloadError::Conflict(_) => StatusCode::CONFLICT,
         ReloadError::Plugin(_)
         | ReloadError::Probe { .. }
         | ReloadError::Tls { .. }

@@ -6,12 +6,13 @@ use serde_json::{Map, Value, json};
 
 use crate::backend::{FULL_SHARE, Outcome};
 use crate::policy::{Feedback, Shadow};
-use crate::reload::ReloadStatus;
+use crate::reload::{BackendOrigin, ReloadStatus, Reloader};
 use crate::state::State;
 use crate::tls::TlsListener;
 
-/// Every backend of the current set: its facts, health and live statistics.
-pub(super) fn backends(state: &State) -> Value {
+/// Every backend of the current set: its facts, where it comes from (`reloader` knows), health
+/// and live statistics.
+pub(super) fn backends(state: &State, reloader: &Reloader) -> Value {
     let set = state.backends();
     let eligibility = set.eligibility();
     let backends: Vec<Value> = set
@@ -25,12 +26,20 @@ pub(super) fn backends(state: &State) -> Value {
                 .zip(stats.outcomes())
                 .map(|(label, count)| ((*label).to_owned(), json!(count)))
                 .collect();
+            let (origin, group) = match reloader.origin(&backend.name) {
+                BackendOrigin::Config => ("config", None),
+                BackendOrigin::Api => ("api", None),
+                BackendOrigin::Group(group) => ("discovery", Some(group)),
+            };
             json!({
                 "name": backend.name,
                 "address": backend.address.to_string(),
                 "weight": backend.weight,
                 "tags": backend.tags,
+                "origin": origin,
+                "group": group,
                 "healthy": health.healthy(),
+                "draining": health.draining(),
                 "ejected": health.ejected(),
                 "ejected_until": health.ejected_until().map(rfc3339),
                 "ejections": health.ejections(),

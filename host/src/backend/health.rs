@@ -25,6 +25,8 @@ pub struct BackendHealth {
     ejection_level: AtomicU32,
     /// When the last ejection ended, on `clock`.
     restored_at: AtomicU64,
+    /// Whether an operator is draining it: no new requests, those in flight finish.
+    draining: AtomicBool,
     /// When the backend last joined or returned to rotation, for slow start.
     warm_up: WarmUp,
 }
@@ -61,8 +63,25 @@ impl BackendHealth {
             ejections: AtomicU64::new(0),
             ejection_level: AtomicU32::new(0),
             restored_at: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
             warm_up: WarmUp::default(),
         }
+    }
+
+    /// Whether the backend is being drained: it takes no new request, even when no other
+    /// backend is in rotation, and those in flight finish.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Starts draining the backend, or ends it; a backend put back warms up (slow start).
+    /// Answers whether this changed anything.
+    pub fn set_draining(&self, draining: bool) -> bool {
+        let was = self.draining.swap(draining, Ordering::Relaxed);
+        if was && !draining {
+            self.warm_up.start(self.clock.now());
+        }
+        was != draining
     }
 
     /// Whether the active checks consider the backend healthy (always, without `[health]`).

@@ -89,9 +89,9 @@ impl Backend {
         }
     }
 
-    /// Whether the backend takes traffic: healthy by its checks and not ejected.
+    /// Whether the backend takes traffic: healthy by its checks, not ejected, not draining.
     pub fn in_rotation(&self) -> bool {
-        self.health.healthy() && !self.health.ejected()
+        self.health.healthy() && !self.health.ejected() && !self.health.draining()
     }
 
     /// Records one attempt on this backend, one of `set`, for passive ejection (Envoy's outlier
@@ -157,12 +157,21 @@ impl BackendSet {
     /// The backends `config` lists, in its order, as generation 1, with their TLS files read;
     /// their ejections are timed by `clock`.
     pub fn from_config(config: &Config, clock: &Clock) -> Result<Self, BackendTlsError> {
-        let backends = config
-            .backends
+        BackendSet::from_backends(&config.backends, config.slow_start, clock)
+    }
+
+    /// `backends`, in this order, as generation 1 with a slow start of `slow_start`, their TLS
+    /// files read; their ejections are timed by `clock`.
+    pub fn from_backends(
+        backends: &[BackendConfig],
+        slow_start: std::time::Duration,
+        clock: &Clock,
+    ) -> Result<Self, BackendTlsError> {
+        let backends = backends
             .iter()
             .map(|backend| Ok(Arc::new(Backend::new(backend, load_tls(backend)?, clock))))
             .collect::<Result<_, BackendTlsError>>()?;
-        Ok(BackendSet::new(1, backends).with_slow_start(config.slow_start))
+        Ok(BackendSet::new(1, backends).with_slow_start(slow_start))
     }
 
     /// A set of these backends, in this order; `generation` must change whenever the set does.
@@ -287,9 +296,10 @@ impl BackendSet {
 }
 
 /// Which backends of a set may receive a request: those in rotation, or, when none is, all of
-/// them ("panic routing", as Envoy's panic threshold): a health check that is wrong everywhere,
-/// or a brief outage of every backend, must not turn into refusing every request, and a backend
-/// that is really down answers a connection attempt at once, so the retry moves on.
+/// them but those being drained ("panic routing", as Envoy's panic threshold): a health check
+/// that is wrong everywhere, or a brief outage of every backend, must not turn into refusing
+/// every request, and a backend that is really down answers a connection attempt at once, so
+/// the retry moves on. A drained backend is an operator's word, and is kept to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Eligibility {
     panic: bool,
@@ -337,7 +347,7 @@ impl Eligibility {
     /// The state bits, weighing a warming backend's load against its room if `weigh_load`.
     fn bits(self, backend: &Backend, weigh_load: bool) -> u64 {
         if self.panic {
-            return STATE_ELIGIBLE;
+            return u64::from(!backend.health.draining()) * STATE_ELIGIBLE;
         }
         if !backend.in_rotation() {
             return 0;
@@ -364,7 +374,7 @@ impl Eligibility {
         }
     }
 
-    /// Whether no backend is in rotation, so every backend is eligible.
+    /// Whether no backend is in rotation, so every backend not being drained is eligible.
     pub fn is_panic(self) -> bool {
         self.panic
     }

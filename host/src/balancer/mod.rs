@@ -99,4 +99,10 @@ pub trait Balancer: Send + Sync {
     fn memory_bytes(&self) -> u64 {
         0
     }
+
+    /// Whether the plugin takes `set` as a reload would hand it over: a new instance is
+    /// configured for it, and its refusal or failure says why not. Always, for the built-in.
+    fn accepts(&self, _set: &BackendSet) -> Result<(), crate::plugin::PluginError> {
+        Ok(())
+    }
 }

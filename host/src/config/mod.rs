@@ -46,8 +46,14 @@ pub struct Config {
     /// it when it changes (as SIGHUP does), including a Kubernetes ConfigMap's `..data` swap;
     /// off by default. Read at start.
     pub watch_config: bool,
-    /// The backends (`[[backends]]`, at least one), in file order.
+    /// The backends listed (`[[backends]]` entries with an `address`), in file order. The
+    /// file must have at least one `[[backends]]` entry, listed or a group.
     pub backends: Vec<BackendConfig>,
+    /// The groups of backends discovered (`[[backends]]` entries with `dns`, `srv` or `file`),
+    /// in file order; their members follow the listed backends in the set.
+    pub groups: Vec<GroupConfig>,
+    /// How groups are looked up (`[discovery]`).
+    pub discovery: DiscoveryConfig,
 }
 
 /// One address the proxy listens on.
@@ -386,7 +392,11 @@ impl Default for RetryConfig {
     }
 }
 
-/// One `[[backends]]` entry.
+/// The largest weight accepted; weights are relative, so more range buys nothing.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// One backend: a `[[backends]]` entry with an `address`, a member of a group, or one added
+/// through the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendConfig {
     /// `name` (required, unique).
@@ -446,6 +456,33 @@ impl BackendProtocol {
     pub fn is_http2(self) -> bool {
         matches!(self, BackendProtocol::H2 | BackendProtocol::H2c)
     }
+
+    /// Why the protocol cannot go with TLS on (`tls`) or off, if it cannot: `h2` is HTTP/2
+    /// over TLS, `h2c` HTTP/2 without it.
+    pub fn tls_mismatch(self, tls: bool) -> Option<&'static str> {
+        match (self, tls) {
+            (BackendProtocol::H2, false) => Some(
+                "h2 is HTTP/2 over TLS: add tls = true (or a tls table), or say \"h2c\" for HTTP/2 without TLS",
+            ),
+            (BackendProtocol::H2c, true) => Some("h2c is HTTP/2 without TLS: over TLS, say \"h2\""),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for BackendProtocol {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "http1" => Ok(BackendProtocol::Http1),
+            "h2" => Ok(BackendProtocol::H2),
+            "h2c" => Ok(BackendProtocol::H2c),
+            other => Err(format!(
+                "{other:?} is not a protocol: \"http1\" (the default), \"h2\" (HTTP/2 over TLS) or \"h2c\" (HTTP/2 without TLS)"
+            )),
+        }
+    }
 }
 
 impl std::fmt::Display for BackendProtocol {
@@ -455,6 +492,85 @@ impl std::fmt::Display for BackendProtocol {
             BackendProtocol::H2 => "h2",
             BackendProtocol::H2c => "h2c",
         })
+    }
+}
+
+/// A `[[backends]]` entry naming a group of backends that are discovered rather than listed:
+/// each member is a backend of its own, named `group/address` (or `group/name` for a file
+/// entry that names itself), with the group's weight, tags, protocol and TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `name` (required, unique among all `[[backends]]` names, without `/`).
+    pub name: String,
+    /// Where the members come from: `dns` and `port`, `srv`, or `file`.
+    pub source: GroupSource,
+    /// `weight` of each member; default 1. SRV records and file entries may give their own.
+    pub weight: u32,
+    /// `tags` of each member; a file entry's own tags are added to them.
+    pub tags: Vec<String>,
+    /// `protocol` of each member; default `http1`.
+    pub protocol: BackendProtocol,
+    /// `tls` of each member. Without a `server_name`, a member found through `dns` or `srv` is
+    /// checked against the host name it was found under.
+    pub tls: Option<BackendTls>,
+}
+
+/// Where a group's members come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSource {
+    /// `dns` with `port`: every A and AAAA address the host name resolves to, at `port`.
+    Dns {
+        /// The host name looked up.
+        host: String,
+        /// The port of every member.
+        port: u16,
+    },
+    /// `srv`: the targets of the name's SRV records of the lowest priority, each at its
+    /// record's port with its record's weight.
+    Srv {
+        /// The SRV name, such as `_http._tcp.api.default.svc.cluster.local`.
+        name: String,
+    },
+    /// `file`: a JSON or TOML file listing the members, watched (resolved against the config
+    /// file's folder).
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for GroupSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupSource::Dns { host, port } => write!(f, "dns {host} port {port}"),
+            GroupSource::Srv { name } => write!(f, "srv {name}"),
+            GroupSource::File { path } => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// The `[discovery]` table: how groups are looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// `dns_servers`: the DNS servers asked, as `ip` or `ip:port`; by default those of
+    /// `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
+    /// `min_refresh`: the soonest a name is looked up again, whatever its records' TTL;
+    /// default 1s, at least 100ms. A failed lookup is tried again after this, then after twice
+    /// as long each time, up to `max_refresh`.
+    pub min_refresh: Duration,
+    /// `max_refresh`: the longest a name goes without being looked up again, whatever its
+    /// records' TTL; default 30s, at least `min_refresh`, at most 1h.
+    pub max_refresh: Duration,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            dns_servers: Vec::new(),
+            min_refresh: Duration::from_secs(1),
+            max_refresh: Duration::from_secs(30),
+        }
     }
 }
 

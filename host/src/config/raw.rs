@@ -25,6 +25,7 @@ pub(super) struct RawConfig {
     pub retries: RawRetries,
     pub slow_start: Option<Spanned<String>>,
     pub watch_config: Option<bool>,
+    pub discovery: Option<Spanned<RawDiscovery>>,
     pub backends: Option<Spanned<Vec<Spanned<RawBackend>>>>,
 }
 
@@ -129,12 +130,26 @@ pub(super) struct RawRetries {
     pub min_retry_concurrency: Option<Spanned<i64>>,
 }
 
-/// One `[[backends]]` entry.
+/// `[discovery]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDiscovery {
+    pub dns_servers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub min_refresh: Option<Spanned<String>>,
+    pub max_refresh: Option<Spanned<String>>,
+}
+
+/// One `[[backends]]` entry: one backend (`address`) or a discovered group (`dns`, `srv` or
+/// `file`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawBackend {
     pub name: Option<Spanned<String>>,
     pub address: Option<Spanned<String>>,
+    pub dns: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub srv: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
     pub weight: Option<Spanned<i64>>,
     #[serde(default)]
     pub tags: Vec<String>,

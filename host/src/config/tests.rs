@@ -205,7 +205,7 @@ fn an_unknown_key_is_named_with_its_path_and_line() {
     assert_eq!(
         issues(&text),
         vec![
-            "53: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `weight`, `tags`, `protocol`, `tls`"
+            "53: backends[1].wieght: unknown field `wieght`, expected one of `name`, `address`, `dns`, `port`, `srv`, `file`, `weight`, `tags`, `protocol`, `tls`"
         ]
     );
     let text = FULL.replace("[proxy]", "[proxy]\nretries = 2");
@@ -555,5 +555,177 @@ fn shutdown_grace_is_none_unless_given_and_at_most_five_minutes() {
             "listen = \"127.0.0.1:1\"\n[proxy]\nshutdown_grace = \"1h\"\n{backend}"
         )),
         ["3: proxy.shutdown_grace: must be at most 5m"]
+    );
+}
+
+#[test]
+fn discovered_groups_sit_beside_listed_backends() {
+    let text = r#"
+listen = "127.0.0.1:8080"
+
+[discovery]
+dns_servers = ["127.0.0.1:5353", "10.96.0.10"]
+min_refresh = "500ms"
+max_refresh = "1m"
+
+[[backends]]
+name = "a"
+address = "127.0.0.1:9001"
+
+[[backends]]
+name = "api"
+dns = "api.default.svc.cluster.local."
+port = 8080
+weight = 2
+tags = ["k8s"]
+
+[[backends]]
+name = "grpc"
+srv = "_grpc._tcp.grpc.default.svc.cluster.local"
+protocol = "h2c"
+
+[[backends]]
+name = "batch"
+file = "batch.json"
+"#;
+    let config: Config = text.parse().unwrap();
+    assert_eq!(config.backends.len(), 1);
+    let groups: Vec<(&str, String, u32)> = config
+        .groups
+        .iter()
+        .map(|g| (g.name.as_str(), g.source.to_string(), g.weight))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            (
+                "api",
+                "dns api.default.svc.cluster.local. port 8080".to_owned(),
+                2
+            ),
+            (
+                "grpc",
+                "srv _grpc._tcp.grpc.default.svc.cluster.local".to_owned(),
+                1
+            ),
+            ("batch", "file ./batch.json".to_owned(), 1),
+        ]
+    );
+    assert_eq!(config.groups[1].protocol, BackendProtocol::H2c);
+    assert_eq!(
+        config.discovery.dns_servers,
+        vec![
+            "127.0.0.1:5353".parse().unwrap(),
+            "10.96.0.10:53".parse().unwrap()
+        ]
+    );
+    assert_eq!(config.discovery.min_refresh, Duration::from_millis(500));
+    assert_eq!(config.discovery.max_refresh, Duration::from_secs(60));
+    // A file of groups alone is a config.
+    let only_group = "listen = \"127.0.0.1:8080\"\n[[backends]]\nname = \"g\"\nfile = \"g.toml\"\n";
+    assert!(only_group.parse::<Config>().unwrap().backends.is_empty());
+}
+
+#[test]
+fn a_group_entry_that_is_not_one_thing_says_what_to_write() {
+    let entry = |body: &str| {
+        issues(&format!(
+            "listen = \"127.0.0.1:8080\"\n[[backends]]\nname = \"g\"\n{body}\n"
+        ))
+    };
+    assert_eq!(
+        entry("address = \"api.internal:8080\""),
+        vec![
+            "4: backends[0].address: \"api.internal:8080\" is not an address of the form ip:port, such as 127.0.0.1:8080; to follow a host name's addresses, write dns = \"api.internal\" and port = 8080 instead"
+        ]
+    );
+    assert_eq!(
+        entry("address = \"127.0.0.1:1\"\ndns = \"api\"\nport = 80"),
+        vec![
+            "5: backends[0].dns: address and dns cannot be given together: an entry is one backend (address) or one group (dns, srv or file)"
+        ]
+    );
+    assert_eq!(
+        entry("dns = \"api\""),
+        vec![
+            "4: backends[0].port: is required with dns: the port every address found is reached at"
+        ]
+    );
+    assert_eq!(
+        entry("dns = \"api:80\"\nport = 80"),
+        vec![
+            "4: backends[0].dns: \"api:80\" holds a `:`: give the name alone, and the port as port = N"
+        ]
+    );
+    assert_eq!(
+        entry("dns = \"10.0.0.1\"\nport = 80"),
+        vec![
+            "4: backends[0].dns: \"10.0.0.1\" is an address, not a name to look up: list it as address = \"ip:port\""
+        ]
+    );
+    assert_eq!(
+        entry("srv = \"_http._tcp.api\"\nport = 80"),
+        vec!["5: backends[0].port: port goes with dns; SRV records give each member's port"]
+    );
+    assert_eq!(
+        entry("dns = \"api\"\nport = 0"),
+        vec!["5: backends[0].port: must be between 1 and 65535, not 0"]
+    );
+    assert_eq!(
+        entry("file = \"members.yaml\""),
+        vec![
+            "4: backends[0].file: \"members.yaml\" must end in .json or .toml, which say how it is read"
+        ]
+    );
+    assert_eq!(
+        entry(""),
+        vec![
+            "2: backends[0].address: is required but missing (or, for a group of backends found at run time, one of dns, srv or file)"
+        ]
+    );
+}
+
+#[test]
+fn names_cannot_collide_with_a_groups_members() {
+    let text = r#"
+listen = "127.0.0.1:8080"
+
+[[backends]]
+name = "api/extra"
+address = "127.0.0.1:9001"
+
+[[backends]]
+name = "api"
+dns = "api.internal"
+port = 80
+
+[[backends]]
+name = "eu/api"
+file = "eu.json"
+"#;
+    assert_eq!(
+        issues(text),
+        vec![
+            "5: backends[0].name: \"api/extra\" would read as a member of the group \"api\": name it otherwise",
+            "14: backends[2].name: a group's name must not hold `/`: its members are named group/address",
+        ]
+    );
+}
+
+#[test]
+fn discovery_bounds_are_checked() {
+    let text = "listen = \"127.0.0.1:8080\"\n[discovery]\ndns_servers = [\"resolver\"]\nmin_refresh = \"10ms\"\nmax_refresh = \"2h\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n";
+    assert_eq!(
+        issues(text),
+        vec![
+            "3: discovery.dns_servers[0]: \"resolver\" is not an address such as 10.96.0.10 or 127.0.0.1:5353",
+            "4: discovery.min_refresh: must be at least 100ms: a name is not looked up more often",
+            "5: discovery.max_refresh: must be at most 1h",
+        ]
+    );
+    let text = "listen = \"127.0.0.1:8080\"\n[discovery]\nmin_refresh = \"10s\"\nmax_refresh = \"5s\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:1\"\n";
+    assert_eq!(
+        issues(text),
+        vec!["4: discovery.max_refresh: must be at least min_refresh (10s)"]
     );
 }

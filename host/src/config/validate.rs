@@ -10,17 +10,15 @@ use serde_spanned::Spanned;
 use http::uri::PathAndQuery;
 
 use super::raw::{
-    RawBackend, RawBackendTls, RawConfig, RawEjection, RawHealth, RawListener, RawPolicy, RawProxy,
-    RawRetries, RawShadow, RawTls, line_of,
+    RawBackend, RawBackendTls, RawConfig, RawDiscovery, RawEjection, RawHealth, RawListener,
+    RawPolicy, RawProxy, RawRetries, RawShadow, RawTls, line_of,
 };
 use super::{
     AdminToken, BackendConfig, BackendProtocol, BackendTls, BreakerConfig, CertificateFiles,
-    Config, ConfigIssue, EjectionConfig, HealthConfig, ListenerConfig, PluginLimits, PolicyConfig,
-    ProxyConfig, RetryConfig, ShadowConfig, TlsConfig, parse_size,
+    Config, ConfigIssue, DiscoveryConfig, EjectionConfig, GroupConfig, GroupSource, HealthConfig,
+    ListenerConfig, MAX_WEIGHT, PluginLimits, PolicyConfig, ProxyConfig, RetryConfig, ShadowConfig,
+    TlsConfig, parse_size,
 };
-
-/// The largest weight accepted; weights are relative, so more range buys nothing.
-const MAX_WEIGHT: i64 = 1_000_000;
 
 /// The smallest `max_header_size`: smaller limits refuse real browsers' heads.
 const MIN_HEADER_SIZE: usize = 8 << 10;
@@ -185,7 +183,8 @@ pub(super) fn validate(
     let ejection = check_ejection(&mut check, &raw.ejection);
     let retries = check_retries(&mut check, &raw.retries);
     let slow_start = check_slow_start(&mut check, &raw.slow_start);
-    let backends = check_backends(&mut check, &raw.backends, base);
+    let (backends, groups) = check_backends(&mut check, &raw.backends, base);
+    let discovery = check_discovery(&mut check, &raw.discovery);
     if !check.issues.is_empty() {
         check.issues.sort_by_key(|issue| issue.line);
         return Err(check.issues);
@@ -203,6 +202,8 @@ pub(super) fn validate(
         slow_start,
         watch_config: raw.watch_config.unwrap_or(false),
         backends,
+        groups,
+        discovery,
     })
 }
 
@@ -665,21 +666,23 @@ fn check_retries(check: &mut Checker<'_>, retries: &RawRetries) -> RetryConfig {
     }
 }
 
+/// `[[backends]]`: at least one entry, each one backend (`address`) or a discovered group
+/// (`dns` with `port`, `srv`, or `file`), every name unique.
 fn check_backends(
     check: &mut Checker<'_>,
     backends: &Option<Spanned<Vec<Spanned<RawBackend>>>>,
     base: &Path,
-) -> Vec<BackendConfig> {
+) -> (Vec<BackendConfig>, Vec<GroupConfig>) {
     let Some(backends) = backends.as_ref().filter(|list| !list.get_ref().is_empty()) else {
         check.issue(
             None,
             "backends",
             "at least one [[backends]] entry is required",
         );
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
     let mut names = HashSet::new();
-    let mut checked = Vec::new();
+    let (mut listed, mut groups) = (Vec::new(), Vec::new());
     for (index, entry) in backends.get_ref().iter().enumerate() {
         let table = Some(entry.span().start);
         let raw = entry.get_ref();
@@ -701,12 +704,9 @@ fn check_backends(
                     Some(name.get_ref().clone())
                 }
             });
-        let address = check
-            .required(&raw.address, &key("address"), table)
-            .and_then(|address| check.address(address, &key("address")));
         let weight = match &raw.weight {
             None => Some(1),
-            Some(weight) if (1..=MAX_WEIGHT).contains(weight.get_ref()) => {
+            Some(weight) if (1..=i64::from(MAX_WEIGHT)).contains(weight.get_ref()) => {
                 Some(*weight.get_ref() as u32)
             }
             Some(weight) => {
@@ -719,21 +719,293 @@ fn check_backends(
             }
         };
         let transport = check_transport(check, raw, &key, base);
-        if let (Some(name), Some(address), Some(weight), Some((protocol, tls))) =
-            (name, address, weight, transport)
-        {
-            checked.push(BackendConfig {
+        let Some(source) = check_source(check, raw, table, &key, base) else {
+            continue;
+        };
+        let (Some(name), Some(weight), Some((protocol, tls))) = (name, weight, transport) else {
+            continue;
+        };
+        match source {
+            Source::Address(address) => listed.push(BackendConfig {
                 name,
                 address,
                 weight,
                 tags: raw.tags.clone(),
                 protocol,
                 tls,
-            });
+            }),
+            Source::Group(source) => {
+                if name.contains('/') {
+                    let at = raw.name.as_ref().map(|name| name.span().start);
+                    let message =
+                        "a group's name must not hold `/`: its members are named group/address";
+                    check.issue(at, &key("name"), message);
+                    continue;
+                }
+                groups.push(GroupConfig {
+                    name,
+                    source,
+                    weight,
+                    tags: raw.tags.clone(),
+                    protocol,
+                    tls,
+                });
+            }
         }
     }
-    checked
+    for (index, entry) in backends.get_ref().iter().enumerate() {
+        let Some(name) = &entry.get_ref().name else {
+            continue;
+        };
+        if let Some(group) = groups
+            .iter()
+            .find(|group| name.get_ref().starts_with(&format!("{}/", group.name)))
+        {
+            let message = format!(
+                "{:?} would read as a member of the group {:?}: name it otherwise",
+                name.get_ref(),
+                group.name
+            );
+            check.issue(
+                Some(name.span().start),
+                &format!("backends[{index}].name"),
+                message,
+            );
+        }
+    }
+    (listed, groups)
 }
+
+/// Where a `[[backends]]` entry's backends are: one address, or a group's source.
+enum Source {
+    Address(SocketAddr),
+    Group(GroupSource),
+}
+
+/// The one of `address`, `dns` (with `port`), `srv` and `file` that a `[[backends]]` entry
+/// (at `table`) gives.
+fn check_source(
+    check: &mut Checker<'_>,
+    raw: &RawBackend,
+    table: Option<usize>,
+    key: &dyn Fn(&str) -> String,
+    base: &Path,
+) -> Option<Source> {
+    let given: Vec<(&str, &Spanned<String>)> = [
+        ("address", &raw.address),
+        ("dns", &raw.dns),
+        ("srv", &raw.srv),
+        ("file", &raw.file),
+    ]
+    .into_iter()
+    .filter_map(|(field, value)| Some((field, value.as_ref()?)))
+    .collect();
+    let (field, value) = match given.as_slice() {
+        [] => {
+            check.issue(
+                table,
+                &key("address"),
+                "is required but missing (or, for a group of backends found at run time, one \
+                 of dns, srv or file)",
+            );
+            return None;
+        }
+        [one] => *one,
+        [(first, _), (second, value), ..] => {
+            let message = format!(
+                "{first} and {second} cannot be given together: an entry is one backend \
+                 (address) or one group (dns, srv or file)"
+            );
+            check.issue(Some(value.span().start), &key(second), message);
+            return None;
+        }
+    };
+    if let Some(port) = &raw.port
+        && field != "dns"
+    {
+        let message = match field {
+            "address" => "port goes with dns; an address has its own port",
+            "srv" => "port goes with dns; SRV records give each member's port",
+            _ => "port goes with dns; a file gives each member's address",
+        };
+        check.issue(Some(port.span().start), &key("port"), message);
+        return None;
+    }
+    let at = Some(value.span().start);
+    let text = value.get_ref().trim();
+    match field {
+        "address" => match text.parse() {
+            Ok(address) => Some(Source::Address(address)),
+            Err(_) => {
+                let hint = match text.rsplit_once(':') {
+                    Some((host, port)) if port.parse::<u16>().is_ok() && !host.is_empty() => {
+                        format!(
+                            "; to follow a host name's addresses, write dns = {host:?} and \
+                             port = {port} instead"
+                        )
+                    }
+                    _ => String::new(),
+                };
+                let message = format!(
+                    "{text:?} is not an address of the form ip:port, such as 127.0.0.1:8080{hint}"
+                );
+                check.issue(at, &key("address"), message);
+                None
+            }
+        },
+        "file" => {
+            let path = Path::new(text);
+            let readable = path
+                .extension()
+                .is_some_and(|extension| extension == "json" || extension == "toml");
+            if !readable {
+                let message =
+                    format!("{text:?} must end in .json or .toml, which say how it is read");
+                check.issue(at, &key("file"), message);
+                return None;
+            }
+            Some(Source::Group(GroupSource::File {
+                path: base.join(text),
+            }))
+        }
+        "srv" => check_host_name(check, value, &key("srv"))
+            .map(|name| Source::Group(GroupSource::Srv { name })),
+        _ => {
+            let host = check_host_name(check, value, &key("dns"));
+            let port = match &raw.port {
+                None => {
+                    check.issue(
+                        at,
+                        &key("port"),
+                        "is required with dns: the port every address found is reached at",
+                    );
+                    None
+                }
+                Some(port) => match u16::try_from(*port.get_ref()) {
+                    Ok(port) if port > 0 => Some(port),
+                    _ => {
+                        let message =
+                            format!("must be between 1 and 65535, not {}", port.get_ref());
+                        check.issue(Some(port.span().start), &key("port"), message);
+                        None
+                    }
+                },
+            };
+            Some(Source::Group(GroupSource::Dns {
+                host: host?,
+                port: port?,
+            }))
+        }
+    }
+}
+
+/// A DNS name to look up (`dns` or `srv`): not empty, not an address, without a port.
+fn check_host_name(check: &mut Checker<'_>, value: &Spanned<String>, key: &str) -> Option<String> {
+    let text = value.get_ref().trim();
+    let at = Some(value.span().start);
+    let problem = if text.is_empty() {
+        Some("must not be empty".to_owned())
+    } else if text.parse::<std::net::IpAddr>().is_ok() || text.parse::<SocketAddr>().is_ok() {
+        Some(format!(
+            "{text:?} is an address, not a name to look up: list it as address = \"ip:port\""
+        ))
+    } else if text.contains(':') {
+        Some(format!(
+            "{text:?} holds a `:`: give the name alone, and the port as port = N"
+        ))
+    } else if text.contains(|c: char| c.is_whitespace() || c == '/') || text.contains("..") {
+        Some(format!("{text:?} is not a DNS name"))
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => {
+            check.issue(at, key, message);
+            None
+        }
+        None => Some(text.to_owned()),
+    }
+}
+
+/// `[discovery]`: the DNS servers and the bounds on how often names are looked up again.
+fn check_discovery(
+    check: &mut Checker<'_>,
+    discovery: &Option<Spanned<RawDiscovery>>,
+) -> DiscoveryConfig {
+    let defaults = DiscoveryConfig::default();
+    let Some(discovery) = discovery else {
+        return defaults;
+    };
+    let raw = discovery.get_ref();
+    let mut dns_servers = Vec::new();
+    for (index, server) in raw
+        .dns_servers
+        .iter()
+        .flat_map(|list| list.get_ref())
+        .enumerate()
+    {
+        let text = server.get_ref().trim();
+        let parsed = text.parse::<SocketAddr>().ok().or_else(|| {
+            let ip = text.parse::<std::net::IpAddr>().ok()?;
+            Some(SocketAddr::new(ip, 53))
+        });
+        match parsed {
+            Some(address) => dns_servers.push(address),
+            None => check.issue(
+                Some(server.span().start),
+                &format!("discovery.dns_servers[{index}]"),
+                format!("{text:?} is not an address such as 10.96.0.10 or 127.0.0.1:5353"),
+            ),
+        }
+    }
+    let min_refresh = check.duration(
+        &raw.min_refresh,
+        "discovery.min_refresh",
+        defaults.min_refresh,
+    );
+    let max_refresh = check.duration(
+        &raw.max_refresh,
+        "discovery.max_refresh",
+        defaults.max_refresh,
+    );
+    if let Some(value) = &raw.min_refresh
+        && min_refresh < MIN_REFRESH
+    {
+        check.issue(
+            Some(value.span().start),
+            "discovery.min_refresh",
+            "must be at least 100ms: a name is not looked up more often",
+        );
+    }
+    check.at_most(
+        &raw.max_refresh,
+        "discovery.max_refresh",
+        max_refresh,
+        MAX_REFRESH,
+    );
+    if max_refresh < min_refresh {
+        let at = raw.max_refresh.as_ref().or(raw.min_refresh.as_ref());
+        check.issue(
+            at.map(|value| value.span().start),
+            "discovery.max_refresh",
+            format!(
+                "must be at least min_refresh ({})",
+                humantime::format_duration(min_refresh)
+            ),
+        );
+    }
+    DiscoveryConfig {
+        dns_servers,
+        min_refresh,
+        max_refresh,
+    }
+}
+
+/// The soonest `discovery.min_refresh` accepted.
+const MIN_REFRESH: Duration = Duration::from_millis(100);
+
+/// The longest `discovery.max_refresh` accepted.
+const MAX_REFRESH: Duration = Duration::from_secs(3600);
 
 /// A backend's `protocol` and `tls` (`key` names its fields), which must agree: `h2` is
 /// HTTP/2 over TLS, `h2c` HTTP/2 without it. Files resolve against `base`; their content is
@@ -746,14 +1018,9 @@ fn check_transport(
 ) -> Option<(BackendProtocol, Option<BackendTls>)> {
     let protocol = match &raw.protocol {
         None => Some(BackendProtocol::Http1),
-        Some(value) => match value.get_ref().as_str() {
-            "http1" => Some(BackendProtocol::Http1),
-            "h2" => Some(BackendProtocol::H2),
-            "h2c" => Some(BackendProtocol::H2c),
-            other => {
-                let message = format!(
-                    "{other:?} is not a protocol: \"http1\" (the default), \"h2\" (HTTP/2 over TLS) or \"h2c\" (HTTP/2 without TLS)"
-                );
+        Some(value) => match value.get_ref().parse() {
+            Ok(protocol) => Some(protocol),
+            Err(message) => {
                 check.issue(Some(value.span().start), &key("protocol"), message);
                 None
             }
@@ -771,18 +1038,12 @@ fn check_transport(
     };
     let (protocol, tls) = (protocol?, tls?);
     let at = raw.protocol.as_ref().map(|value| value.span().start);
-    match (protocol, &tls) {
-        (BackendProtocol::H2, None) => {
-            let message = "h2 is HTTP/2 over TLS: add tls = true (or a tls table), or say \"h2c\" for HTTP/2 without TLS";
+    match protocol.tls_mismatch(tls.is_some()) {
+        Some(message) => {
             check.issue(at, &key("protocol"), message);
             None
         }
-        (BackendProtocol::H2c, Some(_)) => {
-            let message = "h2c is HTTP/2 without TLS: over TLS, say \"h2\"";
-            check.issue(at, &key("protocol"), message);
-            None
-        }
-        _ => Some((protocol, tls)),
+        None => Some((protocol, tls)),
     }
 }
 

@@ -157,24 +157,33 @@ impl PluginBalancer {
             memory: MemoryBudget::new(limits.total_memory_limit),
             heard: Heard::new(),
         };
-        let mut first = plugin.instantiate().map_err(|err| PluginError::Failed {
-            path: path.to_owned(),
-            reason: format!("cannot instantiate: {err:#}"),
-        })?;
-        first.configure(config, set).map_err(|err| match err {
-            ConfigureError::Refused(message) => PluginError::Refused {
-                path: path.to_owned(),
-                message,
-            },
-            ConfigureError::Failed(reason, detail) => PluginError::Failed {
-                path: path.to_owned(),
-                reason: format!("{reason}: {detail}"),
-            },
-        })?;
+        let first = plugin.configured_afresh(set)?;
         plugin.feedback = first.feedback;
         plugin.note_asked(&first);
         let _ = plugin.idle.push(first);
         Ok(plugin)
+    }
+
+    /// A new instance, configured for `set`; the plugin's refusal or failure says why not.
+    fn configured_afresh(&self, set: &BackendSet) -> Result<PluginInstance, PluginError> {
+        let path = &self.path;
+        let mut instance = self.instantiate().map_err(|err| PluginError::Failed {
+            path: path.clone(),
+            reason: format!("cannot instantiate: {err:#}"),
+        })?;
+        instance
+            .configure(&self.config, set)
+            .map_err(|err| match err {
+                ConfigureError::Refused(message) => PluginError::Refused {
+                    path: path.clone(),
+                    message,
+                },
+                ConfigureError::Failed(reason, detail) => PluginError::Failed {
+                    path: path.clone(),
+                    reason: format!("{reason}: {detail}"),
+                },
+            })?;
+        Ok(instance)
     }
 
     /// The plugin's name in logs and `/policy`: the component's own, else its file's stem.
@@ -298,6 +307,13 @@ impl PluginBalancer {
 }
 
 impl Balancer for PluginBalancer {
+    fn accepts(&self, set: &BackendSet) -> Result<(), PluginError> {
+        let instance = self.configured_afresh(set)?;
+        self.note_asked(&instance);
+        self.checkin(instance);
+        Ok(())
+    }
+
     fn pick(
         &self,
         request: &RequestInfo<'_>,

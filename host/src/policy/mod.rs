@@ -258,6 +258,15 @@ impl Policy {
         self.builtin.rank(request.sequence, set, eligibility)
     }
 
+    /// Whether the plugin takes `set` (see [`Balancer::accepts`]), as a change of backends must
+    /// be admitted; always, for the built-in round-robin.
+    pub fn accepts(&self, set: &BackendSet) -> Result<(), crate::plugin::PluginError> {
+        match &self.plugin {
+            Some((_, plugin)) => plugin.accepts(set),
+            None => Ok(()),
+        }
+    }
+
     /// Asks the plugin for `picks` rankings of `set` with plain requests (`GET /` from
     /// 127.0.0.1, no headers), as a new plugin must answer before it replaces the old one.
     /// Declining is a valid answer; a failure or an unusable ranking is not.

@@ -50,14 +50,16 @@ pub(super) fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     changed
 }
 
-/// The backend set `config` describes, built from `current`: `None` if nothing changed.
-/// A backend keeps its statistics and health when its name and address stay, whatever its
-/// weight, tags, protocol and TLS become; a new one is timed by `clock`. TLS files are read
-/// again, and a backend whose files still hold the same keeps its TLS (and its pooled
-/// connections). The changes are described in `changes`.
+/// The set of the backends `wanted`, with a slow start of `slow_start`, built from
+/// `current`: `None` if nothing changed. A backend keeps its statistics and health (a drain
+/// included) when its name and address stay, whatever its weight, tags, protocol and TLS
+/// become; a new one is timed by `clock`. TLS files are read again, and a backend whose files
+/// still hold the same keeps its TLS (and its pooled connections). The changes are described
+/// in `changes`.
 pub(super) fn next_set(
     current: &BackendSet,
-    config: &Config,
+    wanted: &[BackendConfig],
+    slow_start: std::time::Duration,
     clock: &Clock,
     changes: &mut Vec<String>,
 ) -> Result<Option<BackendSet>, BackendTlsError> {
@@ -66,8 +68,9 @@ pub(super) fn next_set(
         .iter()
         .map(|backend| (backend.name.as_str(), backend))
         .collect();
-    let mut backends = Vec::with_capacity(config.backends.len());
-    for wanted in &config.backends {
+    let mut backends = Vec::with_capacity(wanted.len());
+    let all_wanted = wanted;
+    for wanted in all_wanted {
         let tls = load_tls(wanted)?;
         let backend = match old.get(wanted.name.as_str()) {
             Some(kept) if kept.address == wanted.address => {
@@ -98,15 +101,15 @@ pub(super) fn next_set(
         backends.push(backend);
     }
     for backend in current.backends() {
-        if !config.backends.iter().any(|b| b.name == backend.name) {
+        if !all_wanted.iter().any(|b| b.name == backend.name) {
             changes.push(format!("backend {} removed", backend.name));
         }
     }
-    if config.slow_start != current.slow_start() {
+    if slow_start != current.slow_start() {
         changes.push(format!(
             "slow_start {} -> {}",
             humantime::format_duration(current.slow_start()),
-            humantime::format_duration(config.slow_start)
+            humantime::format_duration(slow_start)
         ));
     }
     let same = backends.len() == current.len()
@@ -114,10 +117,9 @@ pub(super) fn next_set(
             .iter()
             .zip(current.backends())
             .all(|(new, old)| Arc::ptr_eq(new, old))
-        && config.slow_start == current.slow_start();
-    Ok((!same).then(|| {
-        BackendSet::new(current.generation() + 1, backends).with_slow_start(config.slow_start)
-    }))
+        && slow_start == current.slow_start();
+    Ok((!same)
+        .then(|| BackendSet::new(current.generation() + 1, backends).with_slow_start(slow_start)))
 }
 
 /// A backend joining the set, warming up from now (slow start).
@@ -184,9 +186,15 @@ mod tests {
         let set = BackendSet::from_config(&first, &Clock::new()).unwrap();
         let mut changes = Vec::new();
         assert!(
-            next_set(&set, &first, &Clock::new(), &mut changes)
-                .unwrap()
-                .is_none()
+            next_set(
+                &set,
+                &first.backends,
+                first.slow_start,
+                &Clock::new(),
+                &mut changes
+            )
+            .unwrap()
+            .is_none()
         );
         assert!(changes.is_empty());
     }
@@ -208,9 +216,15 @@ mod tests {
             backend("d", 5, 1)
         ));
         let mut changes = Vec::new();
-        let next = next_set(&set, &second, &Clock::new(), &mut changes)
-            .unwrap()
-            .expect("a new set");
+        let next = next_set(
+            &set,
+            &second.backends,
+            second.slow_start,
+            &Clock::new(),
+            &mut changes,
+        )
+        .unwrap()
+        .expect("a new set");
         assert_eq!(next.generation(), set.generation() + 1);
         assert_eq!(next.backends()[0].weight, 3);
         assert_eq!(

@@ -3,8 +3,11 @@
 //! request path, instantiated, configured with the new backend set and made to answer probe
 //! picks; only then do the backend set and the policy replace the old ones. Anything refused
 //! leaves the old ones serving, and the reason is logged, kept for `GET /policy` and counted.
+//! Changes of the backends alone (discovery, the admin API's runtime calls) are admitted the
+//! same way by the plugin in force, which is not read again.
 
 mod diff;
+mod runtime;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -12,13 +15,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
+use tokio_util::sync::CancellationToken;
 
+pub use runtime::{BackendOrigin, NewBackend};
 pub use watch::{FileChanges, FileWatch, Watched, follow_changes};
 
 use crate::backend::{BackendSet, BackendTlsError};
 use crate::balancer::FallbackReason;
 use crate::clock::Clock;
 use crate::config::{AdminToken, Config, ConfigError};
+use crate::discovery::Discovery;
 use crate::plugin::{PluginEngine, PluginError, file_sha256};
 use crate::policy::Policy;
 use crate::state::State;
@@ -71,6 +77,16 @@ pub enum ReloadError {
     /// could not be loaded, or its file changed since.
     #[error("the shadow policy cannot be promoted: {0}")]
     ShadowNotPromotable(String),
+    /// A runtime call named a backend the set does not have.
+    #[error("there is no backend {0:?}")]
+    UnknownBackend(String),
+    /// A runtime call asked for a backend that is not acceptable (a bad field, a name taken).
+    #[error("{0}")]
+    BadBackend(String),
+    /// A runtime call cannot be done to the backend as it is now (a member of a discovered
+    /// group, one not yet drained, one with requests in flight).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// A reload that took effect, and what it changed.
@@ -109,20 +125,27 @@ pub struct Reloader {
     certificate_watch: FileWatch,
     /// The TLS listeners, whose certificates every reload reads again.
     tls: Vec<Arc<TlsListener>>,
+    /// The groups of backends found at run time, whose members every set holds.
+    discovery: Arc<Discovery>,
+    /// Ends the tasks discovery starts for groups a reload adds.
+    stop: CancellationToken,
+    /// The backends added through the admin API since the config file was last read.
+    added: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Reloader {
     /// A reloader for the vane serving `state` with `config`, read from `config_path` if vane
     /// was started from a file (without one, reloads re-read only the plugin and the
     /// certificates), with the TLS listeners `tls`, watching the files `watches` names (the
-    /// plugin's first, then the certificates').
+    /// plugin's first, then the certificates'), and the groups `discovery` follows (the tasks
+    /// it starts for a reload's new groups end with `stop`).
     pub(crate) fn new(
         state: Arc<State>,
-        config: Config,
-        config_path: Option<PathBuf>,
+        (config, config_path): (Config, Option<PathBuf>),
         engine: Option<PluginEngine>,
         watches: [FileWatch; 2],
         tls: Vec<Arc<TlsListener>>,
+        (discovery, stop): (Arc<Discovery>, CancellationToken),
     ) -> Arc<Self> {
         let [plugin_watch, certificate_watch] = watches;
         Arc::new(Reloader {
@@ -135,7 +158,15 @@ impl Reloader {
             plugin_watch,
             certificate_watch,
             tls,
+            discovery,
+            stop,
+            added: Mutex::default(),
         })
+    }
+
+    /// The groups of backends found at run time.
+    pub fn discovery(&self) -> &Arc<Discovery> {
+        &self.discovery
     }
 
     /// The TLS listeners, in the config's order.
@@ -161,7 +192,14 @@ impl Reloader {
         let certificates = self.load_certificates(config)?;
         let set = self.state.hold_backends();
         let mut changes = Vec::new();
-        let next = diff::next_set(&set, config, self.state.clock(), &mut changes)?;
+        let wanted = self.discovery.wanted(config);
+        let next = diff::next_set(
+            &set,
+            &wanted,
+            config.slow_start,
+            self.state.clock(),
+            &mut changes,
+        )?;
         changes.extend(self.replace_certificates(certificates));
         if let Some(next) = next {
             self.state.swap_backends(next);
@@ -308,6 +346,7 @@ impl Reloader {
         mode: Mode,
     ) -> Result<Option<Reloaded>, ReloadError> {
         let skip_unchanged = mode == Mode::PluginFile;
+        let rereads_config = mode == Mode::Config;
         let restart = diff::needs_restart(current, &next);
         if !restart.is_empty() {
             return Err(ReloadError::NeedsRestart(restart));
@@ -326,10 +365,15 @@ impl Reloader {
         let set = self.state.hold_backends();
         let old_policy = self.state.hold_policy();
         let clock = self.state.clock().clone();
+        let wanted = self.discovery.wanted(&next);
         let admitted = {
             let next = next.clone();
             tokio::task::spawn_blocking(move || {
-                admit(engine.as_ref(), &next, &set, &old_policy, &clock, &mode)
+                let asked = Asked {
+                    config: &next,
+                    backends: &wanted,
+                };
+                admit(engine.as_ref(), asked, &set, &old_policy, &clock, &mode)
             })
             .await
             .map_err(|err| ReloadError::Aborted(err.to_string()))??
@@ -361,8 +405,70 @@ impl Reloader {
                 .store(next.admin_token.clone().map(Arc::new));
             changes.push("the admin API token was replaced".to_owned());
         }
+        if rereads_config {
+            // The file is read again: what the admin API added is gone unless the file has it.
+            let mut added = lock(&self.added);
+            added.retain(|name| next.backends.iter().any(|backend| &backend.name == name));
+            self.discovery.follow_config(&next, &self.stop);
+        }
         *current = next;
         Ok(Some(Reloaded { changes }))
+    }
+
+    /// Admits the backends `config` asks for now (its own and the members discovery has
+    /// found) with the plugin in force, as a reload would: the plugin must configure itself
+    /// for the new set and answer probe picks; it is not read again. Answers what changed
+    /// (nothing if the set is the same); `config` is the config in force, or the one a runtime
+    /// call is about to put in force.
+    async fn admit_backends(&self, config: &Config) -> Result<Reloaded, ReloadError> {
+        let set = self.state.hold_backends();
+        let wanted = self.discovery.wanted(config);
+        let mut changes = Vec::new();
+        let Some(next) = diff::next_set(
+            &set,
+            &wanted,
+            config.slow_start,
+            self.state.clock(),
+            &mut changes,
+        )?
+        else {
+            return Ok(Reloaded::default());
+        };
+        let policy = self.state.hold_policy();
+        let next = tokio::task::spawn_blocking(move || {
+            policy.accepts(&next)?;
+            if let Err((pick, reason)) = policy.probe(&next, PROBE_PICKS) {
+                let path = policy
+                    .plugin_info()
+                    .map_or_else(PathBuf::new, |info| info.path.clone());
+                return Err(ReloadError::Probe { path, pick, reason });
+            }
+            Ok(next)
+        })
+        .await
+        .map_err(|err| ReloadError::Aborted(err.to_string()))??;
+        self.state.swap_backends(next);
+        Ok(Reloaded { changes })
+    }
+
+    /// Puts the members discovery has found in force, as a change of a group's members does;
+    /// a refusal is logged and kept for `GET /discovery`, and the set in force keeps serving.
+    pub async fn update_members(&self) {
+        let current = self.config.lock().await;
+        let result = self.admit_backends(&current).await;
+        drop(current);
+        match result {
+            Ok(reloaded) => {
+                if reloaded != Reloaded::default() {
+                    tracing::info!(changes = %reloaded.changes.join("; "), "backends changed");
+                }
+                self.discovery.record_verdict(None);
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "the backends found were refused; the set in force keeps serving");
+                self.discovery.record_verdict(Some(err.to_string()));
+            }
+        }
     }
 
     /// The process's plugin engine, made (with `cache`) by the first reload that needs one if
@@ -424,16 +530,24 @@ struct Admitted {
     changes: Vec<String>,
 }
 
-/// Builds and checks everything `config` asks for against the backends in force; blocking
+/// What a reload asks for: the config, and the backends it means (its own and the members
+/// found for its groups).
+struct Asked<'a> {
+    config: &'a Config,
+    backends: &'a [crate::config::BackendConfig],
+}
+
+/// Builds and checks everything `asked` asks for against the backends in force; blocking
 /// (it compiles), so it runs off the request path.
 fn admit(
     engine: Option<&PluginEngine>,
-    config: &Config,
+    asked: Asked<'_>,
     current: &BackendSet,
     old_policy: &Policy,
     clock: &Clock,
     mode: &Mode,
 ) -> Result<Option<Admitted>, ReloadError> {
+    let Asked { config, backends } = asked;
     if *mode == Mode::PluginFile
         && let (Some(policy), Some(old)) = (&config.policy, old_policy.plugin_info())
         && policy.plugin == old.path
@@ -442,7 +556,7 @@ fn admit(
         return Ok(None);
     }
     let mut changes = Vec::new();
-    let next_set = diff::next_set(current, config, clock, &mut changes)?;
+    let next_set = diff::next_set(current, backends, config.slow_start, clock, &mut changes)?;
     let set = next_set.as_ref().unwrap_or(current);
     let generation = old_policy.generation() + 1;
     let policy =
@@ -497,8 +611,9 @@ fn describe_policy(old: &Policy, new: &Policy) -> String {
 /// or every TLS listener's certificate and key files.
 pub fn watched_files(config: &Config, watched: Watched) -> Vec<PathBuf> {
     match watched {
-        // The config does not name its own file: `app` watches the one it was started from.
-        Watched::Config => Vec::new(),
+        // The config does not name its own file: `app` watches the one it was started from;
+        // discovery watches its groups' files.
+        Watched::Config | Watched::Members => Vec::new(),
         Watched::Plugin => config
             .policy
             .iter()
@@ -511,10 +626,12 @@ pub fn watched_files(config: &Config, watched: Watched) -> Vec<PathBuf> {
                 .iter()
                 .filter_map(|listener| listener.tls.as_ref())
                 .flat_map(|tls| &tls.certificates);
+            let groups = config.groups.iter().filter_map(|group| group.tls.as_ref());
             let backends = config
                 .backends
                 .iter()
-                .filter_map(|backend| backend.tls.as_ref());
+                .filter_map(|backend| backend.tls.as_ref())
+                .chain(groups);
             let clients = backends.clone().filter_map(|tls| tls.client.as_ref());
             listeners
                 .chain(clients)

@@ -37,6 +37,8 @@ pub enum Watched {
     /// The config file vane was started from: the config (and plugin) is reloaded, as SIGHUP
     /// does.
     Config,
+    /// A group's file of members: the group is read again.
+    Members,
 }
 
 /// A watch on the files the config in force names for one purpose. Every event that may have
@@ -50,6 +52,18 @@ pub struct FileWatch {
 
 /// The events a [`FileWatch`] sends; [`follow_changes`] reloads on them.
 pub struct FileChanges(mpsc::UnboundedReceiver<()>);
+
+impl FileChanges {
+    /// Waits for a change, then until the files have been quiet for a moment; `false` once no
+    /// change can come.
+    pub async fn next(&mut self) -> bool {
+        if self.0.recv().await.is_none() {
+            return false;
+        }
+        while let Ok(Some(())) = tokio::time::timeout(QUIET, self.0.recv()).await {}
+        true
+    }
+}
 
 /// The files watched now, if any.
 pub(super) struct Watching {
@@ -98,11 +112,10 @@ pub async fn follow_changes(
     let mut config_read = reloader.config_file_digest();
     loop {
         tokio::select! {
-            change = changes.0.recv() => {
-                if change.is_none() {
+            more = changes.next() => {
+                if !more {
                     return;
                 }
-                while let Ok(Some(())) = tokio::time::timeout(QUIET, changes.0.recv()).await {}
                 // The outcome is logged and recorded by the reloader.
                 match watched {
                     Watched::Plugin => drop(reloader.reload_plugin().await),
@@ -114,6 +127,8 @@ pub async fn follow_changes(
                             drop(reloader.reload().await);
                         }
                     }
+                    // Discovery reads its files itself.
+                    Watched::Members => {}
                 }
             }
             () = stop.cancelled() => return,

@@ -5,6 +5,7 @@ pub mod alone;
 pub mod backend;
 pub mod client;
 pub mod command;
+pub mod dns;
 pub mod files;
 pub mod grpc;
 pub mod load;

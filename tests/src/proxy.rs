@@ -107,6 +107,25 @@ impl Vane {
         (reply.status.as_u16(), reply.text())
     }
 
+    /// `method path` on the admin API with a JSON `body` (empty for none): status and body.
+    pub async fn admin_send(&self, method: &str, path: &str, body: &str) -> (u16, String) {
+        let admin = self.admin.expect("the config has `admin`");
+        let method = http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let headers: &[(&str, &str)] = &[("content-type", "application/json")];
+        let reply = Client::new(admin)
+            .send(method, path, headers, bytes::Bytes::from(body.to_owned()))
+            .await
+            .expect("the admin API answers");
+        (reply.status.as_u16(), reply.text())
+    }
+
+    /// `GET /discovery` on the admin API, parsed.
+    pub async fn discovery_json(&self) -> serde_json::Value {
+        let (status, body) = self.admin_get("/discovery").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("/discovery is JSON")
+    }
+
     /// `GET /metrics` on the admin API: every sample, keyed by `name{label=value,...}` with the
     /// labels sorted (a histogram by its count).
     pub async fn metrics(&self) -> HashMap<String, f64> {

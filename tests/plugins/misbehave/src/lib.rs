@@ -106,6 +106,16 @@ impl Policy for Misbehave {
                     .map_err(|_| format!("capabilities needs IP:PORT, not {argument:?}"))?,
             ),
             "refuse" => return Err("refused on purpose by the misbehave test plugin".into()),
+            "at-most" => {
+                let most = number()?;
+                if backends.len() as u64 > most {
+                    return Err(format!(
+                        "at most {most} backends, not {}, by the misbehave test plugin",
+                        backends.len()
+                    ));
+                }
+                Mode::Behave
+            }
             "busy" => Mode::Busy(number()?),
             "slow-panic" => Mode::SlowPanic(number()?),
             "hold" => Mode::Hold(number()? as usize),

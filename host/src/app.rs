@@ -79,6 +79,8 @@ pub struct Running {
     skip_grace: CancellationToken,
     /// The watch on the config file vane was started from (none without one).
     _config_watch: FileWatch,
+    /// Stops the tasks not held in `tasks` (discovery's) when `Running` is dropped.
+    _stop_when_dropped: tokio_util::sync::DropGuard,
 }
 
 impl Running {
@@ -166,10 +168,14 @@ async fn start_with(
         .collect();
     let (config_watch, config_changes) = FileWatch::start(Watched::Config, config_file);
     let stop = CancellationToken::new();
+    // Until vane is running, a failure to start stops every task started so far.
+    let stop_on_failure = stop.clone().drop_guard();
     // Groups are looked up before the set is built, so that vane starts with their members.
     let discovery = Discovery::new();
-    discovery.start(config, &stop).await;
-    let set = BackendSet::from_backends(&discovery.wanted(config), config.slow_start, &clock)?;
+    let first = discovery.look_up_new(config).await;
+    let set =
+        BackendSet::from_backends(&discovery.wanted(config, &first), config.slow_start, &clock)?;
+    discovery.follow_config(config, first, &stop);
     let engine = match &config.policy {
         Some(policy) => Some(PluginEngine::with_cache_folder(policy.cache.as_deref())?),
         None => None,
@@ -290,6 +296,7 @@ async fn start_with(
         admin,
         skip_grace: CancellationToken::new(),
         _config_watch: config_watch,
+        _stop_when_dropped: stop_on_failure,
     })
 }
 

@@ -46,7 +46,7 @@ async fn only_calls_with_the_token_are_let_in() {
         token.display().to_string()
     );
     let vane = Vane::start(&config_for(&[&a], &extra)).await.unwrap();
-    for path in ["/backends", "/policy", "/metrics"] {
+    for path in ["/backends", "/discovery", "/policy", "/metrics"] {
         let (status, challenge, body) = call(&vane, Method::GET, path, None).await;
         assert_eq!(status, 401, "{path} without a token: {body}");
         assert_eq!(challenge, "Bearer realm=\"vane admin\"", "{path}");
@@ -63,6 +63,17 @@ async fn only_calls_with_the_token_are_let_in() {
             assert_eq!(status, 200, "{method} {path} without a token: {body}");
         }
     }
+    // The runtime calls change nothing without the token.
+    for (method, path) in [
+        (Method::POST, "/backends/a/drain"),
+        (Method::DELETE, "/backends/a"),
+        (Method::PATCH, "/backends/a"),
+        (Method::POST, "/backends"),
+    ] {
+        let (status, _, body) = call(&vane, method.clone(), path, None).await;
+        assert_eq!(status, 401, "{method} {path} without a token: {body}");
+    }
+    assert!(vane.state().backends().backends()[0].in_rotation());
     // A refused reload is not even tried: the count of reloads stays where it was.
     let (status, _, _) = call(&vane, Method::POST, "/reload", Some(OTHER)).await;
     assert_eq!(status, 401);

@@ -43,13 +43,14 @@ async fn wait_for_members(vane: &Vane, expected: &[&str]) {
     }
 }
 
-/// Waits until `/discovery` says `check` of group `name`; fails after 15 s.
+/// Waits until `/discovery` says `check` of group `name`, and answers the group as it said
+/// it; fails after 15 s.
 async fn wait_for_group(
     vane: &Vane,
     name: &str,
     what: &str,
     check: impl Fn(&serde_json::Value) -> bool,
-) {
+) -> serde_json::Value {
     let started = Instant::now();
     loop {
         let discovery = vane.discovery_json().await;
@@ -59,8 +60,8 @@ async fn wait_for_group(
             .iter()
             .find(|group| group["name"] == name)
             .cloned();
-        if group.as_ref().is_some_and(&check) {
-            return;
+        if let Some(group) = group.filter(|group| check(group)) {
+            return group;
         }
         assert!(
             started.elapsed() < Duration::from_secs(15),
@@ -173,9 +174,14 @@ async fn a_records_ttl_sets_when_the_name_is_looked_up_again_within_the_bounds()
     ))
     .await
     .unwrap();
-    wait_for_group(&patient, "web", "its TTL", |g| g["ttl_seconds"] == 300).await;
-    let group = patient.discovery_json().await["groups"][0].clone();
+    // Read after a lookup that answered (one that failed would be tried again sooner).
+    let answered = |g: &serde_json::Value| g["last_lookup"] == g["last_answer"];
+    let group = wait_for_group(&patient, "web", "its TTL", |g| {
+        g["ttl_seconds"] == 300 && answered(g)
+    })
+    .await;
     assert_eq!(lookup_gap(&group), Duration::from_secs(300), "{group}");
+    let lookups = group["lookups"].clone();
 
     // The same records under max_refresh = 1s: looked up every second, so a change shows.
     let bounded = Vane::start(&config(
@@ -185,7 +191,7 @@ async fn a_records_ttl_sets_when_the_name_is_looked_up_again_within_the_bounds()
     ))
     .await
     .unwrap();
-    let group = bounded.discovery_json().await["groups"][0].clone();
+    let group = wait_for_group(&bounded, "web", "an answer", answered).await;
     assert_eq!(lookup_gap(&group), Duration::from_secs(1), "{group}");
     dns.set_hosts(&[
         ("127.0.0.1", "web.vane.test"),
@@ -194,9 +200,9 @@ async fn a_records_ttl_sets_when_the_name_is_looked_up_again_within_the_bounds()
     let member = |last: u8| format!("web/127.0.0.{last}:{port}");
     wait_for_members(&bounded, &[&member(1), &member(2)]).await;
 
-    // The patient vane, which saw the same change, has not asked since it started.
+    // The patient vane, which saw the same change, has not asked since.
     let group = patient.discovery_json().await["groups"][0].clone();
-    assert_eq!(group["lookups"], 1, "{group}");
+    assert_eq!(group["lookups"], lookups, "{group}");
     assert_eq!(
         members(&patient).await,
         BTreeSet::from([member(1)]),
@@ -421,4 +427,63 @@ async fn a_reload_that_adds_a_group_finds_its_members_and_one_that_drops_it_forg
     wait_for_members(&vane, &["a"]).await;
     let discovery = vane.discovery_json().await;
     assert_eq!(discovery["groups"], serde_json::json!([]), "{discovery}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reload_that_adds_a_dns_group_or_points_it_elsewhere_admits_its_members_with_it() {
+    let folder = scratch_folder("discovery-dns-reload");
+    let [one, two, _three] = three_on_one_port().await;
+    let port = one.address.port();
+    let dns = DnsServer::start(
+        &folder,
+        &Records {
+            hosts: &[
+                ("127.0.0.1", "web.vane.test"),
+                ("127.0.0.2", "api.vane.test"),
+            ],
+            srv: &[],
+            ttl: 300,
+        },
+    );
+    // At start no group asks DNS: the first that does comes with a reload.
+    let listed = one.toml(1).replace("\"one\"", "\"listed\"");
+    let path = folder.join("vane.toml");
+    std::fs::write(&path, config(&dns, ("100ms", "1h"), &listed)).unwrap();
+    let vane = Vane::start_file(&path).await.unwrap();
+
+    let with_group = format!("{listed}{}", dns_group("web", "web.vane.test", port));
+    std::fs::write(&path, config(&dns, ("100ms", "1h"), &with_group)).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 200, "{body}");
+    // The member joins with the reload itself, not at a later lookup.
+    assert!(
+        body.contains(&format!("backend web/127.0.0.1:{port} added")),
+        "{body}"
+    );
+    assert_eq!(members(&vane).await.len(), 2);
+
+    // The group pointed at another name: the old member leaves and the new one joins at once.
+    let elsewhere = format!("{listed}{}", dns_group("web", "api.vane.test", port));
+    std::fs::write(&path, config(&dns, ("100ms", "1h"), &elsewhere)).unwrap();
+    let (status, body) = vane.admin_post("/reload").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(&format!("backend web/127.0.0.2:{port} added")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("backend web/127.0.0.1:{port} removed")),
+        "{body}"
+    );
+    let client = vane.client();
+    for _ in 0..4 {
+        assert_eq!(client.get("/").await.unwrap().status, 200);
+    }
+    assert_eq!(two.hits(), 2);
+    let group = vane.discovery_json().await["groups"][0].clone();
+    assert_eq!(
+        group["source"],
+        format!("dns api.vane.test port {port}"),
+        "{group}"
+    );
 }

@@ -24,6 +24,7 @@ mod grpc;
 mod h2_floods;
 mod hostile;
 mod http1;
+mod kubernetes;
 mod locality;
 mod misfits;
 mod plugin_load;

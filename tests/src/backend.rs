@@ -41,6 +41,7 @@ pub struct BackendBuilder {
     breaking: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     max_streams: Option<u32>,
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A backend named `name` answering 200 at once.
@@ -53,6 +54,7 @@ pub fn backend(name: &str) -> BackendBuilder {
         breaking: false,
         tls: None,
         max_streams: None,
+        gate: None,
     }
 }
 
@@ -86,6 +88,13 @@ impl BackendBuilder {
     /// say); a failed handshake closes the connection.
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(config);
+        self
+    }
+
+    /// Holds every request (but health probes) until `gate` has a permit for it: the test
+    /// decides when each answer goes out, whatever the machine's speed.
+    pub fn gated(mut self, gate: Arc<tokio::sync::Semaphore>) -> Self {
+        self.gate = Some(gate);
         self
     }
 
@@ -273,6 +282,9 @@ async fn answer(
     }
     if !spec.delay.is_zero() {
         tokio::time::sleep(spec.delay).await;
+    }
+    if let Some(gate) = &spec.gate {
+        gate.acquire().await.expect("the gate stays open").forget();
     }
     let version = format!("{:?}", request.version());
     if request.uri().path() == "/trailers" {

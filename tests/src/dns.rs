@@ -13,6 +13,8 @@ pub struct DnsServer {
     /// Where it answers, UDP and TCP.
     pub address: SocketAddr,
     hosts: PathBuf,
+    /// The name only this server answers for.
+    own: String,
     child: Option<Child>,
 }
 
@@ -29,9 +31,22 @@ pub struct Records<'a> {
 impl DnsServer {
     /// Starts dnsmasq answering `records`, its files in `folder`; waits until it answers.
     pub fn start(folder: &Path, records: &Records<'_>) -> DnsServer {
-        let port = free_udp_port();
+        // A port found free may be taken before dnsmasq binds it: then it exits, and another
+        // port is tried.
+        for _ in 0..5 {
+            if let Some(server) = DnsServer::start_on(free_udp_port(), folder, records) {
+                return server;
+            }
+        }
+        panic!("dnsmasq did not start on any of 5 free ports");
+    }
+
+    /// dnsmasq on `port`, once it answers for itself; `None` if it exited (the port taken).
+    fn start_on(port: u16, folder: &Path, records: &Records<'_>) -> Option<DnsServer> {
         let hosts = folder.join("dns-hosts");
-        write_hosts(&hosts, records.hosts);
+        // A name only this server knows, which says that the server answering is this one.
+        let own = format!("own-{port}.vane.test");
+        write_hosts(&hosts, &own, records.hosts);
         let mut command = Command::new(dnsmasq());
         command
             .args([
@@ -60,18 +75,18 @@ impl DnsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("dnsmasq runs (apt-get install dnsmasq-base; scripts/test.sh does)");
-        let server = DnsServer {
+        let mut server = DnsServer {
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             hosts,
+            own,
             child: Some(child),
         };
-        server.wait_until_answering();
-        server
+        server.wait_until_answering().then_some(server)
     }
 
     /// Replaces the A and AAAA records and tells dnsmasq to read them again (SIGHUP).
     pub fn set_hosts(&self, hosts: &[(&str, &str)]) {
-        write_hosts(&self.hosts, hosts);
+        write_hosts(&self.hosts, &self.own, hosts);
         let pid = self.child.as_ref().expect("running").id();
         let status = Command::new("kill")
             .args(["-HUP", &pid.to_string()])
@@ -88,21 +103,30 @@ impl DnsServer {
         }
     }
 
-    /// Waits until a query gets an answer; panics after 10 s.
-    fn wait_until_answering(&self) {
+    /// Waits until this server answers for its own name: `true`; `false` if dnsmasq exited
+    /// first. Panics after 10 s.
+    fn wait_until_answering(&mut self) -> bool {
         let started = Instant::now();
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
-        // A query for `probe.` type A, class IN: any answer (even "refused") means it is up.
-        let query =
-            b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x05probe\x00\x00\x01\x00\x01";
+        let query = a_query(&self.own);
         let mut buffer = [0; 512];
         loop {
-            let _ = socket.send_to(query, self.address);
-            if socket.recv(&mut buffer).is_ok() {
-                return;
+            let child = self.child.as_mut().expect("running");
+            if child.try_wait().expect("dnsmasq's status").is_some() {
+                self.child = None;
+                return false;
+            }
+            let _ = socket.send_to(&query, self.address);
+            // One answer record (ANCOUNT, bytes 6 and 7) to our own query id.
+            if let Ok(read) = socket.recv(&mut buffer)
+                && read > 12
+                && buffer[..2] == query[..2]
+                && u16::from_be_bytes([buffer[6], buffer[7]]) > 0
+            {
+                return true;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(10),
@@ -111,6 +135,17 @@ impl DnsServer {
             );
         }
     }
+}
+
+/// A DNS query for `name`'s A record (id 0x1234, recursion desired).
+fn a_query(name: &str) -> Vec<u8> {
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    query
 }
 
 impl Drop for DnsServer {
@@ -129,9 +164,10 @@ fn dnsmasq() -> PathBuf {
     }
 }
 
-fn write_hosts(path: &Path, hosts: &[(&str, &str)]) {
-    let text: String = hosts
-        .iter()
+/// Writes `hosts` and the server's `own` name to the hosts file at `path`.
+fn write_hosts(path: &Path, own: &str, hosts: &[(&str, &str)]) {
+    let text: String = std::iter::once(("127.0.0.1", own))
+        .chain(hosts.iter().copied())
         .map(|(ip, name)| format!("{ip} {name}\n"))
         .collect();
     // Written whole and renamed into place, so dnsmasq never reads half of it.

@@ -10,7 +10,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::backend::{Backend, FULL_SHARE, Outcome};
-use crate::discovery::GroupCounts;
+use crate::discovery::GroupStatus;
 use crate::histogram::HistogramSnapshot;
 use crate::policy::{BreakerState, Shadow};
 use crate::reload::{ReloadStatus, Reloader};
@@ -28,7 +28,7 @@ pub fn encode_metrics(state: &Arc<State>, reloader: &Reloader) -> Result<String,
         state.clone(),
         reloader.status(),
         reloader.tls_listeners().to_vec(),
-        reloader.discovery().counts(),
+        reloader.discovery().groups(),
     )));
     let mut text = String::new();
     text::encode(&mut text, &registry)?;
@@ -40,7 +40,7 @@ struct StateCollector(
     Arc<State>,
     ReloadStatus,
     Vec<Arc<TlsListener>>,
-    Vec<GroupCounts>,
+    Vec<GroupStatus>,
 );
 
 impl std::fmt::Debug for StateCollector {
@@ -58,20 +58,20 @@ impl StateCollector {
             &'static str,
             &'static str,
             MetricType,
-            fn(&GroupCounts) -> u64,
+            fn(&GroupStatus) -> u64,
         );
         let figures: [GroupFigure; 4] = [
             (
                 "vane_discovery_members",
                 "Members each discovered group's last good lookup found.",
                 MetricType::Gauge,
-                |g| g.members,
+                |g| g.members.len() as u64,
             ),
             (
                 "vane_discovery_stale",
                 "1 if a group's last lookup failed, so it serves the last good answer.",
                 MetricType::Gauge,
-                |g| u64::from(g.stale),
+                |g| u64::from(g.serving_last_good),
             ),
             (
                 "vane_discovery_lookups",

@@ -90,20 +90,15 @@ async fn answer(
             .insert(header::WWW_AUTHENTICATE, refused.challenge());
         return Ok(response);
     }
-    let path = request.uri().path();
-    if (path == "/backends" && request.method() == Method::POST) || path.starts_with("/backends/") {
-        if let Some(response) = runtime::answer(reloader, request).await {
-            return Ok(response);
-        }
-        return Ok(reply(
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            "not found\n".into(),
-        ));
+    if runtime::is_runtime_call(&request) {
+        return Ok(runtime::answer(reloader, request).await);
     }
+    let path = request.uri().path();
     let response = match (request.method(), path) {
         (&Method::GET, "/backends") => json(StatusCode::OK, status::backends(state, reloader)),
-        (&Method::GET, "/discovery") => json(StatusCode::OK, reloader.discovery().status()),
+        (&Method::GET, "/discovery") => {
+            json(StatusCode::OK, status::discovery(reloader.discovery()))
+        }
         (&Method::GET, "/policy") => json(StatusCode::OK, status::policy(state, reloader.status())),
         (&Method::GET, "/tls") => json(StatusCode::OK, status::tls(reloader.tls_listeners())),
         (&Method::POST, "/reload") => match reloader.reload().await {

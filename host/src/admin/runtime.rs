@@ -22,12 +22,17 @@ struct Patch {
     weight: i64,
 }
 
-/// Answers a runtime call: `POST /backends`, or one under `/backends/`; `None` for any other
-/// request.
+/// Whether `request` is a runtime call: `POST /backends`, or any call under `/backends/`.
+pub(super) fn is_runtime_call<B>(request: &Request<B>) -> bool {
+    let path = request.uri().path();
+    (path == "/backends" && request.method() == Method::POST) || path.starts_with("/backends/")
+}
+
+/// Answers a runtime call (see [`is_runtime_call`]).
 pub(super) async fn answer(
     reloader: &Reloader,
     request: Request<Incoming>,
-) -> Option<Response<Full<Bytes>>> {
+) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     let force = request.uri().query().is_some_and(|query| {
@@ -35,28 +40,20 @@ pub(super) async fn answer(
             .split('&')
             .any(|pair| pair == "force=true" || pair == "force=1")
     });
-    if path == "/backends" {
-        if method != Method::POST {
-            return None;
-        }
+    let Some(rest) = path.strip_prefix("/backends/") else {
         let new = match read_json::<NewBackend>(request).await {
             Ok(new) => new,
-            Err(response) => return Some(response),
+            Err(response) => return response,
         };
         let name = new.name.clone();
-        return Some(changed(
-            reloader.add_backend(new).await,
-            &name,
-            StatusCode::CREATED,
-        ));
-    }
-    let rest = path.strip_prefix("/backends/")?;
+        return changed(reloader.add_backend(new).await, &name, StatusCode::CREATED);
+    };
     let (name, action) = match rest.rsplit_once('/') {
         Some((name, action @ ("drain" | "undrain"))) => (name, Some(action)),
         _ => (rest, None),
     };
     let name = percent_decoded(name);
-    let response = match (method, action) {
+    match (method, action) {
         (Method::POST, Some(action)) => match reloader.set_draining(&name, action == "drain") {
             Ok((changed, in_flight)) => json(
                 StatusCode::OK,
@@ -84,8 +81,7 @@ pub(super) async fn answer(
             Err(response) => response,
         },
         _ => allowed_only("DELETE or PATCH"),
-    };
-    Some(response)
+    }
 }
 
 /// The answer to a call that changes the set: its changes, or why it was refused.
@@ -153,6 +149,7 @@ fn percent_decoded(text: &str) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|pair| pair.iter().all(u8::is_ascii_hexdigit))
             .and_then(|pair| std::str::from_utf8(pair).ok())
             .and_then(|pair| u8::from_str_radix(pair, 16).ok());
         match (bytes[i], hex) {

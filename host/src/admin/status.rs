@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use serde_json::{Map, Value, json};
 
 use crate::backend::{FULL_SHARE, Outcome};
+use crate::discovery::Discovery;
 use crate::policy::{Feedback, Shadow};
 use crate::reload::{BackendOrigin, ReloadStatus, Reloader};
 use crate::state::State;
@@ -58,6 +59,41 @@ pub(super) fn backends(state: &State, reloader: &Reloader) -> Value {
         "generation": set.generation(),
         "panic_routing": eligibility.is_panic(),
         "backends": backends,
+    })
+}
+
+/// Every group of backends found at run time: its source, members and lookups, and the last
+/// change of members the plugin refused (until one is admitted).
+pub(super) fn discovery(discovery: &Discovery) -> Value {
+    let groups: Vec<Value> = discovery
+        .groups()
+        .into_iter()
+        .map(|group| {
+            json!({
+                "name": group.name,
+                "source": group.source,
+                "members": group.members,
+                "answered": group.answered,
+                "serving_last_good": group.serving_last_good,
+                "lookups": group.lookups,
+                "failures": group.failures,
+                "last_lookup": group.last_lookup.map(rfc3339),
+                "last_answer": group.last_answer.map(rfc3339),
+                "ttl_seconds": group.ttl.map(|ttl| ttl.as_secs()),
+                "next_lookup": group.next_lookup.map(rfc3339),
+                "last_error": group.last_error.map(|(at, message)| json!({
+                    "at": rfc3339(at),
+                    "message": message,
+                })),
+            })
+        })
+        .collect();
+    json!({
+        "groups": groups,
+        "last_refused": discovery.refused().map(|(at, message)| json!({
+            "at": rfc3339(at),
+            "message": message,
+        })),
     })
 }
 

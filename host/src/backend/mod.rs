@@ -143,6 +143,15 @@ pub fn load_tls(config: &BackendConfig) -> Result<Option<Arc<ClientTls>>, Backen
         })
 }
 
+/// The generation of the next set made to replace another: one counter for the whole
+/// process, so that a set never shares its generation with another one, not even with a
+/// candidate that was refused (a plugin instance configured for that one must not take itself
+/// as configured for the next).
+pub fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(2);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// An immutable snapshot of the backend set, replaced whole when the set changes.
 #[derive(Debug)]
 pub struct BackendSet {

@@ -395,6 +395,15 @@ impl Default for RetryConfig {
 /// The largest weight accepted; weights are relative, so more range buys nothing.
 pub const MAX_WEIGHT: u32 = 1_000_000;
 
+/// `value` as a backend's weight, if it is one (1 to [`MAX_WEIGHT`]); else what is wrong,
+/// as the config file, a file of backends and the admin API all say it.
+pub fn weight(value: i64) -> Result<u32, String> {
+    u32::try_from(value)
+        .ok()
+        .filter(|weight| (1..=MAX_WEIGHT).contains(weight))
+        .ok_or_else(|| format!("must be between 1 and {MAX_WEIGHT}, not {value}"))
+}
+
 /// One backend: a `[[backends]]` entry with an `address`, a member of a group, or one added
 /// through the admin API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -588,6 +597,13 @@ pub struct BackendTls {
 }
 
 impl Config {
+    /// The group the backend `name` is a member of (`group/member`), if it names one of this
+    /// config's groups.
+    pub fn group_of(&self, name: &str) -> Option<&GroupConfig> {
+        let (group, _) = name.split_once('/')?;
+        self.groups.iter().find(|g| g.name == group)
+    }
+
     /// Reads and checks the config file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =

@@ -16,8 +16,8 @@ use super::raw::{
 use super::{
     AdminToken, BackendConfig, BackendProtocol, BackendTls, BreakerConfig, CertificateFiles,
     Config, ConfigIssue, DiscoveryConfig, EjectionConfig, GroupConfig, GroupSource, HealthConfig,
-    ListenerConfig, MAX_WEIGHT, PluginLimits, PolicyConfig, ProxyConfig, RetryConfig, ShadowConfig,
-    TlsConfig, parse_size,
+    ListenerConfig, PluginLimits, PolicyConfig, ProxyConfig, RetryConfig, ShadowConfig, TlsConfig,
+    parse_size,
 };
 
 /// The smallest `max_header_size`: smaller limits refuse real browsers' heads.
@@ -706,17 +706,9 @@ fn check_backends(
             });
         let weight = match &raw.weight {
             None => Some(1),
-            Some(weight) if (1..=i64::from(MAX_WEIGHT)).contains(weight.get_ref()) => {
-                Some(*weight.get_ref() as u32)
-            }
-            Some(weight) => {
-                let message = format!(
-                    "must be between 1 and {MAX_WEIGHT}, not {}",
-                    weight.get_ref()
-                );
-                check.issue(Some(weight.span().start), &key("weight"), message);
-                None
-            }
+            Some(value) => super::weight(*value.get_ref())
+                .map_err(|message| check.issue(Some(value.span().start), &key("weight"), message))
+                .ok(),
         };
         let transport = check_transport(check, raw, &key, base);
         let Some(source) = check_source(check, raw, table, &key, base) else {

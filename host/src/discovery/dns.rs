@@ -1,7 +1,7 @@
 //! Looking a group up in DNS: every A and AAAA address of a host name, or the targets of a
 //! name's SRV records, with the shortest TTL among the records that gave them.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_resolver::config::{
@@ -75,39 +75,50 @@ impl Dns {
 
     /// The targets of `name`'s SRV records of the lowest priority (the others are fallbacks
     /// RFC 2782 uses only when those fail; vane's health checks do that), each address at its
-    /// record's port, with its record's weight (0 counts as 1).
+    /// record's port, with its record's weight (0 counts as 1). The targets are looked up all
+    /// at once; one that does not resolve is left out (and named if none does).
     pub(super) async fn service(&self, name: &str) -> Result<Answer, String> {
         let lookup = self
             .resolver
             .srv_lookup(name)
             .await
             .map_err(|err| failure(name, &err))?;
-        let mut ttl = shortest_ttl(lookup.as_lookup().records());
         let lowest = lookup.iter().map(|srv| srv.priority()).min();
-        let mut members = Vec::new();
+        let mut targets = tokio::task::JoinSet::new();
         for srv in lookup.iter().filter(|srv| Some(srv.priority()) == lowest) {
-            let target = srv.target().to_utf8();
-            let host = target.trim_end_matches('.');
-            let addresses: Vec<IpAddr> = match srv.target().to_string().parse::<IpAddr>() {
-                Ok(ip) => vec![ip],
-                Err(_) => {
-                    let found = self
-                        .resolver
-                        .lookup_ip(srv.target().clone())
-                        .await
-                        .map_err(|err| failure(host, &err))?;
+            let (resolver, target) = (self.resolver.clone(), srv.target().clone());
+            let (port, weight) = (srv.port(), u32::from(srv.weight().max(1)));
+            targets.spawn(async move {
+                let host = target.to_utf8().trim_end_matches('.').to_owned();
+                let found = resolver.lookup_ip(target).await;
+                (host, port, weight, found)
+            });
+        }
+        let mut ttl = shortest_ttl(lookup.as_lookup().records());
+        let (mut members, mut failures) = (Vec::new(), Vec::new());
+        while let Some(done) = targets.join_next().await {
+            let Ok((host, port, weight, found)) = done else {
+                continue;
+            };
+            match found {
+                Ok(found) => {
                     let targets = shortest_ttl(found.as_lookup().records());
                     ttl = ttl.into_iter().chain(targets).min();
-                    found.iter().collect()
+                    members.extend(
+                        found.iter().map(|ip| {
+                            Member::found(SocketAddr::new(ip, port), Some(weight), &host)
+                        }),
+                    );
                 }
-            };
-            let weight = u32::from(srv.weight().max(1));
-            members.extend(
-                addresses
-                    .into_iter()
-                    .map(|ip| Member::found(SocketAddr::new(ip, srv.port()), Some(weight), host)),
-            );
+                Err(err) => failures.push(failure(&host, &err)),
+            }
         }
+        if members.is_empty() && !failures.is_empty() {
+            return Err(failures.join("; "));
+        }
+        // Two records may lead to one address and port: one member.
+        members.sort();
+        members.dedup_by(|a, b| a.label == b.label);
         Ok(Answer { members, ttl })
     }
 }

@@ -9,7 +9,6 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{Answer, Member};
-use crate::config::MAX_WEIGHT;
 
 /// One backend as the file lists it.
 #[derive(Debug, Deserialize)]
@@ -74,15 +73,11 @@ fn parse(path: &Path, text: &str) -> Result<Vec<Member>, String> {
                 entry.address
             )
         })?;
-        let weight = match entry.weight {
-            None => None,
-            Some(weight) if (1..=i64::from(MAX_WEIGHT)).contains(&weight) => Some(weight as u32),
-            Some(weight) => {
-                return Err(format!(
-                    "backend {index}: weight must be between 1 and {MAX_WEIGHT}, not {weight}"
-                ));
-            }
-        };
+        let weight = entry
+            .weight
+            .map(crate::config::weight)
+            .transpose()
+            .map_err(|message| format!("backend {index}: weight {message}"))?;
         let label = match entry.name {
             Some(name) if name.trim().is_empty() || name.contains('/') => {
                 return Err(format!(

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -134,6 +133,33 @@ struct Following {
     groups: BTreeMap<String, (GroupConfig, CancellationToken)>,
 }
 
+/// A new group, the watch on its file (started before the file was read), and what its first
+/// lookup answered.
+type FirstLookup = (
+    GroupConfig,
+    Option<(FileWatch, FileChanges)>,
+    Result<Answer, String>,
+);
+
+/// The first answers for the groups a config names that are not followed yet in their
+/// source: looked up before the config is admitted, so that it is admitted with their members.
+pub struct FirstLookups {
+    /// Each new group's first lookup.
+    looked_up: Vec<FirstLookup>,
+    /// The resolver for the config's `[discovery]`, if it had to be made anew.
+    dns: Option<Option<Arc<Dns>>>,
+}
+
+impl FirstLookups {
+    /// No first lookups: for a config whose groups are all followed already.
+    pub fn none() -> Self {
+        FirstLookups {
+            looked_up: Vec::new(),
+            dns: None,
+        }
+    }
+}
+
 impl Discovery {
     /// Discovery with nothing followed yet.
     pub fn new() -> Arc<Self> {
@@ -145,80 +171,111 @@ impl Discovery {
         })
     }
 
-    /// Looks every group of `config` up once, all at once, then follows each in a task of its
-    /// own until `stop`; for vane's start, so that it starts with the members (a group whose
-    /// lookup fails starts empty, and is tried again).
-    pub async fn start(self: &Arc<Self>, config: &Config, stop: &CancellationToken) {
-        let dns = self.dns_for(&config.discovery, &config.groups);
-        let mut first = tokio::task::JoinSet::new();
-        for group in &config.groups {
-            let (group, dns) = (group.clone(), dns.clone());
+    /// Looks up, all at once and each within [`LOOKUP_DEADLINE`], every group of `config`
+    /// that is not followed now in its source (a new group, or one whose source changed), as
+    /// vane's start and a reload do before admitting `config`: its members then join with it.
+    /// A lookup that fails leaves its group empty until one answers.
+    pub async fn look_up_new(&self, config: &Config) -> FirstLookups {
+        let (new, dns) = {
+            let following = lock(&self.following);
+            let new: Vec<GroupConfig> = config
+                .groups
+                .iter()
+                .filter(|group| {
+                    following
+                        .groups
+                        .get(&group.name)
+                        .is_none_or(|(running, _)| running.source != group.source)
+                })
+                .cloned()
+                .collect();
+            let renewed = following.settings != config.discovery
+                || (following.dns.is_none() && asks_dns(&config.groups));
+            let dns = renewed.then(|| resolver_for(&config.discovery, &config.groups));
+            let in_use = dns.clone().unwrap_or_else(|| following.dns.clone());
+            (new, (dns, in_use))
+        };
+        let (made, in_use) = dns;
+        let mut lookups = tokio::task::JoinSet::new();
+        for group in new {
+            let dns = in_use.clone();
             // The file is watched before it is first read, so no change goes unseen.
             let watch = watch_file(&group);
-            first.spawn(async move {
+            lookups.spawn(async move {
                 let answer = look_up(&group.source, dns.as_deref()).await;
                 (group, watch, answer)
             });
         }
-        let mut answered = Vec::new();
-        while let Some(Ok(done)) = first.join_next().await {
-            answered.push(done);
+        let mut looked_up = Vec::new();
+        while let Some(done) = lookups.join_next().await {
+            match done {
+                Ok(done) => looked_up.push(done),
+                Err(err) => {
+                    tracing::error!(error = %err, "discovery: a first lookup failed to run")
+                }
+            }
         }
-        let mut following = lock(&self.following);
-        following.settings = config.discovery.clone();
-        following.dns = dns.clone();
-        for (group, watch, answer) in answered {
-            let wait = self.record(&group, answer, &config.discovery);
-            let token = stop.child_token();
-            following
-                .groups
-                .insert(group.name.clone(), (group.clone(), token.clone()));
-            tokio::spawn(self.clone().follow(
-                group,
-                config.discovery.clone(),
-                dns.clone(),
-                watch,
-                wait,
-                token,
-            ));
+        FirstLookups {
+            looked_up,
+            dns: made,
         }
     }
 
-    /// Follows the groups of `config` from now on, as a reload that put it in force does: a
-    /// group that is new, or whose settings changed, is looked up at once (its members join
-    /// when found); a group no longer named is forgotten. Tasks end with `stop`.
-    pub fn follow_config(self: &Arc<Self>, config: &Config, stop: &CancellationToken) {
+    /// Follows the groups of `config` from now on, as vane's start and a reload that put it in
+    /// force do: `first` holds the answers [`Discovery::look_up_new`] found for its new groups
+    /// (followed from them on); a group no longer named is forgotten; a change of `[discovery]`
+    /// restarts every group's task (keeping the members found). Tasks end with `stop`.
+    pub fn follow_config(
+        self: &Arc<Self>,
+        config: &Config,
+        first: FirstLookups,
+        stop: &CancellationToken,
+    ) {
         let mut following = lock(&self.following);
-        let settings_changed = following.settings != config.discovery;
-        if settings_changed {
-            following.settings = config.discovery.clone();
-            following.dns = self.dns_for(&config.discovery, &config.groups);
+        let renewed = following.settings != config.discovery
+            || (following.dns.is_none() && asks_dns(&config.groups));
+        if renewed {
+            following.dns = match first.dns {
+                Some(dns) => dns,
+                None => resolver_for(&config.discovery, &config.groups),
+            };
         }
+        following.settings = config.discovery.clone();
         let dns = following.dns.clone();
-        following.groups.retain(|name, (running, token)| {
-            let kept = !settings_changed
-                && config.groups.iter().any(|group| group == running)
-                && !token.is_cancelled();
+        let mut known = lock(&self.known);
+        following.groups.retain(|_, (running, token)| {
+            let kept = !renewed && config.groups.iter().any(|group| group == running);
             if !kept {
                 token.cancel();
-                if !config.groups.iter().any(|group| &group.name == name) {
-                    lock(&self.known).remove(name);
-                }
             }
             kept
         });
-        let mut known = lock(&self.known);
+        known.retain(|name, found| {
+            config
+                .groups
+                .iter()
+                .any(|group| &group.name == name && group.source == found.source)
+        });
+        let mut first: BTreeMap<String, _> = first
+            .looked_up
+            .into_iter()
+            .map(|(group, watch, answer)| (group.name.clone(), (group, watch, answer)))
+            .collect();
         for group in &config.groups {
             if following.groups.contains_key(&group.name) {
                 continue;
             }
-            if known
-                .get(&group.name)
-                .is_some_and(|known| known.source != group.source)
-            {
-                known.insert(group.name.clone(), Known::new(group.source.clone()));
-            }
+            known
+                .entry(group.name.clone())
+                .or_insert_with(|| Known::new(group.source.clone()));
             let token = stop.child_token();
+            let (watch, wait) = match first.remove(&group.name) {
+                Some((looked_up, watch, answer)) if looked_up == *group => {
+                    let wait = self.record_in(&mut known, group, answer, &config.discovery, &token);
+                    (watch, wait)
+                }
+                _ => (watch_file(group), Duration::ZERO),
+            };
             following
                 .groups
                 .insert(group.name.clone(), (group.clone(), token.clone()));
@@ -226,28 +283,10 @@ impl Discovery {
                 group.clone(),
                 config.discovery.clone(),
                 dns.clone(),
-                watch_file(group),
-                Duration::ZERO,
+                watch,
+                wait,
                 token,
             ));
-        }
-    }
-
-    /// A resolver for `settings` if any of `groups` looks names up; `None` (and an error
-    /// logged) if the system's DNS settings cannot be read.
-    fn dns_for(&self, settings: &DiscoveryConfig, groups: &[GroupConfig]) -> Option<Arc<Dns>> {
-        let asks_dns = groups
-            .iter()
-            .any(|group| !matches!(group.source, GroupSource::File { .. }));
-        if !asks_dns {
-            return None;
-        }
-        match Dns::new(settings) {
-            Ok(dns) => Some(Arc::new(dns)),
-            Err(error) => {
-                tracing::error!(%error, "discovery: no DNS lookups can be made; set [discovery] dns_servers");
-                None
-            }
         }
     }
 
@@ -278,51 +317,45 @@ impl Discovery {
                 answer = look_up(&group.source, dns.as_deref()) => answer,
                 () = stop.cancelled() => return,
             };
-            if stop.is_cancelled() {
-                return;
-            }
-            wait = self.record(&group, answer, &settings);
+            let mut known = lock(&self.known);
+            wait = self.record_in(&mut known, &group, answer, &settings, &stop);
         }
     }
 
-    /// Keeps what a lookup of `group` answered: new members (waking the reloader if they
-    /// changed), or a failure, which keeps the last good members. Answers how long to wait
-    /// before the next lookup.
-    fn record(
+    /// Keeps in `known` what a lookup of `group` by the task `task` answered: new members
+    /// (waking the reloader if they changed, or if the last change was refused), or a
+    /// failure, which keeps the last good members. Nothing is kept once `task` is stopped or
+    /// the group is no longer followed in this source: a late answer never overwrites what a
+    /// reload put in its place. Answers how long to wait before the next lookup.
+    fn record_in(
         &self,
+        known: &mut BTreeMap<String, Known>,
         group: &GroupConfig,
         answer: Result<Answer, String>,
         settings: &DiscoveryConfig,
+        task: &CancellationToken,
     ) -> Duration {
+        let Some(known) = known
+            .get_mut(&group.name)
+            .filter(|known| known.source == group.source && !task.is_cancelled())
+        else {
+            return settings.max_refresh;
+        };
         let now = SystemTime::now();
-        let mut known = lock(&self.known);
-        let known = known
-            .entry(group.name.clone())
-            .or_insert_with(|| Known::new(group.source.clone()));
         known.lookups += 1;
         known.last_lookup = Some(now);
-        let answer = answer.and_then(|answer| {
-            let dns = !matches!(group.source, GroupSource::File { .. });
-            if dns && answer.members.is_empty() {
-                // DNS's "nothing" is as likely a glitch as the truth; a group is emptied by
-                // removing it from the config, never by DNS.
-                Err("the name has no addresses".to_owned())
-            } else {
-                Ok(answer)
-            }
-        });
-        let wait = match answer {
-            Ok(Answer { mut members, ttl }) => {
-                members.sort();
+        let wait = match acceptable(&group.source, answer) {
+            Ok(Answer { members, ttl }) => {
                 if known.failing > 0 && known.answered {
                     tracing::info!(group = %group.name, source = %group.source, "discovery: lookups answer again");
                 }
                 let changed = !known.answered || known.members != members;
                 if changed {
-                    let listed: Vec<String> =
-                        members.iter().map(|member| member.label.clone()).collect();
+                    let listed: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
                     tracing::info!(group = %group.name, source = %group.source, members = %listed.join(","), "discovery: members found");
                     known.members = members;
+                }
+                if changed || lock(&self.refused).is_some() {
                     self.changed.notify_one();
                 }
                 known.answered = true;
@@ -336,45 +369,44 @@ impl Discovery {
                 known.failures += 1;
                 known.failing = known.failing.saturating_add(1);
                 if known.failing == 1 {
-                    tracing::warn!(
-                        group = %group.name,
-                        source = %group.source,
-                        %error,
-                        kept = known.members.len(),
-                        "discovery: lookup failed; the last members found keep serving"
-                    );
+                    let kept = known.members.len();
+                    if known.answered {
+                        tracing::warn!(group = %group.name, source = %group.source, %error, kept, "discovery: lookup failed; the last members found keep serving");
+                    } else {
+                        tracing::warn!(group = %group.name, source = %group.source, %error, "discovery: lookup failed; the group has no members until one answers");
+                    }
                 }
                 known.last_error = Some((now, error));
-                let doubled = settings
-                    .min_refresh
-                    .saturating_mul(1 << (known.failing - 1).min(16));
-                doubled.min(settings.max_refresh)
+                retry_after(known.failing, settings)
             }
         };
         known.next_lookup = Some(now + wait);
         wait
     }
 
-    /// The backends `config` asks for: those it lists, then every group's members found so
-    /// far in the group's current source, in the config's order.
-    pub fn wanted(&self, config: &Config) -> Vec<BackendConfig> {
+    /// The backends `config` asks for: those it lists, then each group's members, in the
+    /// config's order: from `first`'s answer for a group looked up for `config`, else those
+    /// found so far in the group's source.
+    pub fn wanted(&self, config: &Config, first: &FirstLookups) -> Vec<BackendConfig> {
         let known = lock(&self.known);
         let mut wanted = config.backends.clone();
         for group in &config.groups {
-            if let Some(found) = known
-                .get(&group.name)
-                .filter(|found| found.source == group.source)
-            {
-                wanted.extend(found.members.iter().map(|member| member.backend(group)));
-            }
+            let fresh = first
+                .looked_up
+                .iter()
+                .find(|(looked_up, _, _)| looked_up == group)
+                .map(|(_, _, answer)| answer.as_ref().ok().filter(|a| usable(&group.source, a)));
+            let members = match fresh {
+                Some(Some(answer)) => Some(&answer.members),
+                Some(None) => None,
+                None => known
+                    .get(&group.name)
+                    .filter(|found| found.source == group.source)
+                    .map(|found| &found.members),
+            };
+            wanted.extend(members.into_iter().flatten().map(|m| m.backend(group)));
         }
         wanted
-    }
-
-    /// The group `name` is a member of, if it is one of `config`'s groups' members.
-    pub fn group_of<'c>(config: &'c Config, name: &str) -> Option<&'c GroupConfig> {
-        let (group, _) = name.split_once('/')?;
-        config.groups.iter().find(|g| g.name == group)
     }
 
     /// The names of the groups followed now.
@@ -392,70 +424,114 @@ impl Discovery {
         *lock(&self.refused) = refusal.map(|why| (SystemTime::now(), why));
     }
 
-    /// Every group's state for `GET /discovery`: its source, members, lookups, last error
-    /// and whether it is serving the last good answer.
-    pub fn status(&self) -> Value {
-        let known = lock(&self.known);
-        let groups: Vec<Value> = known
-            .iter()
-            .map(|(name, known)| {
-                json!({
-                    "name": name,
-                    "source": known.source.to_string(),
-                    "members": known.members.iter().map(|m| format!("{name}/{}", m.label)).collect::<Vec<_>>(),
-                    "answered": known.answered,
-                    "serving_last_good": known.answered && known.failing > 0,
-                    "lookups": known.lookups,
-                    "failures": known.failures,
-                    "last_lookup": known.last_lookup.map(rfc3339),
-                    "last_answer": known.last_answer.map(rfc3339),
-                    "ttl_seconds": known.ttl.map(|ttl| ttl.as_secs()),
-                    "next_lookup": known.next_lookup.map(rfc3339),
-                    "last_error": known.last_error.as_ref().map(|(at, message)| json!({
-                        "at": rfc3339(*at),
-                        "message": message,
-                    })),
-                })
-            })
-            .collect();
-        let refused = lock(&self.refused);
-        json!({
-            "groups": groups,
-            "last_refused": refused.as_ref().map(|(at, message)| json!({
-                "at": rfc3339(*at),
-                "message": message,
-            })),
-        })
-    }
-
-    /// Per group: members, whether it serves the last good answer, lookups and failures; for
-    /// the metrics.
-    pub fn counts(&self) -> Vec<GroupCounts> {
+    /// Every group followed, for `GET /discovery` and the metrics.
+    pub fn groups(&self) -> Vec<GroupStatus> {
         lock(&self.known)
             .iter()
-            .map(|(name, known)| GroupCounts {
+            .map(|(name, known)| GroupStatus {
                 name: name.clone(),
-                members: known.members.len() as u64,
-                stale: known.answered && known.failing > 0,
+                source: known.source.to_string(),
+                members: known
+                    .members
+                    .iter()
+                    .map(|member| format!("{name}/{}", member.label))
+                    .collect(),
+                answered: known.answered,
+                serving_last_good: known.answered && known.failing > 0,
                 lookups: known.lookups,
                 failures: known.failures,
+                last_lookup: known.last_lookup,
+                last_answer: known.last_answer,
+                ttl: known.ttl,
+                next_lookup: known.next_lookup,
+                last_error: known.last_error.clone(),
             })
             .collect()
     }
+
+    /// When the reloader last refused a change of members, and why; `None` once a later
+    /// change is admitted.
+    pub fn refused(&self) -> Option<(SystemTime, String)> {
+        lock(&self.refused).clone()
+    }
 }
 
-/// One group's figures, for the metrics.
-pub struct GroupCounts {
+/// What discovery knows of one group, for `GET /discovery` and the metrics.
+#[derive(Debug, Clone)]
+pub struct GroupStatus {
     /// The group's name.
     pub name: String,
-    /// Members found by the last good answer.
-    pub members: u64,
+    /// Its source, as `dns NAME port N`, `srv NAME` or `file PATH`.
+    pub source: String,
+    /// Its members' names, from the last good answer.
+    pub members: Vec<String>,
+    /// Whether any lookup has answered yet.
+    pub answered: bool,
     /// Whether the last lookup failed, so the group serves the last good answer.
-    pub stale: bool,
+    pub serving_last_good: bool,
     /// Lookups made.
     pub lookups: u64,
     /// Lookups that failed.
     pub failures: u64,
+    /// When the last lookup was made.
+    pub last_lookup: Option<SystemTime>,
+    /// When a lookup last answered.
+    pub last_answer: Option<SystemTime>,
+    /// The shortest TTL of the last answer's records (none for a file).
+    pub ttl: Option<Duration>,
+    /// When the next lookup is due (sooner if the group's file changes).
+    pub next_lookup: Option<SystemTime>,
+    /// The last failure: when, and what it said.
+    pub last_error: Option<(SystemTime, String)>,
+}
+
+/// How long to wait after the `failing`-th failure in a row: `min_refresh`, doubled each
+/// time, up to `max_refresh`.
+fn retry_after(failing: u32, settings: &DiscoveryConfig) -> Duration {
+    let doubled = settings
+        .min_refresh
+        .saturating_mul(1 << failing.saturating_sub(1).min(16));
+    doubled.min(settings.max_refresh)
+}
+
+/// Whether `answer` from `source` may stand for the group: DNS's "nothing" is as likely a
+/// glitch as the truth, so a group is emptied by removing it from the config, never by DNS;
+/// a file's empty list is the file's word.
+fn usable(source: &GroupSource, answer: &Answer) -> bool {
+    !answer.members.is_empty() || matches!(source, GroupSource::File { .. })
+}
+
+/// `answer`, or a failure if it may not stand for the group (see [`usable`]).
+fn acceptable(source: &GroupSource, answer: Result<Answer, String>) -> Result<Answer, String> {
+    answer.and_then(|answer| {
+        if usable(source, &answer) {
+            Ok(answer)
+        } else {
+            Err("the name has no addresses".to_owned())
+        }
+    })
+}
+
+/// Whether any of `groups` looks names up in DNS.
+fn asks_dns(groups: &[GroupConfig]) -> bool {
+    groups
+        .iter()
+        .any(|group| !matches!(group.source, GroupSource::File { .. }))
+}
+
+/// A resolver for `settings` if any of `groups` looks names up; `None` (and an error logged)
+/// if none is needed, or if the system's DNS settings cannot be read.
+fn resolver_for(settings: &DiscoveryConfig, groups: &[GroupConfig]) -> Option<Arc<Dns>> {
+    if !asks_dns(groups) {
+        return None;
+    }
+    match Dns::new(settings) {
+        Ok(dns) => Some(Arc::new(dns)),
+        Err(error) => {
+            tracing::error!(%error, "discovery: no DNS lookups can be made; set [discovery] dns_servers");
+            None
+        }
+    }
 }
 
 /// Hands every change of a group's members to `apply` (the reloader's admission), until
@@ -488,9 +564,12 @@ async fn look_up(source: &GroupSource, dns: Option<&Dns>) -> Result<Answer, Stri
             (GroupSource::Srv { name }, Some(dns)) => dns.service(name).await,
         }
     };
-    tokio::time::timeout(LOOKUP_DEADLINE, lookup)
+    let mut answer = tokio::time::timeout(LOOKUP_DEADLINE, lookup)
         .await
-        .unwrap_or_else(|_| Err("no answer in time".to_owned()))
+        .unwrap_or_else(|_| Err("no answer in time".to_owned()))?;
+    // Sorted, so that DNS's rotation of the same records changes nothing.
+    answer.members.sort();
+    Ok(answer)
 }
 
 /// A watch on `group`'s file, if it is a file group.
@@ -501,13 +580,197 @@ fn watch_file(group: &GroupConfig) -> Option<(FileWatch, FileChanges)> {
     }
 }
 
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
-}
-
 /// Locks a mutex whose holder cannot leave it inconsistent, poisoned or not.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(name: &str, source: GroupSource) -> GroupConfig {
+        GroupConfig {
+            name: name.to_owned(),
+            source,
+            weight: 1,
+            tags: Vec::new(),
+            protocol: crate::config::BackendProtocol::Http1,
+            tls: None,
+        }
+    }
+
+    fn dns(host: &str) -> GroupSource {
+        GroupSource::Dns {
+            host: host.to_owned(),
+            port: 80,
+        }
+    }
+
+    fn answer(last: &[u8], ttl: u64) -> Result<Answer, String> {
+        let members = last
+            .iter()
+            .map(|&last| Member::found(SocketAddr::from(([10, 0, 0, last], 80)), None, "h"))
+            .collect();
+        Ok(Answer {
+            members,
+            ttl: Some(Duration::from_secs(ttl)),
+        })
+    }
+
+    fn settings() -> DiscoveryConfig {
+        DiscoveryConfig {
+            dns_servers: Vec::new(),
+            min_refresh: Duration::from_secs(1),
+            max_refresh: Duration::from_secs(30),
+        }
+    }
+
+    /// Discovery knowing `group` in its source, as following it would.
+    fn following(group: &GroupConfig) -> Arc<Discovery> {
+        let discovery = Discovery::new();
+        lock(&discovery.known).insert(group.name.clone(), Known::new(group.source.clone()));
+        discovery
+    }
+
+    fn members(discovery: &Discovery) -> Vec<Vec<String>> {
+        discovery.groups().into_iter().map(|g| g.members).collect()
+    }
+
+    #[test]
+    fn the_ttl_sets_the_next_lookup_within_the_bounds() {
+        let web = group("web", dns("web"));
+        let discovery = following(&web);
+        let token = CancellationToken::new();
+        let record = |answer| {
+            let mut known = lock(&discovery.known);
+            discovery.record_in(&mut known, &web, answer, &settings(), &token)
+        };
+        assert_eq!(record(answer(&[1], 5)), Duration::from_secs(5));
+        assert_eq!(record(answer(&[1], 300)), Duration::from_secs(30));
+        assert_eq!(record(answer(&[1], 0)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_failure_or_an_empty_dns_answer_keeps_the_members_and_backs_off() {
+        let web = group("web", dns("web"));
+        let discovery = following(&web);
+        let token = CancellationToken::new();
+        let record = |answer| {
+            let mut known = lock(&discovery.known);
+            discovery.record_in(&mut known, &web, answer, &settings(), &token)
+        };
+        record(answer(&[1, 2], 5));
+        let waits: Vec<u64> = [
+            Err("timed out".to_owned()),
+            answer(&[], 5),
+            Err("timed out".to_owned()),
+            Err("timed out".to_owned()),
+            Err("timed out".to_owned()),
+            Err("timed out".to_owned()),
+        ]
+        .into_iter()
+        .map(|answer| record(answer).as_secs())
+        .collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 16, 30]);
+        let status = &discovery.groups()[0];
+        assert_eq!(status.members, vec!["web/10.0.0.1:80", "web/10.0.0.2:80"]);
+        assert!(status.serving_last_good);
+        assert_eq!((status.lookups, status.failures), (7, 6));
+        assert_eq!(
+            status
+                .last_error
+                .as_ref()
+                .map(|(_, message)| message.as_str()),
+            Some("timed out")
+        );
+        // A file's empty list is its word.
+        let file = group(
+            "f",
+            GroupSource::File {
+                path: "f.json".into(),
+            },
+        );
+        let discovery = following(&file);
+        let mut known = lock(&discovery.known);
+        discovery.record_in(&mut known, &file, answer(&[1], 5), &settings(), &token);
+        let empty = Ok(Answer {
+            members: Vec::new(),
+            ttl: None,
+        });
+        discovery.record_in(&mut known, &file, empty, &settings(), &token);
+        drop(known);
+        assert_eq!(members(&discovery), vec![Vec::<String>::new()]);
+    }
+
+    #[test]
+    fn a_late_answer_never_overwrites_what_a_reload_put_in_its_place() {
+        let old = group("web", dns("old"));
+        let new = group("web", dns("new"));
+        let discovery = following(&new);
+        let token = CancellationToken::new();
+        let mut known = lock(&discovery.known);
+        // The task of the old source answers after the reload pointed the group elsewhere.
+        discovery.record_in(&mut known, &old, answer(&[1], 5), &settings(), &token);
+        // The task of the new source answers after it was stopped.
+        token.cancel();
+        discovery.record_in(&mut known, &new, answer(&[2], 5), &settings(), &token);
+        // A group dropped by a reload is not brought back.
+        let gone = group("gone", dns("gone"));
+        discovery.record_in(
+            &mut known,
+            &gone,
+            answer(&[3], 5),
+            &settings(),
+            &CancellationToken::new(),
+        );
+        drop(known);
+        let groups = discovery.groups();
+        assert_eq!(groups.len(), 1);
+        assert_eq!((groups[0].lookups, groups[0].members.len()), (0, 0));
+    }
+
+    #[test]
+    fn wanted_takes_a_first_lookup_for_a_group_pointed_elsewhere() {
+        let old = group("web", dns("old"));
+        let discovery = following(&old);
+        {
+            let mut known = lock(&discovery.known);
+            let token = CancellationToken::new();
+            discovery.record_in(&mut known, &old, answer(&[1], 5), &settings(), &token);
+        }
+        let config = |group: &GroupConfig| Config {
+            groups: vec![group.clone()],
+            ..crate::demo::config(
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap(),
+                crate::config::PolicyConfig::for_plugin("p.wasm".into()),
+                Vec::new(),
+            )
+        };
+        let names = |wanted: Vec<BackendConfig>| -> Vec<String> {
+            wanted.into_iter().map(|backend| backend.name).collect()
+        };
+        assert_eq!(
+            names(discovery.wanted(&config(&old), &FirstLookups::none())),
+            vec!["web/10.0.0.1:80"]
+        );
+        let new = group("web", dns("new"));
+        // Not looked up yet: nothing of the old source's.
+        assert!(
+            discovery
+                .wanted(&config(&new), &FirstLookups::none())
+                .is_empty()
+        );
+        let first = FirstLookups {
+            looked_up: vec![(new.clone(), None, answer(&[2], 5))],
+            dns: None,
+        };
+        assert_eq!(
+            names(discovery.wanted(&config(&new), &first)),
+            vec!["web/10.0.0.2:80"]
+        );
+    }
 }

@@ -308,10 +308,9 @@ impl PluginBalancer {
 
 impl Balancer for PluginBalancer {
     fn accepts(&self, set: &BackendSet) -> Result<(), PluginError> {
-        let instance = self.configured_afresh(set)?;
-        self.note_asked(&instance);
-        self.checkin(instance);
-        Ok(())
+        // Dropped, not pooled: the set may yet be refused, and what its `configure` asked for
+        // is noted when an instance is configured for the set in force.
+        self.configured_afresh(set).map(drop)
     }
 
     fn pick(

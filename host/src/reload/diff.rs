@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backend::{Backend, BackendSet, BackendTlsError, load_tls};
+use crate::backend::{Backend, BackendSet, BackendTlsError, load_tls, next_generation};
 use crate::clock::Clock;
 use crate::config::{BackendConfig, Config};
 use crate::tls::ClientTls;
@@ -69,8 +69,8 @@ pub(super) fn next_set(
         .map(|backend| (backend.name.as_str(), backend))
         .collect();
     let mut backends = Vec::with_capacity(wanted.len());
-    let all_wanted = wanted;
-    for wanted in all_wanted {
+    let listed = wanted;
+    for wanted in listed {
         let tls = load_tls(wanted)?;
         let backend = match old.get(wanted.name.as_str()) {
             Some(kept) if kept.address == wanted.address => {
@@ -101,7 +101,7 @@ pub(super) fn next_set(
         backends.push(backend);
     }
     for backend in current.backends() {
-        if !all_wanted.iter().any(|b| b.name == backend.name) {
+        if !listed.iter().any(|b| b.name == backend.name) {
             changes.push(format!("backend {} removed", backend.name));
         }
     }
@@ -118,8 +118,7 @@ pub(super) fn next_set(
             .zip(current.backends())
             .all(|(new, old)| Arc::ptr_eq(new, old))
         && slow_start == current.slow_start();
-    Ok((!same)
-        .then(|| BackendSet::new(current.generation() + 1, backends).with_slow_start(slow_start)))
+    Ok((!same).then(|| BackendSet::new(next_generation(), backends).with_slow_start(slow_start)))
 }
 
 /// A backend joining the set, warming up from now (slow start).
@@ -225,7 +224,7 @@ mod tests {
         )
         .unwrap()
         .expect("a new set");
-        assert_eq!(next.generation(), set.generation() + 1);
+        assert!(next.generation() > set.generation());
         assert_eq!(next.backends()[0].weight, 3);
         assert_eq!(
             next.backends()[0].stats.failures(),

@@ -24,7 +24,7 @@ use crate::backend::{BackendSet, BackendTlsError};
 use crate::balancer::FallbackReason;
 use crate::clock::Clock;
 use crate::config::{AdminToken, Config, ConfigError};
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, FirstLookups};
 use crate::plugin::{PluginEngine, PluginError, file_sha256};
 use crate::policy::Policy;
 use crate::state::State;
@@ -192,7 +192,7 @@ impl Reloader {
         let certificates = self.load_certificates(config)?;
         let set = self.state.hold_backends();
         let mut changes = Vec::new();
-        let wanted = self.discovery.wanted(config);
+        let wanted = self.discovery.wanted(config, &FirstLookups::none());
         let next = diff::next_set(
             &set,
             &wanted,
@@ -365,7 +365,10 @@ impl Reloader {
         let set = self.state.hold_backends();
         let old_policy = self.state.hold_policy();
         let clock = self.state.clock().clone();
-        let wanted = self.discovery.wanted(&next);
+        // A group the config adds, or points elsewhere, is looked up first: its members join
+        // with the config, rather than after it.
+        let first = self.discovery.look_up_new(&next).await;
+        let wanted = self.discovery.wanted(&next, &first);
         let admitted = {
             let next = next.clone();
             tokio::task::spawn_blocking(move || {
@@ -405,12 +408,11 @@ impl Reloader {
                 .store(next.admin_token.clone().map(Arc::new));
             changes.push("the admin API token was replaced".to_owned());
         }
-        if rereads_config {
-            // The file is read again: what the admin API added is gone unless the file has it.
-            let mut added = lock(&self.added);
-            added.retain(|name| next.backends.iter().any(|backend| &backend.name == name));
-            self.discovery.follow_config(&next, &self.stop);
+        if rereads_config && self.config_path.is_some() {
+            // The file is read again: nothing in force was added through the admin API.
+            lock(&self.added).clear();
         }
+        self.discovery.follow_config(&next, first, &self.stop);
         *current = next;
         Ok(Some(Reloaded { changes }))
     }
@@ -422,20 +424,16 @@ impl Reloader {
     /// call is about to put in force.
     async fn admit_backends(&self, config: &Config) -> Result<Reloaded, ReloadError> {
         let set = self.state.hold_backends();
-        let wanted = self.discovery.wanted(config);
-        let mut changes = Vec::new();
-        let Some(next) = diff::next_set(
-            &set,
-            &wanted,
-            config.slow_start,
-            self.state.clock(),
-            &mut changes,
-        )?
-        else {
-            return Ok(Reloaded::default());
-        };
+        let wanted = self.discovery.wanted(config, &FirstLookups::none());
         let policy = self.state.hold_policy();
-        let next = tokio::task::spawn_blocking(move || {
+        let (clock, slow_start) = (self.state.clock().clone(), config.slow_start);
+        // Off the runtime's threads: the members' TLS files are read, the plugin configured.
+        let admitted = tokio::task::spawn_blocking(move || {
+            let mut changes = Vec::new();
+            let Some(next) = diff::next_set(&set, &wanted, slow_start, &clock, &mut changes)?
+            else {
+                return Ok(None);
+            };
             policy.accepts(&next)?;
             if let Err((pick, reason)) = policy.probe(&next, PROBE_PICKS) {
                 let path = policy
@@ -443,10 +441,13 @@ impl Reloader {
                     .map_or_else(PathBuf::new, |info| info.path.clone());
                 return Err(ReloadError::Probe { path, pick, reason });
             }
-            Ok(next)
+            Ok(Some((next, changes)))
         })
         .await
         .map_err(|err| ReloadError::Aborted(err.to_string()))??;
+        let Some((next, changes)) = admitted else {
+            return Ok(Reloaded::default());
+        };
         self.state.swap_backends(next);
         Ok(Reloaded { changes })
     }

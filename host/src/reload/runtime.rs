@@ -8,8 +8,7 @@
 use serde::Deserialize;
 
 use super::{ReloadError, Reloaded, Reloader, lock};
-use crate::config::{BackendConfig, BackendProtocol, BackendTls, Config, MAX_WEIGHT};
-use crate::discovery::Discovery;
+use crate::config::{BackendConfig, BackendProtocol, BackendTls, Config};
 
 /// A backend to add, as `POST /backends` takes it (JSON); the fields of a `[[backends]]`
 /// entry, with `tls` on or off (on checks the backend against the system's roots).
@@ -161,7 +160,7 @@ impl Reloader {
     /// The index in `config.backends` of the backend `name`, which the admin API may change
     /// (`done` says how, for the refusal): not a member of a discovered group.
     fn listed(&self, config: &Config, name: &str, done: &str) -> Result<usize, ReloadError> {
-        if let Some(group) = Discovery::group_of(config, name) {
+        if let Some(group) = config.group_of(name) {
             return Err(ReloadError::Conflict(format!(
                 "backend {name:?} is a member of the group {:?} ({}), which finds its members: \
                  it cannot be {done} through the admin API, only drained",
@@ -184,11 +183,14 @@ fn checked(new: NewBackend, config: &Config) -> Result<BackendConfig, ReloadErro
     if name.is_empty() {
         return bad("name must not be empty".to_owned());
     }
-    if let Some(group) = Discovery::group_of(config, &name) {
+    if let Some(group) = config.group_of(&name) {
         return bad(format!(
             "name {name:?} would read as a member of the group {:?}: name it otherwise",
             group.name
         ));
+    }
+    if config.groups.iter().any(|group| group.name == name) {
+        return bad(format!("name {name:?} is a group's: name it otherwise"));
     }
     let Ok(address) = new.address.trim().parse() else {
         return bad(format!(
@@ -214,12 +216,8 @@ fn checked(new: NewBackend, config: &Config) -> Result<BackendConfig, ReloadErro
     })
 }
 
-/// `weight` if it is one a backend may have.
-fn checked_weight(weight: i64) -> Result<u32, ReloadError> {
-    match u32::try_from(weight) {
-        Ok(weight) if (1..=MAX_WEIGHT).contains(&weight) => Ok(weight),
-        _ => Err(ReloadError::BadBackend(format!(
-            "weight must be between 1 and {MAX_WEIGHT}, not {weight}"
-        ))),
-    }
+/// `value` if it is a weight a backend may have.
+fn checked_weight(value: i64) -> Result<u32, ReloadError> {
+    crate::config::weight(value)
+        .map_err(|message| ReloadError::BadBackend(format!("weight {message}")))
 }

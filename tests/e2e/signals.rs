@@ -167,6 +167,13 @@ async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace_a
         None,
         "a keep-alive response before SIGTERM"
     );
+    // An HTTP/2 client (h2c), with one request answered on its connection.
+    let tcp = tokio::net::TcpStream::connect(vane.address).await.unwrap();
+    let (mut h2, h2_connection) = h2::client::handshake(tcp).await.unwrap();
+    let h2_connection = tokio::spawn(h2_connection);
+    let request = http::Request::get("/").body(()).unwrap();
+    let (answer, _) = h2.send_request(request, true).unwrap();
+    assert_eq!(answer.await.unwrap().status(), 200);
 
     vane.signal("TERM");
     tokio::task::block_in_place(|| vane.wait_for_line("not ready"));
@@ -181,6 +188,12 @@ async fn sigterm_makes_ready_answer_503_while_vane_serves_on_through_the_grace_a
     assert_eq!(reply.status, 200);
     assert_eq!(reply.backend.as_deref(), Some("a"));
     assert_eq!(connection(&reply).as_deref(), Some("close"));
+    // The HTTP/2 client was told GOAWAY: its connection ends, long before the grace does.
+    let ended = tokio::time::timeout(Duration::from_secs(60), h2_connection).await;
+    assert!(
+        matches!(ended, Ok(Ok(Ok(())))),
+        "the h2 connection did not end gracefully: {ended:?}"
+    );
 
     // A second signal cuts the grace short: vane drains and exits 0.
     vane.signal("TERM");

@@ -51,7 +51,8 @@ const MAX_SEND_BUFFER: usize = 64 << 10;
 const PREMATURE_RESETS: u64 = 100;
 
 /// Serves an HTTP/2 client (h2c, or h2 over TLS) until it closes, floods, stops answering, or
-/// `stop` is cancelled (then gracefully: GOAWAY, and the streams in progress finish).
+/// vane shuts down: gracefully, GOAWAY and the streams in progress finish, from the start of
+/// the shutdown grace (or `stop`, without one).
 pub(super) async fn serve(
     proxy: Arc<Proxy>,
     stream: ClientStream,
@@ -104,6 +105,12 @@ pub(super) async fn serve(
             if streams.opened.load(Ordering::Relaxed) == 0 {
                 return;
             }
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        // vane is shutting down but still serves (`shutdown_grace`): GOAWAY tells the client
+        // to open its next streams elsewhere, as `connection: close` tells an HTTP/1 client.
+        () = state.client_connections().closing_begun() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -91,13 +91,24 @@ pub struct ClientConnections {
     tunnels_opened: AtomicU64,
     /// Set as vane shuts down: an HTTP/1 connection closes after the request it serves.
     closing: AtomicBool,
+    /// Cancelled as vane shuts down: an HTTP/2 connection says GOAWAY, finishes its streams
+    /// and closes.
+    closing_signal: tokio_util::sync::CancellationToken,
 }
 
 impl ClientConnections {
     /// From now on, an HTTP/1 connection closes after the request it is serving (its response
-    /// says `connection: close`), so keep-alive clients move on while vane still accepts.
+    /// says `connection: close`) and an HTTP/2 connection says GOAWAY (its streams in progress
+    /// finish), so clients move on while vane still accepts.
     pub fn close_after_requests(&self) {
         self.closing.store(true, Ordering::Relaxed);
+        self.closing_signal.cancel();
+    }
+
+    /// Resolves once connections are to close after their requests (see
+    /// [`ClientConnections::close_after_requests`]); at once if they are already.
+    pub async fn closing_begun(&self) {
+        self.closing_signal.cancelled().await;
     }
 
     /// Whether connections close after their request (see

@@ -119,6 +119,34 @@ impl Running {
     pub async fn wait(&mut self) {
         while self.tasks.join_next().await.is_some() {}
     }
+
+    /// Waits until one of vane's tasks (the proxy's listeners, the health checks, a watch...)
+    /// ends before it was asked to stop, which only a fault does (a panic), and answers what
+    /// happened: such a vane still answers `GET /live`, but no longer does its work, so it
+    /// must stop and be restarted (`vane run` exits with an error). Never resolves otherwise.
+    pub async fn task_failure(&mut self) -> String {
+        loop {
+            let Some(ended) = self.tasks.join_next().await else {
+                return std::future::pending().await;
+            };
+            if self.stop.is_cancelled() {
+                continue;
+            }
+            return match ended {
+                Err(err) if err.is_panic() => {
+                    let panic = err.into_panic();
+                    let message = panic
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "(no message)".to_owned());
+                    format!("a task of vane's panicked: {message}")
+                }
+                Err(err) => format!("a task of vane's was cancelled: {err}"),
+                Ok(()) => "a task of vane's ended before vane was asked to stop".to_owned(),
+            };
+        }
+    }
 }
 
 /// Starts vane with `config`: loads the policy, binds the listeners, and starts serving,
@@ -322,4 +350,25 @@ async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartErr
     let listener = TcpListener::bind(address).await.map_err(bind_error)?;
     let bound = listener.local_addr().map_err(bind_error)?;
     Ok((listener, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_task_that_panics_is_a_failure_and_stopping_is_not() {
+        let config: Config =
+            "listen = \"127.0.0.1:0\"\n[[backends]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\n"
+                .parse()
+                .unwrap();
+        let mut running = start(&config).await.unwrap();
+        running.tasks.spawn(async { panic!("the sky fell") });
+        let failure = running.task_failure().await;
+        assert_eq!(failure, "a task of vane's panicked: the sky fell");
+        // Once vane is stopping, tasks that end are no failure: it shuts down as usual.
+        running.stop.cancel();
+        let ended = tokio::time::timeout(Duration::from_millis(50), running.task_failure()).await;
+        assert!(ended.is_err(), "{ended:?}");
+    }
 }

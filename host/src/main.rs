@@ -346,18 +346,28 @@ fn run(path: &Path) -> anyhow::Result<()> {
         // SIGTERM drains, instead of ending the process at once (the default action).
         let mut hangups = hangup_signal();
         let shutdown = shutdown_signal();
-        let running = app::start_from_file(path).await?;
+        let mut running = app::start_from_file(path).await?;
+        let reloader = running.reloader.clone();
         // Reloads run here, one at a time, until the shutdown signal: no task outlives vane.
         tokio::pin!(shutdown);
-        loop {
+        let failure = loop {
             tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut shutdown => break None,
+                failure = running.task_failure() => break Some(failure),
                 () = next_hangup(&mut hangups) => {
                     tracing::info!("SIGHUP: reloading the config and the plugin");
                     // The reloader logs the outcome.
-                    let _ = running.reloader.reload().await;
+                    let _ = reloader.reload().await;
                 }
             }
+        };
+        if let Some(failure) = failure {
+            // It answers /live, but part of it no longer works: stop now, and let a
+            // supervisor (systemd's Restart=, Kubernetes) start it again.
+            tracing::error!(%failure, "vane cannot go on; stopping");
+            running.grace_skipper().cancel();
+            running.shutdown().await;
+            anyhow::bail!("{failure}");
         }
         tracing::info!("shutting down");
         // A second signal cuts the grace short (the drain still lets requests finish).

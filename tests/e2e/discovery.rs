@@ -96,13 +96,11 @@ fn dns_group(name: &str, host: &str, port: u16) -> String {
     format!("[[backends]]\nname = \"{name}\"\ndns = \"{host}\"\nport = {port}\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn dns_members_join_and_leave_under_load_with_no_failed_request() {
-    let folder = scratch_folder("discovery-dns-load");
-    let [one, two, three] = three_on_one_port().await;
-    let port = one.address.port();
+/// A DNS server saying that `web.vane.test` is 127.0.0.1 and .2 (TTL 1 s), and a vane
+/// following that name at `port` (looked up every 100 ms to 1 s), holding both members.
+async fn following_web_on_one_and_two(folder: &Path, port: u16) -> (DnsServer, Vane) {
     let dns = DnsServer::start(
-        &folder,
+        folder,
         &Records {
             hosts: &[
                 ("127.0.0.1", "web.vane.test"),
@@ -120,6 +118,16 @@ async fn dns_members_join_and_leave_under_load_with_no_failed_request() {
     let vane = Vane::start(&text).await.unwrap();
     let member = |last: u8| format!("web/127.0.0.{last}:{port}");
     wait_for_members(&vane, &[&member(1), &member(2)]).await;
+    (dns, vane)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dns_members_join_and_leave_under_load_with_no_failed_request() {
+    let folder = scratch_folder("discovery-dns-load");
+    let [one, two, three] = three_on_one_port().await;
+    let port = one.address.port();
+    let (dns, vane) = following_web_on_one_and_two(&folder, port).await;
+    let member = |last: u8| format!("web/127.0.0.{last}:{port}");
 
     let flood = Flood::start(&vane, 8);
     two.wait_for_hits(20, Duration::from_secs(10)).await;
@@ -215,25 +223,7 @@ async fn a_stopped_dns_server_leaves_the_last_members_serving() {
     let folder = scratch_folder("discovery-dns-stopped");
     let [one, two, _three] = three_on_one_port().await;
     let port = one.address.port();
-    let mut dns = DnsServer::start(
-        &folder,
-        &Records {
-            hosts: &[
-                ("127.0.0.1", "web.vane.test"),
-                ("127.0.0.2", "web.vane.test"),
-            ],
-            srv: &[],
-            ttl: 1,
-        },
-    );
-    let text = config(
-        &dns,
-        ("100ms", "1s"),
-        &dns_group("web", "web.vane.test", port),
-    );
-    let vane = Vane::start(&text).await.unwrap();
-    let member = |last: u8| format!("web/127.0.0.{last}:{port}");
-    wait_for_members(&vane, &[&member(1), &member(2)]).await;
+    let (mut dns, vane) = following_web_on_one_and_two(&folder, port).await;
 
     dns.stop();
     wait_for_group(&vane, "web", "that it serves the last good answer", |g| {

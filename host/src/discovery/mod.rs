@@ -171,7 +171,7 @@ impl Discovery {
         })
     }
 
-    /// Looks up, all at once and each within [`LOOKUP_DEADLINE`], every group of `config`
+    /// Looks up, all at once and each within a few seconds, every group of `config`
     /// that is not followed now in its source (a new group, or one whose source changed), as
     /// vane's start and a reload do before admitting `config`: its members then join with it.
     /// A lookup that fails leaves its group empty until one answers.
@@ -639,15 +639,27 @@ mod tests {
         discovery.groups().into_iter().map(|g| g.members).collect()
     }
 
+    /// Records an answer for `group` as a live task of it would.
+    fn record(
+        discovery: &Discovery,
+        group: &GroupConfig,
+        answer: Result<Answer, String>,
+    ) -> Duration {
+        let mut known = lock(&discovery.known);
+        discovery.record_in(
+            &mut known,
+            group,
+            answer,
+            &settings(),
+            &CancellationToken::new(),
+        )
+    }
+
     #[test]
     fn the_ttl_sets_the_next_lookup_within_the_bounds() {
         let web = group("web", dns("web"));
         let discovery = following(&web);
-        let token = CancellationToken::new();
-        let record = |answer| {
-            let mut known = lock(&discovery.known);
-            discovery.record_in(&mut known, &web, answer, &settings(), &token)
-        };
+        let record = |answer| record(&discovery, &web, answer);
         assert_eq!(record(answer(&[1], 5)), Duration::from_secs(5));
         assert_eq!(record(answer(&[1], 300)), Duration::from_secs(30));
         assert_eq!(record(answer(&[1], 0)), Duration::from_secs(1));
@@ -657,12 +669,8 @@ mod tests {
     fn a_failure_or_an_empty_dns_answer_keeps_the_members_and_backs_off() {
         let web = group("web", dns("web"));
         let discovery = following(&web);
-        let token = CancellationToken::new();
-        let record = |answer| {
-            let mut known = lock(&discovery.known);
-            discovery.record_in(&mut known, &web, answer, &settings(), &token)
-        };
-        record(answer(&[1, 2], 5));
+        let record_web = |answer| record(&discovery, &web, answer);
+        record_web(answer(&[1, 2], 5));
         let waits: Vec<u64> = [
             Err("timed out".to_owned()),
             answer(&[], 5),
@@ -672,7 +680,7 @@ mod tests {
             Err("timed out".to_owned()),
         ]
         .into_iter()
-        .map(|answer| record(answer).as_secs())
+        .map(|answer| record_web(answer).as_secs())
         .collect();
         assert_eq!(waits, vec![1, 2, 4, 8, 16, 30]);
         let status = &discovery.groups()[0];
@@ -694,14 +702,12 @@ mod tests {
             },
         );
         let discovery = following(&file);
-        let mut known = lock(&discovery.known);
-        discovery.record_in(&mut known, &file, answer(&[1], 5), &settings(), &token);
+        record(&discovery, &file, answer(&[1], 5));
         let empty = Ok(Answer {
             members: Vec::new(),
             ttl: None,
         });
-        discovery.record_in(&mut known, &file, empty, &settings(), &token);
-        drop(known);
+        record(&discovery, &file, empty);
         assert_eq!(members(&discovery), vec![Vec::<String>::new()]);
     }
 

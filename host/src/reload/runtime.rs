@@ -5,9 +5,12 @@
 //! again from the file. A drain is a backend's state, not the config's: it lasts while the
 //! backend (same name and address) stays, across reloads.
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use super::{ReloadError, Reloaded, Reloader, lock};
+use crate::backend::Backend;
 use crate::config::{BackendConfig, BackendProtocol, BackendTls, Config};
 
 /// A backend to add, as `POST /backends` takes it (JSON); the fields of a `[[backends]]`
@@ -89,12 +92,7 @@ impl Reloader {
     pub async fn remove_backend(&self, name: &str, force: bool) -> Result<Reloaded, ReloadError> {
         let mut current = self.config.lock().await;
         self.listed(&current, name, "removed")?;
-        let set = self.state.hold_backends();
-        let backend = set
-            .backends()
-            .iter()
-            .find(|b| b.name == name)
-            .ok_or_else(|| ReloadError::UnknownBackend(name.to_owned()))?;
+        let backend = self.in_force(name)?;
         if !force && !backend.health.draining() {
             return Err(ReloadError::Conflict(format!(
                 "backend {name:?} is not drained: drain it first (POST /backends/{name}/drain), \
@@ -108,7 +106,7 @@ impl Reloader {
                  in_flight is 0, or add ?force=true (they finish either way)"
             )));
         }
-        if set.len() == 1 {
+        if self.state.backends().len() == 1 {
             return Err(ReloadError::Conflict(format!(
                 "backend {name:?} is the last one: add another first"
             )));
@@ -139,12 +137,7 @@ impl Reloader {
     /// finish), or puts it back; answers whether this changed anything, and its requests in
     /// flight.
     pub fn set_draining(&self, name: &str, draining: bool) -> Result<(bool, u32), ReloadError> {
-        let set = self.state.hold_backends();
-        let backend = set
-            .backends()
-            .iter()
-            .find(|b| b.name == name)
-            .ok_or_else(|| ReloadError::UnknownBackend(name.to_owned()))?;
+        let backend = self.in_force(name)?;
         let changed = backend.health.set_draining(draining);
         if changed {
             let verb = if draining {
@@ -155,6 +148,15 @@ impl Reloader {
             tracing::info!(backend = %name, in_flight = backend.stats.in_flight(), "admin API: {verb}");
         }
         Ok((changed, backend.stats.in_flight()))
+    }
+
+    /// The backend `name` of the set in force.
+    fn in_force(&self, name: &str) -> Result<Arc<Backend>, ReloadError> {
+        let set = self.state.backends();
+        let backend = set.backends().iter().find(|b| b.name == name);
+        backend
+            .cloned()
+            .ok_or_else(|| ReloadError::UnknownBackend(name.to_owned()))
     }
 
     /// The index in `config.backends` of the backend `name`, which the admin API may change

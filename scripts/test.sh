@@ -16,6 +16,8 @@ fi
 bash scripts/build-plugins.sh
 # The gRPC tests run a real gRPC server and client (grpcio, from PyPI).
 bash scripts/install-grpc.sh
+# The browser tests drive Debian's Chromium with Playwright (from PyPI).
+bash scripts/install-browser.sh
 bash scripts/build-examples.sh
 # One build of vane and every test target together, so the binary the end-to-end tests run and
 # the tests themselves share one set of features and nothing is compiled twice.

@@ -63,6 +63,10 @@ async fn only_calls_with_the_token_are_let_in() {
             assert_eq!(status, 200, "{method} {path} without a token: {body}");
         }
     }
+    // The dashboard's page holds no data: it answers without the token, and says it needs one.
+    let (status, _, page) = call(&vane, Method::GET, "/", None).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("data-token=\"required\""), "{page}");
     // The runtime calls change nothing without the token.
     for (method, path) in [
         (Method::POST, "/backends/a/drain"),

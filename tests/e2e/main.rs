@@ -10,6 +10,7 @@ mod canary;
 mod cli;
 mod connections;
 mod consistent_hash;
+mod dashboard;
 mod demo;
 mod discovery;
 mod errors;

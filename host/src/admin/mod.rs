@@ -3,6 +3,7 @@
 //! every answer is built from the same atomics the proxy updates, at the moment it is asked for.
 
 mod auth;
+mod dashboard;
 mod metrics;
 mod runtime;
 pub mod shadow_view;
@@ -77,6 +78,8 @@ async fn answer(
         match request.uri().path() {
             "/live" => return Ok(json(StatusCode::OK, serde_json::json!({ "live": true }))),
             "/ready" => return Ok(readiness(state)),
+            // The page holds no data; what it asks for next carries the token.
+            "/" => return Ok(dashboard::page(reloader.admin_token().is_some())),
             _ => {}
         }
     }
@@ -147,7 +150,7 @@ async fn answer(
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try GET /backends, /discovery, /policy, /tls, /metrics, /live or /ready; \
+            "not found; try GET / (the dashboard), /backends, /discovery, /policy, /tls, /metrics, /live or /ready; \
              POST /reload or /policy/promote; or the runtime calls POST /backends, DELETE or \
              PATCH /backends/NAME, POST /backends/NAME/drain or /undrain\n"
                 .into(),

@@ -126,6 +126,12 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
                 "at": rfc3339(at),
                 "message": message,
             })),
+            "history": reloads.history.iter().rev().map(|change| json!({
+                "at": rfc3339(change.at),
+                "by": change.by,
+                "admitted": change.admitted,
+                "what": change.what,
+            })).collect::<Vec<_>>(),
         },
         "fallback": "built-in round-robin",
         "breaker": policy.breaker().state().label(),

@@ -107,6 +107,26 @@ pub struct ReloadStatus {
     pub last_success: Option<SystemTime>,
     /// When the last refusal happened, and why.
     pub last_error: Option<(SystemTime, String)>,
+    /// The last [`HISTORY`] changes of what vane runs (reloads, changes of a group's members,
+    /// runtime calls), oldest first, each admitted or refused.
+    pub history: std::collections::VecDeque<Change>,
+}
+
+/// How many changes [`ReloadStatus::history`] keeps.
+pub const HISTORY: usize = 32;
+
+/// One change of what vane runs, admitted or refused.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// When it was admitted or refused.
+    pub at: SystemTime,
+    /// What asked for it: `reload` (SIGHUP, `POST /reload`, a watched file), `discovery`, or
+    /// `admin API` (a runtime call).
+    pub by: &'static str,
+    /// Whether it took effect.
+    pub admitted: bool,
+    /// What changed, or why it was refused.
+    pub what: String,
 }
 
 /// Reloads the config and the plugin, one reload at a time.
@@ -458,6 +478,7 @@ impl Reloader {
         let current = self.config.lock().await;
         let result = self.admit_backends(&current).await;
         drop(current);
+        self.remember("discovery", &result);
         match result {
             Ok(reloaded) => {
                 if reloaded != Reloaded::default() {
@@ -485,6 +506,7 @@ impl Reloader {
     }
 
     fn record(&self, result: &Result<Reloaded, ReloadError>) {
+        self.remember("reload", result);
         let mut status = lock(&self.status);
         match result {
             Ok(reloaded) => {
@@ -498,6 +520,28 @@ impl Reloader {
                 tracing::warn!(error = %err, "reload refused; the old config and policy keep serving");
             }
         }
+    }
+}
+
+impl Reloader {
+    /// Keeps `result`, a change asked for `by` someone, in the history (unless it changed
+    /// nothing).
+    fn remember(&self, by: &'static str, result: &Result<Reloaded, ReloadError>) {
+        let (admitted, what) = match result {
+            Ok(reloaded) if *reloaded == Reloaded::default() => return,
+            Ok(reloaded) => (true, reloaded.changes.join("; ")),
+            Err(err) => (false, err.to_string()),
+        };
+        let mut status = lock(&self.status);
+        if status.history.len() == HISTORY {
+            status.history.pop_front();
+        }
+        status.history.push_back(Change {
+            at: SystemTime::now(),
+            by,
+            admitted,
+            what,
+        });
     }
 }
 

@@ -80,7 +80,9 @@ impl Reloader {
         let name = backend.name.clone();
         let mut next = current.clone();
         next.backends.push(backend);
-        let reloaded = self.admit_backends(&next).await?;
+        let reloaded = self.admit_backends(&next).await;
+        self.remember("admin API", &reloaded);
+        let reloaded = reloaded?;
         *current = next;
         lock(&self.added).insert(name.clone());
         tracing::info!(backend = %name, "admin API: backend added");
@@ -113,7 +115,9 @@ impl Reloader {
         }
         let mut next = current.clone();
         next.backends.retain(|b| b.name != name);
-        let reloaded = self.admit_backends(&next).await?;
+        let reloaded = self.admit_backends(&next).await;
+        self.remember("admin API", &reloaded);
+        let reloaded = reloaded?;
         *current = next;
         lock(&self.added).remove(name);
         tracing::info!(backend = %name, in_flight, "admin API: backend removed");
@@ -127,7 +131,9 @@ impl Reloader {
         let index = self.listed(&current, name, "reweighted")?;
         let mut next = current.clone();
         next.backends[index].weight = weight;
-        let reloaded = self.admit_backends(&next).await?;
+        let reloaded = self.admit_backends(&next).await;
+        self.remember("admin API", &reloaded);
+        let reloaded = reloaded?;
         *current = next;
         tracing::info!(backend = %name, weight, "admin API: weight set");
         Ok(reloaded)
@@ -140,6 +146,15 @@ impl Reloader {
         let backend = self.in_force(name)?;
         let changed = backend.health.set_draining(draining);
         if changed {
+            let what = if draining {
+                "draining"
+            } else {
+                "back in rotation"
+            };
+            let change = Reloaded {
+                changes: vec![format!("backend {name} {what}")],
+            };
+            self.remember("admin API", &Ok(change));
             let verb = if draining {
                 "draining"
             } else {

@@ -158,6 +158,14 @@ enum PluginCommand {
         /// The cap on one instance's linear memory, as in `[policy] memory_limit`.
         #[arg(long, default_value = "16MiB", value_parser = parse_size)]
         memory_limit: usize,
+        /// Also write the run as a self-contained HTML page: the shares along the run with
+        /// the scenario's events, the pick-time histogram, the fallbacks.
+        #[arg(long, value_name = "FILE.html")]
+        report: Option<PathBuf>,
+        /// Run this plugin too, on the same scenario, and put the two side by side (with the
+        /// same --config).
+        #[arg(long, value_name = "OTHER.wasm")]
+        compare: Option<PathBuf>,
     },
 }
 
@@ -213,6 +221,8 @@ fn main() -> ExitCode {
                     concurrency,
                     pick_timeout,
                     memory_limit,
+                    report,
+                    compare,
                 },
         } => {
             let simulation = Simulation {
@@ -230,7 +240,10 @@ fn main() -> ExitCode {
             };
             match limits.problem() {
                 Some(problem) => Err(anyhow::anyhow!(problem)),
-                None => plugin_test(&simulation, file, config, limits),
+                None => {
+                    let plugins: Vec<PathBuf> = std::iter::once(file).chain(compare).collect();
+                    plugin_test(&simulation, &plugins, config, limits, report.as_deref())
+                }
             }
         }
     };
@@ -437,34 +450,60 @@ fn check(path: &Path) -> anyhow::Result<()> {
 
 fn plugin_test(
     simulation: &Simulation,
-    plugin: PathBuf,
+    plugins: &[PathBuf],
     config: String,
     limits: PluginLimits,
+    html: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let policy = PolicyConfig {
-        config,
-        limits,
-        watch: false,
-        ..PolicyConfig::for_plugin(plugin)
-    };
     // WASI's host functions (clocks, streams) expect a tokio runtime around plugin calls.
     let runtime = runtime()?;
     let _inside = runtime.enter();
-    let clock = Clock::new();
-    let set = simulation.first_set(&clock);
-    let policy = Policy::load(None, Some(&policy), &set, &clock)?;
-    let report = vane::simulate::run(simulation, &policy, set, &clock);
-    print!("{report}");
-    let failures = report.failures();
-    if failures > 0 {
-        anyhow::bail!(
-            "the plugin failed {failures} of {} picks",
-            simulation.requests
-        );
+    let mut reports = Vec::new();
+    for plugin in plugins {
+        let policy = PolicyConfig {
+            config: config.clone(),
+            limits,
+            watch: false,
+            ..PolicyConfig::for_plugin(plugin.clone())
+        };
+        let clock = Clock::new();
+        let set = simulation.first_set(&clock);
+        let policy = Policy::load(None, Some(&policy), &set, &clock)?;
+        let report = vane::simulate::run(simulation, &policy, set, &clock);
+        if !reports.is_empty() {
+            println!();
+        }
+        print!("{report}");
+        reports.push(report);
     }
-    let observe_failures = report.observe_failures();
-    if observe_failures > 0 {
-        anyhow::bail!("the plugin's observe failed {observe_failures} times");
+    if let Some(path) = html {
+        let described = format!(
+            "{} backends, {} requests, scenario {}, config {config:?}",
+            simulation.backends,
+            simulation.requests,
+            simulation.scenario.label()
+        );
+        std::fs::write(path, vane::simulate::html_report(&reports, &described))
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+        println!("\nreport: {}", path.display());
+    }
+    for (report, plugin) in reports.iter().zip(plugins) {
+        // Named when there are two.
+        let which = match plugins.len() {
+            1 => String::new(),
+            _ => format!(" {}", plugin.display()),
+        };
+        let failures = report.failures();
+        if failures > 0 {
+            anyhow::bail!(
+                "the plugin{which} failed {failures} of {} picks",
+                simulation.requests
+            );
+        }
+        let observe_failures = report.observe_failures();
+        if observe_failures > 0 {
+            anyhow::bail!("the plugin{which}'s observe failed {observe_failures} times");
+        }
     }
     Ok(())
 }

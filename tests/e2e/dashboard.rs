@@ -1,9 +1,12 @@
-//! The dashboard at the admin listener's `GET /`, in a real browser: headless Chromium driven
-//! by Playwright (`tests/browser/dashboard.py`, installed by `scripts/install-browser.sh`). The
-//! page asks for the admin token and draws the three backends with their charts, with no
-//! console error; a backend killed under load turns out of rotation and its share falls to
-//! zero; a plugin swapped in is named. The screenshot is left in
-//! `target/browser/dashboard.png` (docs/dashboard.png is one of them).
+//! vane's pages in a real browser: headless Chromium driven by Playwright (`tests/browser/`,
+//! installed by `scripts/install-browser.sh`).
+//! - The dashboard at the admin listener's `GET /` asks for the admin token and draws the three
+//!   backends with their charts, with no console error; a backend killed under load turns out
+//!   of rotation and its share falls to zero; a plugin swapped in is named.
+//! - `vane plugin test --report` with `--compare` draws both runs, each with its shares along
+//!   the run and the scenario's events, its pick times and its tables.
+//!
+//! The screenshots are left in `target/browser/` (those in docs/ are of the same pages).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -13,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use vane_e2e::Vane;
 use vane_e2e::backend::backend;
+use vane_e2e::command::run_vane;
 use vane_e2e::files::{scratch_folder, write_file};
 use vane_e2e::load::Flood;
 use vane_e2e::plugins::{plugin, target_dir};
@@ -31,14 +35,42 @@ async fn next_line(lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildS
     line
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap() {
+/// Where Playwright is; fails the test, saying how to install it, if it is not.
+fn playwright() -> std::path::PathBuf {
     let playwright = target_dir().join("browser-python");
     assert!(
         playwright.join("playwright").is_dir(),
         "{} has no Playwright: run `bash scripts/test.sh`, or `bash scripts/install-browser.sh`",
         playwright.display()
     );
+    playwright
+}
+
+/// `tests/browser/NAME` run with `args`, Playwright on its path.
+fn browser_script(name: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::var("PYTHON").unwrap_or("python3".into()));
+    command
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("browser")
+                .join(name),
+        )
+        .args(args)
+        .env("PYTHONPATH", playwright())
+        .env("PYTHONUNBUFFERED", "1")
+        .kill_on_drop(true);
+    command
+}
+
+/// Where a test leaves its screenshot `name`.
+fn screenshot(name: &str) -> std::path::PathBuf {
+    let folder = target_dir().join("browser");
+    std::fs::create_dir_all(&folder).unwrap();
+    folder.join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap() {
     let [a, b, c] = [
         backend("a").start().await,
         backend("b").start().await,
@@ -61,18 +93,12 @@ async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap()
     let vane = Vane::start_file(&path).await.unwrap();
     let flood = Flood::start(&vane, 4);
 
-    let screenshot = target_dir().join("browser").join("dashboard.png");
-    std::fs::create_dir_all(screenshot.parent().unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/dashboard.py");
+    let screenshot = screenshot("dashboard.png");
     let url = format!("http://{}/", vane.admin.unwrap());
-    let mut browser = Command::new(std::env::var("PYTHON").unwrap_or("python3".into()))
-        .arg(script)
-        .args([url.as_str(), TOKEN, &screenshot.display().to_string()])
-        .env("PYTHONPATH", &playwright)
-        .env("PYTHONUNBUFFERED", "1")
+    let shot = screenshot.display().to_string();
+    let mut browser = browser_script("dashboard.py", &[url.as_str(), TOKEN, &shot])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("python3 runs tests/browser/dashboard.py");
     let mut stdin = browser.stdin.take().unwrap();
@@ -111,4 +137,48 @@ async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap()
     let tally = flood.stop().await;
     assert!(tally.served.get("a").is_some_and(|&n| n > 0), "{tally:?}");
     assert!(screenshot.is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_test_report_compares_two_plugins_in_the_browser() {
+    let folder = scratch_folder("report");
+    let report = folder.join("report.html");
+    let (round_robin, least_conn) = (plugin("round_robin"), plugin("least_conn"));
+    let ran = run_vane([
+        "plugin",
+        "test",
+        &round_robin.display().to_string(),
+        "--compare",
+        &least_conn.display().to_string(),
+        "--scenario",
+        "churn",
+        "--requests",
+        "3000",
+        "--pick-timeout",
+        "100ms",
+        "--report",
+        &report.display().to_string(),
+    ]);
+    assert!(ran.ok, "{}", ran.stderr);
+    assert!(ran.stdout.contains("plugin round_robin") && ran.stdout.contains("plugin least_conn"));
+    let page = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        page.contains("b3 joins") && page.contains("b0 leaves"),
+        "{page}"
+    );
+
+    let shot = screenshot("report.png").display().to_string();
+    let output = browser_script("report.py", &[&report.display().to_string(), "2", &shot])
+        .stdout(Stdio::piped())
+        .output()
+        .await
+        .expect("python3 runs tests/browser/report.py");
+    let said = String::from_utf8_lossy(&output.stdout);
+    // Both runs drawn: 4 backends over 50 stretches, the churn's 2 events marked.
+    assert_eq!(
+        said.trim(),
+        "ok 2 200 2",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

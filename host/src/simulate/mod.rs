@@ -4,6 +4,7 @@
 //! the same code that keeps them in the proxy. The plugin is loaded and called exactly as in
 //! `vane run`, fallback and circuit breaker included.
 
+mod html;
 mod report;
 mod scenario;
 
@@ -20,6 +21,7 @@ use crate::clock::Clock;
 use crate::config::{BackendConfig, BackendProtocol};
 use crate::policy::Policy;
 
+pub use html::page as html_report;
 pub use report::{KeyReport, Report, Share};
 pub use scenario::Scenario;
 
@@ -82,6 +84,7 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
     let mut now = Duration::ZERO;
     let mut next_sample = RECENT_SAMPLE_EVERY;
     let mut keys = (simulation.scenario == Scenario::Keys).then(|| KeyMoves::new(&changes));
+    let mut timeline = Timeline::new(simulation.requests);
     for sequence in 0..simulation.requests {
         now += interval;
         for (at, change) in &changes {
@@ -121,6 +124,7 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
         if let Some(keys) = &mut keys {
             keys.served(sequence, key, &backend.name);
         }
+        timeline.served(sequence, &backend.name);
         match served.iter_mut().find(|(name, _)| *name == backend.name) {
             Some((_, count)) => *count += 1,
             None => served.push((backend.name.clone(), 1)),
@@ -147,6 +151,11 @@ pub fn run(simulation: &Simulation, policy: &Policy, first: BackendSet, clock: &
     finish_due(&mut in_flight, Duration::MAX, policy, &set);
     let mut report = Report::new(simulation, policy, &known, &served, &failed, pick_times);
     report.keys = keys.map(|keys| keys.summary());
+    report.timeline = timeline;
+    report.events = changes
+        .iter()
+        .map(|(at, change)| (*at, change.to_string()))
+        .collect();
     report
 }
 
@@ -346,6 +355,60 @@ fn apply(
         }
     }
     Some(BackendSet::new(set.generation() + 1, backends))
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Add(backend) => write!(f, "{} joins", backend.name),
+            Change::Remove(name) => write!(f, "{name} leaves"),
+            Change::Health(name, true) => write!(f, "{name} passes its checks"),
+            Change::Health(name, false) => write!(f, "{name} fails its checks"),
+            Change::Fail(name, 0) => write!(f, "{name} recovers"),
+            Change::Fail(name, 100) => write!(f, "{name} stops answering"),
+            Change::Fail(name, percent) => write!(f, "{name} fails {percent} %"),
+        }
+    }
+}
+
+/// How many stretches of equal length a run's timeline has.
+pub const TIMELINE_STRETCHES: usize = 50;
+
+/// How the requests spread over the backends along the run: per stretch of
+/// [`TIMELINE_STRETCHES`] equal ones, the requests each backend was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Timeline {
+    requests: u64,
+    /// Each backend, in order of appearance, and its requests per stretch.
+    pub backends: Vec<(String, Vec<u64>)>,
+}
+
+impl Timeline {
+    fn new(requests: u64) -> Self {
+        Timeline {
+            requests: requests.max(1),
+            backends: Vec::new(),
+        }
+    }
+
+    /// The stretch request `sequence` falls in.
+    pub fn stretch_of(&self, sequence: u64) -> usize {
+        ((sequence as u128 * TIMELINE_STRETCHES as u128 / self.requests as u128) as usize)
+            .min(TIMELINE_STRETCHES - 1)
+    }
+
+    fn served(&mut self, sequence: u64, backend: &str) {
+        let stretch = self.stretch_of(sequence);
+        let counts = match self.backends.iter().position(|(name, _)| name == backend) {
+            Some(index) => &mut self.backends[index].1,
+            None => {
+                self.backends
+                    .push((backend.to_owned(), vec![0; TIMELINE_STRETCHES]));
+                &mut self.backends.last_mut().expect("just pushed").1
+            }
+        };
+        counts[stretch] += 1;
+    }
 }
 
 /// Requests arrive at a steady rate, so that at the base latency about `concurrency` are in

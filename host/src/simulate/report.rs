@@ -48,7 +48,12 @@ pub struct Report {
     pub observe: Option<(u64, Vec<(FallbackReason, u64)>)>,
     /// In the `keys` scenario: which keys moved when the backend left.
     pub keys: Option<KeyReport>,
-    scenario: &'static str,
+    /// How the requests spread along the run.
+    pub timeline: super::Timeline,
+    /// The scenario's events: at which request, and what happened.
+    pub events: Vec<(u64, String)>,
+    /// The scenario's name.
+    pub scenario: &'static str,
 }
 
 /// Which of the `keys` scenario's keys changed backend when one backend left.
@@ -106,6 +111,8 @@ impl Report {
                 (feedback.delivered(), feedback.failures().to_vec())
             }),
             keys: None,
+            timeline: super::Timeline::default(),
+            events: Vec::new(),
             scenario: simulation.scenario.label(),
         }
     }

@@ -163,7 +163,7 @@ enum PluginCommand {
         #[arg(long, value_name = "FILE.html")]
         report: Option<PathBuf>,
         /// Run this plugin too, on the same scenario, and put the two side by side (with the
-        /// same --config).
+        /// same --config); a failure of either is a failure of the test.
         #[arg(long, value_name = "OTHER.wasm")]
         compare: Option<PathBuf>,
     },
@@ -487,6 +487,7 @@ fn plugin_test(
             .with_context(|| format!("cannot write the report {}", path.display()))?;
         println!("\nreport: {}", path.display());
     }
+    let mut failed = Vec::new();
     for (report, plugin) in reports.iter().zip(plugins) {
         // Named when there are two.
         let which = match plugins.len() {
@@ -495,17 +496,22 @@ fn plugin_test(
         };
         let failures = report.failures();
         if failures > 0 {
-            anyhow::bail!(
+            failed.push(format!(
                 "the plugin{which} failed {failures} of {} picks",
                 simulation.requests
-            );
+            ));
         }
         let observe_failures = report.observe_failures();
         if observe_failures > 0 {
-            anyhow::bail!("the plugin{which}'s observe failed {observe_failures} times");
+            failed.push(format!(
+                "the plugin{which}'s observe failed {observe_failures} times"
+            ));
         }
     }
-    Ok(())
+    match failed.is_empty() {
+        true => Ok(()),
+        false => anyhow::bail!("{}", failed.join("; ")),
+    }
 }
 
 /// The plugin limits `vane demo` and `vane plugin test` take on the command line; the total

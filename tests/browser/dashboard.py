@@ -5,11 +5,13 @@ it prints a line when it has seen something, and reads a line when the test has 
 something. A check that fails prints `failed: ...` and exits 1; a page with a console error
 or an uncaught exception fails too.
 
-  loaded            -> the page asked for the token, took it, and drew 3 backends with charts
+  loaded            -> the page asked for the token, refused a wrong one and asked again, took
+                       the right one, and drew 3 backends with charts and shares adding up
   killed NAME       <- the test stopped backend NAME (load keeps running)
   out NAME          -> NAME's row says it is out of rotation and its req/s and share fell to 0
   swapped NAME SHA  <- the test swapped the plugin for one named NAME, its sha256 starting SHA
-  plugin NAME SHA   -> the header names it, with its sha256; the screenshot is taken
+  plugin NAME SHA   -> the header names it, with its sha256, and the changes list the reload;
+                       the screenshot is taken
 """
 
 import sys
@@ -47,15 +49,22 @@ def until(page, what, check):
 
 
 with sync_playwright() as playwright:
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-dev-shm-usage"])
     page = browser.new_page(viewport={"width": 1280, "height": 860})
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     page.goto(URL)
-    # Without the token the page asks for it; with it, it draws.
+    status = page.locator("#status")
+    # Without the token the page asks for it; a wrong one is refused, and it asks again.
     page.wait_for_selector("#token-input", state="visible", timeout=WAIT_MS)
+    page.fill("#token-input", "not-" + TOKEN)
+    page.click("#token-form button")
+    until(page, "the wrong token refused", lambda: "refused" in status.inner_text())
+    page.wait_for_selector("#token-input", state="visible", timeout=WAIT_MS)
+    # That refusal's 401s are the browser's own console errors: only what follows counts.
+    errors.clear()
     page.fill("#token-input", TOKEN)
     page.click("#token-form button")
     rates = page.locator("#backends tbody tr td.rate")
@@ -63,6 +72,11 @@ with sync_playwright() as playwright:
           lambda: rates.count() == 3 and all(float(rate) > 0 for rate in rates.all_inner_texts()))
     if page.locator("#backends svg.spark polyline").count() != 3:
         fail("a backend has no chart")
+    if not status.inner_text().startswith("updated"):
+        fail(f"the page says {status.inner_text()!r}")
+    shares = [float(share.rstrip(" %")) for share in page.locator("#backends td.share").all_inner_texts()]
+    if abs(sum(shares) - 100.0) > 0.5:
+        fail(f"the shares add up to {sum(shares)}: {shares}")
     if errors:
         fail(f"console errors: {errors}")
     say("loaded")
@@ -84,6 +98,11 @@ with sync_playwright() as playwright:
     named, header = page.locator("#plugin-name"), page.locator("#plugin")
     until(page, f"the plugin {plugin} with sha256 {sha256}",
           lambda: named.count() == 1 and named.inner_text() == plugin and sha256 in header.inner_text())
+    history = page.locator("#history tbody tr")
+    until(page, "the reload in the changes",
+          lambda: any(sha256 in row and "admitted" in row for row in history.all_inner_texts()))
+    if not status.inner_text().startswith("updated"):
+        fail(f"the page says {status.inner_text()!r}")
     page.wait_for_timeout(1500)
     page.screenshot(path=SCREENSHOT, full_page=True)
     if errors:

@@ -1,9 +1,9 @@
 """Opens a `vane plugin test --report` page in headless Chromium for tests/e2e/dashboard.rs.
 
 Run as: report.py FILE.html PLUGINS SCREENSHOT, where PLUGINS is how many runs the page
-should hold side by side. Prints `ok RUNS COLUMNS EVENTS` once every run has its shares chart
-(a column per stretch of the run, the scenario's events marked), its pick-time histogram and
-its tables, with no console error; else `failed: ...` and exits 1.
+should hold side by side. Prints `ok COLUMNSxEVENTS ...`, one per run, once every run has its
+shares chart (a full column per stretch of the run, the scenario's events marked), a drawn
+pick-time histogram and its tables, with no console error; else `failed: ...` and exits 1.
 """
 
 import pathlib
@@ -20,7 +20,7 @@ def fail(why):
 
 
 with sync_playwright() as playwright:
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-dev-shm-usage"])
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors = []
     page.on("console", lambda message: message.type == "error" and errors.append(message.text))
@@ -29,7 +29,7 @@ with sync_playwright() as playwright:
     runs = page.locator("section.run")
     if runs.count() != PLUGINS:
         fail(f"{runs.count()} runs on the page, not {PLUGINS}")
-    columns = events = 0
+    said = []
     for i in range(PLUGINS):
         run = runs.nth(i)
         for chart in ("svg.shares", "svg.picks", "table.backends", "table.fallbacks"):
@@ -39,12 +39,19 @@ with sync_playwright() as playwright:
         box = shares.bounding_box()
         if not box or box["width"] < 100 or box["height"] < 100:
             fail(f"run {i}'s shares chart is not drawn: {box}")
-        columns = shares.locator("rect").count()
-        events = shares.locator("line.event").count()
-        if run.locator("svg.picks rect").count() == 0:
-            fail(f"run {i} has no pick-time bars")
+        # Each stretch's column is full: its parts' heights add up to the chart's 180.
+        stacks = {}
+        for rect in shares.locator("rect").all():
+            x, height = float(rect.get_attribute("x")), float(rect.get_attribute("height"))
+            stacks[x] = stacks.get(x, 0.0) + height
+        if not stacks or any(abs(total - 180.0) > 0.5 for total in stacks.values()):
+            fail(f"run {i}'s columns are not full: {sorted(stacks.values())[:5]}")
+        drawn = [float(bar.get_attribute("height")) for bar in run.locator("svg.picks rect").all()]
+        if max(drawn, default=0.0) <= 0.0:
+            fail(f"run {i} has no pick-time bar drawn")
+        said.append(f"{len(stacks)}x{shares.locator('line.event').count()}")
     page.screenshot(path=SCREENSHOT, full_page=True)
     if errors:
         fail(f"console errors: {errors}")
-    print(f"ok {PLUGINS} {columns} {events}", flush=True)
+    print("ok " + " ".join(said), flush=True)
     browser.close()

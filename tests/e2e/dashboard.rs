@@ -82,7 +82,7 @@ async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap()
     let config = format!(
         "listen = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\nadmin_token_file = {:?}\n\
          [policy]\nplugin = \"policy.wasm\"\npick_timeout = \"100ms\"\n\
-         [health]\ninterval = \"200ms\"\ntimeout = \"100ms\"\nunhealthy_threshold = 1\n{}{}{}",
+         [health]\ninterval = \"500ms\"\ntimeout = \"500ms\"\nunhealthy_threshold = 2\n{}{}{}",
         token.display().to_string(),
         a.toml(1),
         b.toml(1),
@@ -174,10 +174,10 @@ async fn a_plugin_test_report_compares_two_plugins_in_the_browser() {
         .await
         .expect("python3 runs tests/browser/report.py");
     let said = String::from_utf8_lossy(&output.stdout);
-    // Both runs drawn: 4 backends over 50 stretches, the churn's 2 events marked.
+    // Both runs drawn: 50 full columns each, the churn's 2 events marked.
     assert_eq!(
         said.trim(),
-        "ok 2 200 2",
+        "ok 50x2 50x2",
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );

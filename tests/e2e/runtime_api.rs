@@ -111,6 +111,29 @@ async fn a_backend_is_added_reweighted_drained_and_removed_under_load_with_no_fa
         vane.fallbacks(FallbackReason::Ineligible) <= 8,
         "at most one per client"
     );
+    // Each change is in the history, newest first.
+    let history: Vec<(String, bool, String)> = vane.policy_json().await["reloads"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |key: &str| c[key].as_str().unwrap().to_owned();
+            (text("by"), c["admitted"].as_bool().unwrap(), text("what"))
+        })
+        .collect();
+    let expected = [
+        "backend a removed",
+        "backend a draining",
+        "backend b: weight 1 -> 3",
+        "backend c added",
+    ];
+    let whats: Vec<&str> = history.iter().map(|(_, _, what)| what.as_str()).collect();
+    assert_eq!(whats, expected, "{history:?}");
+    assert!(
+        history
+            .iter()
+            .all(|(by, admitted, _)| by == "admin API" && *admitted)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -278,6 +301,15 @@ async fn a_plugin_that_refuses_the_new_set_keeps_the_old_one() {
         "{reply}"
     );
     assert!(backend_json(&vane, "c").await.is_none());
+    let history = vane.policy_json().await["reloads"]["history"].clone();
+    assert_eq!(history[0]["admitted"], false, "{history}");
+    assert!(
+        history[0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("at most 2 backends, not 3"),
+        "{history}"
+    );
     let client = vane.client();
     for _ in 0..4 {
         assert_eq!(client.get("/").await.unwrap().status, 200);

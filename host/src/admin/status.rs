@@ -131,6 +131,7 @@ pub(super) fn policy(state: &State, reloads: ReloadStatus) -> Value {
                 "by": change.by,
                 "admitted": change.admitted,
                 "what": change.what,
+                "times": change.times,
             })).collect::<Vec<_>>(),
         },
         "fallback": "built-in round-robin",

@@ -107,8 +107,9 @@ pub struct ReloadStatus {
     pub last_success: Option<SystemTime>,
     /// When the last refusal happened, and why.
     pub last_error: Option<(SystemTime, String)>,
-    /// The last [`HISTORY`] changes of what vane runs (reloads, changes of a group's members,
-    /// runtime calls), oldest first, each admitted or refused.
+    /// The last [`HISTORY`] changes of what vane runs (reloads of the config, the plugin or
+    /// the certificates, promotions, changes of a group's members, runtime calls that change
+    /// the set), oldest first, each admitted or refused.
     pub history: std::collections::VecDeque<Change>,
 }
 
@@ -125,9 +126,15 @@ pub struct Change {
     pub by: &'static str,
     /// Whether it took effect.
     pub admitted: bool,
-    /// What changed, or why it was refused.
+    /// What changed, or why it was refused (cut at [`WHAT_LENGTH`] bytes).
     pub what: String,
+    /// How many times in a row the same change was asked for, with the same outcome (a
+    /// refused change of members is asked for again at each lookup); `at` is the last.
+    pub times: u32,
 }
+
+/// The longest [`Change::what`] kept, in bytes.
+pub const WHAT_LENGTH: usize = 1024;
 
 /// Reloads the config and the plugin, one reload at a time.
 pub struct Reloader {
@@ -527,20 +534,38 @@ impl Reloader {
     /// Keeps `result`, a change asked for `by` someone, in the history (unless it changed
     /// nothing).
     fn remember(&self, by: &'static str, result: &Result<Reloaded, ReloadError>) {
-        let (admitted, what) = match result {
+        let (admitted, mut what) = match result {
             Ok(reloaded) if *reloaded == Reloaded::default() => return,
             Ok(reloaded) => (true, reloaded.changes.join("; ")),
             Err(err) => (false, err.to_string()),
         };
+        if what.len() > WHAT_LENGTH {
+            let mut cut = WHAT_LENGTH;
+            while !what.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            what.truncate(cut);
+            what.push_str(" …");
+        }
+        let now = SystemTime::now();
         let mut status = lock(&self.status);
+        if let Some(previous) = status.history.back_mut()
+            && (previous.by, previous.admitted, previous.what.as_str())
+                == (by, admitted, what.as_str())
+        {
+            previous.at = now;
+            previous.times += 1;
+            return;
+        }
         if status.history.len() == HISTORY {
             status.history.pop_front();
         }
         status.history.push_back(Change {
-            at: SystemTime::now(),
+            at: now,
             by,
             admitted,
             what,
+            times: 1,
         });
     }
 }

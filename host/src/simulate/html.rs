@@ -6,7 +6,6 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::TIMELINE_STRETCHES;
 use super::report::Report;
 
 /// The backends' colours, in order of appearance (then again).
@@ -76,47 +75,71 @@ fn run(report: &Report) -> String {
 }
 
 /// A stacked column per stretch of the run: each backend's share of its requests, with the
-/// scenario's events as dashed lines.
+/// scenario's events as dashed lines. Colours follow the scenario's backends, in order, so two
+/// runs compared show each backend in the same colour.
 fn shares_chart(report: &Report) -> String {
     const WIDTH: f64 = 520.0;
     const HEIGHT: f64 = 180.0;
     const TOP: f64 = 18.0;
-    let column = WIDTH / TIMELINE_STRETCHES as f64;
+    let timeline = &report.timeline;
+    let column = WIDTH / timeline.stretches.max(1) as f64;
     let mut svg = format!(
         "<svg class=\"shares\" viewBox=\"0 0 {WIDTH} {}\" width=\"{WIDTH}\" height=\"{}\" \
          role=\"img\" aria-label=\"each backend's share of the requests along the run\">",
         HEIGHT + TOP + 14.0,
         HEIGHT + TOP + 14.0
     );
-    let timeline = &report.timeline;
-    for stretch in 0..TIMELINE_STRETCHES {
-        let total: u64 = timeline.backends.iter().map(|(_, n)| n[stretch]).sum();
+    let counts: Vec<Option<&[u64]>> = report
+        .shares
+        .iter()
+        .map(|share| timeline.counts(&share.name))
+        .collect();
+    for stretch in 0..timeline.stretches {
+        let total: u64 = counts.iter().flatten().map(|n| n[stretch]).sum();
         let mut y = TOP + HEIGHT;
-        for (index, (_, counts)) in timeline.backends.iter().enumerate() {
-            let height = if total == 0 {
-                0.0
-            } else {
-                HEIGHT * counts[stretch] as f64 / total as f64
+        for (index, counts) in counts.iter().enumerate() {
+            let Some(counts) = counts.filter(|n| n[stretch] > 0) else {
+                continue;
             };
+            let height = HEIGHT * counts[stretch] as f64 / total as f64;
             y -= height;
             let _ = write!(
                 svg,
                 "<rect x=\"{:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{height:.1}\" fill=\"{}\"/>",
                 stretch as f64 * column,
                 column - 0.5,
-                COLOURS[index % COLOURS.len()]
+                colour(index)
             );
         }
     }
+    let mut labelled = Vec::new();
     for (at, what) in &report.events {
         let x = timeline.stretch_of(*at) as f64 * column;
         let _ = write!(
             svg,
             "<line class=\"event\" x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{TOP}\" y2=\"{}\" \
-             stroke=\"#111\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"12\" font-size=\"11\">{}</text>",
-            TOP + HEIGHT,
-            (x + 3.0).min(WIDTH - 120.0),
-            escape(what)
+             stroke=\"#111\" stroke-dasharray=\"4 3\"/>",
+            TOP + HEIGHT
+        );
+        // Events at the same moment share one label.
+        match labelled
+            .iter_mut()
+            .find(|(at_x, _): &&mut (f64, String)| *at_x == x)
+        {
+            Some((_, text)) => {
+                text.push_str(", ");
+                text.push_str(what);
+            }
+            None => labelled.push((x, what.clone())),
+        }
+    }
+    for (row, (x, text)) in labelled.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<text class=\"event\" x=\"{:.1}\" y=\"{}\" font-size=\"11\">{}</text>",
+            (x + 3.0).min(WIDTH - 160.0),
+            if row % 2 == 0 { 12 } else { 24 },
+            escape(text)
         );
     }
     let _ = write!(
@@ -129,27 +152,29 @@ fn shares_chart(report: &Report) -> String {
     svg
 }
 
+/// The colour of the backend at `index` in the scenario's order: ten colours, then the same
+/// ten lighter, then again.
+fn colour(index: usize) -> String {
+    let base = COLOURS[index % COLOURS.len()];
+    match (index / COLOURS.len()) % 2 {
+        0 => base.to_owned(),
+        _ => format!("{base}99"),
+    }
+}
+
 /// Each backend's totals, with its colour.
 fn backends_table(report: &Report) -> String {
     let total = report.shares.iter().map(|s| s.requests).sum::<u64>().max(1);
-    let colour = |name: &str| {
-        let index = report
-            .timeline
-            .backends
-            .iter()
-            .position(|(backend, _)| backend == name);
-        index.map_or("#e5e7eb", |i| COLOURS[i % COLOURS.len()])
-    };
     let mut html = String::from(
         "<table class=\"backends\"><tr><th>backend</th><th>weight</th><th>latency</th>\
          <th>requests</th><th>failed</th><th>share</th></tr>",
     );
-    for share in &report.shares {
+    for (index, share) in report.shares.iter().enumerate() {
         let _ = write!(
             html,
             "<tr><td><span class=\"key\" style=\"background:{}\"></span>{}{}</td><td>{}</td>\
              <td>{} ms</td><td>{}</td><td>{}</td><td>{:.1} %</td></tr>",
-            colour(&share.name),
+            colour(index),
             escape(&share.name),
             if share.healthy { "" } else { " (unhealthy)" },
             share.weight,

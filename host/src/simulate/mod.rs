@@ -371,30 +371,42 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// How many stretches of equal length a run's timeline has.
+/// How many stretches of equal length a run's timeline has at most (a run of fewer requests
+/// has one per request).
 pub const TIMELINE_STRETCHES: usize = 50;
 
-/// How the requests spread over the backends along the run: per stretch of
-/// [`TIMELINE_STRETCHES`] equal ones, the requests each backend was sent.
+/// How the requests spread over the backends along the run: per stretch of equal length, the
+/// requests each backend was sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Timeline {
     requests: u64,
-    /// Each backend, in order of appearance, and its requests per stretch.
+    /// How many stretches: [`TIMELINE_STRETCHES`], or the requests if fewer.
+    pub stretches: usize,
+    /// Each backend, in order of first request, and its requests per stretch.
     pub backends: Vec<(String, Vec<u64>)>,
 }
 
 impl Timeline {
     fn new(requests: u64) -> Self {
         Timeline {
-            requests: requests.max(1),
+            requests,
+            stretches: TIMELINE_STRETCHES.min(usize::try_from(requests).unwrap_or(usize::MAX)),
             backends: Vec::new(),
         }
     }
 
     /// The stretch request `sequence` falls in.
     pub fn stretch_of(&self, sequence: u64) -> usize {
-        ((sequence as u128 * TIMELINE_STRETCHES as u128 / self.requests as u128) as usize)
-            .min(TIMELINE_STRETCHES - 1)
+        let stretch = sequence as u128 * self.stretches as u128 / self.requests.max(1) as u128;
+        (stretch as usize).min(self.stretches.saturating_sub(1))
+    }
+
+    /// The requests `backend` was sent in each stretch (none if it was sent none).
+    pub fn counts(&self, backend: &str) -> Option<&[u64]> {
+        self.backends
+            .iter()
+            .find(|(name, _)| name == backend)
+            .map(|(_, counts)| counts.as_slice())
     }
 
     fn served(&mut self, sequence: u64, backend: &str) {
@@ -403,7 +415,7 @@ impl Timeline {
             Some(index) => &mut self.backends[index].1,
             None => {
                 self.backends
-                    .push((backend.to_owned(), vec![0; TIMELINE_STRETCHES]));
+                    .push((backend.to_owned(), vec![0; self.stretches]));
                 &mut self.backends.last_mut().expect("just pushed").1
             }
         };

@@ -110,7 +110,9 @@ async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap()
     let out = next_line(&mut lines).await;
     assert!(out.starts_with("out b"), "{out}");
 
-    std::fs::copy(plugin("least_conn"), folder.join("next.wasm")).unwrap();
+    // policy.wasm becomes a link to least-conn.wasm, whose name vane then gives the plugin.
+    std::fs::copy(plugin("least_conn"), folder.join("least-conn.wasm")).unwrap();
+    std::os::unix::fs::symlink("least-conn.wasm", folder.join("next.wasm")).unwrap();
     std::fs::rename(folder.join("next.wasm"), folder.join("policy.wasm")).unwrap();
     let started = std::time::Instant::now();
     // The watch reloads it (the admin API asks for the token; vane's state is at hand).
@@ -124,6 +126,7 @@ async fn the_dashboard_draws_the_backends_and_follows_a_kill_and_a_plugin_swap()
         assert!(started.elapsed() < Duration::from_secs(30), "{status:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    assert_eq!(name, "least-conn");
     stdin
         .write_all(format!("swapped {name} {sha256}\n").as_bytes())
         .await

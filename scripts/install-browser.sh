@@ -8,8 +8,6 @@ set -euo pipefail
 PLAYWRIGHT_VERSION=1.49.1
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-target="$root/target/browser-python"
-python="${PYTHON:-python3}"
 
 # The tests drive /usr/bin/chromium, where Debian's package puts it.
 if [ ! -x /usr/bin/chromium ]; then
@@ -18,13 +16,4 @@ if [ ! -x /usr/bin/chromium ]; then
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
 fi
 
-stamp="$target/.installed"
-want="playwright==$PLAYWRIGHT_VERSION $("$python" -c 'import sys; print(sys.version.split()[0])')"
-if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-    echo "installing playwright $PLAYWRIGHT_VERSION into $target" >&2
-    rm -rf "$target"
-    mkdir -p "$target"
-    "$python" -m pip install --quiet --disable-pip-version-check --no-input --root-user-action=ignore \
-        --target "$target" "playwright==$PLAYWRIGHT_VERSION"
-    echo "$want" >"$stamp"
-fi
+bash "$root/scripts/pip-into-target.sh" browser-python "playwright==$PLAYWRIGHT_VERSION"

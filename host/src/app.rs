@@ -17,11 +17,12 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ListenerConfig};
 use crate::discovery::{Discovery, follow_members};
 use crate::fd_limit;
+use crate::file_watch::{FileWatch, Watched};
 use crate::health::run_health_checks;
 use crate::plugin::{PluginEngine, PluginError};
 use crate::policy::Policy;
 use crate::proxy::{self, Proxy};
-use crate::reload::{FileWatch, Reloader, Watched, follow_changes, watched_files};
+use crate::reload::{Reloader, follow_changes, watched_files};
 use crate::state::{State, deliver_feedback, sample_recent};
 use crate::tls::{Certificates, TlsError, TlsListener};
 

@@ -34,6 +34,7 @@ pub mod demo;
 pub mod dial;
 pub mod discovery;
 pub mod fd_limit;
+pub mod file_watch;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzzing;

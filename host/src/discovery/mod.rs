@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BackendConfig, Config, DiscoveryConfig, GroupConfig, GroupSource};
-use crate::reload::{FileChanges, FileWatch, Watched};
+use crate::file_watch::{FileChanges, FileWatch, Watched};
 use dns::Dns;
 
 /// How long a lookup may take before it counts as failed (the resolver gives up sooner).

@@ -18,13 +18,14 @@ use arc_swap::ArcSwapOption;
 use tokio_util::sync::CancellationToken;
 
 pub use runtime::{BackendOrigin, NewBackend};
-pub use watch::{FileChanges, FileWatch, Watched, follow_changes};
+pub use watch::follow_changes;
 
 use crate::backend::{BackendSet, BackendTlsError};
 use crate::balancer::FallbackReason;
 use crate::clock::Clock;
 use crate::config::{AdminToken, Config, ConfigError};
 use crate::discovery::{Discovery, FirstLookups};
+use crate::file_watch::{FileWatch, Watched};
 use crate::plugin::{PluginEngine, PluginError, file_sha256};
 use crate::policy::Policy;
 use crate::state::State;

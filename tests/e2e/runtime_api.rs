@@ -10,11 +10,11 @@ use tokio::sync::Semaphore;
 
 use serde_json::Value;
 use vane::balancer::FallbackReason;
-use vane_e2e::Vane;
 use vane_e2e::backend::backend;
 use vane_e2e::files::scratch_folder;
 use vane_e2e::load::Flood;
 use vane_e2e::proxy::{config_for, policy};
+use vane_e2e::{Backend, Vane};
 
 fn parsed(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {body}"))
@@ -31,18 +31,24 @@ async fn backend_json(vane: &Vane, name: &str) -> Option<Value> {
         .cloned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_backend_is_added_reweighted_drained_and_removed_under_load_with_no_failed_request() {
-    let [a, b, c] = [
+/// Backends a, b and c, and a vane with the admin API and `policy` in front of a and b only.
+async fn a_and_b_serving_c_aside(policy: &str) -> ([Backend; 3], Vane) {
+    let backends = [
         backend("a").start().await,
         backend("b").start().await,
         backend("c").start().await,
     ];
     let text = config_for(
-        &[&a, &b],
-        &format!("admin = \"127.0.0.1:0\"\n{}", policy("least_conn", "")),
+        &[&backends[0], &backends[1]],
+        &format!("admin = \"127.0.0.1:0\"\n{policy}"),
     );
     let vane = Vane::start(&text).await.unwrap();
+    (backends, vane)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backend_is_added_reweighted_drained_and_removed_under_load_with_no_failed_request() {
+    let ([a, b, c], vane) = a_and_b_serving_c_aside(&policy("least_conn", "")).await;
     let flood = Flood::start(&vane, 8);
     a.wait_for_hits(20, Duration::from_secs(10)).await;
 
@@ -277,19 +283,7 @@ async fn runtime_calls_that_cannot_be_done_say_why_and_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_plugin_that_refuses_the_new_set_keeps_the_old_one() {
-    let [a, b, c] = [
-        backend("a").start().await,
-        backend("b").start().await,
-        backend("c").start().await,
-    ];
-    let text = config_for(
-        &[&a, &b],
-        &format!(
-            "admin = \"127.0.0.1:0\"\n{}",
-            policy("misbehave", "at-most:2")
-        ),
-    );
-    let vane = Vane::start(&text).await.unwrap();
+    let ([_a, _b, c], vane) = a_and_b_serving_c_aside(&policy("misbehave", "at-most:2")).await;
     let body = format!("{{\"name\": \"c\", \"address\": \"{}\"}}", c.address);
     let (status, reply) = vane.admin_send("POST", "/backends", &body).await;
     assert_eq!(status, 422, "{reply}");

@@ -127,8 +127,18 @@ fn watch_files(
     paths: &[PathBuf],
     changes: mpsc::UnboundedSender<()>,
 ) -> notify::Result<RecommendedWatcher> {
-    let names: BTreeSet<OsString> = paths.iter().flat_map(|path| names_of(path)).collect();
-    let folders: BTreeSet<PathBuf> = paths.iter().map(|path| folder_of(path)).collect();
+    let elsewhere: Vec<(PathBuf, OsString)> =
+        paths.iter().filter_map(|p| target_elsewhere(p)).collect();
+    let names: BTreeSet<OsString> = paths
+        .iter()
+        .flat_map(|path| names_of(path))
+        .chain(elsewhere.iter().map(|(_, name)| name.clone()))
+        .collect();
+    let folders: BTreeSet<PathBuf> = paths
+        .iter()
+        .map(|path| folder_of(path))
+        .chain(elsewhere.into_iter().map(|(folder, _)| folder))
+        .collect();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| {
         let Ok(event) = event else { return };
         let about_the_files = event
@@ -162,6 +172,25 @@ fn names_of(path: &Path) -> Vec<OsString> {
         names.push(first.to_owned());
     }
     names
+}
+
+/// For a symlink whose target is in another folder (an absolute target, or one that goes up
+/// with `..`), that folder and the target's name: a file replaced there is a change of what
+/// the link reads. `None` for anything else, or if that folder does not exist.
+fn target_elsewhere(path: &Path) -> Option<(PathBuf, OsString)> {
+    let target = std::fs::read_link(path).ok()?;
+    let goes_elsewhere = target.is_absolute()
+        || matches!(
+            target.components().next(),
+            Some(std::path::Component::ParentDir)
+        );
+    if !goes_elsewhere {
+        return None;
+    }
+    let resolved = folder_of(path).join(&target);
+    let name = resolved.file_name()?.to_owned();
+    let folder = folder_of(&resolved);
+    folder.is_dir().then_some((folder, name))
 }
 
 /// The folder a file is in (`.` for a bare name).

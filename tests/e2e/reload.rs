@@ -479,3 +479,27 @@ async fn a_configmap_update_reloads_the_config_and_the_plugin() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_linked_from_another_folder_reloads_when_its_target_is_replaced() {
+    let dir = folder("linked");
+    let elsewhere = folder("linked-plugins");
+    let a = backend("a").start().await;
+    let target = elsewhere.join("current.wasm");
+    std::fs::copy(plugin("round_robin"), &target).unwrap();
+    // policy.wasm -> /absolute/path/current.wasm, in a folder of its own.
+    std::os::unix::fs::symlink(&target, dir.join("policy.wasm")).unwrap();
+    let path = dir.join("vane.toml");
+    std::fs::write(&path, config_text(true, &[&a], "")).unwrap();
+    let vane = Vane::start_file(&path).await.unwrap();
+
+    // The target is replaced where it is (atomic rename); the link is not touched.
+    let staged = elsewhere.join("next.wasm");
+    std::fs::copy(plugin("least_conn"), &staged).unwrap();
+    std::fs::rename(&staged, &target).unwrap();
+    let least_conn_sha = sha256(&plugin("least_conn"));
+    wait_for_policy(&vane, "the replaced target", |p| {
+        p["plugin"]["sha256"] == least_conn_sha
+    })
+    .await;
+}

@@ -14,6 +14,7 @@ use crate::tls::TlsListener;
 /// Every backend of the current set: its facts, where it comes from (`reloader` knows), health
 /// and live statistics.
 pub(super) fn backends(state: &State, reloader: &Reloader) -> Value {
+    let origins = reloader.origins();
     let set = state.backends();
     let eligibility = set.eligibility();
     let backends: Vec<Value> = set
@@ -27,7 +28,7 @@ pub(super) fn backends(state: &State, reloader: &Reloader) -> Value {
                 .zip(stats.outcomes())
                 .map(|(label, count)| ((*label).to_owned(), json!(count)))
                 .collect();
-            let (origin, group) = match reloader.origin(&backend.name) {
+            let (origin, group) = match origins.of(&backend.name) {
                 BackendOrigin::Config => ("config", None),
                 BackendOrigin::Api => ("api", None),
                 BackendOrigin::Group(group) => ("discovery", Some(group)),

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwapOption;
 use tokio_util::sync::CancellationToken;
 
-pub use runtime::{BackendOrigin, NewBackend};
+pub use runtime::{BackendOrigin, NewBackend, Origins};
 pub use watch::follow_changes;
 
 use crate::backend::{BackendSet, BackendTlsError};

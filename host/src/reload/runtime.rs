@@ -45,19 +45,31 @@ pub enum BackendOrigin {
     Group(String),
 }
 
-impl Reloader {
-    /// Where the backend `name` of the set in force comes from.
-    pub fn origin(&self, name: &str) -> BackendOrigin {
-        let groups = self.discovery.group_names();
-        if let Some((group, _)) = name.split_once('/')
-            && groups.iter().any(|known| known == group)
-        {
-            return BackendOrigin::Group(group.to_owned());
+/// What tells where each backend of the set in force comes from, read once for a whole set.
+pub struct Origins {
+    groups: Vec<String>,
+    added: std::collections::BTreeSet<String>,
+}
+
+impl Origins {
+    /// Where the backend `name` comes from.
+    pub fn of(&self, name: &str) -> BackendOrigin {
+        match name.split_once('/') {
+            Some((group, _)) if self.groups.iter().any(|known| known == group) => {
+                BackendOrigin::Group(group.to_owned())
+            }
+            _ if self.added.contains(name) => BackendOrigin::Api,
+            _ => BackendOrigin::Config,
         }
-        if lock(&self.added).contains(name) {
-            BackendOrigin::Api
-        } else {
-            BackendOrigin::Config
+    }
+}
+
+impl Reloader {
+    /// Where the backends of the set in force come from, as of now.
+    pub fn origins(&self) -> Origins {
+        Origins {
+            groups: self.discovery.group_names(),
+            added: lock(&self.added).clone(),
         }
     }
 

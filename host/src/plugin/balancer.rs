@@ -69,7 +69,8 @@ pub struct PluginBalancer {
     /// ...and whether request headers.
     asked_headers: AtomicBool,
     log_budget: Arc<LogBudget>,
-    idle: ArrayQueue<PluginInstance>,
+    /// Boxed, so that checking one out and back in moves a pointer, not the instance.
+    idle: ArrayQueue<Box<PluginInstance>>,
     /// The linear memory all its instances may hold together.
     memory: Arc<MemoryBudget>,
     /// Outcomes on their way to the instances' `observe`.
@@ -165,7 +166,7 @@ impl PluginBalancer {
     }
 
     /// A new instance, configured for `set`; the plugin's refusal or failure says why not.
-    fn configured_afresh(&self, set: &BackendSet) -> Result<PluginInstance, PluginError> {
+    fn configured_afresh(&self, set: &BackendSet) -> Result<Box<PluginInstance>, PluginError> {
         let path = &self.path;
         let mut instance = self.instantiate().map_err(|err| PluginError::Failed {
             path: path.clone(),
@@ -206,7 +207,7 @@ impl PluginBalancer {
         }
     }
 
-    fn instantiate(&self) -> wasmtime::Result<PluginInstance> {
+    fn instantiate(&self) -> wasmtime::Result<Box<PluginInstance>> {
         PluginInstance::new(
             &self.pre,
             self.name.clone(),
@@ -214,10 +215,11 @@ impl PluginBalancer {
             self.limits,
             self.memory.clone(),
         )
+        .map(Box::new)
     }
 
     /// Borrows an idle instance configured for `set`, making one if none is idle.
-    fn checkout(&self, set: &BackendSet) -> Result<PluginInstance, FallbackReason> {
+    fn checkout(&self, set: &BackendSet) -> Result<Box<PluginInstance>, FallbackReason> {
         let instance = match self.idle.pop() {
             Some(instance) => instance,
             None => self.instantiate().map_err(|err| {
@@ -234,9 +236,9 @@ impl PluginBalancer {
     /// `instance`, configured for `set` if it was not.
     fn configured(
         &self,
-        mut instance: PluginInstance,
+        mut instance: Box<PluginInstance>,
         set: &BackendSet,
-    ) -> Result<PluginInstance, FallbackReason> {
+    ) -> Result<Box<PluginInstance>, FallbackReason> {
         if !instance.is_configured_for(set.generation()) {
             instance
                 .configure(&self.config, set)
@@ -301,7 +303,7 @@ impl PluginBalancer {
     }
 
     /// Returns a healthy instance to the pool (dropping it if the pool is full).
-    fn checkin(&self, instance: PluginInstance) {
+    fn checkin(&self, instance: Box<PluginInstance>) {
         let _ = self.idle.push(instance);
     }
 }

@@ -5,10 +5,8 @@
 wasmtime::component::bindgen!({
     world: "balancer",
     path: "../plugins/kit/wit",
-    // Calls into the plugin are async only so that WASI's host functions (stdout, clocks),
-    // which wasmtime-wasi implements with async Rust, work from a tokio worker; vane polls each
-    // call once and never waits on one (see `instance::finish_now`).
-    exports: { default: async },
+    // Calls into the plugin are synchronous: an async call runs on a fiber, which costs more
+    // per pick. WASI's calls that could wait never do (see `never_block`).
 });
 
 pub use self::vane::balancer::types::{

@@ -36,7 +36,8 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         // WASI is linked so that components built for wasm32-wasip2 instantiate, but each
         // instance's context grants nothing: no files, environment, sockets, clocks beyond time.
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_error)?;
+        // Synchronously, so that a call needs no fiber, with no call that waits.
+        super::never_block::add_to_linker(&mut linker).map_err(engine_error)?;
         Balancer::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
             .map_err(engine_error)?;
 

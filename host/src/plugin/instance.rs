@@ -2,11 +2,8 @@
 //! reusable buffers a pick is marshalled through. Used by one thread at a time; after a trap it is
 //! discarded, because a Store that trapped cannot be trusted again.
 
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http::HeaderName;
@@ -19,6 +16,7 @@ use super::bindings::{
 };
 use super::cpu_budget::CallBudget;
 use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, observe_timeout};
+use super::never_block::Blocked;
 use super::output::{PluginOutput, Stream};
 use crate::backend::{Backend, BackendSet, Eligibility};
 use crate::balancer::{FallbackReason, RequestInfo};
@@ -147,15 +145,13 @@ impl PluginInstance {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut store| Ok(store.data_mut().call.on_deadline()));
         budget(&mut store, limits.configure_timeout, limits.overrun_grace);
-        let bindings = finish_now(pre.instantiate_async(&mut store))
-            .ok_or_else(|| wasmtime::format_err!("the plugin blocked while starting"))?
-            .map_err(|err| {
-                if store.data().limiter.hit_memory_limit() {
-                    wasmtime::Error::new(OutOfMemory)
-                } else {
-                    err
-                }
-            })?;
+        let bindings = pre.instantiate(&mut store).map_err(|err| {
+            if store.data().limiter.hit_memory_limit() {
+                wasmtime::Error::new(OutOfMemory)
+            } else {
+                err
+            }
+        })?;
         // Past its deadline (in a grace), starting it has failed all the same.
         if store.data().call.overran() {
             return Err(wasmtime::format_err!(
@@ -204,31 +200,24 @@ impl PluginInstance {
             })
             .collect();
         self.arm(self.limits.configure_timeout);
-        let answer = finish_now(self.bindings.vane_balancer_policy().call_configure(
-            &mut self.store,
-            config,
-            &backends,
-        ));
+        let answer =
+            self.bindings
+                .vane_balancer_policy()
+                .call_configure(&mut self.store, config, &backends);
         let needs = match answer {
             // Past its deadline (in a grace), it has failed whatever it answered.
-            Some(Ok(_)) if self.store.data().call.overran() => {
+            Ok(_) if self.store.data().call.overran() => {
                 return Err(ConfigureError::Failed(
                     FallbackReason::Deadline,
                     "configure ran past configure_timeout".into(),
                 ));
             }
-            Some(Ok(Ok(needs))) => needs,
-            Some(Ok(Err(message))) => return Err(ConfigureError::Refused(message)),
-            Some(Err(err)) => {
+            Ok(Ok(needs)) => needs,
+            Ok(Err(message)) => return Err(ConfigureError::Refused(message)),
+            Err(err) => {
                 return Err(ConfigureError::Failed(
                     self.classify(&err),
                     format!("{err:#}"),
-                ));
-            }
-            None => {
-                return Err(ConfigureError::Failed(
-                    FallbackReason::Deadline,
-                    BLOCKED.into(),
                 ));
             }
         };
@@ -266,35 +255,32 @@ impl PluginInstance {
     /// Calls `pick` with the request and states filled in.
     fn call_pick(&mut self) -> Result<Vec<u32>, FallbackReason> {
         self.arm(self.limits.pick_timeout);
-        let answer = finish_now(self.bindings.vane_balancer_policy().call_pick(
+        let answer = self.bindings.vane_balancer_policy().call_pick(
             &mut self.store,
             &self.request,
             &self.states,
-        ));
+        );
         self.outcome(answer)
     }
 
     /// Calls `observe` with how a batch of requests ended.
     pub(crate) fn observe(&mut self, outcomes: &[Outcome]) -> Result<(), FallbackReason> {
         self.arm(observe_timeout(&self.limits, outcomes.len()));
-        let answer = finish_now(
-            self.bindings
-                .vane_balancer_policy()
-                .call_observe(&mut self.store, outcomes),
-        );
+        let answer = self
+            .bindings
+            .vane_balancer_policy()
+            .call_observe(&mut self.store, outcomes);
         self.outcome(answer)
     }
 
-    /// The result of a call that [`finish_now`] ran: a value, a classified failure, or
-    /// [`FallbackReason::Deadline`] for a call that blocked and was abandoned.
-    /// A call that ran past its deadline (in a grace) has failed, whatever it answered; one
-    /// that trapped in its grace is a trap.
-    fn outcome<T>(&self, answer: Option<wasmtime::Result<T>>) -> Result<T, FallbackReason> {
+    /// The result of a call: a value or a classified failure. A call that ran past its
+    /// deadline (in a grace) has failed, whatever it answered; one that trapped in its grace is
+    /// a trap.
+    fn outcome<T>(&self, answer: wasmtime::Result<T>) -> Result<T, FallbackReason> {
         match answer {
-            Some(Ok(_)) if self.store.data().call.overran() => Err(FallbackReason::Deadline),
-            Some(Ok(value)) => Ok(value),
-            Some(Err(err)) => Err(self.classify(&err)),
-            None => Err(FallbackReason::Deadline),
+            Ok(_) if self.store.data().call.overran() => Err(FallbackReason::Deadline),
+            Ok(value) => Ok(value),
+            Err(err) => Err(self.classify(&err)),
         }
     }
 
@@ -304,10 +290,13 @@ impl PluginInstance {
         self.store.data_mut().limiter.arm();
     }
 
-    /// Names the reason a call failed: the memory cap, the deadline, or any other trap.
+    /// Names the reason a call failed: the memory cap, the deadline (a call that waited on the
+    /// host is abandoned, as one that runs too long), or any other trap.
     fn classify(&self, err: &wasmtime::Error) -> FallbackReason {
         if self.store.data().limiter.hit_memory_limit() {
             FallbackReason::Memory
+        } else if err.is::<Blocked>() {
+            FallbackReason::Deadline
         } else if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             // It used its budget of CPU time, or reached the wall-clock bound.
             FallbackReason::Deadline
@@ -452,19 +441,6 @@ fn push_column(states: &mut Vec<u64>, backends: &[Arc<Backend>], value: impl Fn(
 fn budget(store: &mut Store<InstanceState>, timeout: Duration, grace: Duration) {
     store.data_mut().call = CallBudget::new(timeout, grace);
     store.set_epoch_deadline(CallBudget::FIRST_DEADLINE);
-}
-
-/// Why a call was abandoned when it waited on the host (a WASI clock or poll).
-const BLOCKED: &str = "the plugin blocked waiting on the host, which a policy must never do";
-
-/// Runs a call into the plugin to completion without waiting: a policy is a computation, so its
-/// future is ready at the first poll. One that is not (the guest blocked on a WASI clock or
-/// pollable) is dropped, which abandons the call; the caller must then discard the instance.
-fn finish_now<F: Future>(call: F) -> Option<F::Output> {
-    match pin!(call).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(output) => Some(output),
-        Poll::Pending => None,
-    }
 }
 
 /// Replaces a string's contents, reusing its allocation.

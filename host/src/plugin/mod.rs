@@ -16,6 +16,7 @@ mod heard;
 mod instance;
 mod limits;
 mod naming;
+mod never_block;
 mod output;
 #[cfg(fuzzing)]
 pub(crate) use cache::fuzz as fuzz_cache_entry;

@@ -11,13 +11,32 @@
 #   VANE=/path/to/vane bash bench/instructions.sh   # count that binary instead of building one,
 #                                                  # to compare two builds side by side
 #
+#   bash bench/instructions.sh --check [SECONDS]  # CI: the shipped build (profile `dist`), the
+#                                  # built-in and the least-conn plugin only, each against
+#                                  # bench/instructions-baseline; fails if one counts more than
+#                                  # 5 % above its baseline
+#
 # The callgrind files stay in the printed folder, for `callgrind_annotate --inclusive=yes`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CHECK=""
+if [ "${1:-}" = --check ]; then
+    CHECK=bench/instructions-baseline
+    shift
+fi
 SECONDS_PER_RUN=${1:-10}
 source bench/lib.sh
 need_tools nginx:nginx-light wrk:wrk valgrind:valgrind
-if [ -n "${VANE:-}" ]; then
+TARGETS=(builtin rr-plugin lc-plugin lc-shadow)
+if [ -n "$CHECK" ]; then
+    # The binary users get, without the line tables `release` keeps for profiling (the same
+    # code: debug information does not change what is compiled).
+    TARGETS=(builtin lc-plugin)
+    bash scripts/build-plugins.sh >&2
+    cargo build --profile dist -p vane >&2
+    VANE=target/dist/vane
+    PLUGINS=target/wasm32-wasip2/release
+elif [ -n "${VANE:-}" ]; then
     bash scripts/build-plugins.sh >&2
     PLUGINS=target/wasm32-wasip2/release
 else
@@ -26,8 +45,8 @@ fi
 start_backends
 
 port=19301
-printf '%-16s %10s %14s\n' target requests "instr/request"
-for target in builtin rr-plugin lc-plugin lc-shadow; do
+printf '%-16s %10s %14s\n' target requests "instr/request" | tee "$WORK/counts"
+for target in "${TARGETS[@]}"; do
     case "$target" in
         builtin) table="" ;;
         rr-plugin) table="[policy]\nplugin = \"$PWD/$PLUGINS/round_robin.wasm\"" ;;
@@ -51,7 +70,8 @@ for target in builtin rr-plugin lc-plugin lc-shadow; do
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     total=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-    printf '%-16s %10s %14s\n' "$target" "$requests" "$((total / requests))"
+    printf '%-16s %10s %14s\n' "$target" "$requests" "$((total / requests))" | tee -a "$WORK/counts"
     port=$((port + 1))
 done
 echo "callgrind files in $WORK" >&2
+[ -z "$CHECK" ] || python3 bench/instructions_check.py "$CHECK" "$WORK/counts"

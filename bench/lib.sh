@@ -20,7 +20,10 @@ need_tools() {
     done
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "installing ${missing[*]}" >&2
-        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" apt-get update -q
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
     fi
     NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 }
@@ -67,15 +70,19 @@ EOF
 }
 
 # vane_config PORT [POLICY TABLE] [h2c]: vane on PORT, one worker, in front of the backends
-# (over h2c to their HTTP/2 ports with a third argument `h2c`).
+# (over h2c to their HTTP/2 ports with a third argument `h2c`). The backends are tagged for the
+# plugins that read tags: the first two `zone=a`, the third `zone=b` and `canary`.
+BACKEND_TAGS=('"zone=a"' '"zone=a"' '"zone=b", "canary"')
 vane_config() {
-    local port text="listen = \"127.0.0.1:$1\"\nworkers = 1\n$2\n"
-    for port in "${BACKENDS[@]}"; do
+    local i port text="listen = \"127.0.0.1:$1\"\nworkers = 1\n$2\n"
+    for i in "${!BACKENDS[@]}"; do
+        port=${BACKENDS[$i]}
         if [ "${3:-}" = h2c ]; then
             text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$((port + 10))\"\nprotocol = \"h2c\"\n"
         else
             text+="[[backends]]\nname = \"b$port\"\naddress = \"127.0.0.1:$port\"\n"
         fi
+        text+="tags = [${BACKEND_TAGS[$i]}]\n"
     done
     printf '%b' "$text"
 }

@@ -346,6 +346,7 @@ fn runtime_with(workers: Option<usize>) -> anyhow::Result<tokio::runtime::Runtim
         builder.worker_threads(workers);
     }
     builder
+        .thread_stack_size(vane::plugin::CALLER_STACK_SIZE)
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -17,6 +17,7 @@ use super::bindings::{BalancerPre, Columns, Outcome};
 use super::heard::Heard;
 use super::instance::{ConfigureError, OutOfMemory, PluginInstance, write_states};
 use super::limits::{LOG_LINES_PER_SECOND, MemoryBudget};
+use super::never_block::Blocked;
 use super::{PluginEngine, PluginError};
 use crate::backend::{BackendSet, Eligibility};
 use crate::balancer::{Balancer, Delivered, FallbackReason, Ranked, RequestInfo};
@@ -225,6 +226,8 @@ impl PluginBalancer {
             None => self.instantiate().map_err(|err| {
                 if err.is::<OutOfMemory>() {
                     FallbackReason::Memory
+                } else if err.is::<Blocked>() {
+                    FallbackReason::Deadline
                 } else {
                     FallbackReason::Trap
                 }

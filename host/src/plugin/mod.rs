@@ -32,5 +32,11 @@ pub use error::PluginError;
 /// built against it.
 pub const WIT_VERSION: &str = fit::PACKAGE_VERSION;
 
+/// The stack size of the threads that call plugins. A call runs on the caller's stack (not on
+/// a fiber of its own), and wasmtime lets a plugin use up to 512 KiB of it beyond the caller's
+/// frames: room for both, so that a plugin recursing too deep traps instead of reaching the
+/// thread's guard page.
+pub const CALLER_STACK_SIZE: usize = 4 << 20;
+
 /// vane's version and the plugin contract it speaks: `0.1.0 (plugins: vane:balancer@0.3.0)`.
 pub const VERSION_LINE: &str = fit::VERSION_LINE;

@@ -8,7 +8,10 @@
 //! asynchronous implementation once, and a plugin whose call would wait (a sleep, a poll of a
 //! clock) fails with [`Blocked`], which vane counts as a deadline. A policy is a computation;
 //! it never has anything to wait for. Writes to stdout and stderr never wait (they go to the
-//! log), so they still work.
+//! log), so they still work. Making a UDP socket, which wasmtime-wasi's synchronous form also
+//! does by entering a runtime (before it checks whether UDP is allowed), is refused at once, as
+//! vane's plugins may not use the network. The other such calls (files, a socket's own calls)
+//! need a descriptor or a socket, which a plugin cannot get.
 
 use std::future::Future;
 use std::pin::pin;
@@ -21,13 +24,16 @@ use wasmtime_wasi::p2::bindings::io::poll::{Host as _, HostPollable as _};
 use wasmtime_wasi::p2::bindings::io::streams::{
     self, Host as _, HostInputStream as _, HostOutputStream as _,
 };
-use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, StreamResult};
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddressFamily};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, StreamResult, UdpSocket};
 
 /// The version of `wasi:io` that wasmtime-wasi links; a plugin importing an earlier 0.2
 /// version is given these same definitions.
 const POLL: &str = "wasi:io/poll@0.2.12";
 /// See [`POLL`].
 const STREAMS: &str = "wasi:io/streams@0.2.12";
+/// See [`POLL`].
+const UDP_CREATE_SOCKET: &str = "wasi:sockets/udp-create-socket@0.2.12";
 
 /// A call into the plugin was abandoned because the plugin waited on the host.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +47,7 @@ pub(crate) fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wa
     linker.allow_shadowing(true);
     add_poll(linker)?;
     add_streams(linker)?;
+    add_udp_create_socket(linker)?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -147,6 +154,18 @@ fn add_streams<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Resul
     Ok(())
 }
 
+/// `wasi:sockets/udp-create-socket`: always refused, as no plugin may use the network.
+fn add_udp_create_socket<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.instance(UDP_CREATE_SOCKET)?.func_wrap(
+        "create-udp-socket",
+        |_store: StoreContextMut<'_, T>, (_family,): (IpAddressFamily,)| {
+            let refused: Result<Resource<UdpSocket>, ErrorCode> = Err(ErrorCode::AccessDenied);
+            Ok((refused,))
+        },
+    )?;
+    Ok(())
+}
+
 /// The store's table of WASI resources.
 fn table<'a, T: WasiView>(store: &'a mut StoreContextMut<'_, T>) -> &'a mut ResourceTable {
     store.data_mut().ctx().table
@@ -174,7 +193,7 @@ fn now_or_fail<V>(call: impl Future<Output = StreamResult<V>>) -> StreamResult<V
 }
 
 /// Runs `call` to completion if it needs no waiting; `None` if it would wait (it is dropped).
-pub(crate) fn finish_now<F: Future>(call: F) -> Option<F::Output> {
+fn finish_now<F: Future>(call: F) -> Option<F::Output> {
     match pin!(call).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,

@@ -124,6 +124,7 @@ impl Shadow {
         let worker = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("vane-shadow".to_owned())
+            .stack_size(crate::plugin::CALLER_STACK_SIZE)
             .spawn(move || {
                 let _inside = runtime.as_ref().map(|runtime| runtime.enter());
                 worker.serve(&queue);

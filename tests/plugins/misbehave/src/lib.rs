@@ -262,12 +262,15 @@ fn escaped(address: SocketAddrV4) -> bool {
     let network = wasip2::sockets::instance_network::instance_network();
     let connected = wasip2::sockets::tcp_create_socket::create_tcp_socket(IpAddressFamily::Ipv4)
         .is_ok_and(|socket| socket.start_connect(&network, remote).is_ok());
+    let datagrams =
+        wasip2::sockets::udp_create_socket::create_udp_socket(IpAddressFamily::Ipv4).is_ok();
     !preopens.is_empty()
         || !environment.is_empty()
         || !arguments.is_empty()
         || stdin
         || file
         || connected
+        || datagrams
 }
 
 vane_plugin_kit::export_policy!(Misbehave);

@@ -123,7 +123,7 @@ pub struct UpstreamBody(Received);
 #[derive(Debug)]
 enum Received {
     /// From an HTTP/1.1 backend.
-    Http1(http1::ResponseBody),
+    Http1(Box<http1::ResponseBody>),
     /// From an HTTP/2 backend.
     Http2 {
         /// The stream's DATA frames.
@@ -229,7 +229,7 @@ impl UpstreamBody {
     /// backend sent after that head; `None` over HTTP/2, which has no such switch.
     pub(crate) fn into_tunnel(self) -> Option<(BackendStream, Bytes)> {
         match self.0 {
-            Received::Http1(body) => body.into_tunnel(),
+            Received::Http1(body) => (*body).into_tunnel(),
             Received::Http2 { .. } => None,
         }
     }

@@ -122,7 +122,7 @@ impl Pool {
         head: &Parts,
         client: &ClientAddress,
         body: AttemptBody,
-    ) -> Result<Response<ResponseBody>, UpstreamError> {
+    ) -> Result<Response<Box<ResponseBody>>, UpstreamError> {
         let key = PoolKey::of(backend);
         let mut outgoing = Outgoing::new(head, &backend.authority, client, body);
         if let Some(connection) = self.pool.checkout(key) {
@@ -141,8 +141,9 @@ impl Pool {
         }
     }
 
-    /// The response of an exchange, its body reading from the connection.
-    fn response(&self, answered: Answered, key: PoolKey) -> Response<ResponseBody> {
+    /// The response of an exchange, its body reading from the connection. The body is boxed:
+    /// the response is handed up through several layers, and each would copy it whole.
+    fn response(&self, answered: Answered, key: PoolKey) -> Response<Box<ResponseBody>> {
         let Answered {
             mut head,
             connection,
@@ -152,7 +153,7 @@ impl Pool {
             key,
             pool: Arc::downgrade(&self.pool),
         };
-        let body = ResponseBody::new(connection, &mut head, sending, home);
+        let body = Box::new(ResponseBody::new(connection, &mut head, sending, home));
         let mut response = Response::new(body);
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;

@@ -30,8 +30,9 @@ pub struct Delivered {
 /// How many backends a pick ranks at most: the first choice plus spares for retries.
 pub const MAX_RANKED: usize = 3;
 
-/// Backend indices into the [`BackendSet`], first choice first.
-pub type Ranked = Vec<u32>;
+/// Backend indices into the [`BackendSet`], first choice first; up to [`MAX_RANKED`] are kept
+/// inline, so that ranking allocates nothing.
+pub type Ranked = smallvec::SmallVec<[u32; MAX_RANKED]>;
 
 /// The facts about a request that a balancer may use, borrowed from the request.
 #[derive(Debug, Clone, Copy)]

@@ -13,7 +13,7 @@ pub struct RoundRobin;
 impl RoundRobin {
     /// Ranks the eligible backends of `set` for the request numbered `sequence`.
     pub fn rank(&self, sequence: u64, set: &BackendSet, eligibility: Eligibility) -> Ranked {
-        let mut ranked = Vec::with_capacity(MAX_RANKED);
+        let mut ranked = Ranked::new();
         set.schedule().rank(
             sequence,
             |i| eligibility.allows(&set.backends()[i as usize]),

@@ -19,7 +19,7 @@ use super::limits::{InstanceLimiter, MAX_LOG_LINE, MemoryBudget, observe_timeout
 use super::never_block::Blocked;
 use super::output::{PluginOutput, Stream};
 use crate::backend::{Backend, BackendSet, Eligibility};
-use crate::balancer::{FallbackReason, RequestInfo};
+use crate::balancer::{FallbackReason, Ranked, RequestInfo};
 use crate::config::PluginLimits;
 use crate::log_budget::LogBudget;
 
@@ -246,21 +246,21 @@ impl PluginInstance {
         request: &RequestInfo<'_>,
         set: &BackendSet,
         eligibility: Eligibility,
-    ) -> Result<Vec<u32>, FallbackReason> {
+    ) -> Result<Ranked, FallbackReason> {
         self.fill_request(request);
         self.fill_states(set, eligibility);
         self.call_pick()
     }
 
     /// Calls `pick` with the request and states filled in.
-    fn call_pick(&mut self) -> Result<Vec<u32>, FallbackReason> {
+    fn call_pick(&mut self) -> Result<Ranked, FallbackReason> {
         self.arm(self.limits.pick_timeout);
         let answer = self.bindings.vane_balancer_policy().call_pick(
             &mut self.store,
             &self.request,
             &self.states,
         );
-        self.outcome(answer)
+        self.outcome(answer).map(Ranked::from_vec)
     }
 
     /// Calls `observe` with how a batch of requests ended.
@@ -369,7 +369,7 @@ impl PluginInstance {
         &mut self,
         request: &RequestInfo<'_>,
         states: &[u64],
-    ) -> Result<Vec<u32>, FallbackReason> {
+    ) -> Result<Ranked, FallbackReason> {
         self.fill_request(request);
         self.states.clear();
         self.states.extend_from_slice(states);

@@ -38,7 +38,7 @@ pub(super) fn checked_by(
         Some(&first) if !eligible(first) => return Err(FallbackReason::Ineligible),
         Some(_) => {}
     }
-    ranked.retain(|&index| eligible(index));
+    ranked.retain(|index| eligible(*index));
     Ok(())
 }
 
@@ -182,7 +182,7 @@ mod tests {
 pub(super) mod checks {
     use super::checked;
     use crate::backend::test_set;
-    use crate::balancer::FallbackReason;
+    use crate::balancer::{FallbackReason, Ranked};
 
     /// Checks `ranked` against a set whose backends are in rotation as `in_rotation` says: a
     /// ranking that is used names only backends that exist and may take the request, in the
@@ -196,12 +196,12 @@ pub(super) mod checks {
         let eligible = |index: u32| {
             (index as usize) < set.len() && eligibility.allows(&set.backends()[index as usize])
         };
-        let mut used = ranked.clone();
+        let mut used = Ranked::from_slice(&ranked);
         let verdict = checked(&mut used, &set, eligibility).map(|()| used);
         let holds = match &verdict {
             Ok(used) => {
                 let kept: Vec<u32> = ranked.iter().copied().filter(|&i| eligible(i)).collect();
-                !used.is_empty() && *used == kept
+                !used.is_empty() && used[..] == kept[..]
             }
             Err(FallbackReason::Declined) => ranked.is_empty(),
             Err(FallbackReason::BadIndex) => ranked.iter().any(|&i| i as usize >= set.len()),

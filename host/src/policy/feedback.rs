@@ -156,7 +156,7 @@ mod tests {
             _: &BackendSet,
             _: crate::backend::Eligibility,
         ) -> Result<Ranked, FallbackReason> {
-            Ok(vec![0])
+            Ok(Ranked::from_slice(&[0]))
         }
 
         fn wants_feedback(&self) -> bool {

@@ -245,7 +245,7 @@ impl Policy {
                     }
                     Err(reason) => (reason, ranked),
                 },
-                Err(reason) => (reason, Vec::new()),
+                Err(reason) => (reason, Ranked::new()),
             };
             if reason.is_failure() {
                 self.breaker.failed(admission, &info.name);
@@ -386,8 +386,8 @@ mod tests {
     fn a_good_answer_is_used_and_ineligible_spares_dropped() {
         let set = test_set(&[1, 1, 1]);
         set.backends()[0].health.set_healthy(false);
-        let (ranked, policy) = pick(Ok(vec![2, 0, 1]), &set);
-        assert_eq!(ranked, vec![2, 1]);
+        let (ranked, policy) = pick(Ok(Ranked::from_slice(&[2, 0, 1])), &set);
+        assert_eq!(ranked[..], [2, 1]);
         assert!(policy.fallbacks().snapshot().iter().all(|(_, n)| *n == 0));
         assert_eq!(policy.picks().answered(), 1);
         assert_eq!(policy.picks().duration().snapshot().count, 1);
@@ -400,14 +400,14 @@ mod tests {
         set.backends()[2].health.set_healthy(false);
         let cases = [
             (Err(FallbackReason::Trap), FallbackReason::Trap),
-            (Ok(vec![]), FallbackReason::Declined),
-            (Ok(vec![0, 3]), FallbackReason::BadIndex),
-            (Ok(vec![2]), FallbackReason::Ineligible),
+            (Ok(Ranked::new()), FallbackReason::Declined),
+            (Ok(Ranked::from_slice(&[0, 3])), FallbackReason::BadIndex),
+            (Ok(Ranked::from_slice(&[2])), FallbackReason::Ineligible),
         ];
         for (answer, reason) in cases {
             let (ranked, policy) = pick(answer, &set);
             // sequence 4 of 3 equal backends starts at backend 1, the built-in's choice
-            assert_eq!(ranked, vec![1, 0], "{reason:?}");
+            assert_eq!(ranked[..], [1, 0], "{reason:?}");
             assert_eq!(policy.fallbacks().get(reason), 1, "{reason:?}");
             let probed = policy.probe(&set, 2);
             if reason == FallbackReason::Declined {

@@ -272,7 +272,7 @@ mod tests {
     #[test]
     fn the_ranking_comes_first_then_every_other_backend_once() {
         let set = test_set(&[1, 1, 1, 1]);
-        let mut candidates = Candidates::new(vec![2, 2, 0], 5);
+        let mut candidates = Candidates::new(Ranked::from_slice(&[2, 2, 0]), 5);
         assert_eq!(all(&mut candidates, &set), [2, 0, 1, 3]);
     }
 
@@ -280,10 +280,16 @@ mod tests {
     fn backends_out_of_rotation_are_skipped_unless_none_is_in() {
         let set = test_set(&[1, 1, 1]);
         set.backends()[1].health.set_healthy(false);
-        assert_eq!(all(&mut Candidates::new(vec![1], 0), &set), [0, 2]);
+        assert_eq!(
+            all(&mut Candidates::new(Ranked::from_slice(&[1]), 0), &set),
+            [0, 2]
+        );
         for backend in set.backends() {
             backend.health.set_healthy(false);
         }
-        assert_eq!(all(&mut Candidates::new(vec![1], 0), &set), [1, 0, 2]);
+        assert_eq!(
+            all(&mut Candidates::new(Ranked::from_slice(&[1]), 0), &set),
+            [1, 0, 2]
+        );
     }
 }

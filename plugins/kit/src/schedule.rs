@@ -54,12 +54,15 @@ impl WeightedSchedule {
     /// the slot for `sequence`. If that slot's backend is not eligible, the order starts at a
     /// slot drawn from `sequence` instead (a few draws, then one drawn among the eligible
     /// slots), so that its turns spread over the eligible backends by weight.
-    pub fn rank(
+    ///
+    /// `ranked` is a `Vec<u32>`, or any list that can be read as a slice and extended (the host
+    /// ranks into one that needs no allocation).
+    pub fn rank<R: AsRef<[u32]> + Extend<u32>>(
         &self,
         sequence: u64,
         eligible: impl Fn(u32) -> bool,
         max: usize,
-        ranked: &mut Vec<u32>,
+        ranked: &mut R,
     ) {
         let len = self.cycle.len();
         if len == 0 || max == 0 {
@@ -92,12 +95,12 @@ impl WeightedSchedule {
                 start = slots().nth((draw % count as u64) as usize).unwrap_or(start);
             }
         }
-        let first = ranked.len();
+        let first = ranked.as_ref().len();
         for offset in 0..len {
             let index = self.cycle[(start + offset) % len];
-            if eligible(index) && !ranked[first..].contains(&index) {
-                ranked.push(index);
-                if ranked.len() - first == max {
+            if eligible(index) && !ranked.as_ref()[first..].contains(&index) {
+                ranked.extend([index]);
+                if ranked.as_ref().len() - first == max {
                     return;
                 }
             }

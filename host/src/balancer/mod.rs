@@ -31,7 +31,8 @@ pub struct Delivered {
 pub const MAX_RANKED: usize = 3;
 
 /// Backend indices into the [`BackendSet`], first choice first; up to [`MAX_RANKED`] are kept
-/// inline, so that ranking allocates nothing.
+/// inline, so that the built-in's ranking allocates nothing (a plugin's answer comes from
+/// wasmtime as a `Vec`, whose buffer is kept only if it is longer).
 pub type Ranked = smallvec::SmallVec<[u32; MAX_RANKED]>;
 
 /// The facts about a request that a balancer may use, borrowed from the request.

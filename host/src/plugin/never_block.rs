@@ -203,7 +203,7 @@ fn finish_now<F: Future>(call: F) -> Option<F::Output> {
 #[cfg(test)]
 mod tests {
     use wasmtime::Engine;
-    use wasmtime::component::{Linker, ResourceTable};
+    use wasmtime::component::{Linker, ResourceTable, ResourceType};
     use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
     use super::{POLL, STREAMS, UDP_CREATE_SOCKET};
@@ -230,9 +230,17 @@ mod tests {
         let engine = Engine::default();
         for (instance, function) in [
             (POLL, "poll"),
+            (POLL, "[method]pollable.ready"),
             (POLL, "[method]pollable.block"),
             (STREAMS, "[method]output-stream.blocking-write-and-flush"),
+            (
+                STREAMS,
+                "[method]output-stream.blocking-write-zeroes-and-flush",
+            ),
+            (STREAMS, "[method]output-stream.blocking-flush"),
+            (STREAMS, "[method]output-stream.blocking-splice"),
             (STREAMS, "[method]input-stream.blocking-read"),
+            (STREAMS, "[method]input-stream.blocking-skip"),
             (UDP_CREATE_SOCKET, "create-udp-socket"),
         ] {
             let mut linker = Linker::<Ctx>::new(&engine);
@@ -243,6 +251,17 @@ mod tests {
             assert!(
                 defined_again.is_err(),
                 "wasmtime-wasi links no {instance} {function}: never_block replaces nothing"
+            );
+        }
+        for resource in ["output-stream", "input-stream"] {
+            let mut linker = Linker::<Ctx>::new(&engine);
+            wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+            let defined_again = linker.instance(STREAMS).and_then(|mut wasi| {
+                wasi.resource(resource, ResourceType::host::<u8>(), |_, _| Ok(()))
+            });
+            assert!(
+                defined_again.is_err(),
+                "wasmtime-wasi links no {STREAMS} {resource}: its drop is not replaced"
             );
         }
         // And the replacements themselves link, over wasmtime-wasi's.

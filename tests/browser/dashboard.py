@@ -18,6 +18,8 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
+from chromium import fail, open_page
+
 URL, TOKEN, SCREENSHOT = sys.argv[1:4]
 WAIT_MS = 15_000
 
@@ -33,11 +35,6 @@ def hear(expected):
     return words[1:]
 
 
-def fail(why):
-    say(f"failed: {why}")
-    sys.exit(1)
-
-
 def until(page, what, check):
     """Polls `check` (reading the page through locators, which its Content Security Policy
     allows, where a script handed to the page would be refused) until it holds."""
@@ -49,11 +46,7 @@ def until(page, what, check):
 
 
 with sync_playwright() as playwright:
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-dev-shm-usage"])
-    page = browser.new_page(viewport={"width": 1280, "height": 860})
-    errors = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    browser, page, errors = open_page(playwright, 860)
 
     page.goto(URL)
     status = page.locator("#status")

@@ -11,20 +11,13 @@ import sys
 
 from playwright.sync_api import sync_playwright
 
+from chromium import fail, open_page
+
 FILE, PLUGINS, SCREENSHOT = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 
-def fail(why):
-    print(f"failed: {why}", flush=True)
-    sys.exit(1)
-
-
 with sync_playwright() as playwright:
-    browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-dev-shm-usage"])
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    page.on("pageerror", lambda error: errors.append(str(error)))
+    browser, page, errors = open_page(playwright, 900)
     page.goto(pathlib.Path(FILE).resolve().as_uri())
     runs = page.locator("section.run")
     if runs.count() != PLUGINS:

@@ -353,6 +353,18 @@ impl Eligibility {
         self.bits(backend, true)
     }
 
+    /// Appends the state bits of each of `backends` to `states`, as [`Eligibility::state_bits`]
+    /// gives them. While some backend is in rotation and none warms up (nearly always), a
+    /// backend's bits say only whether it is in rotation, and the loop reads just that.
+    pub fn push_state_bits(self, backends: &[Arc<Backend>], states: &mut Vec<u64>) {
+        if self.panic || self.slow_start.is_some() {
+            states.extend(backends.iter().map(|backend| self.state_bits(backend)));
+        } else {
+            let bits = |backend: &Arc<Backend>| u64::from(backend.in_rotation()) * STATE_ELIGIBLE;
+            states.extend(backends.iter().map(bits));
+        }
+    }
+
     /// The state bits, weighing a warming backend's load against its room if `weigh_load`.
     fn bits(self, backend: &Backend, weigh_load: bool) -> u64 {
         if self.panic {

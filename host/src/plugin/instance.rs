@@ -388,11 +388,7 @@ pub(crate) fn write_states(
 ) {
     let backends = set.backends();
     states.clear();
-    states.extend(
-        backends
-            .iter()
-            .map(|backend| eligibility.state_bits(backend)),
-    );
+    eligibility.push_state_bits(backends, states);
     // One loop per column asked for, each with its reading inlined.
     let asked = |flag| columns.contains(flag);
     if asked(Columns::WEIGHT) {

@@ -21,6 +21,9 @@ pub use bindings::vane::balancer::types::{
     BackendInfo, Columns, Header, IpAddress, Level, Needs, Outcome, Request, Target,
 };
 
+use crate::Weights;
+use crate::least_loaded::{self, StateBits};
+
 /// Bit 0 of a backend's state bits: it may receive this request.
 const ELIGIBLE: u64 = 1;
 /// Bit 1 of a backend's state bits: it is warming up (slow start).
@@ -58,17 +61,20 @@ impl<'a> States<'a> {
     }
 
     /// The number of backends.
+    #[inline]
     pub fn len(&self) -> usize {
         self.count
     }
 
     /// Whether the set is empty.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
     /// Whether backend `index` may receive this request (passes its health checks and is not
     /// ejected); never pick one that may not.
+    #[inline]
     pub fn eligible(&self, index: usize) -> bool {
         index < self.count && self.words[index] & ELIGIBLE != 0
     }
@@ -77,9 +83,26 @@ impl<'a> States<'a> {
     /// start), the share of requests the host offers it, in thousandths (100 to 999); `None`
     /// once warm. The host already clears [`States::eligible`] on the requests not offered, so
     /// a policy honours slow start without reading this.
+    #[inline]
     pub fn warming(&self, index: usize) -> Option<u32> {
         let bits = *self.words.get(index).filter(|_| index < self.count)?;
         (bits & WARMING != 0).then_some(((bits >> SHARE_SHIFT) & 0x3ff) as u32)
+    }
+
+    /// Pushes up to `max` eligible backends onto `ranked`, least loaded per unit of `weights`
+    /// first: [`rank_least_loaded`](crate::rank_least_loaded) with this pick's eligibility
+    /// and in-flight requests, read in place, with less work per backend. Panics if the policy
+    /// did not ask for [`Columns::IN_FLIGHT`] in [`Needs::columns`].
+    pub fn rank_least_loaded(
+        &self,
+        sequence: u64,
+        weights: Weights<'_>,
+        max: usize,
+        ranked: &mut Vec<u32>,
+    ) {
+        let in_flight = self.column(Columns::IN_FLIGHT);
+        let eligible = StateBits(&self.words[..self.count]);
+        least_loaded::rank_weighted(sequence, &eligible, in_flight, weights, max, ranked);
     }
 
     /// The values of `column` (one of [`Columns`]), one per backend. Panics if the policy did

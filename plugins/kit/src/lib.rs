@@ -30,7 +30,7 @@ pub use config::ConfigPairs;
 #[cfg(feature = "guest")]
 pub use guest::*;
 pub use hash::{hash64, mix64, rank_lowest, rank_rendezvous};
-pub use least_loaded::rank_least_loaded;
+pub use least_loaded::{Weights, rank_least_loaded};
 pub use peak_ewma::PeakEwma;
 #[cfg(feature = "guest")]
 pub use request_key::RequestKey;

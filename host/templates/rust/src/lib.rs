@@ -4,7 +4,7 @@
 //! per unit of weight goes first; ties take turns. The answer ranks `ranked` backends (default
 //! 2): the first choice, then where a retry goes. Config: `""` or `"ranked=N"`, N from 1 to 8.
 
-use vane_plugin_kit::{BackendInfo, Columns, ConfigPairs, Needs, Policy, Request, States};
+use vane_plugin_kit::{BackendInfo, Columns, ConfigPairs, Needs, Policy, Request, States, Weights};
 
 /// How many backends an answer ranks when the config does not say.
 const DEFAULT_RANKED: usize = 2;
@@ -31,14 +31,8 @@ impl Policy for Plugin {
     }
 
     fn pick(&mut self, request: &Request, states: &States<'_>, ranked: &mut Vec<u32>) {
-        vane_plugin_kit::rank_least_loaded(
-            request.sequence,
-            |i| states.eligible(i),
-            states.column(Columns::IN_FLIGHT),
-            states.column(Columns::WEIGHT),
-            self.ranked,
-            ranked,
-        );
+        let weights = Weights::Each(states.column(Columns::WEIGHT));
+        states.rank_least_loaded(request.sequence, weights, self.ranked, ranked);
     }
 }
 

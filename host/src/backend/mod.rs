@@ -354,8 +354,8 @@ impl Eligibility {
     }
 
     /// Appends the state bits of each of `backends` to `states`, as [`Eligibility::state_bits`]
-    /// gives them. While some backend is in rotation and none warms up (nearly always), a
-    /// backend's bits say only whether it is in rotation, and the loop reads just that.
+    /// gives them. Outside panic routing and with no slow-start offer in force (nearly always),
+    /// a backend's bits say only whether it is in rotation, and the loop reads just that.
     pub fn push_state_bits(self, backends: &[Arc<Backend>], states: &mut Vec<u64>) {
         if self.panic || self.slow_start.is_some() {
             states.extend(backends.iter().map(|backend| self.state_bits(backend)));
@@ -443,22 +443,27 @@ mod tests {
         assert!(eligibility.allows(a) && eligibility.allows(b));
     }
 
-    #[test]
-    fn a_warming_backend_is_offered_its_share_unless_no_backend_is_warm() {
+    /// A set of `count` backends with a 10-second slow start, on a clock the test moves.
+    fn slow_start_set(count: usize) -> (crate::clock::ManualClock, BackendSet) {
         let clock = crate::clock::ManualClock::new();
-        let config = |name: &str| BackendConfig {
-            name: name.into(),
+        let config = |i: usize| BackendConfig {
+            name: format!("b{i}"),
             address: SocketAddr::from(([127, 0, 0, 1], 9000)),
             weight: 1,
             tags: Vec::new(),
             protocol: BackendProtocol::Http1,
             tls: None,
         };
-        let backends: Vec<Arc<Backend>> = ["a", "b"]
-            .iter()
-            .map(|name| Arc::new(Backend::new(&config(name), None, &clock.clock())))
+        let backends: Vec<Arc<Backend>> = (0..count)
+            .map(|i| Arc::new(Backend::new(&config(i), None, &clock.clock())))
             .collect();
         let set = BackendSet::new(1, backends).with_slow_start(std::time::Duration::from_secs(10));
+        (clock, set)
+    }
+
+    #[test]
+    fn a_warming_backend_is_offered_its_share_unless_no_backend_is_warm() {
+        let (clock, set) = slow_start_set(2);
         let [a, b] = [&set.backends()[0], &set.backends()[1]];
         let offered = |backend: &Backend| {
             (0..1000)
@@ -491,6 +496,44 @@ mod tests {
         assert_eq!(set.eligibility_for(3).state_bits(b), STATE_ELIGIBLE);
         // a came back too, at 5 s: it warms now while b is warm.
         assert_eq!(set.warm_share(a), Some(500));
+    }
+
+    #[test]
+    fn the_state_bits_pushed_in_one_pass_are_each_backends_bits() {
+        let (clock, set) = slow_start_set(5);
+        let backends = set.backends();
+        // Written after what the list already holds, one per backend, as `state_bits` gives.
+        let agree = |eligibility: Eligibility| {
+            let mut pushed = vec![7];
+            eligibility.push_state_bits(backends, &mut pushed);
+            let each = backends.iter().map(|b| eligibility.state_bits(b));
+            assert_eq!(pushed, [7].into_iter().chain(each).collect::<Vec<_>>());
+            pushed
+        };
+        assert_eq!(agree(set.eligibility_for(1)), [7, 1, 1, 1, 1, 1]);
+
+        // One unhealthy, one drained, one ejected, one warming up.
+        backends[1].health.set_healthy(false);
+        backends[2].health.set_draining(true);
+        let config = EjectionConfig::default();
+        for _ in 0..5 {
+            backends[3].record_attempt(false, &config, &set);
+        }
+        backends[4].health.set_healthy(false);
+        backends[4].health.set_healthy(true);
+        clock.advance(std::time::Duration::from_secs(5));
+        for sequence in 0..50 {
+            let bits = agree(set.eligibility_for(sequence));
+            assert_eq!(bits[1..5], [1, 0, 0, 0]);
+            assert_ne!(bits[5] & STATE_WARMING, 0, "the fifth warms up");
+        }
+        agree(set.eligibility());
+
+        // None in rotation: panic routing, all but the drained one.
+        backends[0].health.set_healthy(false);
+        backends[4].health.set_healthy(false);
+        assert!(set.eligibility_for(1).is_panic());
+        assert_eq!(agree(set.eligibility_for(1)), [7, 1, 1, 0, 1, 1]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub fn rank_least_loaded(
 #[derive(Debug, Clone, Copy)]
 pub enum Weights<'a> {
     /// Each backend's weight, one per backend: the `weight` column, or the weights `configure`
-    /// was given (the column always holds those).
+    /// was given (the column always holds those). Backends beyond its end are not ranked.
     Each(&'a [u64]),
     /// Every backend weighs the same: in-flight requests alone are compared, which ranks as
     /// equal weights would, with less work per backend.
@@ -289,8 +289,8 @@ impl Load {
     }
 }
 
-/// Keeps backend `index`, lighter than the last one kept, among the best `max` in
-/// `ranked[first..]`, after every one kept that it is not lighter than (equal loads keep the
+/// Keeps backend `index` (lighter than the last one kept, once `max` are) among the best `max`
+/// in `ranked[first..]`, after every one kept that it is not lighter than (equal loads keep the
 /// visiting order); answers the load a later backend must be lighter than to be kept. Always
 /// inlined (measured: a call per kept backend cost a small set more than the search saves).
 #[inline(always)]
@@ -436,6 +436,32 @@ mod tests {
                 states.rank_least_loaded(sequence, Weights::Equal, max, &mut unweighted);
                 assert_eq!(unweighted, equal, "{healthy:?} {in_flight:?}");
             }
+        }
+    }
+
+    #[test]
+    fn huge_loads_and_weights_rank_as_clamped_when_searched_for() {
+        let (most, huge) = (u64::from(u32::MAX), u64::MAX);
+        let in_flight = [huge, 1 << 32, most, 0, 5, most - 1, 9, huge];
+        let weight = [1, 3, huge, 0, 1, 1 << 40, huge, 2];
+        let clamp = |i: usize| {
+            (
+                u128::from(in_flight[i].min(most)),
+                u128::from(weight[i].clamp(1, most)),
+            )
+        };
+        for sequence in 0..16 {
+            // The reference: every backend in visiting order, stably sorted by clamped load.
+            let start = (sequence % 8) as usize;
+            let mut expected: Vec<u32> = (0..8).map(|k| ((start + k) % 8) as u32).collect();
+            expected.sort_by(|&a, &b| {
+                let ((fa, wa), (fb, wb)) = (clamp(a as usize), clamp(b as usize));
+                (fa * wb).cmp(&(fb * wa))
+            });
+            expected.truncate(3);
+            let mut ranked = Vec::new();
+            rank_least_loaded(sequence, |_| true, &in_flight, &weight, 3, &mut ranked);
+            assert_eq!(ranked, expected, "sequence {sequence}");
         }
     }
 

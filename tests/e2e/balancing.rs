@@ -1,6 +1,9 @@
 //! Which backend serves: round-robin (built-in and plugin alike), weights, least-conn.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use vane_e2e::backend::backend;
 use vane_e2e::proxy::{config_for, policy};
@@ -124,6 +127,41 @@ async fn least_conn_shares_equal_backends() {
     // Sequential requests leave every backend idle, so ties rotate: an even spread.
     assert_eq!(served, counts(&[("a", 100), ("b", 100), ("c", 100)]));
     vane.assert_no_fallbacks();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_conn_weighs_the_requests_in_flight_by_each_backends_weight() {
+    // Both backends hold every request until the test lets them go: in-flight only grows.
+    let gate = Arc::new(Semaphore::new(0));
+    let light = backend("light").gated(gate.clone()).start().await;
+    let heavy = backend("heavy").gated(gate.clone()).start().await;
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\n{}{}{}",
+        policy("least_conn", ""),
+        light.toml(1),
+        heavy.toml(3)
+    );
+    let vane = Vane::start(&text).await.unwrap();
+    let mut held = Vec::new();
+    for sent in 1..=8u32 {
+        let client = vane.client();
+        held.push(tokio::spawn(async move { client.get("/").await.unwrap() }));
+        wait_until("the request is in flight", || {
+            vane.in_flight().iter().sum::<u32>() == sent
+        })
+        .await;
+        // However ties go, weighing by 1 and 3 holds 1:3 after every fourth request (equal
+        // weights would hold 2:2).
+        if sent % 4 == 0 {
+            assert_eq!(vane.in_flight(), [sent / 4, 3 * sent / 4], "after {sent}");
+        }
+    }
+    gate.add_permits(8);
+    for request in held {
+        assert_eq!(request.await.unwrap().status, 200);
+    }
+    vane.assert_no_fallbacks();
+    vane.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,7 @@ macro_rules! kit_file {
 /// its Cargo.toml `include`s.
 const KIT: &[File] = &[
     kit_file!("Cargo.toml"),
+    kit_file!("src/allocator.rs"),
     kit_file!("src/config.rs"),
     kit_file!("src/guest.rs"),
     kit_file!("src/hash.rs"),

@@ -186,6 +186,11 @@ pub fn header_values<'a>(request: &'a Request, name: &'a str) -> impl Iterator<I
         .map(|header| header.value.as_str())
 }
 
+/// How many backends a pick's answer has room for before it grows: a first choice and the
+/// spares for retries most policies rank (16 bytes, the kit allocator's smallest block).
+#[doc(hidden)]
+pub const ANSWER_ROOM: usize = 4;
+
 /// Exports `$policy` (a type implementing [`Policy`]) as this component's balancing policy.
 #[macro_export]
 macro_rules! export_policy {
@@ -213,7 +218,8 @@ macro_rules! export_policy {
                 }
 
                 fn pick(request: $crate::Request, states: Vec<u64>) -> Vec<u32> {
-                    let mut ranked = Vec::new();
+                    // Room for a first choice and a few spares from the start: no growing.
+                    let mut ranked = Vec::with_capacity($crate::guest::ANSWER_ROOM);
                     STATE.with(|state| {
                         if let Some((policy, columns)) = state.borrow_mut().as_mut() {
                             let count = states.len() / (1 + columns.bits().count_ones() as usize);

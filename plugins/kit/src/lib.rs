@@ -14,6 +14,9 @@
 
 #![cfg_attr(feature = "guest", allow(unsafe_code))] // wit-bindgen's generated ABI glue uses `unsafe`
 
+#[cfg(feature = "allocator")]
+#[allow(unsafe_code)] // an allocator hands out raw memory
+mod allocator;
 mod config;
 #[cfg(feature = "guest")]
 #[doc(hidden)]
@@ -26,6 +29,8 @@ mod request_key;
 mod ring;
 mod schedule;
 
+#[cfg(feature = "allocator")]
+pub use allocator::Recycling;
 pub use config::ConfigPairs;
 #[cfg(feature = "guest")]
 pub use guest::*;

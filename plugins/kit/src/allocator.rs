@@ -1,17 +1,22 @@
 //! The plugin's memory allocator: the standard one (wasi-libc's dlmalloc) behind a cache of
 //! freed blocks, one list per size class.
 //!
-//! Every pick allocates in the plugin twice and frees twice: the host has the plugin allocate
-//! the `states` list it hands over, the plugin frees it after the pick, allocates its answer,
-//! and frees that when the host has read it. The sizes repeat from pick to pick. dlmalloc, as
-//! compiled into a plugin, spends about 300 instructions on each of these (its bins, splitting
-//! and coalescing), over 1 000 a pick of the 6 000 one costs (BENCHMARKS.md, issue 13); a block
-//! taken from or put back on its class's list costs a few.
+//! Every pick allocates in the plugin and frees again: the host has the plugin allocate the
+//! `states` list it hands over, which the plugin frees after the pick, and the plugin allocates
+//! its answer, freed once the host has read it (and the request's strings, for a plugin that
+//! asks for them). The sizes repeat from pick to pick. Measured in the pick bench (callgrind,
+//! round-robin, 3 backends; BENCHMARKS.md, issue 13), dlmalloc, dlfree and the calls between
+//! Rust and them took about 1 400 of a pick's 6 000 instructions; with the cache a pick costs
+//! about 5 100.
 //!
 //! Blocks up to 64 KiB with an alignment up to 16 are rounded up to a power of two (16 bytes at
 //! least) and kept on their class's list when freed, up to 32 KiB of them a class (always at
-//! least one block), so at most about 450 KiB stay cached; the rest go back to dlmalloc. Larger
-//! or more aligned blocks go straight to dlmalloc.
+//! least one block): at most 448 KiB cached, besides dlmalloc's 16 bytes a block. The rest go
+//! back to dlmalloc, as do larger or more aligned blocks, which never enter a class. Under a
+//! memory cap: a block in a class may take up to twice its size, moving between classes copies
+//! (the old and new block live together for a moment), and when dlmalloc has no room for a
+//! block, every cached block goes back to it before it is asked once more, so the cache itself
+//! never makes an allocation fail.
 //!
 //! With the kit's `allocator` feature (on by default) it is the plugin's global allocator when
 //! built for WebAssembly without threads; a plugin that wants its own turns the feature off.
@@ -126,16 +131,49 @@ impl<A: GlobalAlloc> Recycling<A> {
     }
 }
 
-impl<A: GlobalAlloc> Drop for Recycling<A> {
-    /// Gives the cached blocks back (the global allocator is never dropped; a local one is).
-    fn drop(&mut self) {
-        let lists = self.lists.get_mut();
+impl<A: GlobalAlloc> Recycling<A> {
+    /// Asks `inner` for a block of `layout`; if it has none, gives every cached block back
+    /// and asks once more, so the cache never makes an allocation fail that would succeed
+    /// without it (a plugin's memory is capped).
+    ///
+    /// # Safety
+    /// `layout` has a non-zero size.
+    unsafe fn ask_inner(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        let ask = || {
+            // SAFETY: the caller's promise.
+            unsafe {
+                match zeroed {
+                    true => self.inner.alloc_zeroed(layout),
+                    false => self.inner.alloc(layout),
+                }
+            }
+        };
+        let block = ask();
+        match block.is_null() && self.release() {
+            true => ask(),
+            false => block,
+        }
+    }
+
+    /// Gives every cached block back to `inner`; answers whether there was any.
+    fn release(&self) -> bool {
+        let lists = self.lists();
+        let mut released = false;
         for class in 0..CLASSES {
             while let Some(block) = lists.take(class) {
                 // SAFETY: a cached block came from `inner` with its class's layout.
-                unsafe { self.inner.dealloc(block, class_layout(class)) }
+                unsafe { self.inner.dealloc(block, class_layout(class)) };
+                released = true;
             }
         }
+        released
+    }
+}
+
+impl<A: GlobalAlloc> Drop for Recycling<A> {
+    /// Gives the cached blocks back (the global allocator is never dropped; a local one is).
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -149,10 +187,27 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Recycling<A> {
             Some(class) => match self.lists().take(class) {
                 Some(block) => block,
                 // SAFETY: a class's layout has a non-zero size.
-                None => unsafe { self.inner.alloc(class_layout(class)) },
+                None => unsafe { self.ask_inner(class_layout(class), false) },
             },
-            // SAFETY: the caller's layout, as the caller gave it.
-            None => unsafe { self.inner.alloc(layout) },
+            // SAFETY: the caller's layout, which has a non-zero size.
+            None => unsafe { self.ask_inner(layout, false) },
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        match class_of(layout) {
+            Some(_) => {
+                // SAFETY: the caller's layout, which has a non-zero size.
+                let block = unsafe { self.alloc(layout) };
+                if !block.is_null() {
+                    // SAFETY: the block holds at least `layout.size()` bytes.
+                    unsafe { block.write_bytes(0, layout.size()) };
+                }
+                block
+            }
+            // SAFETY: as in `alloc`.
+            None => unsafe { self.ask_inner(layout, true) },
         }
     }
 
@@ -177,8 +232,15 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Recycling<A> {
         match (class_of(layout), class_of(new_layout)) {
             // The block is its class's size already.
             (Some(old), Some(new)) if old == new => block,
-            // SAFETY: both outside the classes: the block came from `inner` with `layout`.
-            (None, None) => unsafe { self.inner.realloc(block, layout, new_size) },
+            (None, None) => {
+                // SAFETY: both outside the classes: the block came from `inner` with `layout`.
+                let moved = unsafe { self.inner.realloc(block, layout, new_size) };
+                match moved.is_null() && self.release() {
+                    // SAFETY: as above; a failed realloc left the block as it was.
+                    true => unsafe { self.inner.realloc(block, layout, new_size) },
+                    false => moved,
+                }
+            }
             _ => {
                 // SAFETY: a valid layout of non-zero size (the caller's promise).
                 let moved = unsafe { self.alloc(new_layout) };
@@ -208,6 +270,8 @@ unsafe impl Sync for Recycling<std::alloc::System> {}
 #[cfg(test)]
 mod tests {
     use std::alloc::System;
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
 
     use super::*;
 
@@ -215,58 +279,119 @@ mod tests {
         Layout::from_size_align(size, align).unwrap()
     }
 
-    #[test]
-    fn sizes_round_up_to_their_class_and_large_or_aligned_ones_have_none() {
-        assert_eq!(class_of(layout(1, 1)), Some(0));
-        assert_eq!(class_of(layout(16, 8)), Some(0));
-        assert_eq!(class_of(layout(17, 8)), Some(1));
-        assert_eq!(class_of(layout(4096, 8)), Some(8));
-        assert_eq!(class_of(layout(65536, 16)), Some(12));
-        assert_eq!(class_of(layout(65537, 8)), None);
-        assert_eq!(class_of(layout(64, 32)), None);
+    /// `System`, checking that every block comes back with the layout it went out with, and
+    /// refusing what would take its live bytes past `limit`.
+    struct Ledger {
+        live: RefCell<HashMap<usize, Layout>>,
+        allocations: Cell<usize>,
+        limit: Cell<usize>,
+    }
+
+    impl Ledger {
+        fn new() -> Self {
+            Ledger {
+                live: RefCell::default(),
+                allocations: Cell::new(0),
+                limit: Cell::new(usize::MAX),
+            }
+        }
+
+        fn live_bytes(&self) -> usize {
+            self.live.borrow().values().map(Layout::size).sum()
+        }
+    }
+
+    unsafe impl GlobalAlloc for Ledger {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            if self.live_bytes() + layout.size() > self.limit.get() {
+                return ptr::null_mut();
+            }
+            let block = unsafe { System.alloc(layout) };
+            self.live.borrow_mut().insert(block as usize, layout);
+            self.allocations.set(self.allocations.get() + 1);
+            block
+        }
+
+        unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
+            let lent = self.live.borrow_mut().remove(&(block as usize));
+            assert_eq!(lent, Some(layout), "a block comes back as it went out");
+            unsafe { System.dealloc(block, layout) }
+        }
     }
 
     #[test]
-    fn a_freed_block_serves_the_next_of_its_class_and_keeps_its_contents_apart() {
-        let recycling = Recycling::new(System);
+    fn every_size_is_served_by_the_smallest_class_that_holds_it() {
+        for size in 1..=65536 {
+            let class = class_of(layout(size, 8)).unwrap();
+            assert!(class_layout(class).size() >= size, "{size}");
+            assert!(
+                class == 0 || class_layout(class - 1).size() < size,
+                "{size}"
+            );
+        }
+        assert_eq!(class_of(layout(65537, 8)), None);
+        assert_eq!(
+            class_of(layout(64, 32)),
+            None,
+            "more aligned than a class block"
+        );
+    }
+
+    #[test]
+    fn a_freed_block_serves_the_next_of_its_class_without_asking_underneath() {
+        let recycling = Recycling::new(Ledger::new());
         unsafe {
             let first = recycling.alloc(layout(24, 8));
-            first.write_bytes(0xAB, 24);
             recycling.dealloc(first, layout(24, 8));
             // 17 to 32 bytes are one class: the same block comes back.
             let second = recycling.alloc(layout(32, 4));
             assert_eq!(second, first);
-            // Another class gets another block.
+            assert_eq!(recycling.inner.allocations.get(), 1);
+            // Another class gets another block, 16-aligned.
             let other = recycling.alloc(layout(33, 8));
-            assert_ne!(other, second);
-            assert_eq!(other as usize % SMALLEST, 0, "class blocks are 16-aligned");
+            assert_eq!(recycling.inner.allocations.get(), 2);
+            assert_eq!(other as usize % SMALLEST, 0);
             recycling.dealloc(second, layout(32, 4));
             recycling.dealloc(other, layout(33, 8));
         }
+        // Dropped, the cache gives its blocks back: the ledger checks each one's layout.
+        drop(recycling);
     }
 
     #[test]
-    fn a_class_caches_at_most_its_share_of_bytes_but_always_one_block() {
-        let recycling = Recycling::new(System);
+    fn a_class_caches_at_most_its_share_of_bytes_however_often_it_churns() {
+        let recycling = Recycling::new(Ledger::new());
         let small = layout(1024, 8);
-        let large = layout(65536, 8);
+        let kept = CACHED_BYTES / 1024;
         unsafe {
-            let blocks: Vec<*mut u8> = (0..40).map(|_| recycling.alloc(small)).collect();
-            for &block in &blocks {
-                recycling.dealloc(block, small);
+            for round in 0..3 {
+                let before = recycling.inner.allocations.get();
+                let blocks: Vec<*mut u8> = (0..kept + 8).map(|_| recycling.alloc(small)).collect();
+                let asked = recycling.inner.allocations.get() - before;
+                // The first round asks for every block; later ones only for those not kept.
+                assert_eq!(
+                    asked,
+                    if round == 0 { kept + 8 } else { 8 },
+                    "round {round}"
+                );
+                for &block in &blocks {
+                    recycling.dealloc(block, small);
+                }
+                assert_eq!(recycling.lists().counts[6], kept);
+                assert_eq!(recycling.inner.live_bytes(), kept * 1024);
             }
-            assert_eq!(recycling.lists().counts[6], CACHED_BYTES / 1024);
+            let large = layout(65536, 8);
             let big = [recycling.alloc(large), recycling.alloc(large)];
             for block in big {
                 recycling.dealloc(block, large);
             }
-            assert_eq!(recycling.lists().counts[12], 1);
+            assert_eq!(recycling.lists().counts[12], 1, "always one block");
         }
     }
 
     #[test]
-    fn realloc_keeps_the_contents_within_a_class_and_across_classes() {
-        let recycling = Recycling::new(System);
+    fn realloc_keeps_the_contents_within_a_class_across_classes_and_beyond_them() {
+        let recycling = Recycling::new(Ledger::new());
         unsafe {
             let block = recycling.alloc(layout(20, 4));
             for i in 0..20 {
@@ -274,12 +399,70 @@ mod tests {
             }
             let same = recycling.realloc(block, layout(20, 4), 30);
             assert_eq!(same, block, "20 and 30 bytes are one class");
-            let grown = recycling.realloc(same, layout(30, 4), 100_000);
-            let shrunk = recycling.realloc(grown, layout(100_000, 4), 40);
+            let grown = recycling.realloc(same, layout(30, 4), 100);
+            let huge = recycling.realloc(grown, layout(100, 4), 100_000);
+            let huger = recycling.realloc(huge, layout(100_000, 4), 200_000);
+            let shrunk = recycling.realloc(huger, layout(200_000, 4), 64);
+            let smaller = recycling.realloc(shrunk, layout(64, 4), 20);
             for i in 0..20 {
-                assert_eq!(shrunk.add(i).read(), i as u8);
+                assert_eq!(smaller.add(i).read(), i as u8);
             }
-            recycling.dealloc(shrunk, layout(40, 4));
+            recycling.dealloc(smaller, layout(20, 4));
+        }
+        drop(recycling);
+    }
+
+    #[test]
+    fn a_reused_block_is_zeroed_when_asked() {
+        let recycling = Recycling::new(System);
+        unsafe {
+            let dirty = recycling.alloc(layout(64, 8));
+            dirty.write_bytes(0xAB, 64);
+            recycling.dealloc(dirty, layout(64, 8));
+            let zeroed = recycling.alloc_zeroed(layout(60, 8));
+            assert_eq!(zeroed, dirty);
+            assert!((0..60).all(|i| zeroed.add(i).read() == 0));
+            recycling.dealloc(zeroed, layout(60, 8));
+        }
+    }
+
+    #[test]
+    fn cached_blocks_go_back_before_an_allocation_fails() {
+        let recycling = Recycling::new(Ledger::new());
+        let small = layout(4096, 8);
+        let fill_cache = || unsafe {
+            recycling.inner.limit.set(usize::MAX);
+            let blocks: Vec<*mut u8> = (0..8).map(|_| recycling.alloc(small)).collect();
+            for &block in &blocks {
+                recycling.dealloc(block, small);
+            }
+            assert_eq!(recycling.lists().counts[8], 8, "cached");
+        };
+        unsafe {
+            // A class block (20 000 bytes take a 32 KiB one): room for it, but not beside the
+            // cache.
+            fill_cache();
+            recycling
+                .inner
+                .limit
+                .set(recycling.inner.live_bytes() + 30_000);
+            let block = recycling.alloc(layout(20_000, 8));
+            assert!(!block.is_null(), "the cache was given back");
+            assert_eq!(recycling.lists().counts[8], 0);
+            recycling.dealloc(block, layout(20_000, 8));
+            // A block beyond the classes, the same way.
+            fill_cache();
+            recycling
+                .inner
+                .limit
+                .set(recycling.inner.live_bytes() + 80_000);
+            let large = layout(70_000, 8);
+            let block = recycling.alloc(large);
+            assert!(!block.is_null(), "the cache was given back");
+            // Growing it past what is left fails only once nothing is cached.
+            let grown = recycling.realloc(block, large, 90_000);
+            assert!(grown.is_null(), "refused when nothing is cached");
+            recycling.dealloc(block, large);
         }
     }
 }

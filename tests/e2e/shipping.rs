@@ -121,6 +121,11 @@ fn json_logs_are_one_object_per_line() {
         "print",
         "--requests",
         "3",
+        // What is tested is the log's shape, not the pick's time: on a loaded machine a
+        // printing pick once went past the default 1 ms of CPU, and `plugin test` then fails.
+        // The most a pick may be given.
+        "--pick-timeout",
+        "100ms",
     ];
     let by_flag = run_vane(["--log-format", "json"].iter().chain(&args));
     let by_env = Command::new(vane_binary())

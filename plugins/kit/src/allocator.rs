@@ -129,9 +129,7 @@ impl<A: GlobalAlloc> Recycling<A> {
         // SAFETY: as the doc says; every use below ends before the method returns.
         unsafe { &mut *self.lists.get() }
     }
-}
 
-impl<A: GlobalAlloc> Recycling<A> {
     /// Asks `inner` for a block of `layout`; if it has none, gives every cached block back
     /// and asks once more, so the cache never makes an allocation fail that would succeed
     /// without it (a plugin's memory is capped).

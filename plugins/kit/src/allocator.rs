@@ -106,15 +106,15 @@ impl FreeLists {
 
 /// The allocator `A` behind a cache of freed blocks by size class (see the module's notes).
 /// Not for threads: its lists are unsynchronised, and the kit installs it only where a plugin
-/// has one thread.
-pub struct Recycling<A: GlobalAlloc> {
+/// has one thread. Not public: without `Sync` it could serve as no one else's global allocator.
+pub(crate) struct Recycling<A: GlobalAlloc> {
     inner: A,
     lists: std::cell::UnsafeCell<FreeLists>,
 }
 
 impl<A: GlobalAlloc> Recycling<A> {
     /// `inner` behind empty lists.
-    pub const fn new(inner: A) -> Self {
+    pub(crate) const fn new(inner: A) -> Self {
         Recycling {
             inner,
             lists: std::cell::UnsafeCell::new(FreeLists::new()),

@@ -16,6 +16,7 @@
 
 #[cfg(feature = "allocator")]
 #[allow(unsafe_code)] // an allocator hands out raw memory
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))] // installed on wasm, tested natively
 mod allocator;
 mod config;
 #[cfg(feature = "guest")]
@@ -29,8 +30,6 @@ mod request_key;
 mod ring;
 mod schedule;
 
-#[cfg(feature = "allocator")]
-pub use allocator::Recycling;
 pub use config::ConfigPairs;
 #[cfg(feature = "guest")]
 pub use guest::*;
